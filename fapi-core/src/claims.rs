@@ -1,0 +1,255 @@
+//! JWT claims ([RFC 7519 §4.1]) read strictly: a claim of the wrong JSON type
+//! is an error, never "absent". NumericDates must be JSON integers in range;
+//! a string, a float or a negative `exp` is rejected.
+//!
+//! [RFC 7519 §4.1]: https://www.rfc-editor.org/rfc/rfc7519#section-4.1
+
+use serde_json::{Map, Value};
+
+use crate::time::UnixTime;
+
+/// Why a claim was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClaimError {
+    /// A required claim is absent.
+    #[error("claim `{0}` is required")]
+    Missing(&'static str),
+    /// A claim has the wrong JSON type.
+    #[error("claim `{0}` has the wrong type")]
+    WrongType(&'static str),
+    /// A NumericDate claim is not a JSON integer between 0 and year 9999.
+    #[error("claim `{0}` must be a JSON integer NumericDate")]
+    NotNumericDate(&'static str),
+    /// `exp` is at or before now.
+    #[error("token expired at {exp} (now {now})")]
+    Expired {
+        /// Current time.
+        now: UnixTime,
+        /// The `exp` claim.
+        exp: UnixTime,
+    },
+    /// `nbf` is later than now plus the allowed skew.
+    #[error("token is not valid before {nbf} (now {now})")]
+    NotYetValid {
+        /// Current time.
+        now: UnixTime,
+        /// The `nbf` claim.
+        nbf: UnixTime,
+    },
+    /// `iat` is later than now plus the allowed skew.
+    #[error("token was issued in the future at {iat} (now {now})")]
+    IssuedInFuture {
+        /// Current time.
+        now: UnixTime,
+        /// The `iat` claim.
+        iat: UnixTime,
+    },
+    /// `nbf` is further in the past than the profile allows.
+    #[error("token nbf is more than {max_secs} s in the past")]
+    NotBeforeTooOld {
+        /// The limit.
+        max_secs: i64,
+    },
+    /// The validity window (`exp` - `nbf`, or `exp` - `iat`) is too long.
+    #[error("token lifetime of {secs} s exceeds the maximum of {max_secs} s")]
+    LifetimeTooLong {
+        /// The lifetime found.
+        secs: i64,
+        /// The limit.
+        max_secs: i64,
+    },
+    /// `exp` is before `nbf`/`iat`.
+    #[error("token exp is before its nbf or iat")]
+    InvertedWindow,
+    /// `iss` is not the expected issuer.
+    #[error("claim `iss` is not the expected issuer")]
+    WrongIssuer,
+    /// `aud` does not name this party (or is an array where a string is
+    /// required).
+    #[error("claim `aud` does not name this recipient in the required form")]
+    WrongAudience,
+}
+
+/// The `aud` claim: a string or an array of strings
+/// ([RFC 7519 §4.1.3](https://www.rfc-editor.org/rfc/rfc7519#section-4.1.3)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience<'a> {
+    /// A single string.
+    Single(&'a str),
+    /// An array of strings.
+    Many(&'a [Value]),
+}
+
+impl Audience<'_> {
+    /// Whether the audience is exactly `expected` as a plain string.
+    pub fn is_exactly(&self, expected: &str) -> bool {
+        matches!(self, Audience::Single(s) if *s == expected)
+    }
+    /// Whether `expected` is the string or is in the array (exact compare).
+    pub fn contains(&self, expected: &str) -> bool {
+        match self {
+            Audience::Single(s) => *s == expected,
+            Audience::Many(a) => a.iter().any(|v| v.as_str() == Some(expected)),
+        }
+    }
+}
+
+/// The claims of a JWT.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Claims(Map<String, Value>);
+
+impl Claims {
+    /// Wraps a JSON object.
+    pub fn new(map: Map<String, Value>) -> Self {
+        Self(map)
+    }
+
+    /// The raw object.
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
+    /// Unwraps the JSON object.
+    pub fn into_map(self) -> Map<String, Value> {
+        self.0
+    }
+
+    /// Any claim, raw.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+
+    /// A string claim; absent is `None`, another type is an error.
+    ///
+    /// # Errors
+    /// [`ClaimError::WrongType`].
+    pub fn string(&self, name: &'static str) -> Result<Option<&str>, ClaimError> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ClaimError::WrongType(name)),
+        }
+    }
+
+    /// A required string claim.
+    ///
+    /// # Errors
+    /// [`ClaimError::Missing`] or [`ClaimError::WrongType`].
+    pub fn required_string(&self, name: &'static str) -> Result<&str, ClaimError> {
+        self.string(name)?.ok_or(ClaimError::Missing(name))
+    }
+
+    /// A NumericDate claim: a JSON integer in `0..=253402300799`.
+    ///
+    /// # Errors
+    /// [`ClaimError::NotNumericDate`] for a string, float, negative or
+    /// out-of-range value.
+    pub fn numeric_date(&self, name: &'static str) -> Result<Option<UnixTime>, ClaimError> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .and_then(UnixTime::from_secs)
+                .map(Some)
+                .ok_or(ClaimError::NotNumericDate(name)),
+            Some(_) => Err(ClaimError::NotNumericDate(name)),
+        }
+    }
+
+    /// The `aud` claim.
+    ///
+    /// # Errors
+    /// [`ClaimError::WrongType`] unless a string or a non-empty array of
+    /// strings.
+    pub fn audience(&self) -> Result<Option<Audience<'_>>, ClaimError> {
+        match self.0.get("aud") {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(Audience::Single(s))),
+            Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_string) => {
+                Ok(Some(Audience::Many(a)))
+            }
+            Some(_) => Err(ClaimError::WrongType("aud")),
+        }
+    }
+
+    /// Checks `exp`, `nbf` and `iat` against `now` and `rules`.
+    ///
+    /// # Errors
+    /// The first [`ClaimError`] found.
+    pub fn check_times(&self, rules: &TimeRules, now: UnixTime) -> Result<Times, ClaimError> {
+        let exp = self.numeric_date("exp")?;
+        let nbf = self.numeric_date("nbf")?;
+        let iat = self.numeric_date("iat")?;
+        let exp = match exp {
+            Some(exp) => exp,
+            None => return Err(ClaimError::Missing("exp")),
+        };
+        if rules.require_nbf && nbf.is_none() {
+            return Err(ClaimError::Missing("nbf"));
+        }
+        if rules.require_iat && iat.is_none() {
+            return Err(ClaimError::Missing("iat"));
+        }
+        if now >= exp {
+            return Err(ClaimError::Expired { now, exp });
+        }
+        let latest_start = now.saturating_add(rules.max_future_skew_secs);
+        if let Some(nbf) = nbf {
+            if nbf > latest_start {
+                return Err(ClaimError::NotYetValid { now, nbf });
+            }
+            if let Some(max) = rules.max_nbf_age_secs {
+                if now.secs_since(nbf) > max {
+                    return Err(ClaimError::NotBeforeTooOld { max_secs: max });
+                }
+            }
+        }
+        if let Some(iat) = iat {
+            if iat > latest_start {
+                return Err(ClaimError::IssuedInFuture { now, iat });
+            }
+        }
+        if let Some(max) = rules.max_lifetime_secs {
+            // the window runs from nbf, else iat, else now
+            let start = nbf.or(iat).unwrap_or(now);
+            let secs = exp.secs_since(start);
+            if secs < 0 {
+                return Err(ClaimError::InvertedWindow);
+            }
+            if secs > max {
+                return Err(ClaimError::LifetimeTooLong {
+                    secs,
+                    max_secs: max,
+                });
+            }
+        }
+        Ok(Times { exp, nbf, iat })
+    }
+}
+
+/// Time rules for one kind of token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeRules {
+    /// `nbf` must be present.
+    pub require_nbf: bool,
+    /// `iat` must be present.
+    pub require_iat: bool,
+    /// How far in the future `nbf`/`iat` may be (clock skew).
+    pub max_future_skew_secs: i64,
+    /// How far in the past `nbf` may be.
+    pub max_nbf_age_secs: Option<i64>,
+    /// Longest allowed `exp` - `nbf` (or - `iat`, or - now).
+    pub max_lifetime_secs: Option<i64>,
+}
+
+/// The checked time claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Times {
+    /// `exp`
+    pub exp: UnixTime,
+    /// `nbf`
+    pub nbf: Option<UnixTime>,
+    /// `iat`
+    pub iat: Option<UnixTime>,
+}

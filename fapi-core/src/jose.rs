@@ -1,0 +1,503 @@
+//! Compact JWS ([RFC 7515]), framed strictly and verified against a policy.
+//!
+//! [`UnverifiedJws::parse`] checks the framing: at most [`MAX_TOKEN_LEN`]
+//! bytes, exactly three segments, strict base64url in each, a header that is
+//! a strict JSON object (no duplicate members, bounded depth) with no
+//! embedded key source (`jwk`, `jku`, `x5u`, `x5c`). Its contents are
+//! readable only through `unverified_*` accessors.
+//!
+//! [`UnverifiedJws::verify`] applies a [`JwsPolicy`]: the algorithm must be
+//! one the policy allows *before* any cryptography runs; `typ` must be the
+//! one expected for this kind of token ([RFC 8725 §3.11]); every `crit` name
+//! must be understood; then the one matching key from the configured
+//! [`KeySet`] verifies the signature, and only then is the payload parsed.
+//!
+//! [RFC 7515]: https://www.rfc-editor.org/rfc/rfc7515
+//! [RFC 8725 §3.11]: https://www.rfc-editor.org/rfc/rfc8725#section-3.11
+
+use core::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::claims::Claims;
+use crate::crypto::{Algorithm, SigningError, SigningKey};
+use crate::encoding::{b64url_decode, b64url_encode, B64Error};
+use crate::json::{parse_object, JsonError};
+use crate::jwk::{KeySelectionError, KeySet};
+
+/// Largest compact JWS accepted, in bytes (64 KiB).
+pub const MAX_TOKEN_LEN: usize = 64 * 1024;
+
+/// Header members that would name a key source. A verifier here never takes
+/// a key from the token it verifies ([RFC 8725 §3.10], FAPI-RULES "JOSE").
+///
+/// [RFC 8725 §3.10]: https://www.rfc-editor.org/rfc/rfc8725#section-3.10
+pub const KEY_SOURCE_HEADERS: [&str; 4] = ["jwk", "jku", "x5u", "x5c"];
+
+/// A part of a compact JWS, for error reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The protected header.
+    Header,
+    /// The payload.
+    Payload,
+    /// The signature.
+    Signature,
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Part::Header => "header",
+            Part::Payload => "payload",
+            Part::Signature => "signature",
+        })
+    }
+}
+
+/// What was wrong with a JSON part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JsonProblem {
+    /// Not well-formed JSON.
+    Syntax,
+    /// A member name appears twice.
+    DuplicateMember,
+    /// Nested too deeply.
+    TooDeep,
+    /// Not a JSON object.
+    NotAnObject,
+}
+
+impl From<JsonError> for JsonProblem {
+    fn from(e: JsonError) -> Self {
+        match e {
+            JsonError::Syntax => Self::Syntax,
+            JsonError::DuplicateMember => Self::DuplicateMember,
+            JsonError::TooDeep => Self::TooDeep,
+            JsonError::NotAnObject => Self::NotAnObject,
+        }
+    }
+}
+
+impl fmt::Display for JsonProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Syntax => "is not well-formed JSON",
+            Self::DuplicateMember => "repeats a member name",
+            Self::TooDeep => "is nested too deeply",
+            Self::NotAnObject => "is not a JSON object",
+        })
+    }
+}
+
+/// Why a JWS was rejected. Each variant is one rule of FAPI-RULES "JOSE".
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoseError {
+    /// Longer than [`MAX_TOKEN_LEN`].
+    #[error("token is longer than {max} bytes")]
+    TooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// Not exactly three `.`-separated segments.
+    #[error("token is not a compact JWS of exactly three segments")]
+    SegmentCount,
+    /// A segment is not strict base64url (padding, whitespace, wrong alphabet
+    /// or non-canonical trailing bits).
+    #[error("token {0} is not strict base64url without padding")]
+    Base64(Part),
+    /// A JSON part is malformed.
+    #[error("token {part} {problem}")]
+    Json {
+        /// Which part.
+        part: Part,
+        /// What is wrong.
+        problem: JsonProblem,
+    },
+    /// The header has no `alg`.
+    #[error("token header has no alg")]
+    MissingAlgorithm,
+    /// A header member has the wrong JSON type.
+    #[error("token header member `{0}` has the wrong type")]
+    HeaderType(&'static str),
+    /// `alg` is not one this crate family ever accepts (`none` in any case,
+    /// `HS*`, `RS256`, anything unknown).
+    #[error("token alg is not permitted; use PS256, ES256 or EdDSA")]
+    AlgorithmNotPermitted,
+    /// `alg` is known but not allowed by the profile in force.
+    #[error("token alg {0} is not allowed by this profile")]
+    AlgorithmNotInProfile(Algorithm),
+    /// The header names a key source (`jwk`, `jku`, `x5u`, `x5c`).
+    #[error("token header member `{0}` is not accepted: keys come only from the registered jwks")]
+    EmbeddedKeySource(&'static str),
+    /// `crit` is malformed: not a non-empty array of distinct strings each
+    /// present in the header.
+    #[error("token header crit is malformed")]
+    MalformedCritical,
+    /// `crit` names an extension this verifier does not understand.
+    #[error("token header crit names an extension this verifier does not understand")]
+    UnknownCritical,
+    /// `b64` appears where an unencoded payload is not allowed.
+    #[error("token header b64 is only allowed for detached signatures")]
+    UnencodedPayloadNotAllowed,
+    /// `typ` is absent where explicit typing is required.
+    #[error("token header has no typ; expected {expected}")]
+    MissingType {
+        /// The expected value.
+        expected: &'static str,
+    },
+    /// `typ` is not the one for this kind of token.
+    #[error("token typ is wrong for this kind of token; expected {expected}")]
+    WrongType {
+        /// The expected value.
+        expected: &'static str,
+    },
+    /// No single key could be chosen.
+    #[error(transparent)]
+    Key(#[from] KeySelectionError),
+    /// The signature did not verify. Deliberately opaque.
+    #[error("token signature is invalid")]
+    BadSignature,
+}
+
+impl JoseError {
+    fn b64(part: Part) -> impl Fn(B64Error) -> JoseError {
+        move |_| JoseError::Base64(part)
+    }
+    fn json(part: Part) -> impl Fn(JsonError) -> JoseError {
+        move |e| JoseError::Json {
+            part,
+            problem: e.into(),
+        }
+    }
+}
+
+/// The `typ` a kind of token must carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedType {
+    /// Exactly this media type (compared per RFC 7515 §4.1.9: case-insensitive,
+    /// with or without the `application/` prefix).
+    Exact(&'static str),
+    /// Absent or `JWT`: for tokens whose profile defines no explicit type
+    /// (client assertions, ID tokens, JARM). Any other explicit type, such as
+    /// `at+jwt`, is rejected so one kind of token never passes as another.
+    JwtOrAbsent,
+}
+
+fn media_type_eq(value: &str, expected: &str) -> bool {
+    let v = match value.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => {
+            value.get(12..).unwrap_or("")
+        }
+        _ => value,
+    };
+    v.eq_ignore_ascii_case(expected)
+}
+
+impl ExpectedType {
+    fn check(self, typ: Option<&str>) -> Result<(), JoseError> {
+        match (self, typ) {
+            (Self::Exact(e), None) => Err(JoseError::MissingType { expected: e }),
+            (Self::Exact(e), Some(t)) if media_type_eq(t, e) => Ok(()),
+            (Self::Exact(e), Some(_)) => Err(JoseError::WrongType { expected: e }),
+            (Self::JwtOrAbsent, None) => Ok(()),
+            (Self::JwtOrAbsent, Some(t)) if media_type_eq(t, "JWT") => Ok(()),
+            (Self::JwtOrAbsent, Some(_)) => Err(JoseError::WrongType { expected: "JWT" }),
+        }
+    }
+}
+
+/// What a verifier accepts for one kind of token.
+#[derive(Clone, Copy, Debug)]
+pub struct JwsPolicy<'a> {
+    /// Algorithms allowed (normally the profile's).
+    pub algorithms: &'a [Algorithm],
+    /// The `typ` this kind of token carries.
+    pub typ: ExpectedType,
+    /// `crit` extension names this verifier understands and checks itself.
+    pub understood_critical: &'a [&'a str],
+}
+
+/// The protected header of a JWS.
+#[derive(Clone, Debug)]
+pub struct Header {
+    alg: String,
+    kid: Option<String>,
+    typ: Option<String>,
+    crit: Option<Vec<String>>,
+    members: Map<String, Value>,
+}
+
+fn opt_str(m: &Map<String, Value>, name: &'static str) -> Result<Option<String>, JoseError> {
+    match m.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(JoseError::HeaderType(name)),
+    }
+}
+
+impl Header {
+    fn parse(bytes: &[u8]) -> Result<Self, JoseError> {
+        let members = parse_object(bytes).map_err(JoseError::json(Part::Header))?;
+        if let Some(name) = KEY_SOURCE_HEADERS
+            .iter()
+            .find(|n| members.contains_key(**n))
+        {
+            return Err(JoseError::EmbeddedKeySource(name));
+        }
+        let alg = opt_str(&members, "alg")?.ok_or(JoseError::MissingAlgorithm)?;
+        let kid = opt_str(&members, "kid")?;
+        let typ = opt_str(&members, "typ")?;
+        let crit = match members.get("crit") {
+            None => None,
+            Some(Value::Array(items)) => {
+                let mut names: Vec<String> = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        Value::String(s)
+                            if !s.is_empty()
+                                && !names.contains(s)
+                                && members.contains_key(s.as_str()) =>
+                        {
+                            names.push(s.clone())
+                        }
+                        _ => return Err(JoseError::MalformedCritical),
+                    }
+                }
+                if names.is_empty() {
+                    return Err(JoseError::MalformedCritical);
+                }
+                Some(names)
+            }
+            Some(_) => return Err(JoseError::MalformedCritical),
+        };
+        Ok(Self {
+            alg,
+            kid,
+            typ,
+            crit,
+            members,
+        })
+    }
+
+    /// `alg` as written.
+    pub fn alg(&self) -> &str {
+        &self.alg
+    }
+    /// `kid`.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+    /// `typ`.
+    pub fn typ(&self) -> Option<&str> {
+        self.typ.as_deref()
+    }
+    /// `crit` names.
+    pub fn crit(&self) -> &[String] {
+        self.crit.as_deref().unwrap_or_default()
+    }
+    /// Any member.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.members.get(name)
+    }
+
+    /// The policy checks that run before any cryptography. Returns the
+    /// algorithm to verify with.
+    pub(crate) fn check(
+        &self,
+        policy: &JwsPolicy<'_>,
+        detached: bool,
+    ) -> Result<Algorithm, JoseError> {
+        let alg = Algorithm::from_jose_name(&self.alg).ok_or(JoseError::AlgorithmNotPermitted)?;
+        if !policy.algorithms.contains(&alg) {
+            return Err(JoseError::AlgorithmNotInProfile(alg));
+        }
+        policy.typ.check(self.typ())?;
+        for name in self.crit() {
+            let understood =
+                policy.understood_critical.contains(&name.as_str()) || (detached && name == "b64");
+            if !understood {
+                return Err(JoseError::UnknownCritical);
+            }
+        }
+        if self.members.contains_key("b64") && !detached {
+            return Err(JoseError::UnencodedPayloadNotAllowed);
+        }
+        Ok(alg)
+    }
+}
+
+/// A compact JWS whose signature has not been checked.
+///
+/// Nothing in it may be trusted; the accessors say so in their names.
+#[derive(Clone)]
+pub struct UnverifiedJws<'a> {
+    signing_input: &'a str,
+    header: Header,
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl fmt::Debug for UnverifiedJws<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnverifiedJws")
+            .field("alg", &self.header.alg)
+            .field("kid", &self.header.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> UnverifiedJws<'a> {
+    /// Frames a compact JWS strictly (see the module docs).
+    ///
+    /// # Errors
+    /// [`JoseError`] for any framing or header rule.
+    pub fn parse(token: &'a str) -> Result<Self, JoseError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(JoseError::TooLarge { max: MAX_TOKEN_LEN });
+        }
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(JoseError::SegmentCount);
+        };
+        let header_bytes = b64url_decode(h, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Header))?;
+        let header = Header::parse(&header_bytes)?;
+        let payload = b64url_decode(p, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Payload))?;
+        let signature = b64url_decode(s, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Signature))?;
+        let signing_input = token
+            .get(..h.len() + 1 + p.len())
+            .ok_or(JoseError::SegmentCount)?;
+        Ok(Self {
+            signing_input,
+            header,
+            payload,
+            signature,
+        })
+    }
+
+    /// The unverified header.
+    pub fn unverified_header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The unverified payload parsed as claims, e.g. to find `iss` and look up
+    /// the party whose keys must verify the token.
+    ///
+    /// # Errors
+    /// [`JoseError::Json`] if the payload is not a strict JSON object.
+    pub fn unverified_claims(&self) -> Result<Claims, JoseError> {
+        parse_object(&self.payload)
+            .map(Claims::new)
+            .map_err(JoseError::json(Part::Payload))
+    }
+
+    /// Checks the policy, then the signature with the one matching key from
+    /// `keys`, then parses the payload.
+    ///
+    /// # Errors
+    /// [`JoseError`]; a bad signature is the opaque [`JoseError::BadSignature`].
+    pub fn verify(self, keys: &KeySet, policy: &JwsPolicy<'_>) -> Result<VerifiedJws, JoseError> {
+        let alg = self.header.check(policy, false)?;
+        let entry = keys.select(alg, self.header.kid())?;
+        entry
+            .key()
+            .verify(self.signing_input.as_bytes(), &self.signature)
+            .map_err(|_| JoseError::BadSignature)?;
+        let claims = parse_object(&self.payload).map_err(JoseError::json(Part::Payload))?;
+        Ok(VerifiedJws {
+            header: self.header,
+            claims: Claims::new(claims),
+            key_thumbprint: entry.thumbprint(),
+        })
+    }
+}
+
+/// A JWS whose algorithm, type and signature have been checked. Its claims
+/// still need the checks of the token kind (time, issuer, audience, ...).
+#[derive(Clone, Debug)]
+pub struct VerifiedJws {
+    header: Header,
+    claims: Claims,
+    key_thumbprint: crate::crypto::JwkThumbprint,
+}
+
+impl VerifiedJws {
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+    /// The claims.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+    /// The thumbprint of the key that verified the signature.
+    pub fn key_thumbprint(&self) -> crate::crypto::JwkThumbprint {
+        self.key_thumbprint
+    }
+    /// Splits into header and claims.
+    pub fn into_parts(self) -> (Header, Claims) {
+        (self.header, self.claims)
+    }
+}
+
+/// Signs `claims` as a compact JWS with `alg` from the key, and `kid`/`typ`
+/// when given.
+///
+/// # Errors
+/// [`SigningError`] if the provider fails.
+pub fn sign_compact(
+    key: &dyn SigningKey,
+    kid: Option<&str>,
+    typ: Option<&str>,
+    claims: &Map<String, Value>,
+) -> Result<String, SigningError> {
+    let mut header = Map::new();
+    header.insert(
+        "alg".into(),
+        Value::String(key.algorithm().jose_name().into()),
+    );
+    if let Some(kid) = kid {
+        header.insert("kid".into(), Value::String(kid.into()));
+    }
+    if let Some(typ) = typ {
+        header.insert("typ".into(), Value::String(typ.into()));
+    }
+    sign_with_header(key, &header, claims)
+}
+
+/// Signs `claims` under a caller-built header (which must carry `alg`
+/// matching the key). For tests of the verifier and special headers.
+///
+/// # Errors
+/// [`SigningError`] if the provider fails or the header cannot be encoded.
+pub fn sign_with_header(
+    key: &dyn SigningKey,
+    header: &Map<String, Value>,
+    claims: &Map<String, Value>,
+) -> Result<String, SigningError> {
+    let h = serde_json::to_vec(header).map_err(|_| SigningError)?;
+    let p = serde_json::to_vec(claims).map_err(|_| SigningError)?;
+    sign_raw_parts(key, &h, &p)
+}
+
+/// Signs raw header and payload bytes (already serialized JSON).
+///
+/// # Errors
+/// [`SigningError`] if the provider fails.
+pub fn sign_raw_parts(
+    key: &dyn SigningKey,
+    header: &[u8],
+    payload: &[u8],
+) -> Result<String, SigningError> {
+    let mut out = b64url_encode(header);
+    out.push('.');
+    out.push_str(&b64url_encode(payload));
+    let sig = key.sign(out.as_bytes())?;
+    out.push('.');
+    out.push_str(&b64url_encode(&sig));
+    Ok(out)
+}

@@ -1,0 +1,186 @@
+//! A strict JSON reader for untrusted token parts.
+//!
+//! `serde_json` does the parsing; this module adds what JOSE needs on top
+//! ([RFC 7515 §5.2](https://www.rfc-editor.org/rfc/rfc7515#section-5.2),
+//! [RFC 8725 §3.14](https://www.rfc-editor.org/rfc/rfc8725)): duplicate member
+//! names are an error (never "last one wins"), nesting depth is bounded, the
+//! top level must be an object, and nothing may follow it.
+
+use core::cell::Cell;
+use core::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+/// Maximum number of nested objects/arrays (the top-level object counts as
+/// one) in any JSON document read from a token.
+pub(crate) const MAX_JSON_DEPTH: usize = 16;
+
+/// Why a JSON document was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JsonError {
+    /// Not well-formed JSON, or trailing data after it.
+    Syntax,
+    /// A member name appears twice in one object.
+    DuplicateMember,
+    /// Nested deeper than [`MAX_JSON_DEPTH`].
+    TooDeep,
+    /// The document is not a JSON object.
+    NotAnObject,
+}
+
+/// Parses `bytes` as one JSON object under the rules above.
+pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonError> {
+    let kind = Cell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = Seed {
+        depth: MAX_JSON_DEPTH,
+        kind: &kind,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v))
+    .map_err(|_| kind.get().unwrap_or(JsonError::Syntax))?;
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(JsonError::NotAnObject),
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Seed<'k> {
+    depth: usize,
+    kind: &'k Cell<Option<JsonError>>,
+}
+
+impl Seed<'_> {
+    fn fail<E: de::Error>(&self, kind: JsonError) -> E {
+        self.kind.set(Some(kind));
+        E::custom(match kind {
+            JsonError::DuplicateMember => "duplicate member name",
+            JsonError::TooDeep => "nested too deeply",
+            _ => "invalid json",
+        })
+    }
+
+    fn child<E: de::Error>(&self) -> Result<Self, E> {
+        match self.depth.checked_sub(1) {
+            Some(depth) => Ok(Seed {
+                depth,
+                kind: self.kind,
+            }),
+            _ => Err(self.fail(JsonError::TooDeep)),
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Seed<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| self.fail(JsonError::Syntax))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let child = self.child()?;
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(child)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let child = self.child()?;
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(self.fail(JsonError::DuplicateMember));
+            }
+            let value = map.next_value_seed(child)?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_object() {
+        let m = parse_object(br#"{"a":1,"b":[true,null,"x"],"c":{"d":1.5}}"#).unwrap();
+        assert_eq!(m.len(), 3);
+    }
+
+    #[test]
+    fn duplicate_member_names_rejected() {
+        assert_eq!(
+            parse_object(br#"{"alg":"ES256","alg":"none"}"#),
+            Err(JsonError::DuplicateMember)
+        );
+        assert_eq!(
+            parse_object(br#"{"a":{"x":1,"x":2}}"#),
+            Err(JsonError::DuplicateMember)
+        );
+        // the same name in different objects is fine
+        assert!(parse_object(br#"{"a":{"x":1},"b":{"x":2}}"#).is_ok());
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let ok = format!(
+            "{}{}",
+            "[".repeat(MAX_JSON_DEPTH - 1),
+            "]".repeat(MAX_JSON_DEPTH - 1)
+        );
+        assert!(parse_object(format!(r#"{{"a":{ok}}}"#).as_bytes()).is_ok());
+        let deep = format!(
+            "{}{}",
+            "[".repeat(MAX_JSON_DEPTH),
+            "]".repeat(MAX_JSON_DEPTH)
+        );
+        assert_eq!(
+            parse_object(format!(r#"{{"a":{deep}}}"#).as_bytes()),
+            Err(JsonError::TooDeep)
+        );
+    }
+
+    #[test]
+    fn non_object_and_trailing_data_rejected() {
+        assert_eq!(parse_object(b"[1]"), Err(JsonError::NotAnObject));
+        assert_eq!(parse_object(b"\"x\""), Err(JsonError::NotAnObject));
+        assert_eq!(parse_object(br#"{"a":1}x"#), Err(JsonError::Syntax));
+        assert_eq!(parse_object(br#"{"a":1}{"b":2}"#), Err(JsonError::Syntax));
+        assert_eq!(parse_object(b"{\"a\":\"\xff\"}"), Err(JsonError::Syntax));
+        assert!(parse_object(b" {\"a\":1} \n").is_ok());
+    }
+}
