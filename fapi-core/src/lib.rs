@@ -2,11 +2,25 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access_token;
 pub mod claims;
+pub mod client;
+pub mod client_auth;
 pub mod crypto;
 pub mod encoding;
 pub mod error;
 pub mod jose;
 mod json;
 pub mod jwk;
+pub mod pkce;
+pub mod profile;
+pub mod random;
+pub mod replay;
+pub mod request_object;
 pub mod time;
+pub mod types;
+
+pub use access_token::{AccessTokenVerifier, BoundAccessToken, VerifiedAccessToken};
+pub use client_auth::AuthenticatedClient;
+pub use error::{ErrorCode, ErrorResponse, OAuthError};
+pub use profile::Profile;

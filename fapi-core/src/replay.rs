@@ -1,0 +1,115 @@
+//! Single use of `jti` values: the [`ReplayCache`] store trait and an
+//! in-memory implementation.
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::time::UnixTime;
+
+/// A boxed, `Send` future: how the async store traits stay usable as
+/// `Arc<dyn Trait>` without this crate starting a runtime.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A store failed; the request must be refused (fail closed).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store is full of unexpired entries.
+    #[error("replay cache is full")]
+    CapacityExceeded,
+    /// The backing store failed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Remembers which `jti` values were used, until they expire.
+///
+/// # Guarantees an implementation must give
+/// - `insert_if_absent` is atomic: of any number of concurrent calls with the
+///   same `(scope, jti)`, exactly one returns `Ok(true)` while the entry is
+///   unexpired.
+/// - An entry is kept at least until `expires_at`; after that it may be
+///   forgotten (the token it guards is expired and refused anyway).
+/// - On any failure it returns `Err`, never `Ok(true)`.
+///
+/// `fapi_core::testing::replay_cache_conformance` (feature `testing`) checks
+/// these for any adapter.
+pub trait ReplayCache: Send + Sync + fmt::Debug {
+    /// Records `jti` within `scope` (e.g. the client id) until `expires_at`.
+    /// Returns `Ok(true)` if it was not present (first use), `Ok(false)` if
+    /// it was (replay).
+    fn insert_if_absent<'a>(
+        &'a self,
+        scope: &'a str,
+        jti: &'a str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
+
+/// An in-memory [`ReplayCache`] with a capacity bound and expiry sweeping.
+pub struct InMemoryReplayCache {
+    entries: Mutex<HashMap<(String, String), UnixTime>>,
+    capacity: usize,
+}
+
+impl fmt::Debug for InMemoryReplayCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryReplayCache")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InMemoryReplayCache {
+    /// A cache holding at most `capacity` unexpired entries.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn insert_now(
+        &self,
+        scope: &str,
+        jti: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut map = self
+            .entries
+            .lock()
+            .map_err(|_| StoreError::Unavailable("replay cache lock poisoned".into()))?;
+        let key = (scope.to_owned(), jti.to_owned());
+        if let Some(exp) = map.get(&key) {
+            if *exp > now {
+                return Ok(false);
+            }
+        }
+        if map.len() >= self.capacity {
+            map.retain(|_, exp| *exp > now);
+            if map.len() >= self.capacity {
+                return Err(StoreError::CapacityExceeded);
+            }
+        }
+        map.insert(key, expires_at);
+        Ok(true)
+    }
+}
+
+impl ReplayCache for InMemoryReplayCache {
+    fn insert_if_absent<'a>(
+        &'a self,
+        scope: &'a str,
+        jti: &'a str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let result = self.insert_now(scope, jti, expires_at, now);
+        Box::pin(core::future::ready(result))
+    }
+}

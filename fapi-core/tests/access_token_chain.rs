@@ -1,0 +1,310 @@
+//! The resource-server chain: `AccessTokenVerifier::verify` ->
+//! `VerifiedAccessToken::bind`, with each rule's negative test and twin, and
+//! expiry probed exactly at its edges with an injected clock.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use fapi_core::access_token::{
+    AccessTokenClaims, AccessTokenError, AccessTokenIssuer, BindingError, Confirmation,
+    PresentedKey, ProofOfPossession,
+};
+use fapi_core::claims::ClaimError;
+use fapi_core::crypto::{Algorithm, JwkThumbprint};
+use fapi_core::jose::JoseError;
+use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, Issuer, Scope};
+use fapi_core::{AccessTokenVerifier, ErrorCode, OAuthError, Profile};
+use serde_json::json;
+
+const AUD: &str = "https://api.bank.example";
+
+struct Cert(CertificateThumbprint);
+impl ProofOfPossession for Cert {
+    fn presented_key(&self) -> PresentedKey<'_> {
+        PresentedKey::Certificate(&self.0)
+    }
+}
+struct Dpop(JwkThumbprint);
+impl ProofOfPossession for Dpop {
+    fn presented_key(&self) -> PresentedKey<'_> {
+        PresentedKey::DpopKey(&self.0)
+    }
+}
+
+fn tpp_a_cert() -> Cert {
+    Cert(CertificateThumbprint::of_der(b"TPP A certificate DER"))
+}
+fn tpp_b_cert() -> Cert {
+    Cert(CertificateThumbprint::of_der(b"TPP B certificate DER"))
+}
+
+fn token_claims(cnf: Confirmation) -> AccessTokenClaims {
+    AccessTokenClaims {
+        subject: "alice".into(),
+        client_id: ClientId::try_from(CLIENT).unwrap(),
+        scope: Scope::try_from("accounts").unwrap(),
+        consent_id: Some(ConsentId::try_from("aac-123").unwrap()),
+        confirmation: cnf,
+    }
+}
+
+fn issuer_with(alg: Algorithm, lifetime: i64) -> AccessTokenIssuer {
+    AccessTokenIssuer::new(
+        keys().key(alg).clone(),
+        kid(alg).into(),
+        issuer(),
+        AUD.into(),
+        lifetime,
+    )
+}
+
+fn verifier() -> AccessTokenVerifier {
+    AccessTokenVerifier::new(
+        Arc::new(key_set(keys())),
+        issuer(),
+        AUD.into(),
+        Profile::Fapi2Security.algorithms(),
+    )
+}
+
+fn issue(cnf: Confirmation) -> String {
+    issuer_with(Algorithm::Es256, 300)
+        .issue(&token_claims(cnf), now())
+        .unwrap()
+        .token
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+#[test]
+fn happy_verify_then_bind_to_presented_certificate() {
+    for alg in Algorithm::ALL {
+        let issued = issuer_with(alg, 300)
+            .issue(
+                &token_claims(Confirmation::CertificateThumbprint(tpp_a_cert().0)),
+                now(),
+            )
+            .unwrap();
+        assert_eq!(issued.expires_in, 300);
+        let verified = verifier().verify(&bearer(&issued.token), now()).unwrap();
+        assert_eq!(verified.jti(), &issued.jti);
+        let bound = verified.bind(&tpp_a_cert()).unwrap();
+        assert_eq!(bound.client_id().as_str(), CLIENT);
+        assert_eq!(bound.consent_id().unwrap().as_str(), "aac-123");
+        assert_eq!(bound.subject(), "alice");
+    }
+}
+
+#[test]
+fn bind_rejects_certificate_of_another_client() {
+    let t = issue(Confirmation::CertificateThumbprint(tpp_a_cert().0));
+    let v = verifier().verify(&bearer(&t), now()).unwrap();
+    let e = v.clone().bind(&tpp_b_cert()).unwrap_err();
+    assert_eq!(e, BindingError::KeyMismatch);
+    assert_eq!(e.error_code(), ErrorCode::InvalidToken);
+    assert!(v.bind(&tpp_a_cert()).is_ok());
+}
+
+#[test]
+fn bind_rejects_token_without_cnf_no_bearer_fallback() {
+    // a token the bank did not issue through AccessTokenIssuer: no cnf
+    let t = sign(
+        keys(),
+        Algorithm::Es256,
+        Some("at+jwt"),
+        json!({}),
+        json!({ "iss": ISSUER, "aud": AUD, "sub": "alice", "client_id": CLIENT, "jti": "j1", "iat": NOW, "exp": NOW + 60 }),
+    );
+    let v = verifier().verify(&bearer(&t), now()).unwrap();
+    assert!(v.confirmation().is_none());
+    assert_eq!(
+        v.bind(&tpp_a_cert()).unwrap_err(),
+        BindingError::NoConfirmation
+    );
+}
+
+#[test]
+fn bind_rejects_other_proof_method() {
+    let jkt = keys().es256.public_key().thumbprint();
+    let dpop_bound = issue(Confirmation::JwkThumbprint(jkt));
+    let v = verifier().verify(&bearer(&dpop_bound), now()).unwrap();
+    assert_eq!(
+        v.clone().bind(&tpp_a_cert()).unwrap_err(),
+        BindingError::MethodMismatch
+    );
+    assert!(v.bind(&Dpop(jkt)).is_ok());
+    let cert_bound = issue(Confirmation::CertificateThumbprint(tpp_a_cert().0));
+    let v = verifier().verify(&bearer(&cert_bound), now()).unwrap();
+    assert_eq!(
+        v.bind(&Dpop(jkt)).unwrap_err(),
+        BindingError::MethodMismatch
+    );
+}
+
+#[test]
+fn malformed_cnf_rejected() {
+    for cnf in [
+        json!("abc"),
+        json!({ "x5t#S256": "short" }),
+        json!({ "x5t#S256": 1 }),
+        json!({}),
+        json!({ "x5t#S256": tpp_a_cert().0.to_b64url(), "jkt": "x" }),
+    ] {
+        let t = sign(
+            keys(),
+            Algorithm::Es256,
+            Some("at+jwt"),
+            json!({}),
+            json!({ "iss": ISSUER, "aud": AUD, "sub": "alice", "client_id": CLIENT, "jti": "j1", "iat": NOW, "exp": NOW + 60, "cnf": cnf }),
+        );
+        assert_eq!(
+            verifier().verify(&bearer(&t), now()).unwrap_err(),
+            AccessTokenError::MalformedConfirmation,
+            "{cnf}"
+        );
+    }
+}
+
+#[test]
+fn access_token_expiry_edges() {
+    let t = issuer_with(Algorithm::Es256, 300)
+        .issue(
+            &token_claims(Confirmation::CertificateThumbprint(tpp_a_cert().0)),
+            now(),
+        )
+        .unwrap()
+        .token;
+    assert!(verifier().verify(&bearer(&t), at(299)).is_ok());
+    assert_eq!(
+        verifier().verify(&bearer(&t), at(300)).unwrap_err(),
+        AccessTokenError::Claim(ClaimError::Expired {
+            now: at(300),
+            exp: at(300)
+        })
+    );
+}
+
+#[test]
+fn access_token_iat_future_skew_edges() {
+    let t = issue(Confirmation::CertificateThumbprint(tpp_a_cert().0));
+    // issued at NOW: a verifier 10 s behind accepts, 11 s behind rejects
+    assert!(verifier().verify(&bearer(&t), at(-10)).is_ok());
+    assert!(matches!(
+        verifier().verify(&bearer(&t), at(-11)).unwrap_err(),
+        AccessTokenError::Claim(ClaimError::IssuedInFuture { .. })
+    ));
+}
+
+#[test]
+fn access_token_wrong_issuer_rejected() {
+    let other = AccessTokenVerifier::new(
+        Arc::new(key_set(keys())),
+        Issuer::try_from("https://bank.example/other").unwrap(),
+        AUD.into(),
+        Profile::Fapi2Security.algorithms(),
+    );
+    let t = issue(Confirmation::CertificateThumbprint(tpp_a_cert().0));
+    assert_eq!(
+        other.verify(&bearer(&t), now()).unwrap_err(),
+        AccessTokenError::Claim(ClaimError::WrongIssuer)
+    );
+    assert!(verifier().verify(&bearer(&t), now()).is_ok());
+}
+
+#[test]
+fn access_token_wrong_audience_rejected() {
+    let other = AccessTokenVerifier::new(
+        Arc::new(key_set(keys())),
+        issuer(),
+        "https://api.bank.example/v2".into(),
+        Profile::Fapi2Security.algorithms(),
+    );
+    let t = issue(Confirmation::CertificateThumbprint(tpp_a_cert().0));
+    assert_eq!(
+        other.verify(&bearer(&t), now()).unwrap_err(),
+        AccessTokenError::Claim(ClaimError::WrongAudience)
+    );
+}
+
+#[test]
+fn request_object_is_not_an_access_token() {
+    let t = sign(
+        keys(),
+        Algorithm::Es256,
+        Some("oauth-authz-req+jwt"),
+        json!({}),
+        json!({ "iss": ISSUER, "aud": AUD, "sub": "alice", "client_id": CLIENT, "jti": "j1", "iat": NOW, "exp": NOW + 60,
+                "cnf": { "x5t#S256": tpp_a_cert().0.to_b64url() } }),
+    );
+    assert_eq!(
+        verifier().verify(&bearer(&t), now()).unwrap_err(),
+        AccessTokenError::Jose(JoseError::WrongType { expected: "at+jwt" })
+    );
+}
+
+#[test]
+fn access_token_required_claims() {
+    for missing in ["iss", "aud", "sub", "client_id", "jti", "iat", "exp"] {
+        let mut c = json!({ "iss": ISSUER, "aud": AUD, "sub": "alice", "client_id": CLIENT, "jti": "j1", "iat": NOW, "exp": NOW + 60,
+                            "cnf": { "x5t#S256": tpp_a_cert().0.to_b64url() } });
+        c.as_object_mut().unwrap().remove(missing);
+        let t = sign(keys(), Algorithm::Es256, Some("at+jwt"), json!({}), c);
+        assert_eq!(
+            verifier().verify(&bearer(&t), now()).unwrap_err(),
+            AccessTokenError::Claim(ClaimError::Missing(match missing {
+                "iss" => "iss",
+                "aud" => "aud",
+                "sub" => "sub",
+                "client_id" => "client_id",
+                "jti" => "jti",
+                "iat" => "iat",
+                _ => "exp",
+            })),
+            "{missing}"
+        );
+    }
+}
+
+#[test]
+fn authorization_header_forms() {
+    let t = issue(Confirmation::CertificateThumbprint(tpp_a_cert().0));
+    for ok in [
+        format!("Bearer {t}"),
+        format!("bearer {t}"),
+        format!("BEARER {t}"),
+    ] {
+        assert!(verifier().verify(&ok, now()).is_ok());
+    }
+    for bad in [
+        t.clone(),
+        format!("Basic {t}"),
+        format!("Bearer  {t}"),
+        format!("Bearer {t} "),
+        "Bearer ".into(),
+        format!("DPoP{t}"),
+    ] {
+        assert_eq!(
+            verifier().verify(&bad, now()).unwrap_err(),
+            AccessTokenError::MalformedAuthorization,
+            "{bad:.20}"
+        );
+    }
+}
+
+#[test]
+fn access_token_error_descriptions_do_not_echo_the_token() {
+    let t = issue(Confirmation::CertificateThumbprint(tpp_a_cert().0));
+    let e = verifier().verify(&format!("Basic {t}"), now()).unwrap_err();
+    let body = serde_json::to_string(&e.to_response()).unwrap();
+    assert!(body.contains("invalid_token") && !body.contains(&t[..20]));
+}
