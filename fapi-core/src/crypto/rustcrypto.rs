@@ -119,7 +119,13 @@ impl SigningKey for RcSigningKey {
         let doc = match &self.signer {
             Signer::Rsa(k) => k.to_pkcs8_der(),
             Signer::P256(k) => k.to_pkcs8_der(),
-            Signer::Ed25519(k) => k.to_pkcs8_der(),
+            // PKCS#8 v1 (seed only), the form `openssl genpkey` writes: the
+            // v2 form dalek emits by default is refused by some readers.
+            Signer::Ed25519(k) => ed25519_dalek::pkcs8::KeypairBytes {
+                secret_key: k.to_bytes(),
+                public_key: None,
+            }
+            .to_pkcs8_der(),
         }
         .map_err(|_| KeyError::Provider)?;
         Ok(Zeroizing::new(doc.as_bytes().to_vec()))
