@@ -25,6 +25,8 @@ use crate::encoding::{b64url_decode, b64url_encode, B64Error};
 use crate::json::{parse_object, JsonError};
 use crate::jwk::{KeySelectionError, KeySet};
 
+pub mod detached;
+
 /// Largest compact JWS accepted, in bytes (64 KiB).
 pub const MAX_TOKEN_LEN: usize = 64 * 1024;
 
@@ -163,10 +165,10 @@ pub enum JoseError {
 }
 
 impl JoseError {
-    fn b64(part: Part) -> impl Fn(B64Error) -> JoseError {
+    pub(crate) fn b64(part: Part) -> impl Fn(B64Error) -> JoseError {
         move |_| JoseError::Base64(part)
     }
-    fn json(part: Part) -> impl Fn(JsonError) -> JoseError {
+    pub(crate) fn json(part: Part) -> impl Fn(JsonError) -> JoseError {
         move |e| JoseError::Json {
             part,
             problem: e.into(),
@@ -184,6 +186,8 @@ pub enum ExpectedType {
     /// (client assertions, ID tokens, JARM). Any other explicit type, such as
     /// `at+jwt`, is rejected so one kind of token never passes as another.
     JwtOrAbsent,
+    /// Absent or `JOSE` (UK OB `x-jws-signature`).
+    JoseOrAbsent,
 }
 
 fn media_type_eq(value: &str, expected: &str) -> bool {
@@ -205,6 +209,9 @@ impl ExpectedType {
             (Self::JwtOrAbsent, None) => Ok(()),
             (Self::JwtOrAbsent, Some(t)) if media_type_eq(t, "JWT") => Ok(()),
             (Self::JwtOrAbsent, Some(_)) => Err(JoseError::WrongType { expected: "JWT" }),
+            (Self::JoseOrAbsent, None) => Ok(()),
+            (Self::JoseOrAbsent, Some(t)) if media_type_eq(t, "JOSE") => Ok(()),
+            (Self::JoseOrAbsent, Some(_)) => Err(JoseError::WrongType { expected: "JOSE" }),
         }
     }
 }
@@ -239,7 +246,7 @@ fn opt_str(m: &Map<String, Value>, name: &'static str) -> Result<Option<String>,
 }
 
 impl Header {
-    fn parse(bytes: &[u8]) -> Result<Self, JoseError> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, JoseError> {
         let members = parse_object(bytes).map_err(JoseError::json(Part::Header))?;
         if let Some(name) = KEY_SOURCE_HEADERS
             .iter()

@@ -9,6 +9,7 @@ pub mod client_auth;
 pub mod crypto;
 pub mod encoding;
 pub mod error;
+pub mod id_token;
 pub mod jose;
 mod json;
 pub mod jwk;
@@ -17,6 +18,8 @@ pub mod profile;
 pub mod random;
 pub mod replay;
 pub mod request_object;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 pub mod types;
 
