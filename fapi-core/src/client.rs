@@ -73,6 +73,7 @@ pub struct ClientMetadata {
     jwks: JwkSet,
     keys: Arc<KeySet>,
     tls: TlsClientAuthMetadata,
+    algorithms: Option<Vec<Algorithm>>,
 }
 
 impl ClientMetadata {
@@ -97,6 +98,7 @@ impl ClientMetadata {
             jwks,
             keys: Arc::new(keys),
             tls: TlsClientAuthMetadata::default(),
+            algorithms: None,
         })
     }
 
@@ -104,6 +106,24 @@ impl ClientMetadata {
     pub fn with_tls_client_auth(mut self, tls: TlsClientAuthMetadata) -> Self {
         self.tls = tls;
         self
+    }
+
+    /// Restricts the client to the algorithms it registered
+    /// (`token_endpoint_auth_signing_alg`, `request_object_signing_alg`).
+    pub fn with_allowed_algorithms(mut self, algorithms: Vec<Algorithm>) -> Self {
+        self.algorithms = Some(algorithms);
+        self
+    }
+
+    /// The algorithms this client's JWTs may use under `profile`: the
+    /// profile's set, narrowed to the client's registration if it has one.
+    pub fn algorithms(&self, profile: Profile) -> Vec<Algorithm> {
+        profile
+            .algorithms()
+            .iter()
+            .copied()
+            .filter(|a| self.algorithms.as_ref().is_none_or(|r| r.contains(a)))
+            .collect()
     }
 
     /// The client id.

@@ -149,8 +149,9 @@ impl<'a> UnverifiedClientAssertion<'a> {
         if client.auth_method() != AuthMethod::PrivateKeyJwt {
             return Err(ClientAuthError::MethodNotRegistered);
         }
+        let algorithms = client.algorithms(ctx.profile);
         let policy = JwsPolicy {
-            algorithms: ctx.profile.algorithms(),
+            algorithms: &algorithms,
             typ: ExpectedType::JwtOrAbsent,
             understood_critical: &[],
         };

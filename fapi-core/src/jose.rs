@@ -128,9 +128,10 @@ pub enum JoseError {
     /// `HS*`, `RS256`, anything unknown).
     #[error("token alg is not permitted; use PS256, ES256 or EdDSA")]
     AlgorithmNotPermitted,
-    /// `alg` is known but not allowed by the profile in force.
-    #[error("token alg {0} is not allowed by this profile")]
-    AlgorithmNotInProfile(Algorithm),
+    /// `alg` is known but not allowed by the profile in force or by the
+    /// party's registration.
+    #[error("token alg {0} is not allowed for this client or profile")]
+    AlgorithmNotAllowed(Algorithm),
     /// The header names a key source (`jwk`, `jku`, `x5u`, `x5c`).
     #[error("token header member `{0}` is not accepted: keys come only from the registered jwks")]
     EmbeddedKeySource(&'static str),
@@ -319,7 +320,7 @@ impl Header {
     ) -> Result<Algorithm, JoseError> {
         let alg = Algorithm::from_jose_name(&self.alg).ok_or(JoseError::AlgorithmNotPermitted)?;
         if !policy.algorithms.contains(&alg) {
-            return Err(JoseError::AlgorithmNotInProfile(alg));
+            return Err(JoseError::AlgorithmNotAllowed(alg));
         }
         policy.typ.check(self.typ())?;
         for name in self.crit() {

@@ -13,6 +13,8 @@ pub mod id_token;
 pub mod jose;
 mod json;
 pub mod jwk;
+#[doc = include_str!("../MANUAL.md")]
+pub mod manual {}
 pub mod pkce;
 pub mod profile;
 pub mod random;

@@ -360,8 +360,9 @@ pub fn validate_request_object(
         in_request_object: true,
     };
     check_outer(outer).map_err(in_object)?;
+    let algorithms = client.algorithms(ctx.profile);
     let policy = JwsPolicy {
-        algorithms: ctx.profile.algorithms(),
+        algorithms: &algorithms,
         typ: ExpectedType::Exact(REQUEST_OBJECT_TYP),
         understood_critical: &[],
     };

@@ -456,3 +456,30 @@ fn issuer_compared_exactly() {
         ClientAuthError::Claim(ClaimError::WrongAudience)
     );
 }
+
+#[test]
+fn algorithm_outside_client_registration_rejected() {
+    let iss = issuer();
+    let ctx = AssertionContext {
+        profile: Profile::Fapi2Security,
+        issuer: &iss,
+        endpoint: Endpoint::Token(TOKEN_EP),
+    };
+    let ps_only =
+        client(keys(), Profile::Fapi2Security).with_allowed_algorithms(vec![Algorithm::Ps256]);
+    let es = assertion(assertion_claims("j"));
+    let parsed = UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, &es, None).unwrap();
+    assert_eq!(
+        parsed.verify(&ps_only, &ctx, now()).unwrap_err(),
+        ClientAuthError::Jose(JoseError::AlgorithmNotAllowed(Algorithm::Es256))
+    );
+    let ps = sign(
+        keys(),
+        Algorithm::Ps256,
+        None,
+        json!({}),
+        assertion_claims("j"),
+    );
+    let parsed = UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, &ps, None).unwrap();
+    assert!(parsed.verify(&ps_only, &ctx, now()).is_ok());
+}

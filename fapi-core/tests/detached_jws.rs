@@ -262,7 +262,7 @@ fn ob_signature_algorithm_restricted() {
     let sig = sign_ob_jws_signature(&*keys().es256, "es", ORG, TAN, now(), BODY, false).unwrap();
     assert_eq!(
         verify(&sig, BODY).unwrap_err(),
-        DetachedJwsError::Jose(JoseError::AlgorithmNotInProfile(Algorithm::Es256))
+        DetachedJwsError::Jose(JoseError::AlgorithmNotAllowed(Algorithm::Es256))
     );
     let wider = verify_ob_jws_signature(
         &sig,

@@ -162,7 +162,7 @@ fn request_object_eddsa_rejected_under_fapi1() {
         validate_at(&t, &[], Profile::Fapi1Advanced, now())
             .unwrap_err()
             .rule(),
-        &RequestRule::Jose(JoseError::AlgorithmNotInProfile(Algorithm::EdDsa))
+        &RequestRule::Jose(JoseError::AlgorithmNotAllowed(Algorithm::EdDsa))
     );
     let t = sign(
         keys(),
