@@ -120,6 +120,15 @@ fn bench(c: &mut Criterion) {
             g.bench_function("parts/payload_json", |b| {
                 b.iter(|| black_box(&parsed).unverified_claims().unwrap())
             });
+            let payload_bytes = {
+                use base64ct::{Base64UrlUnpadded, Encoding};
+                Base64UrlUnpadded::decode_vec(token.split('.').nth(1).unwrap()).unwrap()
+            };
+            g.bench_function("parts/payload_json_plain_serde_floor", |b| {
+                b.iter(|| {
+                    serde_json::from_slice::<serde_json::Value>(black_box(&payload_bytes)).unwrap()
+                })
+            });
             g.bench_function("parts/b64_decode_token", |b| {
                 use base64ct::{Base64UrlUnpadded, Encoding};
                 b.iter(|| {
