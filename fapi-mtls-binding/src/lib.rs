@@ -1,3 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod binding;
+pub mod certificate;
+pub mod forwarded;
+
+pub use binding::PresentedCertificate;
+pub use certificate::{CertificateError, ClientCertificate};
+pub use forwarded::{ForwardedError, ForwardedFormat, TrustedForwarder};

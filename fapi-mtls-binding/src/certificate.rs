@@ -1,0 +1,126 @@
+//! A client certificate, parsed strictly from the forms it arrives in.
+
+use core::fmt;
+
+use fapi_core::types::CertificateThumbprint;
+use x509_cert::der::Decode;
+use x509_cert::Certificate;
+
+/// Largest DER certificate accepted, in bytes.
+pub const MAX_CERTIFICATE_DER: usize = 16 * 1024;
+/// Largest PEM (or URL-encoded PEM) text accepted, in bytes.
+pub const MAX_CERTIFICATE_TEXT: usize = 3 * MAX_CERTIFICATE_DER;
+
+/// Why certificate input was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateError {
+    /// The input is larger than the bounds above.
+    #[error("client certificate is larger than allowed")]
+    TooLarge,
+    /// Not a strict PEM document with one `CERTIFICATE` block.
+    #[error("client certificate is not a PEM CERTIFICATE document")]
+    Pem,
+    /// Not valid URL (percent) encoding of UTF-8 text.
+    #[error("client certificate is not valid URL-encoded text")]
+    UrlEncoding,
+    /// Not a DER-encoded X.509 certificate (BER, trailing data, or garbage).
+    #[error("client certificate is not a DER-encoded X.509 certificate")]
+    Der,
+}
+
+/// An X.509 certificate with its DER bytes and `x5t#S256` thumbprint.
+#[derive(Clone)]
+pub struct ClientCertificate {
+    der: Vec<u8>,
+    cert: Certificate,
+    thumbprint: CertificateThumbprint,
+}
+
+impl fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCertificate")
+            .field("x5t#S256", &self.thumbprint.to_b64url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for ClientCertificate {
+    fn eq(&self, other: &Self) -> bool {
+        self.thumbprint == other.thumbprint
+    }
+}
+impl Eq for ClientCertificate {}
+
+impl ClientCertificate {
+    /// Parses a DER certificate (strict DER: no BER, no trailing bytes).
+    ///
+    /// # Errors
+    /// [`CertificateError::TooLarge`] or [`CertificateError::Der`].
+    pub fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
+        if der.len() > MAX_CERTIFICATE_DER {
+            return Err(CertificateError::TooLarge);
+        }
+        let cert = Certificate::from_der(der).map_err(|_| CertificateError::Der)?;
+        Ok(Self {
+            der: der.to_vec(),
+            cert,
+            thumbprint: CertificateThumbprint::of_der(der),
+        })
+    }
+
+    /// Parses a PEM document holding exactly one `CERTIFICATE`
+    /// ([RFC 7468 §5](https://www.rfc-editor.org/rfc/rfc7468#section-5)).
+    /// Surrounding whitespace is allowed; anything else is not.
+    ///
+    /// # Errors
+    /// [`CertificateError`].
+    pub fn from_pem(pem: &str) -> Result<Self, CertificateError> {
+        if pem.len() > MAX_CERTIFICATE_TEXT {
+            return Err(CertificateError::TooLarge);
+        }
+        let trimmed = pem.trim();
+        let (label, der) =
+            pem_rfc7468::decode_vec(trimmed.as_bytes()).map_err(|_| CertificateError::Pem)?;
+        if label != "CERTIFICATE" {
+            return Err(CertificateError::Pem);
+        }
+        // decode_vec stops at the first END line: a second block is extra data
+        let end = format!("-----END {label}-----");
+        if !trimmed.ends_with(&end) || trimmed.matches("-----BEGIN").count() != 1 {
+            return Err(CertificateError::Pem);
+        }
+        Self::from_der(&der)
+    }
+
+    /// Parses URL-encoded PEM: nginx `$ssl_client_escaped_cert`, Envoy XFCC
+    /// `Cert=`, or an AWS API Gateway `clientCertPem` mapped into a header.
+    ///
+    /// # Errors
+    /// [`CertificateError`].
+    pub fn from_url_encoded_pem(text: &str) -> Result<Self, CertificateError> {
+        if text.len() > MAX_CERTIFICATE_TEXT {
+            return Err(CertificateError::TooLarge);
+        }
+        let pem = percent_encoding::percent_decode_str(text)
+            .decode_utf8()
+            .map_err(|_| CertificateError::UrlEncoding)?;
+        Self::from_pem(&pem)
+    }
+
+    /// The DER bytes.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// The parsed certificate.
+    pub fn certificate(&self) -> &Certificate {
+        &self.cert
+    }
+
+    /// `x5t#S256`: SHA-256 over the DER bytes (never over PEM text),
+    /// [RFC 8705 §3.1](https://www.rfc-editor.org/rfc/rfc8705#section-3.1).
+    pub fn thumbprint(&self) -> &CertificateThumbprint {
+        &self.thumbprint
+    }
+}

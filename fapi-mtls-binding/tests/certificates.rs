@@ -1,0 +1,395 @@
+//! Certificate input forms, `x5t#S256`, proof of possession and trusted
+//! forwarding, with certificates generated in code (rcgen). Each rule's
+//! negative test stands next to its happy twin.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, OnceLock};
+
+use fapi_core::access_token::{AccessTokenClaims, AccessTokenIssuer, BindingError, Confirmation};
+use fapi_core::crypto::{default_provider, Algorithm};
+use fapi_core::jwk::{Jwk, JwkSet, KeySet};
+use fapi_core::time::UnixTime;
+use fapi_core::types::{CertificateThumbprint, ClientId, Issuer, Scope};
+use fapi_core::{AccessTokenVerifier, Profile};
+use fapi_mtls_binding::{
+    CertificateError, ClientCertificate, ForwardedError, ForwardedFormat, PresentedCertificate,
+    TrustedForwarder,
+};
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer as CaIssuer, KeyPair};
+
+struct Pki {
+    tpp_a: rcgen::Certificate,
+    tpp_b: rcgen::Certificate,
+    attacker: rcgen::Certificate,
+}
+
+/// A scheme CA and two TPP certificates it issued, plus a self-signed
+/// attacker certificate; made once per test binary.
+fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "Scheme Test CA");
+        let issuer = CaIssuer::new(ca, ca_key);
+        let leaf = |name: &str| {
+            let mut p = CertificateParams::new(vec![format!("{name}.example")]).unwrap();
+            p.distinguished_name.push(DnType::CommonName, name);
+            p.distinguished_name
+                .push(DnType::OrganizationName, "TPP Ltd");
+            p.signed_by(&KeyPair::generate().unwrap(), &issuer).unwrap()
+        };
+        let attacker = rcgen::generate_simple_self_signed(vec!["tpp-a.example".into()])
+            .unwrap()
+            .cert;
+        Pki {
+            tpp_a: leaf("tpp-a"),
+            tpp_b: leaf("tpp-b"),
+            attacker,
+        }
+    })
+}
+
+fn url_encoded(pem: &str) -> String {
+    utf8_percent_encode(pem, NON_ALPHANUMERIC).to_string()
+}
+
+fn gateway() -> std::net::IpAddr {
+    "10.0.0.5".parse().unwrap()
+}
+
+fn client_ip() -> std::net::IpAddr {
+    "203.0.113.9".parse().unwrap()
+}
+
+fn xfcc(hops: usize) -> TrustedForwarder {
+    TrustedForwarder::new(
+        ForwardedFormat::EnvoyXfcc {
+            trusted_hops: NonZeroUsize::new(hops).unwrap(),
+        },
+        vec![gateway()],
+    )
+    .unwrap()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn thumbprint_is_sha256_of_der_never_of_pem_text() {
+    let c = &pki().tpp_a;
+    let cert = ClientCertificate::from_der(c.der()).unwrap();
+    assert_eq!(cert.thumbprint(), &CertificateThumbprint::of_der(c.der()));
+    assert_ne!(
+        cert.thumbprint(),
+        &CertificateThumbprint::of_der(c.pem().as_bytes())
+    );
+    assert_eq!(cert.thumbprint().to_b64url().len(), 43);
+}
+
+#[test]
+fn every_input_form_yields_the_same_thumbprint() {
+    let c = &pki().tpp_a;
+    let want = *ClientCertificate::from_der(c.der()).unwrap().thumbprint();
+    let pem = c.pem();
+    let crlf = pem.replace('\n', "\r\n");
+    let forms = [
+        ClientCertificate::from_pem(&pem).unwrap(),
+        ClientCertificate::from_pem(&format!("\n  {pem}\n")).unwrap(),
+        ClientCertificate::from_pem(&crlf).unwrap(),
+        ClientCertificate::from_url_encoded_pem(&url_encoded(&pem)).unwrap(),
+    ];
+    for f in &forms {
+        assert_eq!(f.thumbprint(), &want);
+    }
+    let nginx = TrustedForwarder::new(ForwardedFormat::UrlEncodedPem, vec![gateway()]).unwrap();
+    let aws = TrustedForwarder::new(ForwardedFormat::Pem, vec![gateway()]).unwrap();
+    let envoy = format!(
+        "By=spiffe://bank/api;Hash={};Cert=\"{}\";Subject=\"CN=tpp-a,O=TPP Ltd\";DNS=tpp-a.example",
+        hex(want.as_bytes()),
+        url_encoded(&pem)
+    );
+    for (fwd, header) in [
+        (nginx, url_encoded(&pem)),
+        (aws, pem.clone()),
+        (xfcc(1), envoy),
+    ] {
+        let p = fwd.presented_certificate(gateway(), Some(&header)).unwrap();
+        assert_eq!(p.certificate().thumbprint(), &want);
+    }
+}
+
+#[test]
+fn malformed_certificates_are_typed_errors() {
+    let c = &pki().tpp_a;
+    let der = c.der().to_vec();
+    let mut trailing = der.clone();
+    trailing.push(0);
+    assert_eq!(
+        ClientCertificate::from_der(&trailing).unwrap_err(),
+        CertificateError::Der
+    );
+    assert_eq!(
+        ClientCertificate::from_der(&der[..der.len() - 1]).unwrap_err(),
+        CertificateError::Der
+    );
+    assert_eq!(
+        ClientCertificate::from_der(b"not a certificate").unwrap_err(),
+        CertificateError::Der
+    );
+    assert_eq!(
+        ClientCertificate::from_der(&vec![0x30; 20_000]).unwrap_err(),
+        CertificateError::TooLarge
+    );
+    let pem = c.pem();
+    assert_eq!(
+        ClientCertificate::from_pem(&pem.replace("CERTIFICATE", "PUBLIC KEY")).unwrap_err(),
+        CertificateError::Pem
+    );
+    assert_eq!(
+        ClientCertificate::from_pem(&format!("{pem}{pem}")).unwrap_err(),
+        CertificateError::Pem
+    );
+    assert_eq!(
+        ClientCertificate::from_pem(&format!("{pem}trailing")).unwrap_err(),
+        CertificateError::Pem
+    );
+    assert_eq!(
+        ClientCertificate::from_pem("garbage").unwrap_err(),
+        CertificateError::Pem
+    );
+    assert_eq!(
+        ClientCertificate::from_url_encoded_pem("%ff%fe").unwrap_err(),
+        CertificateError::UrlEncoding
+    );
+    assert!(ClientCertificate::from_der(&der).is_ok());
+}
+
+fn token_bound_to(cnf: Confirmation) -> fapi_core::VerifiedAccessToken {
+    static KEY: OnceLock<Arc<dyn fapi_core::crypto::SigningKey>> = OnceLock::new();
+    let key = KEY
+        .get_or_init(|| {
+            default_provider()
+                .generate_signing_key(Algorithm::Es256)
+                .unwrap()
+        })
+        .clone();
+    let now = UnixTime::from_secs(1_900_000_000).unwrap();
+    let issuer = Issuer::try_from("https://bank.example").unwrap();
+    let token = AccessTokenIssuer::new(
+        key.clone(),
+        "k".into(),
+        issuer.clone(),
+        "https://api.bank.example".into(),
+        300,
+    )
+    .issue(
+        &AccessTokenClaims {
+            subject: "alice".into(),
+            client_id: ClientId::try_from("tpp-a").unwrap(),
+            scope: Scope::try_from("accounts").unwrap(),
+            consent_id: None,
+            confirmation: cnf,
+        },
+        now,
+    )
+    .unwrap()
+    .token;
+    let jwks = JwkSet::new(vec![Jwk::from_public_key(
+        key.public_key().clone(),
+        Some("k".into()),
+    )]);
+    let keys = KeySet::from_jwks(
+        &jwks,
+        &*default_provider(),
+        &Profile::Fapi2Security.key_policy(),
+    )
+    .unwrap();
+    AccessTokenVerifier::new(
+        Arc::new(keys),
+        issuer,
+        "https://api.bank.example".into(),
+        Profile::Fapi2Security.algorithms(),
+    )
+    .verify(&format!("Bearer {token}"), now)
+    .unwrap()
+}
+
+#[test]
+fn token_binds_to_the_certificate_it_was_issued_for() {
+    let a = PresentedCertificate::from_verified_tls_peer(pki().tpp_a.der()).unwrap();
+    let token = token_bound_to(a.confirmation());
+    assert_eq!(token.bind(&a).unwrap().client_id().as_str(), "tpp-a");
+}
+
+#[test]
+fn stolen_token_with_another_certificate_rejected() {
+    let a = PresentedCertificate::from_verified_tls_peer(pki().tpp_a.der()).unwrap();
+    let token = token_bound_to(a.confirmation());
+    for other in [&pki().tpp_b, &pki().attacker] {
+        let other = PresentedCertificate::from_verified_tls_peer(other.der()).unwrap();
+        assert_eq!(
+            token.clone().bind(&other).unwrap_err(),
+            BindingError::KeyMismatch
+        );
+    }
+}
+
+#[test]
+fn dpop_bound_token_does_not_bind_to_a_certificate() {
+    let jkt = default_provider()
+        .generate_signing_key(Algorithm::Es256)
+        .unwrap()
+        .public_key()
+        .thumbprint();
+    let token = token_bound_to(Confirmation::JwkThumbprint(jkt));
+    let a = PresentedCertificate::from_verified_tls_peer(pki().tpp_a.der()).unwrap();
+    assert_eq!(token.bind(&a).unwrap_err(), BindingError::MethodMismatch);
+}
+
+#[test]
+fn forwarded_header_from_untrusted_peer_rejected() {
+    let pem = pki().attacker.pem();
+    for (format, header) in [
+        (ForwardedFormat::UrlEncodedPem, url_encoded(&pem)),
+        (ForwardedFormat::Pem, pem.clone()),
+        (
+            ForwardedFormat::EnvoyXfcc {
+                trusted_hops: NonZeroUsize::new(1).unwrap(),
+            },
+            format!("Cert={}", url_encoded(&pem)),
+        ),
+    ] {
+        let fwd = TrustedForwarder::new(format, vec![gateway()]).unwrap();
+        // the client talks to the service directly and sets the header itself
+        assert_eq!(
+            fwd.presented_certificate(client_ip(), Some(&header))
+                .unwrap_err(),
+            ForwardedError::UntrustedPeer
+        );
+        // even garbage is not parsed from an untrusted peer
+        assert_eq!(
+            fwd.presented_certificate(client_ip(), Some("garbage"))
+                .unwrap_err(),
+            ForwardedError::UntrustedPeer
+        );
+        assert!(fwd.presented_certificate(gateway(), Some(&header)).is_ok());
+    }
+}
+
+#[test]
+fn forwarder_must_name_a_gateway() {
+    assert_eq!(
+        TrustedForwarder::new(ForwardedFormat::Pem, vec![]).unwrap_err(),
+        ForwardedError::UntrustedPeer
+    );
+}
+
+#[test]
+fn trusted_gateway_without_certificate_rejected() {
+    let fwd = TrustedForwarder::new(ForwardedFormat::UrlEncodedPem, vec![gateway()]).unwrap();
+    assert_eq!(
+        fwd.presented_certificate(gateway(), None).unwrap_err(),
+        ForwardedError::Missing
+    );
+    assert_eq!(
+        fwd.presented_certificate(gateway(), Some("  "))
+            .unwrap_err(),
+        ForwardedError::Missing
+    );
+    assert!(matches!(
+        fwd.presented_certificate(gateway(), Some("abc"))
+            .unwrap_err(),
+        ForwardedError::Certificate(_)
+    ));
+}
+
+#[test]
+fn xfcc_client_supplied_elements_left_of_the_trusted_hop_are_ignored() {
+    let real = pki().tpp_a.pem();
+    let spoof = pki().attacker.pem();
+    // the client sent its own XFCC; the edge Envoy (APPEND_FORWARD) appended the real one
+    let header = format!("Cert={},Cert={}", url_encoded(&spoof), url_encoded(&real));
+    let p = xfcc(1)
+        .presented_certificate(gateway(), Some(&header))
+        .unwrap();
+    assert_eq!(
+        p.certificate().thumbprint(),
+        &CertificateThumbprint::of_der(pki().tpp_a.der())
+    );
+    // two trusted hops: the edge's element is second from the right
+    let edge_cert = pki().tpp_b.pem();
+    let header = format!(
+        "Cert={},Cert={},Cert={}",
+        url_encoded(&spoof),
+        url_encoded(&real),
+        url_encoded(&edge_cert)
+    );
+    let p = xfcc(2)
+        .presented_certificate(gateway(), Some(&header))
+        .unwrap();
+    assert_eq!(
+        p.certificate().thumbprint(),
+        &CertificateThumbprint::of_der(pki().tpp_a.der())
+    );
+}
+
+#[test]
+fn xfcc_with_fewer_elements_than_trusted_hops_rejected() {
+    let header = format!("Cert={}", url_encoded(&pki().tpp_a.pem()));
+    assert_eq!(
+        xfcc(2)
+            .presented_certificate(gateway(), Some(&header))
+            .unwrap_err(),
+        ForwardedError::XfccElementCount
+    );
+    assert!(xfcc(1)
+        .presented_certificate(gateway(), Some(&header))
+        .is_ok());
+}
+
+#[test]
+fn xfcc_hash_must_match_cert() {
+    let pem = pki().tpp_a.pem();
+    let wrong = CertificateThumbprint::of_der(pki().tpp_b.der());
+    let header = format!("Hash={};Cert={}", hex(wrong.as_bytes()), url_encoded(&pem));
+    assert_eq!(
+        xfcc(1)
+            .presented_certificate(gateway(), Some(&header))
+            .unwrap_err(),
+        ForwardedError::XfccHashMismatch
+    );
+    let right = CertificateThumbprint::of_der(pki().tpp_a.der());
+    let header = format!(
+        "Hash={};Cert={}",
+        hex(right.as_bytes()).to_uppercase(),
+        url_encoded(&pem)
+    );
+    assert!(xfcc(1)
+        .presented_certificate(gateway(), Some(&header))
+        .is_ok());
+}
+
+#[test]
+fn xfcc_element_without_cert_rejected() {
+    let header = format!(
+        "Cert={},By=spiffe://edge;Hash=00",
+        url_encoded(&pki().tpp_a.pem())
+    );
+    assert_eq!(
+        xfcc(1)
+            .presented_certificate(gateway(), Some(&header))
+            .unwrap_err(),
+        ForwardedError::XfccNoCertificate
+    );
+}
