@@ -5,6 +5,7 @@
 pub mod binding;
 pub mod certificate;
 pub mod forwarded;
+pub mod trust;
 
 pub use binding::PresentedCertificate;
 pub use certificate::{CertificateError, ClientCertificate};
