@@ -48,7 +48,7 @@ impl AuthMethod {
 }
 
 /// The RFC 8705 §2.1.2 certificate-matching metadata for `tls_client_auth`.
-/// Exactly one should be set; `fapi-mtls-binding` enforces the match.
+/// Exactly one must be set; `fapi-mtls-binding` enforces the match.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TlsClientAuthMetadata {
@@ -62,6 +62,44 @@ pub struct TlsClientAuthMetadata {
     pub san_ip: Option<String>,
     /// `tls_client_auth_san_email`.
     pub san_email: Option<String>,
+}
+
+impl TlsClientAuthMetadata {
+    /// Match the certificate's subject DN (RFC 4514 string).
+    pub fn subject_dn(dn: impl Into<String>) -> Self {
+        Self {
+            subject_dn: Some(dn.into()),
+            ..Self::default()
+        }
+    }
+    /// Match a dNSName subjectAltName.
+    pub fn san_dns(name: impl Into<String>) -> Self {
+        Self {
+            san_dns: Some(name.into()),
+            ..Self::default()
+        }
+    }
+    /// Match a uniformResourceIdentifier subjectAltName.
+    pub fn san_uri(uri: impl Into<String>) -> Self {
+        Self {
+            san_uri: Some(uri.into()),
+            ..Self::default()
+        }
+    }
+    /// Match an iPAddress subjectAltName.
+    pub fn san_ip(ip: impl Into<String>) -> Self {
+        Self {
+            san_ip: Some(ip.into()),
+            ..Self::default()
+        }
+    }
+    /// Match an rfc822Name subjectAltName.
+    pub fn san_email(email: impl Into<String>) -> Self {
+        Self {
+            san_email: Some(email.into()),
+            ..Self::default()
+        }
+    }
 }
 
 /// A registered client, with its signature keys parsed once.

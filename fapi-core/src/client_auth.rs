@@ -62,6 +62,10 @@ pub enum ClientAuthError {
     /// The replay cache failed (fail closed).
     #[error("client assertion could not be checked for replay")]
     Store(#[from] StoreError),
+    /// The presented client certificate does not authenticate this client
+    /// (RFC 8705 §2).
+    #[error(transparent)]
+    Certificate(#[from] CertificateAuthError),
 }
 
 impl OAuthError for ClientAuthError {
@@ -236,6 +240,31 @@ impl PendingReplayCheck {
     }
 }
 
+/// Why a client certificate does not authenticate a client. The reason is a
+/// fixed phrase; no certificate or registration data is echoed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("client certificate does not authenticate this client: {reason}")]
+pub struct CertificateAuthError {
+    /// Which check failed.
+    pub reason: &'static str,
+}
+
+/// A certificate-based client-authentication check ([RFC 8705 §2]):
+/// `tls_client_auth` (trusted chain, then subject DN or SAN match) or
+/// `self_signed_tls_client_auth` (certificate key equals a registered JWK).
+/// Implemented by `fapi-mtls-binding`; [`AuthenticatedClient::from_certificate`]
+/// is the only way from a certificate to an [`AuthenticatedClient`].
+///
+/// [RFC 8705 §2]: https://www.rfc-editor.org/rfc/rfc8705#section-2
+pub trait CertificateAuthentication {
+    /// Checks that the certificate authenticates `client` under the
+    /// client's registered method.
+    ///
+    /// # Errors
+    /// [`CertificateAuthError`] naming the failed check.
+    fn authenticate(&self, client: &ClientMetadata) -> Result<(), CertificateAuthError>;
+}
+
 /// A client whose identity was proven by one of the FAPI methods. No public
 /// constructor: it comes from [`PendingReplayCheck::record_jti`], or from a
 /// certificate check (`fapi-mtls-binding`) through a checked path.
@@ -246,6 +275,28 @@ pub struct AuthenticatedClient {
 }
 
 impl AuthenticatedClient {
+    /// Authenticates `client` by the certificate check `proof`, if the
+    /// client is registered for a certificate method.
+    ///
+    /// # Errors
+    /// [`ClientAuthError::MethodNotRegistered`] for a `private_key_jwt`
+    /// client; [`ClientAuthError::Certificate`] if the check fails.
+    pub fn from_certificate(
+        client: &ClientMetadata,
+        proof: &dyn CertificateAuthentication,
+    ) -> Result<Self, ClientAuthError> {
+        match client.auth_method() {
+            AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth => {
+                proof.authenticate(client)?;
+                Ok(Self {
+                    client_id: client.client_id().clone(),
+                    method: client.auth_method(),
+                })
+            }
+            _ => Err(ClientAuthError::MethodNotRegistered),
+        }
+    }
+
     /// The authenticated client id.
     pub fn client_id(&self) -> &ClientId {
         &self.client_id

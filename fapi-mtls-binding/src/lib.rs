@@ -4,6 +4,8 @@
 
 pub mod binding;
 pub mod certificate;
+pub mod client_auth;
+pub mod directory;
 pub mod forwarded;
 pub mod trust;
 

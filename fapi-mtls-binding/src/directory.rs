@@ -1,0 +1,234 @@
+//! The scheme directory: is this TPP, and this certificate, still active?
+//! (The TPP-authorizer half of the reference architecture.) A certificate or
+//! TPP revoked in the directory is refused on its next use, whatever its
+//! chain says.
+
+use core::fmt;
+use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
+
+use fapi_core::client::ClientMetadata;
+use fapi_core::client_auth::{CertificateAuthError, ClientAuthError};
+use fapi_core::replay::BoxFuture;
+use fapi_core::time::UnixTime;
+use fapi_core::types::{CertificateThumbprint, ClientId};
+use fapi_core::AuthenticatedClient;
+
+use crate::binding::PresentedCertificate;
+use crate::client_auth::{SelfSignedTlsClientAuth, TlsClientAuth};
+use crate::trust::{TrustError, TrustStore};
+
+/// What the directory says about a TPP's certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertificateStatus {
+    /// Active, and registered to this client.
+    Active,
+    /// The TPP (organisation or software statement) is revoked.
+    TppRevoked,
+    /// This certificate is revoked.
+    CertificateRevoked,
+}
+
+/// The directory could not answer (fail closed).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("tpp directory unavailable")]
+pub struct DirectoryError;
+
+/// The scheme directory, as a bank's adapter sees it (async: a real one is a
+/// network call or a database read).
+///
+/// # Guarantees an implementation must give
+/// - A revocation is visible to the next call after it is recorded.
+/// - `certificate_owner` names the client a certificate is registered to,
+///   so that a request carrying two clients' identities can be refused.
+pub trait TppDirectory: Send + Sync + fmt::Debug {
+    /// The status of `client` presenting `certificate`.
+    fn status<'a>(
+        &'a self,
+        client: &'a ClientId,
+        certificate: &'a CertificateThumbprint,
+    ) -> BoxFuture<'a, Result<CertificateStatus, DirectoryError>>;
+
+    /// The client a certificate is registered to, if any.
+    fn certificate_owner<'a>(
+        &'a self,
+        certificate: &'a CertificateThumbprint,
+    ) -> BoxFuture<'a, Result<Option<ClientId>, DirectoryError>>;
+}
+
+#[derive(Default)]
+struct Entries {
+    owners: HashMap<[u8; 32], ClientId>,
+    revoked_certificates: HashSet<[u8; 32]>,
+    revoked_clients: HashSet<ClientId>,
+}
+
+/// An in-memory [`TppDirectory`].
+#[derive(Default)]
+pub struct InMemoryTppDirectory {
+    entries: RwLock<Entries>,
+}
+
+impl fmt::Debug for InMemoryTppDirectory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryTppDirectory")
+            .finish_non_exhaustive()
+    }
+}
+
+impl InMemoryTppDirectory {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Entries> {
+        self.entries.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries> {
+        self.entries.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers `certificate` to `client`.
+    pub fn register(&self, client: ClientId, certificate: &CertificateThumbprint) {
+        self.write().owners.insert(*certificate.as_bytes(), client);
+    }
+
+    /// Revokes one certificate.
+    pub fn revoke_certificate(&self, certificate: &CertificateThumbprint) {
+        self.write()
+            .revoked_certificates
+            .insert(*certificate.as_bytes());
+    }
+
+    /// Revokes a TPP: every certificate of it stops working.
+    pub fn revoke_client(&self, client: ClientId) {
+        self.write().revoked_clients.insert(client);
+    }
+}
+
+impl TppDirectory for InMemoryTppDirectory {
+    fn status<'a>(
+        &'a self,
+        client: &'a ClientId,
+        certificate: &'a CertificateThumbprint,
+    ) -> BoxFuture<'a, Result<CertificateStatus, DirectoryError>> {
+        let e = self.read();
+        let status = if e.revoked_clients.contains(client) {
+            CertificateStatus::TppRevoked
+        } else if e.revoked_certificates.contains(certificate.as_bytes()) {
+            CertificateStatus::CertificateRevoked
+        } else {
+            CertificateStatus::Active
+        };
+        Box::pin(core::future::ready(Ok(status)))
+    }
+
+    fn certificate_owner<'a>(
+        &'a self,
+        certificate: &'a CertificateThumbprint,
+    ) -> BoxFuture<'a, Result<Option<ClientId>, DirectoryError>> {
+        let owner = self.read().owners.get(certificate.as_bytes()).cloned();
+        Box::pin(core::future::ready(Ok(owner)))
+    }
+}
+
+fn refused(reason: &'static str) -> ClientAuthError {
+    ClientAuthError::Certificate(CertificateAuthError { reason })
+}
+
+fn trust_reason(e: &TrustError) -> &'static str {
+    match e {
+        TrustError::Revoked => "certificate has been revoked by the scheme",
+        TrustError::Expired => "certificate has expired",
+        TrustError::NotYetValid => "certificate is not valid yet",
+        TrustError::WrongKeyUsage => "certificate is not valid for TLS client authentication",
+        TrustError::UnknownIssuer => "certificate is not issued by a trusted scheme CA",
+        TrustError::UnknownRevocationStatus | TrustError::CrlExpired => {
+            "certificate revocation status cannot be established"
+        }
+        _ => "certificate chain is invalid",
+    }
+}
+
+/// Authenticates `client` by the certificate of this request: for
+/// `tls_client_auth`, the chain against the active bundle of `trust`, the
+/// directory, and the registered DN/SAN; for `self_signed_tls_client_auth`,
+/// the directory and the registered JWKS.
+///
+/// # Errors
+/// [`ClientAuthError`] (`invalid_client`; `server_error` if the directory
+/// is unavailable).
+pub async fn authenticate_by_certificate(
+    presented: &PresentedCertificate,
+    client: &ClientMetadata,
+    trust: &TrustStore,
+    directory: &dyn TppDirectory,
+    now: UnixTime,
+) -> Result<AuthenticatedClient, ClientAuthError> {
+    let thumbprint = presented.certificate().thumbprint();
+    check_directory(client.client_id(), thumbprint, directory).await?;
+    match client.auth_method() {
+        fapi_core::client::AuthMethod::TlsClientAuth => {
+            let trusted = trust
+                .current()
+                .verify(presented.certificate(), &[], now)
+                .map_err(|e| refused(trust_reason(&e)))?;
+            AuthenticatedClient::from_certificate(client, &TlsClientAuth(&trusted))
+        }
+        _ => AuthenticatedClient::from_certificate(client, &SelfSignedTlsClientAuth(presented)),
+    }
+}
+
+async fn check_directory(
+    client: &ClientId,
+    certificate: &CertificateThumbprint,
+    directory: &dyn TppDirectory,
+) -> Result<(), ClientAuthError> {
+    let unavailable = |_| {
+        ClientAuthError::Store(fapi_core::replay::StoreError::Unavailable(
+            "tpp directory".into(),
+        ))
+    };
+    match directory
+        .status(client, certificate)
+        .await
+        .map_err(unavailable)?
+    {
+        CertificateStatus::Active => {}
+        CertificateStatus::TppRevoked => {
+            return Err(refused("the TPP has been revoked in the directory"))
+        }
+        CertificateStatus::CertificateRevoked => {
+            return Err(refused("certificate has been revoked in the directory"))
+        }
+    }
+    ensure_single_identity(client, certificate, directory).await
+}
+
+/// Refuses a request that carries two clients' identities: a client
+/// authenticated one way (e.g. `private_key_jwt` as A) presenting a
+/// certificate the directory registers to another client (B).
+///
+/// # Errors
+/// [`ClientAuthError::ConflictingClientIds`].
+pub async fn ensure_single_identity(
+    client: &ClientId,
+    certificate: &CertificateThumbprint,
+    directory: &dyn TppDirectory,
+) -> Result<(), ClientAuthError> {
+    let owner = directory
+        .certificate_owner(certificate)
+        .await
+        .map_err(|_| {
+            ClientAuthError::Store(fapi_core::replay::StoreError::Unavailable(
+                "tpp directory".into(),
+            ))
+        })?;
+    match owner {
+        Some(owner) if &owner != client => Err(ClientAuthError::ConflictingClientIds),
+        _ => Ok(()),
+    }
+}
