@@ -7,6 +7,8 @@ pub mod certificate;
 pub mod client_auth;
 pub mod directory;
 pub mod forwarded;
+#[doc = include_str!("../MANUAL.md")]
+pub mod manual {}
 pub mod trust;
 
 pub use binding::PresentedCertificate;

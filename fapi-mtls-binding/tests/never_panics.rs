@@ -25,6 +25,12 @@ proptest! {
     }
 
     #[test]
+    fn registered_dn_parser_never_panics(dn in "[A-Za-z0-9=,+ .\\#\"<>;]{0,120}", any_text in any::<String>()) {
+        let _ = fapi_mtls_binding::client_auth::DistinguishedName::parse(&dn);
+        let _ = fapi_mtls_binding::client_auth::DistinguishedName::parse(&any_text);
+    }
+
+    #[test]
     fn forwarded_header_parsers_never_panic(header in "[A-Za-z=;,\"\\\\%0-9 ]{0,300}", any_text in any::<String>()) {
         let gw = "10.0.0.5".parse().unwrap();
         for format in [
