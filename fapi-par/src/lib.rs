@@ -1,3 +1,181 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod form;
+pub mod request_uri;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use fapi_core::client::ClientMetadata;
+use fapi_core::error::{ErrorCode, OAuthError};
+use fapi_core::random::RandomError;
+use fapi_core::replay::StoreError;
+use fapi_core::request_object::{
+    validate_plain_parameters, validate_request_object, AuthorizationRequestError, RequestContext,
+};
+use fapi_core::time::UnixTime;
+use fapi_core::types::Issuer;
+use fapi_core::{AuthenticatedClient, Profile};
+use serde::Serialize;
+use std::sync::Arc;
+
+pub use form::{FormError, PushedRequestForm};
+pub use request_uri::RequestUri;
+pub use store::{InMemoryPushedRequestStore, LookupError, PushedRequest, PushedRequestStore};
+
+/// Why a pushed authorization request was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParError {
+    /// The body is malformed (`invalid_request`).
+    #[error(transparent)]
+    Form(#[from] FormError),
+    /// The registration passed in is not the authenticated client's
+    /// (`invalid_client`).
+    #[error("client registration does not belong to the authenticated client")]
+    RegistrationMismatch,
+    /// The `client_id` parameter names another client than the one that
+    /// authenticated (`invalid_client`).
+    #[error("client_id does not match the authenticated client")]
+    ConflictingClientIds,
+    /// The authorization request breaks a rule of the profile.
+    #[error(transparent)]
+    Request(#[from] AuthorizationRequestError),
+    /// The store failed (`server_error`).
+    #[error("pushed request could not be stored")]
+    Store(#[from] StoreError),
+    /// The OS CSPRNG failed (`server_error`).
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+impl OAuthError for ParError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            Self::Form(_) => ErrorCode::InvalidRequest,
+            Self::RegistrationMismatch | Self::ConflictingClientIds => ErrorCode::InvalidClient,
+            Self::Request(e) => e.error_code(),
+            Self::Store(_) | Self::Random(_) => ErrorCode::ServerError,
+        }
+    }
+}
+
+impl OAuthError for LookupError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            Self::Store(_) => ErrorCode::ServerError,
+            _ => ErrorCode::InvalidRequestUri,
+        }
+    }
+}
+
+/// The `201 Created` body of [RFC 9126 §2.2](https://www.rfc-editor.org/rfc/rfc9126#section-2.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ParResponse {
+    /// The reference for the authorization request.
+    pub request_uri: String,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+}
+
+impl ParResponse {
+    /// The HTTP status of a successful push.
+    pub const STATUS: u16 = 201;
+}
+
+/// The PAR endpoint's settings.
+#[derive(Clone, Debug)]
+pub struct ParConfig {
+    profile: Profile,
+    issuer: Issuer,
+    expires_in_secs: i64,
+}
+
+impl ParConfig {
+    /// Settings for `profile` and the authorization server `issuer`, with
+    /// the profile's default lifetime (60 s).
+    pub fn new(profile: Profile, issuer: Issuer) -> Self {
+        Self {
+            profile,
+            issuer,
+            expires_in_secs: profile.par_expires_in().0,
+        }
+    }
+
+    /// A custom lifetime: at least 5 s and under the profile's maximum
+    /// (600 s); `None` outside that range.
+    pub fn with_expires_in(mut self, secs: i64) -> Option<Self> {
+        (5..self.profile.par_expires_in().1)
+            .contains(&secs)
+            .then(|| {
+                self.expires_in_secs = secs;
+                self
+            })
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+}
+
+/// Handles a pushed authorization request ([RFC 9126 §2]): the client has
+/// already authenticated (`client`, with its `registration`); the body is
+/// validated per profile (a signed request object, or plain parameters
+/// where the profile allows), stored under a fresh `request_uri`, and the
+/// 201 body returned. The reference expires at the configured lifetime or
+/// the request object's `exp`, whichever is sooner.
+///
+/// [RFC 9126 §2]: https://www.rfc-editor.org/rfc/rfc9126#section-2
+///
+/// # Errors
+/// [`ParError`], mapped to its OAuth error code.
+pub async fn push(
+    form: &PushedRequestForm,
+    client: &AuthenticatedClient,
+    registration: &ClientMetadata,
+    config: &ParConfig,
+    store: &dyn PushedRequestStore,
+    now: UnixTime,
+) -> Result<ParResponse, ParError> {
+    if registration.client_id() != client.client_id() {
+        return Err(ParError::RegistrationMismatch);
+    }
+    if form
+        .get("client_id")
+        .is_some_and(|c| c != client.client_id().as_str())
+    {
+        return Err(ParError::ConflictingClientIds);
+    }
+    let params = form.authorization_parameters();
+    let ctx = RequestContext {
+        profile: config.profile,
+        issuer: &config.issuer,
+    };
+    let validated = match form.get("request") {
+        Some(request) => validate_request_object(request, &params, registration, &ctx, now)?,
+        None => validate_plain_parameters(&params, registration, &ctx)?,
+    };
+    let mut expires_at = now.saturating_add(config.expires_in_secs);
+    if let Some(exp) = validated.request_object_expires_at() {
+        expires_at = expires_at.min(exp);
+    }
+    let request_uri = RequestUri::generate()?;
+    let response = ParResponse {
+        request_uri: request_uri.as_str().to_owned(),
+        expires_in: expires_at.secs_since(now),
+    };
+    store
+        .put(
+            PushedRequest {
+                request_uri,
+                request: Arc::new(validated),
+                expires_at,
+            },
+            now,
+        )
+        .await?;
+    Ok(response)
+}

@@ -1,0 +1,128 @@
+//! Conformance kit for [`PushedRequestStore`] adapters (feature `testing`).
+
+use std::sync::Arc;
+
+use fapi_core::request_object::ValidatedAuthorizationRequest;
+use fapi_core::time::UnixTime;
+use fapi_core::types::ClientId;
+use futures_util::future::join_all;
+
+use crate::{LookupError, PushedRequest, PushedRequestStore, RequestUri};
+
+/// A guarantee the adapter under test broke.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("conformance case `{case}` failed: {detail}")]
+pub struct ConformanceFailure {
+    /// The case.
+    pub case: &'static str,
+    /// What happened.
+    pub detail: String,
+}
+
+/// How many concurrent `take`s race in the kit.
+pub const RACERS: usize = 1000;
+
+fn fail(case: &'static str, detail: impl core::fmt::Debug) -> ConformanceFailure {
+    ConformanceFailure {
+        case,
+        detail: format!("{detail:?}"),
+    }
+}
+
+/// Runs every [`PushedRequestStore`] guarantee against `store`, with
+/// `sample`, a validated request of client `sample.client_id()`, and
+/// `other`, a different client id. The race polls [`RACERS`] `take`s
+/// concurrently on the caller's executor.
+///
+/// # Errors
+/// The first [`ConformanceFailure`].
+pub async fn pushed_request_store_conformance(
+    store: &dyn PushedRequestStore,
+    sample: ValidatedAuthorizationRequest,
+    other: &ClientId,
+) -> Result<(), ConformanceFailure> {
+    let t0 = UnixTime::from_secs(1_900_000_000).ok_or_else(|| fail("setup", "time"))?;
+    let request = Arc::new(sample);
+    let client = request.client_id().clone();
+    let new = |lifetime: i64| -> Result<PushedRequest, ConformanceFailure> {
+        Ok(PushedRequest {
+            request_uri: RequestUri::generate().map_err(|e| fail("setup", e))?,
+            request: request.clone(),
+            expires_at: t0.saturating_add(lifetime),
+        })
+    };
+
+    // peek survives a reload; another client is refused without consuming
+    let p = new(60)?;
+    let uri = p.request_uri.clone();
+    store.put(p, t0).await.map_err(|e| fail("put", e))?;
+    for _ in 0..3 {
+        store
+            .peek(&uri, &client, t0)
+            .await
+            .map_err(|e| fail("peek survives reloads", e))?;
+    }
+    match store.peek(&uri, other, t0).await {
+        Err(LookupError::WrongClient) => {}
+        r => return Err(fail("peek by another client is refused", r.map(|_| ()))),
+    }
+    match store.take(&uri, other, t0).await {
+        Err(LookupError::WrongClient) => {}
+        r => return Err(fail("take by another client is refused", r.map(|_| ()))),
+    }
+    store
+        .take(&uri, &client, t0)
+        .await
+        .map_err(|e| fail("take by its client after a foreign attempt", e))?;
+    match store.take(&uri, &client, t0).await {
+        Err(LookupError::AlreadyUsed) => {}
+        r => {
+            return Err(fail(
+                "second take is refused as already used",
+                r.map(|_| ()),
+            ))
+        }
+    }
+    match store.peek(&uri, &client, t0).await {
+        Err(LookupError::AlreadyUsed) => {}
+        r => return Err(fail("peek after take is refused", r.map(|_| ()))),
+    }
+
+    // expiry exactly at the edge
+    let p = new(60)?;
+    let uri = p.request_uri.clone();
+    store.put(p, t0).await.map_err(|e| fail("put", e))?;
+    store
+        .peek(&uri, &client, t0.saturating_add(59))
+        .await
+        .map_err(|e| fail("usable one second before expiry", e))?;
+    match store.take(&uri, &client, t0.saturating_add(60)).await {
+        Err(LookupError::Expired | LookupError::Unknown) => {}
+        r => return Err(fail("unusable at expiry", r.map(|_| ()))),
+    }
+
+    // unknown reference
+    let unknown = RequestUri::generate().map_err(|e| fail("setup", e))?;
+    match store.peek(&unknown, &client, t0).await {
+        Err(LookupError::Unknown) => {}
+        r => return Err(fail("unknown reference", r.map(|_| ()))),
+    }
+
+    // the race
+    let p = new(60)?;
+    let uri = p.request_uri.clone();
+    store.put(p, t0).await.map_err(|e| fail("put", e))?;
+    let results = join_all((0..RACERS).map(|_| store.take(&uri, &client, t0))).await;
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    let used = results
+        .iter()
+        .filter(|r| matches!(r, Err(LookupError::AlreadyUsed)))
+        .count();
+    if wins != 1 || used != RACERS - 1 {
+        return Err(fail(
+            "exactly one of many concurrent takes wins",
+            (wins, used),
+        ));
+    }
+    Ok(())
+}
