@@ -60,7 +60,7 @@ pub enum Rendered {
 /// The one inline script of the form-post page: submit the form.
 const FORM_POST_SCRIPT: &str = "document.forms[0].submit();";
 
-/// The CSP source expression allowing exactly [`FORM_POST_SCRIPT`]
+/// The CSP source expression allowing exactly the form-post page's one script
 /// (`'sha256-…'`); computed, so it cannot drift from the script.
 pub fn form_post_script_hash() -> String {
     format!(
