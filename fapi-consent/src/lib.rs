@@ -3,7 +3,13 @@
 #![warn(missing_docs)]
 
 pub mod consent;
+pub mod gate;
 pub mod permission;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use consent::{Consent, ConsentEvent, ConsentStatus, EventKind, TransitionError};
+pub use gate::{Authorized, ConsentGate, GateError, ResourceAccess};
 pub use permission::Permission;
+pub use store::{ConsentStore, InMemoryConsentStore};

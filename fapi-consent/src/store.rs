@@ -1,0 +1,202 @@
+//! Where consents live: the [`ConsentStore`] trait (versioned
+//! compare-and-swap, so no update is ever lost) and an in-memory store.
+
+use core::fmt;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use fapi_core::replay::{BoxFuture, StoreError};
+use fapi_core::types::ConsentId;
+
+use crate::consent::{Consent, ConsentEvent, TransitionError};
+
+/// Why a compare-and-swap did not happen.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CasError {
+    /// The stored version is not the expected one: someone else changed the
+    /// consent first. Re-read and decide again.
+    #[error("consent changed concurrently (now at version {current})")]
+    Conflict {
+        /// The stored version.
+        current: u64,
+    },
+    /// No consent has this id.
+    #[error("consent not found")]
+    NotFound,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a consent could not be created.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateError {
+    /// A consent with this id exists.
+    #[error("a consent with this id exists")]
+    AlreadyExists,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The authoritative record of consents.
+///
+/// # Guarantees an implementation must give
+/// - `get` returns the latest committed consent (no cache that could hide a
+///   revocation).
+/// - `compare_and_swap(expected, next)` stores `next` only if the stored
+///   version is `expected`, atomically; `next.version()` is `expected + 1`.
+///   Of any number of concurrent swaps from the same version, exactly one
+///   succeeds and the rest get [`CasError::Conflict`].
+/// - History is part of the consent, so it is swapped with it: it can never
+///   disagree with the status.
+///
+/// `fapi_consent::testing::consent_store_conformance` (feature `testing`)
+/// checks these for any adapter, races included.
+pub trait ConsentStore: Send + Sync + fmt::Debug {
+    /// Stores a new consent.
+    fn create(&self, consent: Consent) -> BoxFuture<'_, Result<(), CreateError>>;
+    /// The consent with `id`, read live.
+    fn get<'a>(&'a self, id: &'a ConsentId) -> BoxFuture<'a, Result<Option<Consent>, StoreError>>;
+    /// Replaces the consent if its stored version is `expected_version`.
+    fn compare_and_swap(
+        &self,
+        expected_version: u64,
+        next: Consent,
+    ) -> BoxFuture<'_, Result<(), CasError>>;
+    /// The consents of a customer (the dashboard), most recent first.
+    fn list_for_customer<'a>(
+        &'a self,
+        customer_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Consent>, StoreError>>;
+}
+
+/// An in-memory [`ConsentStore`].
+#[derive(Default)]
+pub struct InMemoryConsentStore {
+    consents: Mutex<HashMap<String, Consent>>,
+}
+
+impl fmt::Debug for InMemoryConsentStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryConsentStore")
+            .finish_non_exhaustive()
+    }
+}
+
+impl InMemoryConsentStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Consent>>, StoreError> {
+        self.consents
+            .lock()
+            .map_err(|_| StoreError::Unavailable("consent store lock poisoned".into()))
+    }
+}
+
+impl ConsentStore for InMemoryConsentStore {
+    fn create(&self, consent: Consent) -> BoxFuture<'_, Result<(), CreateError>> {
+        let r = self.lock().map_err(CreateError::from).and_then(|mut m| {
+            if m.contains_key(consent.id().as_str()) {
+                return Err(CreateError::AlreadyExists);
+            }
+            m.insert(consent.id().as_str().to_owned(), consent);
+            Ok(())
+        });
+        Box::pin(core::future::ready(r))
+    }
+
+    fn get<'a>(&'a self, id: &'a ConsentId) -> BoxFuture<'a, Result<Option<Consent>, StoreError>> {
+        let r = self.lock().map(|m| m.get(id.as_str()).cloned());
+        Box::pin(core::future::ready(r))
+    }
+
+    fn compare_and_swap(
+        &self,
+        expected_version: u64,
+        next: Consent,
+    ) -> BoxFuture<'_, Result<(), CasError>> {
+        let r = self.lock().map_err(CasError::from).and_then(|mut m| {
+            let current = m.get_mut(next.id().as_str()).ok_or(CasError::NotFound)?;
+            if current.version() != expected_version || next.version() != expected_version + 1 {
+                return Err(CasError::Conflict {
+                    current: current.version(),
+                });
+            }
+            *current = next;
+            Ok(())
+        });
+        Box::pin(core::future::ready(r))
+    }
+
+    fn list_for_customer<'a>(
+        &'a self,
+        customer_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Consent>, StoreError>> {
+        let r = self.lock().map(|m| {
+            let mut v: Vec<Consent> = m
+                .values()
+                .filter(|c| c.customer_id() == Some(customer_id))
+                .cloned()
+                .collect();
+            v.sort_by(|a, b| {
+                b.created_at()
+                    .cmp(&a.created_at())
+                    .then_with(|| a.id().cmp(b.id()))
+            });
+            v
+        });
+        Box::pin(core::future::ready(r))
+    }
+}
+
+/// Why an event could not be applied through a store.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// No consent has this id.
+    #[error("consent not found")]
+    NotFound,
+    /// The state machine refused the event (possibly because a concurrent
+    /// change got there first).
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// Too many concurrent changes in a row.
+    #[error("consent is changing too often; try again")]
+    Contended,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How often [`apply_event`] re-reads after a conflict before giving up.
+pub const MAX_CAS_ATTEMPTS: usize = 16;
+
+/// Applies `event` to the stored consent `id`: read, apply, compare-and-swap;
+/// on a conflict, re-read and re-decide (the event may no longer be allowed).
+///
+/// # Errors
+/// [`ApplyError`].
+pub async fn apply_event(
+    store: &dyn ConsentStore,
+    id: &ConsentId,
+    event: ConsentEvent,
+) -> Result<Consent, ApplyError> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let current = store.get(id).await?.ok_or(ApplyError::NotFound)?;
+        let version = current.version();
+        let next = current.apply(event.clone())?;
+        match store.compare_and_swap(version, next.clone()).await {
+            Ok(()) => return Ok(next),
+            Err(CasError::Conflict { .. }) => continue,
+            Err(CasError::NotFound) => return Err(ApplyError::NotFound),
+            Err(CasError::Store(e)) => return Err(ApplyError::Store(e)),
+        }
+    }
+    Err(ApplyError::Contended)
+}

@@ -1,0 +1,137 @@
+//! Conformance kit for [`ConsentStore`] adapters (feature `testing`).
+
+use futures_util::future::join_all;
+
+use crate::consent::{Actor, Consent, ConsentEvent, ConsentStatus, EventKind};
+use crate::store::{apply_event, ApplyError, CasError, ConsentStore, CreateError};
+
+/// A guarantee the adapter under test broke.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("conformance case `{case}` failed: {detail}")]
+pub struct ConformanceFailure {
+    /// The case.
+    pub case: &'static str,
+    /// What happened.
+    pub detail: String,
+}
+
+fn fail(case: &'static str, detail: impl core::fmt::Debug) -> ConformanceFailure {
+    ConformanceFailure {
+        case,
+        detail: format!("{detail:?}"),
+    }
+}
+
+/// How many concurrent changes race in the kit.
+pub const RACERS: usize = 1000;
+
+/// Runs every [`ConsentStore`] guarantee against `store`, given a fresh
+/// account-access consent and a fresh payment consent (both
+/// `AwaitingAuthorisation`, distinct ids, not yet stored). Races poll
+/// [`RACERS`] changes concurrently on the caller's executor.
+///
+/// # Errors
+/// The first [`ConformanceFailure`].
+pub async fn consent_store_conformance(
+    store: &dyn ConsentStore,
+    account_access: Consent,
+    payment: Consent,
+) -> Result<(), ConformanceFailure> {
+    let at = account_access.created_at();
+    let ev = |kind: EventKind| ConsentEvent {
+        kind,
+        actor: Actor::Bank,
+        reason: "conformance".into(),
+        at,
+    };
+    let aac_id = account_access.id().clone();
+    store
+        .create(account_access.clone())
+        .await
+        .map_err(|e| fail("create", e))?;
+    match store.create(account_access.clone()).await {
+        Err(CreateError::AlreadyExists) => {}
+        r => return Err(fail("duplicate id refused", r)),
+    }
+    let read = store.get(&aac_id).await.map_err(|e| fail("get", e))?;
+    if read.as_ref() != Some(&account_access) {
+        return Err(fail("get returns what was created", read));
+    }
+    // a stale swap loses
+    let authorised = account_access
+        .clone()
+        .apply(ev(EventKind::Authorise {
+            customer_id: "c".into(),
+            accounts: vec!["a".into()],
+        }))
+        .map_err(|e| fail("setup", e))?;
+    store
+        .compare_and_swap(1, authorised.clone())
+        .await
+        .map_err(|e| fail("swap from the stored version", e))?;
+    match store.compare_and_swap(1, authorised).await {
+        Err(CasError::Conflict { current: 2 }) => {}
+        r => return Err(fail("swap from a stale version is a conflict", r)),
+    }
+    // race: many revokes of one authorised consent, exactly one wins
+    let results =
+        join_all((0..RACERS).map(|_| apply_event(store, &aac_id, ev(EventKind::Revoke)))).await;
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(ApplyError::Transition(_))))
+        .count();
+    if wins != 1 || refused != RACERS - 1 {
+        return Err(fail(
+            "exactly one of many concurrent revocations wins",
+            (wins, refused),
+        ));
+    }
+    let after = store
+        .get(&aac_id)
+        .await
+        .map_err(|e| fail("get", e))?
+        .ok_or_else(|| fail("get", "gone"))?;
+    if after.status() != ConsentStatus::Revoked
+        || after.version() != 3
+        || after.history().len() != 2
+    {
+        return Err(fail(
+            "one consistent history after the race",
+            (after.status(), after.version(), after.history().len()),
+        ));
+    }
+    // race: many consumptions of one payment consent, exactly one wins
+    let pay_id = payment.id().clone();
+    store
+        .create(payment)
+        .await
+        .map_err(|e| fail("create payment", e))?;
+    apply_event(
+        store,
+        &pay_id,
+        ev(EventKind::Authorise {
+            customer_id: "c".into(),
+            accounts: vec!["d".into()],
+        }),
+    )
+    .await
+    .map_err(|e| fail("authorise payment", e))?;
+    let results =
+        join_all((0..RACERS).map(|_| apply_event(store, &pay_id, ev(EventKind::Consume)))).await;
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    if wins != 1 {
+        return Err(fail(
+            "exactly one of many concurrent consumptions wins",
+            wins,
+        ));
+    }
+    let listed = store
+        .list_for_customer("c")
+        .await
+        .map_err(|e| fail("list", e))?;
+    if listed.len() != 2 {
+        return Err(fail("a customer's consents are listed", listed.len()));
+    }
+    Ok(())
+}

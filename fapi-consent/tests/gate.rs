@@ -1,0 +1,519 @@
+//! The consent gate with real bound access tokens (fapi-core verify ->
+//! bind), each rule's negative test next to its twin, edges with injected
+//! time, revocation on the next call, and payments racing on real threads.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::{Arc, Barrier, OnceLock};
+
+use fapi_consent::consent::{AccountAccessRequest, Actor, Amount, CreditorAccount, Initiation};
+use fapi_consent::gate::{DetailLevel, PaymentSubmission};
+use fapi_consent::store::{apply_event, ApplyError};
+use fapi_consent::{
+    Consent, ConsentEvent, ConsentGate, ConsentStatus, ConsentStore, EventKind, GateError,
+    InMemoryConsentStore, ResourceAccess,
+};
+use fapi_core::access_token::{
+    AccessTokenClaims, AccessTokenIssuer, Confirmation, PresentedKey, ProofOfPossession,
+};
+use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
+use fapi_core::jwk::{Jwk, JwkSet, KeySet};
+use fapi_core::time::UnixTime;
+use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, Issuer, Scope};
+use fapi_core::{AccessTokenVerifier, BoundAccessToken, ErrorCode, OAuthError, Profile};
+
+const NOW: i64 = 1_900_000_000; // 2030-03-17T17:46:40Z
+
+fn at(o: i64) -> UnixTime {
+    UnixTime::from_secs(NOW + o).unwrap()
+}
+
+fn b<F: std::future::Future>(f: F) -> F::Output {
+    futures_executor::block_on(f)
+}
+
+struct Cert(CertificateThumbprint);
+impl ProofOfPossession for Cert {
+    fn presented_key(&self) -> PresentedKey<'_> {
+        PresentedKey::Certificate(&self.0)
+    }
+}
+
+fn key() -> &'static Arc<dyn SigningKey> {
+    static K: OnceLock<Arc<dyn SigningKey>> = OnceLock::new();
+    K.get_or_init(|| {
+        default_provider()
+            .generate_signing_key(Algorithm::Es256)
+            .unwrap()
+    })
+}
+
+/// A token for `client` and `consent`, verified and bound the real way.
+fn token(client: &str, consent: &str) -> BoundAccessToken {
+    let cert = Cert(CertificateThumbprint::of_der(client.as_bytes()));
+    let issuer = Issuer::try_from("https://bank.example").unwrap();
+    let t = AccessTokenIssuer::new(
+        key().clone(),
+        "k".into(),
+        issuer.clone(),
+        "api".into(),
+        3600,
+    )
+    .issue(
+        &AccessTokenClaims {
+            subject: "alice".into(),
+            client_id: ClientId::try_from(client).unwrap(),
+            scope: Scope::try_from("accounts payments").unwrap(),
+            consent_id: Some(ConsentId::try_from(consent).unwrap()),
+            confirmation: Confirmation::CertificateThumbprint(cert.0),
+        },
+        at(0),
+    )
+    .unwrap()
+    .token;
+    let jwks = JwkSet::new(vec![Jwk::from_public_key(
+        key().public_key().clone(),
+        Some("k".into()),
+    )]);
+    let keys = KeySet::from_jwks(
+        &jwks,
+        &*default_provider(),
+        &Profile::Fapi2Security.key_policy(),
+    )
+    .unwrap();
+    AccessTokenVerifier::new(
+        Arc::new(keys),
+        issuer,
+        "api".into(),
+        Profile::Fapi2Security.algorithms(),
+    )
+    .verify(&format!("Bearer {t}"), at(0))
+    .unwrap()
+    .bind(&cert)
+    .unwrap()
+}
+
+fn ev(kind: EventKind) -> ConsentEvent {
+    ConsentEvent {
+        kind,
+        actor: Actor::Customer("alice".into()),
+        reason: "test".into(),
+        at: at(0),
+    }
+}
+
+fn authorise(accounts: &[&str]) -> ConsentEvent {
+    ev(EventKind::Authorise {
+        customer_id: "alice".into(),
+        accounts: accounts.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+fn aac(id: &str) -> Consent {
+    Consent::account_access(
+        ConsentId::try_from(id).unwrap(),
+        ClientId::try_from("tpp-a").unwrap(),
+        &AccountAccessRequest {
+            permissions: [
+                "ReadAccountsDetail",
+                "ReadBalances",
+                "ReadTransactionsBasic",
+                "ReadTransactionsCredits",
+            ]
+            .map(String::from)
+            .to_vec(),
+            expiration: Some("2030-03-18T00:00:00Z".into()),
+            transaction_from: Some("2030-01-01T00:00:00Z".into()),
+            transaction_to: Some("2030-03-01T00:00:00Z".into()),
+        },
+        at(0),
+    )
+    .unwrap()
+}
+
+fn setup() -> (Arc<InMemoryConsentStore>, ConsentGate) {
+    let store = Arc::new(InMemoryConsentStore::new());
+    b(store.create(aac("aac-1"))).unwrap();
+    b(apply_event(
+        &*store,
+        &ConsentId::try_from("aac-1").unwrap(),
+        authorise(&["acc-1"]),
+    ))
+    .unwrap();
+    b(store.create(aac("aac-waiting"))).unwrap();
+    let gate = ConsentGate::new(store.clone());
+    (store, gate)
+}
+
+fn secs(s: &str) -> UnixTime {
+    fapi_consent::consent::parse_date_time("t", s).unwrap()
+}
+
+#[test]
+fn happy_account_reads() {
+    let (_, gate) = setup();
+    let t = token("tpp-a", "aac-1");
+    let a = b(gate.authorize(&t, &ResourceAccess::Accounts, at(1))).unwrap();
+    assert_eq!(a.accounts(), ["acc-1".to_string()]);
+    assert_eq!(a.detail_level(), DetailLevel::Detail);
+    assert!(b(gate.authorize(&t, &ResourceAccess::Balances("acc-1".into()), at(1))).is_ok());
+    let tx = b(gate.authorize(
+        &t,
+        &ResourceAccess::Transactions {
+            account: "acc-1".into(),
+            from: None,
+            to: None,
+        },
+        at(1),
+    ))
+    .unwrap();
+    assert_eq!(tx.detail_level(), DetailLevel::Basic);
+    assert_eq!(tx.transaction_directions(), (true, false));
+}
+
+#[test]
+fn revocation_takes_effect_on_the_next_call() {
+    let (store, gate) = setup();
+    let t = token("tpp-a", "aac-1");
+    assert!(b(gate.authorize(&t, &ResourceAccess::Accounts, at(1))).is_ok());
+    b(apply_event(
+        &*store,
+        &ConsentId::try_from("aac-1").unwrap(),
+        ev(EventKind::Revoke),
+    ))
+    .unwrap();
+    let e = b(gate.authorize(&t, &ResourceAccess::Accounts, at(2))).unwrap_err();
+    assert_eq!(e, GateError::NotAuthorised(ConsentStatus::Revoked));
+    assert_eq!(e.error_code(), ErrorCode::AccessDenied);
+}
+
+#[test]
+fn consent_of_another_client_rejected() {
+    let (_, gate) = setup();
+    assert_eq!(
+        b(gate.authorize(&token("tpp-b", "aac-1"), &ResourceAccess::Accounts, at(1))).unwrap_err(),
+        GateError::WrongClient
+    );
+}
+
+#[test]
+fn unknown_or_unauthorised_consent_rejected() {
+    let (_, gate) = setup();
+    assert_eq!(
+        b(gate.authorize(&token("tpp-a", "aac-404"), &ResourceAccess::Accounts, at(1)))
+            .unwrap_err(),
+        GateError::UnknownConsent
+    );
+    assert_eq!(
+        b(gate.authorize(
+            &token("tpp-a", "aac-waiting"),
+            &ResourceAccess::Accounts,
+            at(1)
+        ))
+        .unwrap_err(),
+        GateError::NotAuthorised(ConsentStatus::AwaitingAuthorisation)
+    );
+}
+
+#[test]
+fn consent_expiry_edge() {
+    let (_, gate) = setup();
+    let t = token("tpp-a", "aac-1");
+    let expiry = secs("2030-03-18T00:00:00Z");
+    assert!(b(gate.authorize(&t, &ResourceAccess::Accounts, expiry.saturating_sub(1))).is_ok());
+    assert_eq!(
+        b(gate.authorize(&t, &ResourceAccess::Accounts, expiry)).unwrap_err(),
+        GateError::Expired
+    );
+}
+
+#[test]
+fn resource_without_permission_rejected() {
+    let (_, gate) = setup();
+    let e = b(gate.authorize(
+        &token("tpp-a", "aac-1"),
+        &ResourceAccess::StandingOrders("acc-1".into()),
+        at(1),
+    ))
+    .unwrap_err();
+    assert_eq!(e, GateError::MissingPermission);
+    assert_eq!(e.error_code(), ErrorCode::InsufficientScope);
+}
+
+#[test]
+fn account_not_selected_rejected() {
+    let (_, gate) = setup();
+    assert_eq!(
+        b(gate.authorize(
+            &token("tpp-a", "aac-1"),
+            &ResourceAccess::Balances("acc-9".into()),
+            at(1)
+        ))
+        .unwrap_err(),
+        GateError::AccountNotSelected
+    );
+}
+
+#[test]
+fn transaction_window_edges() {
+    let (_, gate) = setup();
+    let t = token("tpp-a", "aac-1");
+    let from = secs("2030-01-01T00:00:00Z");
+    let to = secs("2030-03-01T00:00:00Z");
+    let ask = |f: UnixTime, t2: UnixTime| {
+        b(gate.authorize(
+            &t,
+            &ResourceAccess::Transactions {
+                account: "acc-1".into(),
+                from: Some(f),
+                to: Some(t2),
+            },
+            at(1),
+        ))
+    };
+    assert!(ask(from, to).is_ok());
+    assert_eq!(
+        ask(from.saturating_sub(1), to).unwrap_err(),
+        GateError::OutsideTransactionWindow
+    );
+    assert_eq!(
+        ask(from, to.saturating_add(1)).unwrap_err(),
+        GateError::OutsideTransactionWindow
+    );
+    assert_eq!(
+        ask(to, from).unwrap_err(),
+        GateError::OutsideTransactionWindow
+    );
+}
+
+fn initiation() -> Initiation {
+    Initiation {
+        instruction_identification: "instr-1".into(),
+        end_to_end_identification: "e2e-1".into(),
+        instructed_amount: Amount {
+            amount: "10.50".into(),
+            currency: "GBP".into(),
+        },
+        creditor_account: CreditorAccount {
+            scheme_name: "UK.OBIE.SortCodeAccountNumber".into(),
+            identification: "08080021325698".into(),
+            name: "ACME Ltd".into(),
+        },
+        remittance_reference: Some("INV-42".into()),
+    }
+}
+
+fn payment_setup(id: &str) -> (Arc<InMemoryConsentStore>, ConsentGate) {
+    let store = Arc::new(InMemoryConsentStore::new());
+    let c = Consent::domestic_payment(
+        ConsentId::try_from(id).unwrap(),
+        ClientId::try_from("tpp-a").unwrap(),
+        initiation(),
+        at(0),
+    )
+    .unwrap();
+    b(store.create(c)).unwrap();
+    b(apply_event(
+        &*store,
+        &ConsentId::try_from(id).unwrap(),
+        authorise(&["debtor-1"]),
+    ))
+    .unwrap();
+    let gate = ConsentGate::new(store.clone());
+    (store, gate)
+}
+
+/// One change to an initiation.
+type Change = fn(&mut Initiation);
+
+fn submission(id: &str, i: Initiation) -> PaymentSubmission {
+    PaymentSubmission {
+        consent_id: ConsentId::try_from(id).unwrap(),
+        initiation: i,
+    }
+}
+
+#[test]
+fn exact_payment_consumes_the_consent_once() {
+    let (store, gate) = payment_setup("pdc-1");
+    let t = token("tpp-a", "pdc-1");
+    let p = b(gate.consume_payment(&t, &submission("pdc-1", initiation()), at(1))).unwrap();
+    assert_eq!(p.debtor_account, "debtor-1");
+    assert_eq!(p.consent.status(), ConsentStatus::Consumed);
+    assert_eq!(
+        b(gate.consume_payment(&t, &submission("pdc-1", initiation()), at(2))).unwrap_err(),
+        GateError::AlreadyConsumed
+    );
+    let stored = b(store.get(&ConsentId::try_from("pdc-1").unwrap()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status(), ConsentStatus::Consumed);
+}
+
+#[test]
+fn payment_mismatch_moves_nothing() {
+    let (store, gate) = payment_setup("pdc-1");
+    let t = token("tpp-a", "pdc-1");
+    let cases: [(&str, Change); 6] = [
+        ("InstructedAmount.Amount", |i| {
+            i.instructed_amount.amount = "10.51".into()
+        }),
+        ("InstructedAmount.Amount", |i| {
+            i.instructed_amount.amount = "10.500".into()
+        }),
+        ("InstructedAmount.Currency", |i| {
+            i.instructed_amount.currency = "EUR".into()
+        }),
+        ("CreditorAccount", |i| {
+            i.creditor_account.identification = "08080021325699".into()
+        }),
+        ("RemittanceInformation.Reference", |i| {
+            i.remittance_reference = None
+        }),
+        ("EndToEndIdentification", |i| {
+            i.end_to_end_identification = "e2e-2".into()
+        }),
+    ];
+    for (field, change) in cases {
+        let mut i = initiation();
+        change(&mut i);
+        let e = b(gate.consume_payment(&t, &submission("pdc-1", i), at(1))).unwrap_err();
+        assert_eq!(e, GateError::InitiationMismatch(field));
+        let stored = b(store.get(&ConsentId::try_from("pdc-1").unwrap()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (stored.status(), stored.version()),
+            (ConsentStatus::Authorised, 2),
+            "{field}"
+        );
+    }
+    assert!(b(gate.consume_payment(&t, &submission("pdc-1", initiation()), at(1))).is_ok());
+}
+
+#[test]
+fn payment_for_another_consent_rejected() {
+    let (_, gate) = payment_setup("pdc-1");
+    assert_eq!(
+        b(gate.consume_payment(
+            &token("tpp-a", "pdc-1"),
+            &submission("pdc-2", initiation()),
+            at(1)
+        ))
+        .unwrap_err(),
+        GateError::ConsentMismatch
+    );
+    assert_eq!(
+        b(gate.consume_payment(
+            &token("tpp-b", "pdc-1"),
+            &submission("pdc-1", initiation()),
+            at(1)
+        ))
+        .unwrap_err(),
+        GateError::WrongClient
+    );
+}
+
+#[test]
+fn account_access_consent_cannot_pay_and_payment_consent_cannot_read() {
+    let (_, gate) = setup();
+    assert_eq!(
+        b(gate.consume_payment(
+            &token("tpp-a", "aac-1"),
+            &submission("aac-1", initiation()),
+            at(1)
+        ))
+        .unwrap_err(),
+        GateError::WrongKind
+    );
+    let (_, pgate) = payment_setup("pdc-1");
+    assert_eq!(
+        b(pgate.authorize(&token("tpp-a", "pdc-1"), &ResourceAccess::Accounts, at(1))).unwrap_err(),
+        GateError::WrongKind
+    );
+}
+
+/// 1,000 threads submit the same payment at once: exactly one passes.
+#[test]
+fn concurrent_payment_submissions_exactly_one_passes() {
+    let (store, gate) = payment_setup("pdc-race");
+    let t = Arc::new(token("tpp-a", "pdc-race"));
+    let gate = Arc::new(gate);
+    let barrier = Arc::new(Barrier::new(1000));
+    let handles: Vec<_> = (0..1000)
+        .map(|_| {
+            let (gate, t, barrier) = (gate.clone(), t.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                b(gate.consume_payment(&t, &submission("pdc-race", initiation()), at(1)))
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(results
+        .iter()
+        .all(|r| r.is_ok() || matches!(r, Err(GateError::AlreadyConsumed))));
+    let stored = b(store.get(&ConsentId::try_from("pdc-race").unwrap()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.status(), stored.version(), stored.history().len()),
+        (ConsentStatus::Consumed, 3, 2)
+    );
+}
+
+/// 1,000 threads revoke and re-authorise one consent: one history, no lost update.
+#[test]
+fn concurrent_revocations_leave_one_consistent_history() {
+    let (store, _) = setup();
+    let id = Arc::new(ConsentId::try_from("aac-1").unwrap());
+    let barrier = Arc::new(Barrier::new(1000));
+    let handles: Vec<_> = (0..1000)
+        .map(|i| {
+            let (store, id, barrier) = (store.clone(), id.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let e = if i % 2 == 0 {
+                    ev(EventKind::Revoke)
+                } else {
+                    ev(EventKind::Expire)
+                };
+                b(apply_event(&*store, &id, e))
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(results
+        .iter()
+        .all(|r| r.is_ok() || matches!(r, Err(ApplyError::Transition(_)))));
+    let c = b(store.get(&id)).unwrap().unwrap();
+    assert_eq!((c.version(), c.history().len()), (3, 2));
+    assert!(matches!(
+        c.status(),
+        ConsentStatus::Revoked | ConsentStatus::Expired
+    ));
+}
+
+#[test]
+fn in_memory_store_passes_the_conformance_kit() {
+    let store = InMemoryConsentStore::new();
+    let pay = Consent::domestic_payment(
+        ConsentId::try_from("pdc-kit").unwrap(),
+        ClientId::try_from("tpp-a").unwrap(),
+        initiation(),
+        at(0),
+    )
+    .unwrap();
+    b(fapi_consent::testing::consent_store_conformance(
+        &store,
+        aac("aac-kit"),
+        pay,
+    ))
+    .unwrap();
+}
