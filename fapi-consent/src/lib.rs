@@ -4,6 +4,7 @@
 
 pub mod consent;
 pub mod gate;
+pub mod idempotency;
 pub mod permission;
 pub mod store;
 #[cfg(feature = "testing")]
