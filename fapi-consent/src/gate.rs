@@ -244,6 +244,7 @@ pub struct ConsumedPayment {
 #[derive(Clone, Debug)]
 pub struct ConsentGate {
     store: Arc<dyn ConsentStore>,
+    audit: Option<Arc<dyn crate::audit::AuditLog>>,
 }
 
 fn mismatch(consented: &Initiation, submitted: &Initiation) -> Option<&'static str> {
@@ -267,7 +268,13 @@ fn mismatch(consented: &Initiation, submitted: &Initiation) -> Option<&'static s
 impl ConsentGate {
     /// A gate over `store`.
     pub fn new(store: Arc<dyn ConsentStore>) -> Self {
-        Self { store }
+        Self { store, audit: None }
+    }
+
+    /// Writes every state change to `audit` before it takes effect.
+    pub fn with_audit(mut self, audit: Arc<dyn crate::audit::AuditLog>) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     async fn live(&self, token: &BoundAccessToken) -> Result<Consent, GateError> {
@@ -367,7 +374,20 @@ impl ConsentGate {
             reason: "domestic payment submitted".into(),
             at: now,
         };
-        let consumed = match apply_event(&*self.store, &submission.consent_id, event).await {
+        let applied = match &self.audit {
+            Some(audit) => {
+                crate::store::apply_event_audited(
+                    &*self.store,
+                    &**audit,
+                    &submission.consent_id,
+                    event,
+                    None,
+                )
+                .await
+            }
+            None => apply_event(&*self.store, &submission.consent_id, event).await,
+        };
+        let consumed = match applied {
             Ok(c) => c,
             Err(ApplyError::Transition(_)) | Err(ApplyError::Contended) => {
                 return Err(GateError::AlreadyConsumed)

@@ -2,10 +2,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod consent;
 pub mod gate;
 pub mod idempotency;
 pub mod permission;
+pub mod record;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

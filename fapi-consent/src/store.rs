@@ -200,3 +200,62 @@ pub async fn apply_event(
     }
     Err(ApplyError::Contended)
 }
+
+/// The audit action for a consent event.
+pub fn audit_action(kind: &crate::consent::EventKind) -> crate::audit::AuditAction {
+    use crate::audit::AuditAction as A;
+    use crate::consent::EventKind as K;
+    match kind {
+        K::Authorise { .. } => A::ConsentAuthorised,
+        K::Reject => A::ConsentRejected,
+        K::Revoke => A::ConsentRevoked,
+        K::Expire => A::ConsentExpired,
+        K::Consume => A::ConsentConsumed,
+    }
+}
+
+/// [`apply_event`] with the audit trail: the change is appended to `audit`
+/// *before* it takes effect; if the compare-and-swap then loses, a
+/// `ChangeAbandoned` entry follows, so the trail never claims a change
+/// that did not happen without saying so.
+///
+/// # Errors
+/// [`ApplyError`]; an audit failure is [`ApplyError::Store`] and nothing
+/// changes.
+pub async fn apply_event_audited(
+    store: &dyn ConsentStore,
+    audit: &dyn crate::audit::AuditLog,
+    id: &ConsentId,
+    event: ConsentEvent,
+    interaction_id: Option<&str>,
+) -> Result<Consent, ApplyError> {
+    use crate::audit::{AuditAction, AuditEvent};
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let current = store.get(id).await?.ok_or(ApplyError::NotFound)?;
+        let version = current.version();
+        let before = current.status();
+        let next = current.apply(event.clone())?;
+        let mut entry = AuditEvent::new(audit_action(&event.kind), event.at);
+        entry.client_id = Some(next.client_id().as_str().to_owned());
+        entry.customer_id = next.customer_id().map(str::to_owned);
+        entry.interaction_id = interaction_id.map(str::to_owned);
+        entry.consent_id = Some(id.as_str().to_owned());
+        entry.status_before = Some(before);
+        entry.status_after = Some(next.status());
+        audit.append(entry.clone()).await?;
+        match store.compare_and_swap(version, next.clone()).await {
+            Ok(()) => return Ok(next),
+            Err(e) => {
+                let mut abandoned = entry;
+                abandoned.action = AuditAction::ChangeAbandoned;
+                audit.append(abandoned).await?;
+                match e {
+                    CasError::Conflict { .. } => continue,
+                    CasError::NotFound => return Err(ApplyError::NotFound),
+                    CasError::Store(e) => return Err(ApplyError::Store(e)),
+                }
+            }
+        }
+    }
+    Err(ApplyError::Contended)
+}

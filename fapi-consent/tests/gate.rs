@@ -517,3 +517,43 @@ fn in_memory_store_passes_the_conformance_kit() {
     ))
     .unwrap();
 }
+
+/// With an audit trail attached, the payment race leaves exactly one
+/// effective consumption in the trail, and the chain verifies.
+#[test]
+fn audited_payment_race_leaves_a_truthful_trail() {
+    use fapi_consent::audit::{AuditAction, AuditLog, InMemoryAuditLog};
+    let (_, gate) = payment_setup("pdc-audit");
+    let log = Arc::new(InMemoryAuditLog::new());
+    let gate = Arc::new(gate.with_audit(log.clone()));
+    let t = Arc::new(token("tpp-a", "pdc-audit"));
+    let barrier = Arc::new(Barrier::new(500));
+    let handles: Vec<_> = (0..500)
+        .map(|_| {
+            let (gate, t, barrier) = (gate.clone(), t.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                b(gate.consume_payment(&t, &submission("pdc-audit", initiation()), at(1))).is_ok()
+            })
+        })
+        .collect();
+    assert_eq!(
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|ok| *ok)
+            .count(),
+        1
+    );
+    let entries = b(log.entries(1, 100_000)).unwrap();
+    let consumed = entries
+        .iter()
+        .filter(|e| e.event.action == AuditAction::ConsentConsumed)
+        .count();
+    let abandoned = entries
+        .iter()
+        .filter(|e| e.event.action == AuditAction::ChangeAbandoned)
+        .count();
+    assert_eq!(consumed, 1 + abandoned);
+    assert!(consumed >= 1);
+}
