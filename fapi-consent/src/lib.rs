@@ -6,6 +6,8 @@ pub mod audit;
 pub mod consent;
 pub mod gate;
 pub mod idempotency;
+#[doc = include_str!("../MANUAL.md")]
+pub mod manual {}
 pub mod permission;
 pub mod record;
 pub mod store;

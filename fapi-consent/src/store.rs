@@ -259,3 +259,33 @@ pub async fn apply_event_audited(
     }
     Err(ApplyError::Contended)
 }
+
+/// Creates a consent, writing `ConsentCreated` to the audit trail first.
+///
+/// # Errors
+/// [`CreateError`]; an audit failure is [`CreateError::Store`] and nothing
+/// is created.
+pub async fn create_audited(
+    store: &dyn ConsentStore,
+    audit: &dyn crate::audit::AuditLog,
+    consent: Consent,
+    interaction_id: Option<&str>,
+    request_sha256: Option<String>,
+) -> Result<(), CreateError> {
+    use crate::audit::{AuditAction, AuditEvent};
+    let mut entry = AuditEvent::new(AuditAction::ConsentCreated, consent.created_at());
+    entry.client_id = Some(consent.client_id().as_str().to_owned());
+    entry.interaction_id = interaction_id.map(str::to_owned);
+    entry.consent_id = Some(consent.id().as_str().to_owned());
+    entry.status_after = Some(consent.status());
+    entry.request_sha256 = request_sha256;
+    audit.append(entry.clone()).await?;
+    match store.create(consent).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            entry.action = AuditAction::ChangeAbandoned;
+            audit.append(entry).await?;
+            Err(e)
+        }
+    }
+}

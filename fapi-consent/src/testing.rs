@@ -135,3 +135,68 @@ pub async fn consent_store_conformance(
     }
     Ok(())
 }
+
+/// Runs every [`IdempotencyStore`](crate::idempotency::IdempotencyStore)
+/// guarantee against `store` (empty at the start), racing [`RACERS`] first
+/// requests on the caller's executor.
+///
+/// # Errors
+/// The first [`ConformanceFailure`].
+pub async fn idempotency_store_conformance(
+    store: &dyn crate::idempotency::IdempotencyStore,
+) -> Result<(), ConformanceFailure> {
+    use crate::idempotency::{
+        body_hash, Begin, IdempotencyError, IdempotencyKey, StoredResponse, WINDOW_SECS,
+    };
+    use fapi_core::time::UnixTime;
+    use fapi_core::types::ClientId;
+    let t0 = UnixTime::from_secs(1_900_000_000).ok_or_else(|| fail("setup", "time"))?;
+    let a = ClientId::try_from("kit-a").map_err(|e| fail("setup", e))?;
+    let b = ClientId::try_from("kit-b").map_err(|e| fail("setup", e))?;
+    let key = IdempotencyKey::parse("kit-key").map_err(|e| fail("setup", e))?;
+    let h = body_hash(b"body");
+    let resp = StoredResponse {
+        status: 201,
+        body: b"{}".to_vec(),
+    };
+    match store.begin(&a, &key, h, t0).await {
+        Ok(Begin::New) => {}
+        r => return Err(fail("first request is new", r)),
+    }
+    match store.begin(&a, &key, h, t0).await {
+        Err(IdempotencyError::InProgress) => {}
+        r => return Err(fail("retry while in progress is refused", r)),
+    }
+    store
+        .complete(&a, &key, resp.clone())
+        .await
+        .map_err(|e| fail("complete", e))?;
+    match store
+        .begin(&a, &key, h, t0.saturating_add(WINDOW_SECS - 1))
+        .await
+    {
+        Ok(Begin::Replay(r)) if r == resp => {}
+        r => return Err(fail("retry replays the first response within 24 h", r)),
+    }
+    match store.begin(&a, &key, body_hash(b"other"), t0).await {
+        Err(IdempotencyError::BodyMismatch) => {}
+        r => return Err(fail("same key with another body is refused", r)),
+    }
+    match store.begin(&b, &key, h, t0).await {
+        Ok(Begin::New) => {}
+        r => return Err(fail("keys are scoped per client", r)),
+    }
+    let race = IdempotencyKey::parse("kit-race").map_err(|e| fail("setup", e))?;
+    let results = join_all((0..RACERS).map(|_| store.begin(&a, &race, h, t0))).await;
+    let new = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Begin::New)))
+        .count();
+    if new != 1 {
+        return Err(fail(
+            "exactly one of many concurrent first requests acts",
+            new,
+        ));
+    }
+    Ok(())
+}

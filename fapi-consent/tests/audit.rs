@@ -437,3 +437,42 @@ fn tampered_or_foreign_payment_record_rejected() {
         RecordError::Signature(JoseError::WrongType { .. })
     ));
 }
+
+#[test]
+fn consent_creation_is_audited_first_and_a_duplicate_is_marked_abandoned() {
+    use fapi_consent::store::create_audited;
+    let store = InMemoryConsentStore::new();
+    let log = InMemoryAuditLog::new();
+    let c = Consent::account_access(
+        ConsentId::try_from("aac-9").unwrap(),
+        ClientId::try_from("tpp-a").unwrap(),
+        &AccountAccessRequest {
+            permissions: vec!["ReadAccountsBasic".into()],
+            ..Default::default()
+        },
+        at(0),
+    )
+    .unwrap();
+    b(create_audited(
+        &store,
+        &log,
+        c.clone(),
+        Some("i-9"),
+        Some("h".into()),
+    ))
+    .unwrap();
+    assert!(b(create_audited(&store, &log, c, None, None)).is_err());
+    let actions: Vec<AuditAction> = b(log.entries(1, 10))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.action)
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            AuditAction::ConsentCreated,
+            AuditAction::ConsentCreated,
+            AuditAction::ChangeAbandoned
+        ]
+    );
+}

@@ -154,3 +154,11 @@ fn concurrent_first_requests_exactly_one_acts() {
         999
     );
 }
+
+#[test]
+fn in_memory_store_passes_the_conformance_kit() {
+    b(fapi_consent::testing::idempotency_store_conformance(
+        &InMemoryIdempotencyStore::new(),
+    ))
+    .unwrap();
+}
