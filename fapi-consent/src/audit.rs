@@ -127,6 +127,25 @@ fn entry_hash(seq: u64, prev_hash: &str, event: &AuditEvent) -> String {
     b64url_encode(&h.finalize())
 }
 
+impl AuditEntry {
+    /// The entry that follows `prev` (`None`: the first entry) for `event`:
+    /// the next `seq`, chained to `prev`'s hash. Every [`AuditLog`]
+    /// implementation builds its entries with this, so all chains hash alike.
+    pub fn following(prev: Option<&AuditEntry>, event: AuditEvent) -> Self {
+        let (seq, prev_hash) = match prev {
+            Some(last) => (last.seq + 1, last.hash.clone()),
+            None => (1, genesis_hash()),
+        };
+        let hash = entry_hash(seq, &prev_hash, &event);
+        Self {
+            seq,
+            prev_hash,
+            hash,
+            event,
+        }
+    }
+}
+
 /// The append-only audit log.
 ///
 /// # Guarantees an implementation must give

@@ -200,3 +200,54 @@ pub async fn idempotency_store_conformance(
     }
     Ok(())
 }
+
+/// Runs every [`AuditLog`](crate::audit::AuditLog) guarantee against `log`
+/// (empty at the start): sequence from 1 without gaps, chaining, and
+/// [`RACERS`] concurrent appends that never share a `seq`; the result must
+/// pass [`verify_chain`](crate::audit::verify_chain).
+///
+/// # Errors
+/// The first [`ConformanceFailure`].
+pub async fn audit_log_conformance(
+    log: &dyn crate::audit::AuditLog,
+) -> Result<(), ConformanceFailure> {
+    use crate::audit::{verify_chain, AuditAction, AuditEvent};
+    use fapi_core::time::UnixTime;
+    let t0 = UnixTime::from_secs(1_900_000_000).ok_or_else(|| fail("setup", "time"))?;
+    let first = log
+        .append(AuditEvent::new(AuditAction::ConsentCreated, t0))
+        .await
+        .map_err(|e| fail("append", e))?;
+    if first.seq != 1 {
+        return Err(fail("the first entry is seq 1", first.seq));
+    }
+    let appended = join_all((0..RACERS).map(|i| {
+        let mut e = AuditEvent::new(AuditAction::ResourceAccessed, t0);
+        e.interaction_id = Some(format!("race-{i}"));
+        log.append(e)
+    }))
+    .await;
+    if appended.iter().any(Result::is_err) {
+        return Err(fail(
+            "concurrent appends succeed",
+            appended.iter().filter(|r| r.is_err()).count(),
+        ));
+    }
+    let entries = log
+        .entries(1, RACERS + 10)
+        .await
+        .map_err(|e| fail("entries", e))?;
+    if entries.len() != RACERS + 1 {
+        return Err(fail("every append is kept", entries.len()));
+    }
+    verify_chain(&entries, &[], &fapi_core::jwk::KeySet::default(), &[])
+        .map_err(|e| fail("the chain verifies", e))?;
+    let tail = log
+        .entries(RACERS as u64, 10)
+        .await
+        .map_err(|e| fail("entries from a seq", e))?;
+    if tail.first().map(|e| e.seq) != Some(RACERS as u64) || tail.len() != 2 {
+        return Err(fail("entries(from, limit) starts at from", tail.len()));
+    }
+    Ok(())
+}

@@ -476,3 +476,11 @@ fn consent_creation_is_audited_first_and_a_duplicate_is_marked_abandoned() {
         ]
     );
 }
+
+#[test]
+fn in_memory_log_passes_the_conformance_kit() {
+    b(fapi_consent::testing::audit_log_conformance(
+        &InMemoryAuditLog::new(),
+    ))
+    .unwrap();
+}

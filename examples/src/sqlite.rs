@@ -1,0 +1,290 @@
+//! The embedded default store: one SQLite file (WAL) in the data directory,
+//! holding the state the bank keeps. Each adapter implements a crate's store
+//! trait and passes that crate's conformance kit (`tests/sqlite_kits.rs`).
+//!
+//! Here so far: the `jti` replay cache (fapi-core), the
+//! `x-idempotency-key` store and the audit trail (fapi-consent).
+//!
+//! Calls are synchronous inside the returned futures: SQLite is embedded
+//! and local. A server on an async runtime should call it from a blocking
+//! pool; a shared database (PostgreSQL) adapter would be truly async.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use fapi_consent::audit::{AuditEntry, AuditEvent, AuditLog};
+use fapi_consent::idempotency::{
+    Begin, IdempotencyError, IdempotencyKey, IdempotencyStore, StoredResponse, WINDOW_SECS,
+};
+use fapi_core::replay::{BoxFuture, ReplayCache, StoreError};
+use fapi_core::time::UnixTime;
+use fapi_core::types::ClientId;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jti (
+    scope TEXT NOT NULL, jti TEXT NOT NULL, expires_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, jti)
+) STRICT;
+CREATE TABLE IF NOT EXISTS idempotency (
+    client_id TEXT NOT NULL, key TEXT NOT NULL, body_hash BLOB NOT NULL, expires_at INTEGER NOT NULL,
+    status INTEGER, body BLOB,
+    PRIMARY KEY (client_id, key)
+) STRICT;
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, event TEXT NOT NULL
+) STRICT;
+";
+
+/// An idempotency row: body hash, then the stored response once complete.
+type IdempotencyRow = (Vec<u8>, Option<i64>, Option<Vec<u8>>);
+
+/// The bank's SQLite database.
+#[derive(Debug)]
+pub struct SqliteDb {
+    conn: Mutex<Connection>,
+}
+
+fn unavailable(e: impl core::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("sqlite: {e}"))
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the database file at `path` in WAL mode.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the file cannot be opened or migrated.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(unavailable)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(unavailable)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(unavailable)?;
+        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn
+            .lock()
+            .map_err(|_| StoreError::Unavailable("sqlite connection lock poisoned".into()))
+    }
+
+    fn insert_jti(
+        &self,
+        scope: &str,
+        jti: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        tx.execute(
+            "DELETE FROM jti WHERE scope = ?1 AND jti = ?2 AND expires_at <= ?3",
+            params![scope, jti, now.as_secs()],
+        )
+        .map_err(unavailable)?;
+        let inserted = tx
+            .execute(
+                "INSERT OR IGNORE INTO jti (scope, jti, expires_at) VALUES (?1, ?2, ?3)",
+                params![scope, jti, expires_at.as_secs()],
+            )
+            .map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+        Ok(inserted == 1)
+    }
+
+    fn begin_idempotent(
+        &self,
+        client: &ClientId,
+        key: &IdempotencyKey,
+        body_hash: [u8; 32],
+        now: UnixTime,
+    ) -> Result<Begin, IdempotencyError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        tx.execute(
+            "DELETE FROM idempotency WHERE expires_at <= ?1",
+            params![now.as_secs()],
+        )
+        .map_err(unavailable)?;
+        let row: Option<IdempotencyRow> = tx
+            .query_row(
+                "SELECT body_hash, status, body FROM idempotency WHERE client_id = ?1 AND key = ?2",
+                params![client.as_str(), key.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        let outcome = match row {
+            None => {
+                tx.execute(
+                    "INSERT INTO idempotency (client_id, key, body_hash, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![client.as_str(), key.as_str(), &body_hash[..], now.saturating_add(WINDOW_SECS).as_secs()],
+                )
+                .map_err(unavailable)?;
+                Ok(Begin::New)
+            }
+            Some((stored, _, _)) if stored.as_slice() != body_hash.as_slice() => {
+                Err(IdempotencyError::BodyMismatch)
+            }
+            Some((_, Some(status), Some(body))) => Ok(Begin::Replay(StoredResponse {
+                status: u16::try_from(status).map_err(unavailable)?,
+                body,
+            })),
+            Some(_) => Err(IdempotencyError::InProgress),
+        };
+        tx.commit().map_err(unavailable)?;
+        outcome
+    }
+
+    fn complete_idempotent(
+        &self,
+        client: &ClientId,
+        key: &IdempotencyKey,
+        response: &StoredResponse,
+    ) -> Result<(), IdempotencyError> {
+        self.conn()?
+            .execute(
+                "UPDATE idempotency SET status = ?3, body = ?4 WHERE client_id = ?1 AND key = ?2 AND status IS NULL",
+                params![client.as_str(), key.as_str(), i64::from(response.status), &response.body],
+            )
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn abandon_idempotent(
+        &self,
+        client: &ClientId,
+        key: &IdempotencyKey,
+    ) -> Result<(), IdempotencyError> {
+        self.conn()?
+            .execute(
+                "DELETE FROM idempotency WHERE client_id = ?1 AND key = ?2 AND status IS NULL",
+                params![client.as_str(), key.as_str()],
+            )
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn append_audit(&self, event: AuditEvent) -> Result<AuditEntry, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        let last: Option<(i64, String, String, String)> = tx
+            .query_row(
+                "SELECT seq, prev_hash, hash, event FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        let prev = last.map(row_to_entry).transpose()?;
+        let entry = AuditEntry::following(prev.as_ref(), event);
+        let json = serde_json::to_string(&entry.event).map_err(unavailable)?;
+        let seq = i64::try_from(entry.seq).map_err(unavailable)?;
+        tx.execute(
+            "INSERT INTO audit (seq, prev_hash, hash, event) VALUES (?1, ?2, ?3, ?4)",
+            params![seq, entry.prev_hash, entry.hash, json],
+        )
+        .map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+        Ok(entry)
+    }
+
+    fn audit_entries(&self, from_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare("SELECT seq, prev_hash, hash, event FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2")
+            .map_err(unavailable)?;
+        let from = i64::try_from(from_seq).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![from, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .map_err(unavailable)?;
+        rows.map(|r| r.map_err(unavailable).and_then(row_to_entry))
+            .collect()
+    }
+}
+
+/// An entry as stored. The event is read back exactly as written; if the
+/// row was altered, verification of the chain says so.
+fn row_to_entry(
+    (seq, prev_hash, hash, event): (i64, String, String, String),
+) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        seq: u64::try_from(seq).map_err(unavailable)?,
+        prev_hash,
+        hash,
+        event: serde_json::from_str(&event).map_err(unavailable)?,
+    })
+}
+
+impl ReplayCache for SqliteDb {
+    fn insert_if_absent<'a>(
+        &'a self,
+        scope: &'a str,
+        jti: &'a str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(core::future::ready(
+            self.insert_jti(scope, jti, expires_at, now),
+        ))
+    }
+}
+
+impl IdempotencyStore for SqliteDb {
+    fn begin<'a>(
+        &'a self,
+        client: &'a ClientId,
+        key: &'a IdempotencyKey,
+        body_hash: [u8; 32],
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Begin, IdempotencyError>> {
+        Box::pin(core::future::ready(
+            self.begin_idempotent(client, key, body_hash, now),
+        ))
+    }
+    fn complete<'a>(
+        &'a self,
+        client: &'a ClientId,
+        key: &'a IdempotencyKey,
+        response: StoredResponse,
+    ) -> BoxFuture<'a, Result<(), IdempotencyError>> {
+        Box::pin(core::future::ready(
+            self.complete_idempotent(client, key, &response),
+        ))
+    }
+    fn abandon<'a>(
+        &'a self,
+        client: &'a ClientId,
+        key: &'a IdempotencyKey,
+    ) -> BoxFuture<'a, Result<(), IdempotencyError>> {
+        Box::pin(core::future::ready(self.abandon_idempotent(client, key)))
+    }
+}
+
+impl AuditLog for SqliteDb {
+    fn append(&self, event: AuditEvent) -> BoxFuture<'_, Result<AuditEntry, StoreError>> {
+        Box::pin(core::future::ready(self.append_audit(event)))
+    }
+    fn entries(
+        &self,
+        from_seq: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<AuditEntry>, StoreError>> {
+        Box::pin(core::future::ready(self.audit_entries(from_seq, limit)))
+    }
+}
