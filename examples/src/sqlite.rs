@@ -2,7 +2,7 @@
 //! holding the state the bank keeps. Each adapter implements a crate's store
 //! trait and passes that crate's conformance kit (`tests/sqlite_kits.rs`).
 //!
-//! Here so far: the `jti` replay cache (fapi-core), the
+//! Here so far: the `jti` replay cache (fapi-core), consents, the
 //! `x-idempotency-key` store and the audit trail (fapi-consent).
 //!
 //! Calls are synchronous inside the returned futures: SQLite is embedded
@@ -16,9 +16,11 @@ use fapi_consent::audit::{AuditEntry, AuditEvent, AuditLog};
 use fapi_consent::idempotency::{
     Begin, IdempotencyError, IdempotencyKey, IdempotencyStore, StoredResponse, WINDOW_SECS,
 };
+use fapi_consent::store::{CasError, ConsentStore, CreateError};
+use fapi_consent::Consent;
 use fapi_core::replay::{BoxFuture, ReplayCache, StoreError};
 use fapi_core::time::UnixTime;
-use fapi_core::types::ClientId;
+use fapi_core::types::{ClientId, ConsentId};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 const SCHEMA: &str = "
@@ -31,6 +33,10 @@ CREATE TABLE IF NOT EXISTS idempotency (
     status INTEGER, body BLOB,
     PRIMARY KEY (client_id, key)
 ) STRICT;
+CREATE TABLE IF NOT EXISTS consents (
+    id TEXT PRIMARY KEY, customer_id TEXT, created_at INTEGER NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS consents_by_customer ON consents (customer_id, created_at);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, event TEXT NOT NULL
 ) STRICT;
@@ -215,6 +221,123 @@ impl SqliteDb {
             .map_err(unavailable)?;
         rows.map(|r| r.map_err(unavailable).and_then(row_to_entry))
             .collect()
+    }
+}
+
+impl SqliteDb {
+    fn create_consent(&self, consent: &Consent) -> Result<(), CreateError> {
+        let body = serde_json::to_string(consent).map_err(unavailable)?;
+        let version = i64::try_from(consent.version()).map_err(unavailable)?;
+        let inserted = self
+            .conn()?
+            .execute(
+                "INSERT OR IGNORE INTO consents (id, customer_id, created_at, version, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![consent.id().as_str(), consent.customer_id(), consent.created_at().as_secs(), version, body],
+            )
+            .map_err(unavailable)?;
+        if inserted == 1 {
+            Ok(())
+        } else {
+            Err(CreateError::AlreadyExists)
+        }
+    }
+
+    fn get_consent(&self, id: &ConsentId) -> Result<Option<Consent>, StoreError> {
+        let body: Option<String> = self
+            .conn()?
+            .query_row(
+                "SELECT body FROM consents WHERE id = ?1",
+                params![id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        // a row that no longer parses (or breaks a newtype's rules) is an
+        // error, never a default
+        body.map(|b| serde_json::from_str(&b).map_err(unavailable))
+            .transpose()
+    }
+
+    fn swap_consent(&self, expected: u64, next: &Consent) -> Result<(), CasError> {
+        if next.version() != expected + 1 {
+            return Err(CasError::Conflict { current: expected });
+        }
+        let body = serde_json::to_string(next).map_err(unavailable)?;
+        let (expected, version) = (
+            i64::try_from(expected).map_err(unavailable)?,
+            i64::try_from(next.version()).map_err(unavailable)?,
+        );
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        let updated = tx
+            .execute(
+                "UPDATE consents SET body = ?1, version = ?2, customer_id = ?3 WHERE id = ?4 AND version = ?5",
+                params![body, version, next.customer_id(), next.id().as_str(), expected],
+            )
+            .map_err(unavailable)?;
+        let outcome = if updated == 1 {
+            Ok(())
+        } else {
+            let current: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM consents WHERE id = ?1",
+                    params![next.id().as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            match current {
+                Some(v) => Err(CasError::Conflict {
+                    current: u64::try_from(v).unwrap_or(0),
+                }),
+                None => Err(CasError::NotFound),
+            }
+        };
+        tx.commit().map_err(unavailable)?;
+        outcome
+    }
+
+    fn consents_of(&self, customer_id: &str) -> Result<Vec<Consent>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT body FROM consents WHERE customer_id = ?1 ORDER BY created_at DESC, id",
+            )
+            .map_err(unavailable)?;
+        let rows = stmt
+            .query_map(params![customer_id], |r| r.get::<_, String>(0))
+            .map_err(unavailable)?;
+        rows.map(|r| {
+            r.map_err(unavailable)
+                .and_then(|b| serde_json::from_str(&b).map_err(unavailable))
+        })
+        .collect()
+    }
+}
+
+impl ConsentStore for SqliteDb {
+    fn create(&self, consent: Consent) -> BoxFuture<'_, Result<(), CreateError>> {
+        Box::pin(core::future::ready(self.create_consent(&consent)))
+    }
+    fn get<'a>(&'a self, id: &'a ConsentId) -> BoxFuture<'a, Result<Option<Consent>, StoreError>> {
+        Box::pin(core::future::ready(self.get_consent(id)))
+    }
+    fn compare_and_swap(
+        &self,
+        expected_version: u64,
+        next: Consent,
+    ) -> BoxFuture<'_, Result<(), CasError>> {
+        Box::pin(core::future::ready(
+            self.swap_consent(expected_version, &next),
+        ))
+    }
+    fn list_for_customer<'a>(
+        &'a self,
+        customer_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Consent>, StoreError>> {
+        Box::pin(core::future::ready(self.consents_of(customer_id)))
     }
 }
 

@@ -140,3 +140,152 @@ fn audit_chain_from_the_database_fails_after_a_byte_is_changed() {
         }
     );
 }
+
+mod consents {
+    use super::*;
+    use fapi_consent::consent::{AccountAccessRequest, Actor, Amount, CreditorAccount, Initiation};
+    use fapi_consent::store::{apply_event, ApplyError};
+    use fapi_consent::{Consent, ConsentEvent, ConsentStatus, ConsentStore, EventKind};
+    use fapi_core::types::{ClientId, ConsentId};
+
+    fn aac(id: &str) -> Consent {
+        Consent::account_access(
+            ConsentId::try_from(id).unwrap(),
+            ClientId::try_from("tpp-a").unwrap(),
+            &AccountAccessRequest {
+                permissions: vec!["ReadAccountsBasic".into()],
+                expiration: Some("2031-01-01T00:00:00Z".into()),
+                ..Default::default()
+            },
+            at(0),
+        )
+        .unwrap()
+    }
+
+    fn pdc(id: &str) -> Consent {
+        let i = Initiation {
+            instruction_identification: "i".into(),
+            end_to_end_identification: "e".into(),
+            instructed_amount: Amount {
+                amount: "1.00".into(),
+                currency: "GBP".into(),
+            },
+            creditor_account: CreditorAccount {
+                scheme_name: "UK.OBIE.SortCodeAccountNumber".into(),
+                identification: "1".into(),
+                name: "n".into(),
+            },
+            remittance_reference: None,
+        };
+        Consent::domestic_payment(
+            ConsentId::try_from(id).unwrap(),
+            ClientId::try_from("tpp-a").unwrap(),
+            i,
+            at(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn consent_store_passes_the_kit() {
+        let db = TempDb::new("consents");
+        b(fapi_consent::testing::consent_store_conformance(
+            &db.open(),
+            aac("aac-kit"),
+            pdc("pdc-kit"),
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn consent_round_trips_through_the_file_and_a_restart() {
+        let db = TempDb::new("consent-restart");
+        let c = aac("aac-1");
+        b(db.open().create(c.clone())).unwrap();
+        let ev = ConsentEvent {
+            kind: EventKind::Authorise {
+                customer_id: "alice".into(),
+                accounts: vec!["acc-1".into()],
+            },
+            actor: Actor::Customer("alice".into()),
+            reason: "ok".into(),
+            at: at(1),
+        };
+        let authorised = b(apply_event(&db.open(), c.id(), ev)).unwrap();
+        let reread = b(db.open().get(c.id())).unwrap().unwrap();
+        assert_eq!(reread, authorised);
+        assert_eq!(
+            b(db.open().list_for_customer("alice")).unwrap(),
+            vec![authorised]
+        );
+    }
+
+    /// Two handles (two bank processes), 100 threads each, revoke vs expire
+    /// on one consent: one change wins, one consistent history.
+    #[test]
+    fn consent_race_across_two_database_handles() {
+        let db = TempDb::new("consent-race");
+        let c = aac("aac-race");
+        let h = db.open();
+        b(h.create(c.clone())).unwrap();
+        let ev = |kind| ConsentEvent {
+            kind,
+            actor: Actor::Bank,
+            reason: "race".into(),
+            at: at(1),
+        };
+        b(apply_event(
+            &h,
+            c.id(),
+            ev(EventKind::Authorise {
+                customer_id: "alice".into(),
+                accounts: vec!["a".into()],
+            }),
+        ))
+        .unwrap();
+        let handles = [Arc::new(db.open()), Arc::new(db.open())];
+        let barrier = Arc::new(Barrier::new(200));
+        let id = Arc::new(c.id().clone());
+        let threads: Vec<_> = (0..200)
+            .map(|i| {
+                let (h, barrier, id) = (handles[i % 2].clone(), barrier.clone(), id.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let kind = if i % 3 == 0 {
+                        EventKind::Expire
+                    } else {
+                        EventKind::Revoke
+                    };
+                    b(apply_event(&*h, &id, ev(kind)))
+                })
+            })
+            .collect();
+        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+        assert!(results
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(ApplyError::Transition(_)))));
+        let stored = b(h.get(c.id())).unwrap().unwrap();
+        assert!(matches!(
+            stored.status(),
+            ConsentStatus::Revoked | ConsentStatus::Expired
+        ));
+        assert_eq!((stored.version(), stored.history().len()), (3, 2));
+    }
+
+    #[test]
+    fn tampered_consent_row_is_an_error_not_a_default() {
+        let db = TempDb::new("consent-tamper");
+        let c = aac("aac-t");
+        b(db.open().create(c.clone())).unwrap();
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        // an invalid client id written straight into the row
+        conn.execute(
+            "UPDATE consents SET body = replace(body, '\"tpp-a\"', '\"\"')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        assert!(b(db.open().get(c.id())).is_err());
+    }
+}

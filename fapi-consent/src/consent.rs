@@ -79,7 +79,7 @@ impl EventKind {
 }
 
 /// An event with its actor, reason and time.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsentEvent {
     /// What.
     pub kind: EventKind,
@@ -92,7 +92,7 @@ pub struct ConsentEvent {
 }
 
 /// One step of a consent's history.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     /// The event.
     pub event: ConsentEvent,
@@ -244,7 +244,7 @@ pub fn validate_initiation(i: &Initiation) -> Result<(), ConsentRequestError> {
 }
 
 /// The terms of an account-access consent.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountAccessTerms {
     /// Granted permissions.
     pub permissions: BTreeSet<Permission>,
@@ -259,7 +259,7 @@ pub struct AccountAccessTerms {
 }
 
 /// The terms of a domestic payment consent.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentTerms {
     /// The one payment agreed to.
     pub initiation: Initiation,
@@ -268,7 +268,7 @@ pub struct PaymentTerms {
 }
 
 /// The kind of consent and its terms.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ConsentTerms {
     /// Account access (AISP).
@@ -278,7 +278,7 @@ pub enum ConsentTerms {
 }
 
 /// A consent: terms, status, version, and the history of events.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Consent {
     id: ConsentId,
     client_id: ClientId,

@@ -54,6 +54,20 @@ impl fmt::Display for UnixTime {
     }
 }
 
+impl serde::Serialize for UnixTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(self.0)
+    }
+}
+
+/// Deserializing checks the range, as [`UnixTime::from_secs`] does.
+impl<'de> serde::Deserialize<'de> for UnixTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let secs = i64::deserialize(d)?;
+        Self::from_secs(secs).ok_or_else(|| serde::de::Error::custom("time out of range"))
+    }
+}
+
 /// A source of the current time.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current time.

@@ -84,6 +84,21 @@ macro_rules! string_value {
                 &self.0
             }
         }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        /// Deserializing checks the same rules as `TryFrom`: a stored value
+        /// is never trusted more than a fresh one.
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::try_from(s).map_err(serde::de::Error::custom)
+            }
+        }
     };
 }
 
@@ -224,6 +239,19 @@ impl TryFrom<&str> for Scope {
     }
 }
 
+impl serde::Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::try_from(s.as_str()).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0.join(" "))
@@ -351,6 +379,18 @@ impl fmt::Debug for CertificateThumbprint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deserializing_checks_the_rules() {
+        let ok: ClientId = serde_json::from_str("\"tpp-a\"").unwrap();
+        assert_eq!(serde_json::to_string(&ok).unwrap(), "\"tpp-a\"");
+        assert!(serde_json::from_str::<ClientId>("\"\"").is_err());
+        assert!(serde_json::from_str::<RedirectUri>("\"http://evil.example/cb\"").is_err());
+        assert!(serde_json::from_str::<ConsentId>("\"a b\"").is_err());
+        let scope: Scope = serde_json::from_str("\"openid accounts\"").unwrap();
+        assert!(scope.contains("accounts"));
+        assert!(serde_json::from_str::<Scope>("\"a  b\"").is_err());
+    }
 
     #[test]
     fn redirect_uri_rules() {
