@@ -3,9 +3,12 @@
 //! call; this crate supplies storage, transport and programs.
 //!
 //! **Status:** the embedded SQLite store ([`sqlite`]) for the replay cache,
-//! idempotency and the audit trail. The bank, TPP and demo programs arrive
-//! with the rest of the examples issue.
+//! consents, idempotency and the audit trail; the development PKI and the
+//! key source ([`pki`]). The bank, TPP and demo programs, and the pushed
+//! request and authorization-code stores, arrive with the rest of the
+//! examples issue.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod pki;
 pub mod sqlite;

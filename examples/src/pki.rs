@@ -1,0 +1,271 @@
+//! A development PKI for the demo, generated in code (rcgen) into the data
+//! directory: the scheme CA, the bank's TLS server certificate, and for each
+//! TPP a client certificate (clientAuth EKU, organisation DN) and a JWS
+//! signing key with its JWKS; plus the directory's and the bank's signing
+//! keys. Private keys are written owner-only (0600) and are read back only
+//! through a [`KeySource`], never from environment variables.
+//!
+//! The bank runs against any scheme PKI given to it; this one exists so the
+//! demo works on a fresh machine with nothing but the repository.
+
+use core::fmt;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fapi_core::crypto::{
+    signing_key_from_pkcs8_pem, signing_key_to_pkcs8_pem, Algorithm, CryptoProvider, SigningKey,
+};
+use fapi_core::jwk::{Jwk, JwkSet};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+
+/// Why the PKI could not be made or a key not loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PkiError {
+    /// File system error (the path is named, the content never).
+    #[error("cannot write or read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Certificate generation failed.
+    #[error("certificate generation failed: {0}")]
+    Generate(String),
+    /// A key file is readable by group or others.
+    #[error("key file {0} must not be readable by group or others (chmod 600)")]
+    KeyFilePermissions(PathBuf),
+    /// A key file does not hold a usable key.
+    #[error("key file {0} does not hold a PKCS#8 private key of a supported type")]
+    KeyFileContent(PathBuf),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn gen(e: impl fmt::Display) -> PkiError {
+    PkiError::Generate(e.to_string())
+}
+
+/// Writes `content` to `path` readable by the owner only (0600).
+fn write_private(path: &Path, content: &[u8]) -> Result<(), PkiError> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    f.write_all(content).map_err(io(path))?;
+    // also tighten a file that existed with wider permissions
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io(path))
+}
+
+fn write_public(path: &Path, content: &[u8]) -> Result<(), PkiError> {
+    fs::write(path, content).map_err(io(path))
+}
+
+/// The files of one TPP.
+#[derive(Clone, Debug)]
+pub struct TppFiles {
+    /// The client id (also the certificate's CN).
+    pub client_id: String,
+    /// Client certificate (PEM).
+    pub certificate: PathBuf,
+    /// Client certificate's private key (PEM, 0600).
+    pub certificate_key: PathBuf,
+    /// Name of its JWS signing key in the [`KeySource`].
+    pub signing_key: String,
+    /// Its public JWKS (JSON).
+    pub jwks: PathBuf,
+}
+
+/// Where the generated PKI lives.
+#[derive(Clone, Debug)]
+pub struct DevPki {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// Scheme CA certificate (PEM): the trust anchor for client certificates.
+    pub scheme_ca: PathBuf,
+    /// Bank TLS server certificate (PEM), for `localhost` / `127.0.0.1`.
+    pub server_certificate: PathBuf,
+    /// Its private key (PEM, 0600).
+    pub server_key: PathBuf,
+    /// The TPPs.
+    pub tpps: Vec<TppFiles>,
+}
+
+fn ca_params() -> Result<CertificateParams, PkiError> {
+    let mut p = CertificateParams::new(Vec::<String>::new()).map_err(gen)?;
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.distinguished_name
+        .push(DnType::CommonName, "fapi demo scheme CA");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "fapi demo scheme");
+    Ok(p)
+}
+
+impl DevPki {
+    /// Generates the PKI into `dir` (created 0700 if missing), with keys from
+    /// `provider` for the JWS signing keys and rcgen's for certificates.
+    ///
+    /// # Errors
+    /// [`PkiError`].
+    pub fn generate(
+        dir: &Path,
+        provider: &dyn CryptoProvider,
+        tpps: &[&str],
+    ) -> Result<Self, PkiError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+        let ca_key = KeyPair::generate().map_err(gen)?;
+        let ca_params = ca_params()?;
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(gen)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+        let scheme_ca = dir.join("scheme-ca.pem");
+        write_public(&scheme_ca, ca_cert.pem().as_bytes())?;
+
+        let server_key = KeyPair::generate().map_err(gen)?;
+        let mut sp = CertificateParams::new(vec!["localhost".to_string()]).map_err(gen)?;
+        sp.subject_alt_names
+            .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+        sp.distinguished_name
+            .push(DnType::CommonName, "fapi demo bank");
+        sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let server_cert = sp.signed_by(&server_key, &issuer).map_err(gen)?;
+        let server_certificate = dir.join("bank-server.pem");
+        let server_key_path = dir.join("bank-server.key.pem");
+        write_public(&server_certificate, server_cert.pem().as_bytes())?;
+        write_private(&server_key_path, server_key.serialize_pem().as_bytes())?;
+
+        for (name, alg) in [
+            ("bank-signing", Algorithm::Ps256),
+            ("directory-signing", Algorithm::Es256),
+        ] {
+            let key = provider.generate_signing_key(alg).map_err(gen)?;
+            let pem = signing_key_to_pkcs8_pem(&*key).map_err(gen)?;
+            write_private(&dir.join(format!("{name}.key.pem")), pem.as_bytes())?;
+        }
+
+        let mut files = Vec::new();
+        for client_id in tpps {
+            let key = KeyPair::generate().map_err(gen)?;
+            let mut p =
+                CertificateParams::new(vec![format!("{client_id}.example")]).map_err(gen)?;
+            p.distinguished_name.push(DnType::CommonName, *client_id);
+            p.distinguished_name
+                .push(DnType::OrganizationName, format!("{client_id} Ltd"));
+            p.distinguished_name.push(DnType::CountryName, "GB");
+            p.distinguished_name.push(
+                DnType::CustomDnType(vec![2, 5, 4, 97]),
+                format!("PSDGB-FCA-{client_id}"),
+            );
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            let cert = p.signed_by(&key, &issuer).map_err(gen)?;
+            let certificate = dir.join(format!("{client_id}.pem"));
+            let certificate_key = dir.join(format!("{client_id}.key.pem"));
+            write_public(&certificate, cert.pem().as_bytes())?;
+            write_private(&certificate_key, key.serialize_pem().as_bytes())?;
+
+            let signing = provider
+                .generate_signing_key(Algorithm::Ps256)
+                .map_err(gen)?;
+            let signing_name = format!("{client_id}-signing");
+            let pem = signing_key_to_pkcs8_pem(&*signing).map_err(gen)?;
+            write_private(&dir.join(format!("{signing_name}.key.pem")), pem.as_bytes())?;
+            let jwks = JwkSet::new(vec![Jwk::from_public_key(
+                signing.public_key().clone(),
+                Some(signing_name.clone()),
+            )]);
+            let jwks_path = dir.join(format!("{client_id}.jwks.json"));
+            write_public(&jwks_path, jwks.to_json().to_string().as_bytes())?;
+            files.push(TppFiles {
+                client_id: (*client_id).to_owned(),
+                certificate,
+                certificate_key,
+                signing_key: signing_name,
+                jwks: jwks_path,
+            });
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            scheme_ca,
+            server_certificate,
+            server_key: server_key_path,
+            tpps: files,
+        })
+    }
+}
+
+/// Where signing keys come from: a key-management system in production
+/// (Vault, an HSM), files here. Keys never come from environment variables
+/// and are never logged.
+pub trait KeySource: Send + Sync + fmt::Debug {
+    /// The signing key called `name`.
+    ///
+    /// # Errors
+    /// [`PkiError`].
+    fn signing_key(&self, name: &str) -> Result<Arc<dyn SigningKey>, PkiError>;
+}
+
+/// Keys from `<dir>/<name>.key.pem`, refused unless owner-only.
+pub struct FileKeySource {
+    dir: PathBuf,
+    provider: Arc<dyn CryptoProvider>,
+}
+
+impl fmt::Debug for FileKeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileKeySource")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileKeySource {
+    /// Keys in `dir`, parsed by `provider`.
+    pub fn new(dir: &Path, provider: Arc<dyn CryptoProvider>) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            provider,
+        }
+    }
+}
+
+impl KeySource for FileKeySource {
+    fn signing_key(&self, name: &str) -> Result<Arc<dyn SigningKey>, PkiError> {
+        // names are plain identifiers: no path separators, no traversal
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(PkiError::KeyFileContent(self.dir.join(name)));
+        }
+        let path = self.dir.join(format!("{name}.key.pem"));
+        let meta = fs::metadata(&path).map_err(io(&path))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(PkiError::KeyFilePermissions(path));
+        }
+        let pem = zeroize::Zeroizing::new(fs::read_to_string(&path).map_err(io(&path))?);
+        signing_key_from_pkcs8_pem(&*self.provider, &pem)
+            .map_err(|_| PkiError::KeyFileContent(path))
+    }
+}
