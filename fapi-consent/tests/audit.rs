@@ -10,13 +10,16 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+use common::initiation;
+
 use std::sync::{Arc, Barrier, OnceLock};
 
 use fapi_consent::audit::{
     parse_chain, serialize_chain, sign_checkpoint, verify_chain, AuditAction, AuditEntry,
     AuditEvent, AuditLog, ChainError, CheckpointProblem, EntryProblem, InMemoryAuditLog,
 };
-use fapi_consent::consent::{AccountAccessRequest, Actor, Amount, CreditorAccount, Initiation};
+use fapi_consent::consent::{AccountAccessRequest, Actor};
 use fapi_consent::record::{PaymentAuthorisationRecord, RecordError};
 use fapi_consent::store::apply_event_audited;
 use fapi_consent::{Consent, ConsentEvent, ConsentStore, EventKind, InMemoryConsentStore};
@@ -350,23 +353,6 @@ fn audited_changes_under_contention_stay_truthful() {
         verify_chain(&entries, &[], &bank().keys, ALGS).unwrap(),
         entries.len() as u64
     );
-}
-
-fn initiation() -> Initiation {
-    Initiation {
-        instruction_identification: "instr-1".into(),
-        end_to_end_identification: "e2e-1".into(),
-        instructed_amount: Amount {
-            amount: "10.50".into(),
-            currency: "GBP".into(),
-        },
-        creditor_account: CreditorAccount {
-            scheme_name: "UK.OBIE.SortCodeAccountNumber".into(),
-            identification: "08080021325698".into(),
-            name: "ACME Ltd".into(),
-        },
-        remittance_reference: Some("INV-42".into()),
-    }
 }
 
 fn record() -> PaymentAuthorisationRecord {

@@ -8,9 +8,12 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+use common::initiation;
+
 use std::sync::{Arc, Barrier, OnceLock};
 
-use fapi_consent::consent::{AccountAccessRequest, Actor, Amount, CreditorAccount, Initiation};
+use fapi_consent::consent::{AccountAccessRequest, Actor, Initiation};
 use fapi_consent::gate::{DetailLevel, PaymentSubmission};
 use fapi_consent::store::{apply_event, ApplyError};
 use fapi_consent::{
@@ -288,23 +291,6 @@ fn transaction_window_edges() {
         ask(to, from).unwrap_err(),
         GateError::OutsideTransactionWindow
     );
-}
-
-fn initiation() -> Initiation {
-    Initiation {
-        instruction_identification: "instr-1".into(),
-        end_to_end_identification: "e2e-1".into(),
-        instructed_amount: Amount {
-            amount: "10.50".into(),
-            currency: "GBP".into(),
-        },
-        creditor_account: CreditorAccount {
-            scheme_name: "UK.OBIE.SortCodeAccountNumber".into(),
-            identification: "08080021325698".into(),
-            name: "ACME Ltd".into(),
-        },
-        remittance_reference: Some("INV-42".into()),
-    }
 }
 
 fn payment_setup(id: &str) -> (Arc<InMemoryConsentStore>, ConsentGate) {

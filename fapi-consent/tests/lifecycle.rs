@@ -8,9 +8,11 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+use common::initiation;
+
 use fapi_consent::consent::{
-    AccountAccessRequest, Actor, Amount, ConsentRequestError, ConsentTerms, CreditorAccount,
-    Initiation,
+    AccountAccessRequest, Actor, ConsentRequestError, ConsentTerms, Initiation,
 };
 use fapi_consent::permission::PermissionError;
 use fapi_consent::{Consent, ConsentEvent, ConsentStatus, EventKind, TransitionError};
@@ -42,23 +44,6 @@ fn aac() -> Consent {
         now(),
     )
     .unwrap()
-}
-
-fn initiation() -> Initiation {
-    Initiation {
-        instruction_identification: "instr-1".into(),
-        end_to_end_identification: "e2e-1".into(),
-        instructed_amount: Amount {
-            amount: "10.50".into(),
-            currency: "GBP".into(),
-        },
-        creditor_account: CreditorAccount {
-            scheme_name: "UK.OBIE.SortCodeAccountNumber".into(),
-            identification: "08080021325698".into(),
-            name: "ACME Ltd".into(),
-        },
-        remittance_reference: Some("INV-42".into()),
-    }
 }
 
 fn pdc() -> Consent {

@@ -272,13 +272,7 @@ impl AccessTokenVerifier {
         };
         let verified = UnverifiedJws::parse(token)?.verify(&self.keys, &policy)?;
         let (_, claims) = verified.into_parts();
-        let rules = TimeRules {
-            require_nbf: false,
-            require_iat: true,
-            max_future_skew_secs: crate::profile::MAX_FUTURE_SKEW_SECS,
-            max_nbf_age_secs: None,
-            max_lifetime_secs: None,
-        };
+        let rules = TimeRules::issued_token(true);
         let times = claims.check_times(&rules, now)?;
         if claims.required_string("iss")? != self.issuer.as_str() {
             return Err(ClaimError::WrongIssuer.into());

@@ -243,6 +243,22 @@ pub struct TimeRules {
     pub max_lifetime_secs: Option<i64>,
 }
 
+impl TimeRules {
+    /// The rules for a token the authorization server issued (access
+    /// tokens, ID tokens, JARM responses): `exp` required, `iat` required
+    /// or not, the profile skew for `iat`/`nbf` in the future, no lifetime
+    /// cap beyond `exp`.
+    pub const fn issued_token(require_iat: bool) -> Self {
+        Self {
+            require_nbf: false,
+            require_iat,
+            max_future_skew_secs: crate::profile::MAX_FUTURE_SKEW_SECS,
+            max_nbf_age_secs: None,
+            max_lifetime_secs: None,
+        }
+    }
+}
+
 /// The checked time claims.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Times {

@@ -228,13 +228,7 @@ pub fn verify_id_token(
     let alg = Algorithm::from_jose_name(verified.header().alg())
         .ok_or(JoseError::AlgorithmNotPermitted)?;
     let (_, claims) = verified.into_parts();
-    let rules = TimeRules {
-        require_nbf: false,
-        require_iat: true,
-        max_future_skew_secs: crate::profile::MAX_FUTURE_SKEW_SECS,
-        max_nbf_age_secs: None,
-        max_lifetime_secs: None,
-    };
+    let rules = TimeRules::issued_token(true);
     claims.check_times(&rules, now)?;
     if claims.required_string("iss")? != expect.issuer.as_str() {
         return Err(ClaimError::WrongIssuer.into());

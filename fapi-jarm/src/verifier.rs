@@ -73,13 +73,7 @@ impl JarmVerifier {
         let (_, claims) = UnverifiedJws::parse(response)?
             .verify(&self.keys, &policy)?
             .into_parts();
-        let rules = TimeRules {
-            require_nbf: false,
-            require_iat: false,
-            max_future_skew_secs: fapi_core::profile::MAX_FUTURE_SKEW_SECS,
-            max_nbf_age_secs: None,
-            max_lifetime_secs: None,
-        };
+        let rules = TimeRules::issued_token(false);
         claims.check_times(&rules, now)?;
         if claims.required_string("iss")? != self.issuer.as_str() {
             return Err(ClaimError::WrongIssuer.into());
