@@ -172,6 +172,7 @@ pub enum DetailLevel {
 pub struct Authorized {
     consent: Consent,
     access: ResourceAccess,
+    window: (Option<UnixTime>, Option<UnixTime>),
 }
 
 impl Authorized {
@@ -210,6 +211,14 @@ impl Authorized {
             _ => DetailLevel::Basic,
         }
     }
+    /// For transactions: the period the response may cover, inclusive. The
+    /// request's period clamped to the consented one, so a request without
+    /// dates still gets only the consented period (`None`: unbounded on that
+    /// side).
+    pub fn transaction_window(&self) -> (Option<UnixTime>, Option<UnixTime>) {
+        self.window
+    }
+
     /// For transactions: which of credits and debits may be shown.
     pub fn transaction_directions(&self) -> (bool, bool) {
         match self.consent.terms() {
@@ -321,6 +330,7 @@ impl ConsentGate {
                 return Err(GateError::AccountNotSelected);
             }
         }
+        let mut window = (None, None);
         if let ResourceAccess::Transactions { from, to, .. } = access {
             let from_ok = match (terms.transaction_from, from) {
                 (Some(min), Some(f)) => *f >= min,
@@ -334,9 +344,14 @@ impl ConsentGate {
             if !(from_ok && to_ok && ordered) {
                 return Err(GateError::OutsideTransactionWindow);
             }
+            window = (from.or(terms.transaction_from), to.or(terms.transaction_to));
         }
         let access = access.clone();
-        Ok(Authorized { consent, access })
+        Ok(Authorized {
+            consent,
+            access,
+            window,
+        })
     }
 
     /// Consumes a payment consent for `submission`: the consent is the
