@@ -293,6 +293,37 @@ fn transaction_window_edges() {
     );
 }
 
+/// A request without dates gets the consented period, never more; a
+/// narrower request keeps its own.
+#[test]
+fn transaction_window_handed_to_the_resource_server() {
+    let (_, gate) = setup();
+    let t = token("tpp-a", "aac-1");
+    let (from, to) = (secs("2030-01-01T00:00:00Z"), secs("2030-03-01T00:00:00Z"));
+    let ask = |f: Option<UnixTime>, t2: Option<UnixTime>| {
+        b(gate.authorize(
+            &t,
+            &ResourceAccess::Transactions {
+                account: "acc-1".into(),
+                from: f,
+                to: t2,
+            },
+            at(1),
+        ))
+        .unwrap()
+    };
+    assert_eq!(ask(None, None).transaction_window(), (Some(from), Some(to)));
+    let narrow = (secs("2030-02-01T00:00:00Z"), secs("2030-02-10T00:00:00Z"));
+    assert_eq!(
+        ask(Some(narrow.0), None).transaction_window(),
+        (Some(narrow.0), Some(to))
+    );
+    assert_eq!(
+        ask(Some(narrow.0), Some(narrow.1)).transaction_window(),
+        (Some(narrow.0), Some(narrow.1))
+    );
+}
+
 fn payment_setup(id: &str) -> (Arc<InMemoryConsentStore>, ConsentGate) {
     let store = Arc::new(InMemoryConsentStore::new());
     let c = Consent::domestic_payment(
