@@ -3,12 +3,13 @@
 //! call; this crate supplies storage, transport and programs.
 //!
 //! **Status:** the embedded SQLite store ([`sqlite`]) for the replay cache,
-//! consents, idempotency and the audit trail; the development PKI and the
-//! key source ([`pki`]). The bank, TPP and demo programs, and the pushed
-//! request and authorization-code stores, arrive with the rest of the
-//! examples issue.
+//! consents, idempotency, the audit trail and authorization codes
+//! ([`codes`]); the development PKI and the key source ([`pki`]); the
+//! in-process `demo`. The networked bank and TPP programs, and pushed
+//! requests in SQLite, arrive with the rest of the examples issue.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod codes;
 pub mod pki;
 pub mod sqlite;

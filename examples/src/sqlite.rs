@@ -3,7 +3,8 @@
 //! trait and passes that crate's conformance kit (`tests/sqlite_kits.rs`).
 //!
 //! Here so far: the `jti` replay cache (fapi-core), consents, the
-//! `x-idempotency-key` store and the audit trail (fapi-consent).
+//! `x-idempotency-key` store and the audit trail (fapi-consent), and
+//! authorization codes (by hash only).
 //!
 //! Calls are synchronous inside the returned futures: SQLite is embedded
 //! and local. A server on an async runtime should call it from a blocking
@@ -37,6 +38,9 @@ CREATE TABLE IF NOT EXISTS consents (
     id TEXT PRIMARY KEY, customer_id TEXT, created_at INTEGER NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS consents_by_customer ON consents (customer_id, created_at);
+CREATE TABLE IF NOT EXISTS codes (
+    hash BLOB PRIMARY KEY, body TEXT NOT NULL
+) STRICT;
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, event TEXT NOT NULL
 ) STRICT;
@@ -314,6 +318,115 @@ impl SqliteDb {
                 .and_then(|b| serde_json::from_str(&b).map_err(unavailable))
         })
         .collect()
+    }
+}
+
+impl SqliteDb {
+    fn load_code(
+        tx: &rusqlite::Transaction<'_>,
+        hash: &[u8; 32],
+    ) -> Result<Option<crate::codes::StoredCode>, StoreError> {
+        let body: Option<String> = tx
+            .query_row(
+                "SELECT body FROM codes WHERE hash = ?1",
+                params![&hash[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        body.map(|b| serde_json::from_str(&b).map_err(unavailable))
+            .transpose()
+    }
+
+    fn save_code(
+        tx: &rusqlite::Transaction<'_>,
+        hash: &[u8; 32],
+        code: &crate::codes::StoredCode,
+    ) -> Result<(), StoreError> {
+        let body = serde_json::to_string(code).map_err(unavailable)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO codes (hash, body) VALUES (?1, ?2)",
+            params![&hash[..], body],
+        )
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn redeem_code(
+        &self,
+        r: &crate::codes::Redemption<'_>,
+    ) -> Result<crate::codes::CodeGrant, crate::codes::RedeemError> {
+        let hash = crate::codes::code_hash(r.code);
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        let stored = Self::load_code(&tx, &hash)?;
+        let (grant, next) = crate::codes::decide(stored, r)?; // a refusal rolls back: nothing consumed
+        Self::save_code(&tx, &hash, &next)?;
+        tx.commit().map_err(unavailable)?;
+        Ok(grant)
+    }
+
+    fn update_code(
+        &self,
+        code: &str,
+        f: impl FnOnce(&mut crate::codes::StoredCode),
+    ) -> Result<(), StoreError> {
+        let hash = crate::codes::code_hash(code);
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        if let Some(mut stored) = Self::load_code(&tx, &hash)? {
+            f(&mut stored);
+            Self::save_code(&tx, &hash, &stored)?;
+        }
+        tx.commit().map_err(unavailable)
+    }
+}
+
+impl crate::codes::AuthorizationCodeStore for SqliteDb {
+    fn issue<'a>(
+        &'a self,
+        code: &'a str,
+        grant: crate::codes::CodeGrant,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let r = (|| {
+            let hash = crate::codes::code_hash(code);
+            let mut conn = self.conn()?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            Self::save_code(
+                &tx,
+                &hash,
+                &crate::codes::StoredCode {
+                    grant,
+                    redeemed: None,
+                },
+            )?;
+            tx.commit().map_err(unavailable)
+        })();
+        Box::pin(core::future::ready(r))
+    }
+    fn redeem<'a>(
+        &'a self,
+        r: &'a crate::codes::Redemption<'a>,
+    ) -> BoxFuture<'a, Result<crate::codes::CodeGrant, crate::codes::RedeemError>> {
+        Box::pin(core::future::ready(self.redeem_code(r)))
+    }
+    fn record_token<'a>(
+        &'a self,
+        code: &'a str,
+        jti: fapi_core::types::JwtId,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let r = self.update_code(code, |stored| {
+            if let Some(issued) = stored.redeemed.as_mut() {
+                issued.push(jti);
+            }
+        });
+        Box::pin(core::future::ready(r))
     }
 }
 

@@ -36,8 +36,8 @@ fn demo_runs_and_every_step_behaves() {
     assert!(done >= 27, "{last}");
     for refusal in [
         "two different clients",
-        "already been used",
-        "invalid_grant",
+        "request_uri has already been used",
+        "authorization code has already been used",
         "different key",
         "Revoked",
     ] {

@@ -14,7 +14,6 @@
 //! verifying it), HTTP, and the customer's browser. The networked bank and
 //! TPP programs arrive with the rest of the examples issue.
 
-use std::collections::HashMap;
 use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,11 +39,10 @@ use fapi_core::jose::detached::{
 };
 use fapi_core::jose::sign_compact;
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
-use fapi_core::pkce::verify_pkce;
-use fapi_core::request_object::ValidatedAuthorizationRequest;
 use fapi_core::time::{Clock, SystemClock, UnixTime};
 use fapi_core::types::{ClientId, CodeVerifier, ConsentId, Issuer, RedirectUri, Scope, State};
 use fapi_core::{random, AccessTokenVerifier, AuthenticatedClient, Profile};
+use fapi_examples::codes::{AuthorizationCodeStore, CodeGrant, RedeemError, Redemption};
 use fapi_examples::pki::{DevPki, FileKeySource, KeySource};
 use fapi_examples::sqlite::SqliteDb;
 use fapi_jarm::{JarmOutcome, JarmSigner, JarmVerifier, Rendered};
@@ -104,8 +102,6 @@ struct Bank {
     db: Arc<SqliteDb>,
     par: InMemoryPushedRequestStore,
     directory: InMemoryTppDirectory,
-    /// authorization code -> (request, consent); single use by removal.
-    codes: HashMap<String, (Arc<ValidatedAuthorizationRequest>, ConsentId)>,
 }
 
 fn read(p: &std::path::Path) -> Res<String> {
@@ -253,8 +249,17 @@ fn obtain_token(
 
     // bank: JARM response; TPP: verify it
     let code = random::token(32)?;
-    bank.codes
-        .insert(code.clone(), (taken.request.clone(), consent.id().clone()));
+    let grant = CodeGrant {
+        client_id: tpp.id.clone(),
+        redirect_uri: taken.request.redirect_uri().clone(),
+        code_challenge: taken.request.code_challenge().clone(),
+        consent_id: consent.id().clone(),
+        customer_id: "alice".into(),
+        scope: taken.request.scope().cloned(),
+        nonce: taken.request.nonce().cloned(),
+        expires_at: now.saturating_add(PROFILE.authorization_code_lifetime_secs()),
+    };
+    block_on(bank.db.issue(&code, grant))?;
     let response = JarmSigner::new(bank.key.clone(), "bank-signing".into(), bank.issuer.clone())
         .success(&taken.request, &code, now)?;
     let Rendered::Redirect { location } = response.render()? else {
@@ -281,11 +286,22 @@ fn obtain_token(
         Endpoint::Token("https://bank.localhost/token"),
         now,
     )?;
-    let (request, consent_id) = bank.codes.remove(&received).ok_or("invalid_grant")?;
-    if request.client_id() != client.client_id() {
-        return Err("invalid_grant: code issued to another client".into());
-    }
-    verify_pkce(Some(request.code_challenge()), Some(&verifier))?;
+    let redirect_uri = format!("https://{}.example/cb", tpp.id);
+    let redemption = Redemption {
+        code: &received,
+        client_id: client.client_id(),
+        redirect_uri: &redirect_uri,
+        code_verifier: Some(&verifier),
+        now,
+    };
+    let grant = block_on(bank.db.redeem(&redemption))?;
+    let claims = AccessTokenClaims {
+        subject: grant.customer_id,
+        client_id: client.client_id().clone(),
+        scope: Scope::try_from("accounts payments")?,
+        consent_id: Some(grant.consent_id),
+        confirmation: tpp.cert.confirmation(),
+    };
     let token = AccessTokenIssuer::new(
         bank.key.clone(),
         "bank-signing".into(),
@@ -293,26 +309,19 @@ fn obtain_token(
         API.into(),
         300,
     )
-    .issue(
-        &AccessTokenClaims {
-            subject: "alice".into(),
-            client_id: client.client_id().clone(),
-            scope: Scope::try_from("accounts payments")?,
-            consent_id: Some(consent_id),
-            confirmation: tpp.cert.confirmation(),
-        },
-        now,
-    )?;
+    .issue(&claims, now)?;
+    block_on(bank.db.record_token(&received, token.jti.clone()))?;
     steps.ok(&format!(
         "{}: token exchange (PKCE S256, code single use) -> access token bound to its certificate",
         tpp.id
     ));
-    steps.refused(
-        "the same authorization code redeemed twice",
-        bank.codes
-            .remove(&received)
-            .ok_or("invalid_grant: code already used"),
-    );
+    let replay = block_on(bank.db.redeem(&redemption));
+    let names_token = matches!(&replay, Err(RedeemError::Replayed { issued }) if issued.as_slice() == [token.jti.clone()]);
+    steps.refused("the same authorization code redeemed twice", replay);
+    if !names_token {
+        steps.failed += 1;
+        println!("       FAILED  the replay did not name the token issued from the code");
+    }
     Ok(token.token)
 }
 
@@ -343,7 +352,6 @@ fn run(data_dir: PathBuf) -> Res<bool> {
         db,
         par: InMemoryPushedRequestStore::new(10_000),
         directory: InMemoryTppDirectory::new(),
-        codes: HashMap::new(),
     };
 
     // onboarding: certificate from the scheme CA, JWKS registered

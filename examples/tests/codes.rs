@@ -1,0 +1,207 @@
+//! Authorization codes: single use, 60 s, bound to client, redirect URI and
+//! PKCE; a replay reports the tokens to revoke; a failed check consumes
+//! nothing; only hashes are stored. The same cases run against the
+//! in-memory and the SQLite store, and both are raced.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::{Arc, Barrier};
+
+use fapi_core::pkce::PkceError;
+use fapi_core::time::UnixTime;
+use fapi_core::types::{ClientId, CodeVerifier, ConsentId, JwtId, RedirectUri};
+use fapi_examples::codes::{
+    AuthorizationCodeStore, CodeGrant, InMemoryCodeStore, RedeemError, Redemption,
+};
+use fapi_examples::sqlite::SqliteDb;
+
+fn b<F: std::future::Future>(f: F) -> F::Output {
+    futures_executor::block_on(f)
+}
+fn at(o: i64) -> UnixTime {
+    UnixTime::from_secs(1_900_000_000 + o).unwrap()
+}
+const REDIRECT: &str = "https://tpp-a.example/cb";
+
+fn grant(verifier: &CodeVerifier) -> CodeGrant {
+    CodeGrant {
+        client_id: ClientId::try_from("tpp-a").unwrap(),
+        redirect_uri: RedirectUri::try_from(REDIRECT).unwrap(),
+        code_challenge: verifier.challenge(),
+        consent_id: ConsentId::try_from("aac-1").unwrap(),
+        customer_id: "alice".into(),
+        scope: None,
+        nonce: None,
+        expires_at: at(60),
+    }
+}
+
+fn redeem(
+    store: &dyn AuthorizationCodeStore,
+    code: &str,
+    client: &str,
+    redirect: &str,
+    v: Option<&CodeVerifier>,
+    now: UnixTime,
+) -> Result<CodeGrant, RedeemError> {
+    let client = ClientId::try_from(client).unwrap();
+    let r = Redemption {
+        code,
+        client_id: &client,
+        redirect_uri: redirect,
+        code_verifier: v,
+        now,
+    };
+    b(store.redeem(&r))
+}
+
+/// Every rule, in one pass, against any store.
+fn rules(store: &dyn AuthorizationCodeStore) {
+    let v = CodeVerifier::generate().unwrap();
+    let code = fapi_core::random::token(32).unwrap();
+    b(store.issue(&code, grant(&v))).unwrap();
+    // failed checks consume nothing
+    assert_eq!(
+        redeem(store, &code, "tpp-b", REDIRECT, Some(&v), at(1)).unwrap_err(),
+        RedeemError::WrongClient
+    );
+    assert_eq!(
+        redeem(
+            store,
+            &code,
+            "tpp-a",
+            "https://tpp-a.example/cb/",
+            Some(&v),
+            at(1)
+        )
+        .unwrap_err(),
+        RedeemError::WrongRedirectUri
+    );
+    assert_eq!(
+        redeem(store, &code, "tpp-a", REDIRECT, None, at(1)).unwrap_err(),
+        RedeemError::Pkce(PkceError::MissingVerifier)
+    );
+    let other = CodeVerifier::generate().unwrap();
+    assert_eq!(
+        redeem(store, &code, "tpp-a", REDIRECT, Some(&other), at(1)).unwrap_err(),
+        RedeemError::Pkce(PkceError::Mismatch)
+    );
+    // the happy twin, one second before expiry
+    let g = redeem(store, &code, "tpp-a", REDIRECT, Some(&v), at(59)).unwrap();
+    assert_eq!(g.consent_id.as_str(), "aac-1");
+    b(store.record_token(&code, JwtId::try_from("at-1").unwrap())).unwrap();
+    // replay: refused, and names the token to revoke
+    assert_eq!(
+        redeem(store, &code, "tpp-a", REDIRECT, Some(&v), at(59)).unwrap_err(),
+        RedeemError::Replayed {
+            issued: vec![JwtId::try_from("at-1").unwrap()]
+        }
+    );
+    // expiry exactly at 60 s
+    let code2 = fapi_core::random::token(32).unwrap();
+    b(store.issue(&code2, grant(&v))).unwrap();
+    assert_eq!(
+        redeem(store, &code2, "tpp-a", REDIRECT, Some(&v), at(60)).unwrap_err(),
+        RedeemError::Expired
+    );
+    assert_eq!(
+        redeem(store, "never-issued", "tpp-a", REDIRECT, Some(&v), at(1)).unwrap_err(),
+        RedeemError::Unknown
+    );
+    assert_eq!(
+        fapi_core::OAuthError::error_code(&RedeemError::Unknown),
+        fapi_core::ErrorCode::InvalidGrant
+    );
+}
+
+struct TempDb(std::path::PathBuf);
+impl TempDb {
+    fn new() -> Self {
+        Self(std::env::temp_dir().join(format!(
+            "fapi-codes-{}-{}.db",
+            std::process::id(),
+            fapi_core::random::token(8).unwrap()
+        )))
+    }
+}
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}
+
+#[test]
+fn in_memory_store_keeps_every_rule() {
+    rules(&InMemoryCodeStore::default());
+}
+
+#[test]
+fn sqlite_store_keeps_every_rule() {
+    let db = TempDb::new();
+    rules(&SqliteDb::open(&db.0).unwrap());
+}
+
+#[test]
+fn sqlite_stores_only_the_hash_of_a_code() {
+    let db = TempDb::new();
+    let store = SqliteDb::open(&db.0).unwrap();
+    let v = CodeVerifier::generate().unwrap();
+    let code = fapi_core::random::token(32).unwrap();
+    b(store.issue(&code, grant(&v))).unwrap();
+    drop(store);
+    let mut bytes = std::fs::read(&db.0).unwrap();
+    bytes.extend(std::fs::read(format!("{}-wal", db.0.display())).unwrap_or_default());
+    assert!(
+        !bytes.windows(code.len()).any(|w| w == code.as_bytes()),
+        "the code itself reached the database"
+    );
+}
+
+fn race(stores: Vec<Arc<dyn AuthorizationCodeStore>>, threads: usize) {
+    let v = Arc::new(CodeVerifier::generate().unwrap());
+    let code = Arc::new(fapi_core::random::token(32).unwrap());
+    b(stores[0].issue(&code, grant(&v))).unwrap();
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|i| {
+            let (store, v, code, barrier) = (
+                stores[i % stores.len()].clone(),
+                v.clone(),
+                code.clone(),
+                barrier.clone(),
+            );
+            std::thread::spawn(move || {
+                barrier.wait();
+                redeem(&*store, &code, "tpp-a", REDIRECT, Some(&v), at(1))
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(results
+        .iter()
+        .all(|r| r.is_ok() || matches!(r, Err(RedeemError::Replayed { .. }))));
+}
+
+#[test]
+fn concurrent_redemptions_exactly_one_wins_in_memory() {
+    race(vec![Arc::new(InMemoryCodeStore::default())], 1000);
+}
+
+#[test]
+fn concurrent_redemptions_exactly_one_wins_across_two_sqlite_handles() {
+    let db = TempDb::new();
+    race(
+        vec![
+            Arc::new(SqliteDb::open(&db.0).unwrap()),
+            Arc::new(SqliteDb::open(&db.0).unwrap()),
+        ],
+        200,
+    );
+}
