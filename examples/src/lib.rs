@@ -5,11 +5,13 @@
 //! **Status:** the embedded SQLite store ([`sqlite`]) for the replay cache,
 //! consents, idempotency, the audit trail and authorization codes
 //! ([`codes`]); the development PKI and the key source ([`pki`]); the
-//! in-process `demo`. The networked bank and TPP programs, and pushed
+//! core-banking trait, a mock ledger and a circuit breaker
+//! ([`core_banking`]); the in-process `demo`. The networked bank and TPP programs, and pushed
 //! requests in SQLite, arrive with the rest of the examples issue.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod codes;
+pub mod core_banking;
 pub mod pki;
 pub mod sqlite;

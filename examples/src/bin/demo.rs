@@ -43,6 +43,7 @@ use fapi_core::time::{Clock, SystemClock, UnixTime};
 use fapi_core::types::{ClientId, CodeVerifier, ConsentId, Issuer, RedirectUri, Scope, State};
 use fapi_core::{random, AccessTokenVerifier, AuthenticatedClient, Profile};
 use fapi_examples::codes::{AuthorizationCodeStore, CodeGrant, RedeemError, Redemption};
+use fapi_examples::core_banking::{to_minor, CircuitBreaker, CoreBanking, MockLedger};
 use fapi_examples::pki::{DevPki, FileKeySource, KeySource};
 use fapi_examples::sqlite::SqliteDb;
 use fapi_jarm::{JarmOutcome, JarmSigner, JarmVerifier, Rendered};
@@ -426,6 +427,9 @@ fn run(data_dir: PathBuf) -> Res<bool> {
     let token = obtain_token(&mut steps, &mut bank, tpp_a, &aac, &["acc-1"], now)?;
 
     let gate = ConsentGate::new(bank.db.clone()).with_audit(bank.db.clone());
+    let core = MockLedger::default();
+    core.open("acc-1", "alice", "Alice's current account", 100_000, now);
+    let breaker = CircuitBreaker::new(5, 30);
     let verifier = AccessTokenVerifier::new(
         bank.keys.clone(),
         bank.issuer.clone(),
@@ -526,7 +530,19 @@ fn run(data_dir: PathBuf) -> Res<bool> {
                     },
                     now,
                 ))?;
-                let response = json!({ "Data": { "DomesticPaymentId": format!("dp-{}", random::token(12)?), "ConsentId": pdc.as_str(), "Status": "AcceptedSettlementInProcess", "DebtorAccount": paid.debtor_account } }).to_string();
+                // the consent is consumed first (the exactly-once guard); then the core moves the money
+                let amount = to_minor(&initiation.instructed_amount.amount).ok_or("amount")?;
+                let reference = initiation.remittance_reference.clone().unwrap_or_default();
+                let balance = breaker.call(now, || {
+                    core.pay(
+                        &paid.debtor_account,
+                        amount,
+                        &initiation.creditor_account.name,
+                        &reference,
+                        now,
+                    )
+                })?;
+                let response = json!({ "Data": { "DomesticPaymentId": format!("dp-{}", random::token(12)?), "ConsentId": pdc.as_str(), "Status": "AcceptedSettlementInProcess", "DebtorAccount": paid.debtor_account, "DebtorBalanceMinor": balance } }).to_string();
                 block_on(bank.db.complete(
                     &tpp_a.id,
                     &idem_key,
@@ -540,10 +556,17 @@ fn run(data_dir: PathBuf) -> Res<bool> {
         }
     };
     let first = submit(&bank)?;
-    steps.ok("tpp-a submitted the payment (x-jws-signature verified, x-idempotency-key new, consent consumed once)");
+    let balance = core.balance("acc-1")?;
+    if balance != 97_500 {
+        return Err(format!("expected acc-1 at 975.00 after the payment, found {balance}").into());
+    }
+    steps.ok("tpp-a submitted the payment (x-jws-signature verified, x-idempotency-key new, consent consumed once); acc-1 debited to 975.00");
     let retry = submit(&bank)?;
     if retry != first {
         return Err("idempotent retry returned a different result".into());
+    }
+    if core.balance("acc-1")? != 97_500 {
+        return Err("the idempotent retry moved money".into());
     }
     steps.ok("tpp-a retried with the same x-idempotency-key: the same payment came back, nothing moved twice");
     let other = verifier

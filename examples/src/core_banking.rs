@@ -1,0 +1,282 @@
+//! The core-banking system behind the APIs (the reference design reaches it
+//! over PrivateLink): a [`CoreBanking`] trait, an in-process ledger, and a
+//! circuit breaker so a failing core gives a clean, fast 503 instead of a
+//! pile-up of hung requests. Timeouts around each call belong to the server
+//! (they need its async runtime); the breaker counts them as failures.
+
+use core::fmt;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use fapi_core::time::UnixTime;
+
+/// An amount in minor units (pence), so arithmetic is exact.
+pub type Minor = i64;
+
+/// Parses a UK OB decimal amount (already validated by fapi-consent) into
+/// minor units for a currency with two decimals.
+pub fn to_minor(amount: &str) -> Option<Minor> {
+    let (int, frac) = match amount.split_once('.') {
+        // a point must be followed by one or two digits
+        Some((int, frac)) if (1..=2).contains(&frac.len()) => (int, frac),
+        Some(_) => return None,
+        None => (amount, ""),
+    };
+    if frac.bytes().any(|b| !b.is_ascii_digit())
+        || int.is_empty()
+        || int.bytes().any(|b| !b.is_ascii_digit())
+    {
+        return None;
+    }
+    let int: Minor = int.parse().ok()?;
+    let frac: Minor = format!("{frac:0<2}").parse().ok()?;
+    int.checked_mul(100)?.checked_add(frac)
+}
+
+/// One booked transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transaction {
+    /// Booking time.
+    pub booked_at: UnixTime,
+    /// Positive: credit; negative: debit.
+    pub amount: Minor,
+    /// Counterparty name.
+    pub counterparty: String,
+    /// Reference.
+    pub reference: String,
+}
+
+/// Why the core refused or failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// No such account.
+    #[error("account not found")]
+    UnknownAccount,
+    /// The debtor account cannot cover the payment.
+    #[error("insufficient funds")]
+    InsufficientFunds,
+    /// The amount is not payable (zero, negative, more than two decimals).
+    #[error("amount is not payable")]
+    InvalidAmount,
+    /// The core is unavailable (or the circuit is open): answer 503.
+    #[error("core banking is unavailable")]
+    Unavailable,
+}
+
+/// The bank's ledger, as the API layer sees it.
+pub trait CoreBanking: Send + Sync + fmt::Debug {
+    /// The customer's accounts (id, name).
+    fn accounts(&self, customer_id: &str) -> Result<Vec<(String, String)>, CoreError>;
+    /// An account's balance.
+    fn balance(&self, account: &str) -> Result<Minor, CoreError>;
+    /// An account's transactions booked in `[from, to]` (inclusive).
+    fn transactions(
+        &self,
+        account: &str,
+        from: Option<UnixTime>,
+        to: Option<UnixTime>,
+    ) -> Result<Vec<Transaction>, CoreError>;
+    /// Moves `amount` from `debtor` to the creditor (outside the bank here),
+    /// atomically; returns the new debtor balance.
+    fn pay(
+        &self,
+        debtor: &str,
+        amount: Minor,
+        creditor_name: &str,
+        reference: &str,
+        at: UnixTime,
+    ) -> Result<Minor, CoreError>;
+}
+
+#[derive(Debug, Default)]
+struct Account {
+    customer_id: String,
+    name: String,
+    transactions: Vec<Transaction>,
+}
+
+impl Account {
+    fn balance(&self) -> Minor {
+        self.transactions.iter().map(|t| t.amount).sum()
+    }
+}
+
+/// An in-process ledger for the demo and tests.
+#[derive(Debug, Default)]
+pub struct MockLedger {
+    accounts: Mutex<BTreeMap<String, Account>>,
+}
+
+impl MockLedger {
+    /// Opens an account with an opening credit.
+    pub fn open(&self, account: &str, customer_id: &str, name: &str, opening: Minor, at: UnixTime) {
+        if let Ok(mut m) = self.accounts.lock() {
+            let tx = Transaction {
+                booked_at: at,
+                amount: opening,
+                counterparty: "opening balance".into(),
+                reference: "OPEN".into(),
+            };
+            m.insert(
+                account.to_owned(),
+                Account {
+                    customer_id: customer_id.to_owned(),
+                    name: name.to_owned(),
+                    transactions: vec![tx],
+                },
+            );
+        }
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<String, Account>) -> Result<T, CoreError>,
+    ) -> Result<T, CoreError> {
+        let mut m = self.accounts.lock().map_err(|_| CoreError::Unavailable)?;
+        f(&mut m)
+    }
+}
+
+impl CoreBanking for MockLedger {
+    fn accounts(&self, customer_id: &str) -> Result<Vec<(String, String)>, CoreError> {
+        self.with(|m| {
+            Ok(m.iter()
+                .filter(|(_, a)| a.customer_id == customer_id)
+                .map(|(id, a)| (id.clone(), a.name.clone()))
+                .collect())
+        })
+    }
+    fn balance(&self, account: &str) -> Result<Minor, CoreError> {
+        self.with(|m| {
+            m.get(account)
+                .map(Account::balance)
+                .ok_or(CoreError::UnknownAccount)
+        })
+    }
+    fn transactions(
+        &self,
+        account: &str,
+        from: Option<UnixTime>,
+        to: Option<UnixTime>,
+    ) -> Result<Vec<Transaction>, CoreError> {
+        self.with(|m| {
+            let a = m.get(account).ok_or(CoreError::UnknownAccount)?;
+            Ok(a.transactions
+                .iter()
+                .filter(|t| {
+                    from.is_none_or(|f| t.booked_at >= f) && to.is_none_or(|e| t.booked_at <= e)
+                })
+                .cloned()
+                .collect())
+        })
+    }
+    fn pay(
+        &self,
+        debtor: &str,
+        amount: Minor,
+        creditor_name: &str,
+        reference: &str,
+        at: UnixTime,
+    ) -> Result<Minor, CoreError> {
+        if amount <= 0 {
+            return Err(CoreError::InvalidAmount);
+        }
+        self.with(|m| {
+            let a = m.get_mut(debtor).ok_or(CoreError::UnknownAccount)?;
+            if a.balance() < amount {
+                return Err(CoreError::InsufficientFunds);
+            }
+            a.transactions.push(Transaction {
+                booked_at: at,
+                amount: -amount,
+                counterparty: creditor_name.to_owned(),
+                reference: reference.to_owned(),
+            });
+            Ok(a.balance())
+        })
+    }
+}
+
+/// The breaker's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// Calls fail fast until the cool-down has passed.
+    Open {
+        /// When a trial call is allowed again.
+        until: UnixTime,
+    },
+    /// One trial call is allowed; its outcome closes or reopens the breaker.
+    HalfOpen,
+}
+
+/// A circuit breaker: after `threshold` consecutive failures it opens for
+/// `cooldown_secs`; then one trial call decides. Time is injected.
+#[derive(Debug)]
+pub struct CircuitBreaker {
+    threshold: u32,
+    cooldown_secs: i64,
+    state: Mutex<(BreakerState, u32)>,
+}
+
+impl CircuitBreaker {
+    /// A closed breaker.
+    pub fn new(threshold: u32, cooldown_secs: i64) -> Self {
+        Self {
+            threshold: threshold.max(1),
+            cooldown_secs,
+            state: Mutex::new((BreakerState::Closed, 0)),
+        }
+    }
+
+    /// The current state at `now`.
+    pub fn state(&self, now: UnixTime) -> BreakerState {
+        match self.state.lock() {
+            Ok(mut s) => {
+                if let BreakerState::Open { until } = s.0 {
+                    if now >= until {
+                        s.0 = BreakerState::HalfOpen;
+                    }
+                }
+                s.0
+            }
+            Err(_) => BreakerState::Open { until: now },
+        }
+    }
+
+    /// Runs `call` unless the breaker is open (then [`CoreError::Unavailable`]
+    /// at once), and records its outcome. Only [`CoreError::Unavailable`]
+    /// counts as a failure: a refused payment is the core working.
+    ///
+    /// # Errors
+    /// The call's error, or [`CoreError::Unavailable`] while open.
+    pub fn call<T>(
+        &self,
+        now: UnixTime,
+        call: impl FnOnce() -> Result<T, CoreError>,
+    ) -> Result<T, CoreError> {
+        if let BreakerState::Open { .. } = self.state(now) {
+            return Err(CoreError::Unavailable);
+        }
+        let result = call();
+        if let Ok(mut s) = self.state.lock() {
+            match &result {
+                Err(CoreError::Unavailable) => {
+                    s.1 += 1;
+                    if s.0 == BreakerState::HalfOpen || s.1 >= self.threshold {
+                        *s = (
+                            BreakerState::Open {
+                                until: now.saturating_add(self.cooldown_secs),
+                            },
+                            0,
+                        );
+                    }
+                }
+                _ => *s = (BreakerState::Closed, 0),
+            }
+        }
+        result
+    }
+}

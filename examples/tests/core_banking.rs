@@ -1,0 +1,161 @@
+//! The mock core and the circuit breaker: exact amounts, no overdraft even
+//! under racing payments, refused payments move nothing, and the breaker
+//! fails fast while open and recovers through one trial call, with the
+//! cool-down probed at its edge.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+
+use fapi_core::time::UnixTime;
+use fapi_examples::core_banking::{
+    to_minor, BreakerState, CircuitBreaker, CoreBanking, CoreError, MockLedger,
+};
+
+fn at(o: i64) -> UnixTime {
+    UnixTime::from_secs(1_900_000_000 + o).unwrap()
+}
+
+#[test]
+fn amounts_convert_exactly() {
+    assert_eq!(to_minor("10.50"), Some(1050));
+    assert_eq!(to_minor("10"), Some(1000));
+    assert_eq!(to_minor("0.5"), Some(50));
+    for bad in [
+        "",
+        "1.234",
+        "-1",
+        "1e3",
+        ".5",
+        "1.",
+        "1.x",
+        "99999999999999999999",
+    ] {
+        assert_eq!(to_minor(bad), None, "{bad}");
+    }
+}
+
+fn ledger() -> MockLedger {
+    let l = MockLedger::default();
+    l.open("acc-1", "alice", "Current", 10_000, at(0));
+    l.open("acc-2", "bob", "Current", 500, at(0));
+    l
+}
+
+#[test]
+fn payment_debits_exactly_once() {
+    let l = ledger();
+    assert_eq!(
+        l.pay("acc-1", 2_500, "ACME Ltd", "INV-42", at(10)).unwrap(),
+        7_500
+    );
+    assert_eq!(l.balance("acc-1").unwrap(), 7_500);
+    let tx = l.transactions("acc-1", Some(at(10)), Some(at(10))).unwrap();
+    assert_eq!(tx.len(), 1);
+    assert_eq!(
+        (tx[0].amount, tx[0].counterparty.as_str()),
+        (-2_500, "ACME Ltd")
+    );
+    assert_eq!(
+        l.transactions("acc-1", Some(at(11)), None).unwrap().len(),
+        0
+    );
+    assert_eq!(
+        l.accounts("alice").unwrap(),
+        vec![("acc-1".to_string(), "Current".to_string())]
+    );
+}
+
+#[test]
+fn refused_payments_move_nothing() {
+    let l = ledger();
+    assert_eq!(
+        l.pay("acc-2", 501, "x", "r", at(1)).unwrap_err(),
+        CoreError::InsufficientFunds
+    );
+    assert_eq!(
+        l.pay("acc-2", 0, "x", "r", at(1)).unwrap_err(),
+        CoreError::InvalidAmount
+    );
+    assert_eq!(
+        l.pay("acc-9", 1, "x", "r", at(1)).unwrap_err(),
+        CoreError::UnknownAccount
+    );
+    assert_eq!(l.balance("acc-2").unwrap(), 500);
+    assert_eq!(l.pay("acc-2", 500, "x", "r", at(1)).unwrap(), 0);
+}
+
+#[test]
+fn racing_payments_never_overdraw() {
+    let l = Arc::new(MockLedger::default());
+    l.open("acc-1", "alice", "Current", 5_000, at(0));
+    let barrier = Arc::new(Barrier::new(100));
+    let handles: Vec<_> = (0..100)
+        .map(|_| {
+            let (l, barrier) = (l.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                l.pay("acc-1", 100, "x", "r", at(1)).is_ok()
+            })
+        })
+        .collect();
+    let paid = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(paid, 50);
+    assert_eq!(l.balance("acc-1").unwrap(), 0);
+}
+
+#[test]
+fn breaker_opens_fails_fast_and_recovers_through_one_trial() {
+    let b = CircuitBreaker::new(3, 30);
+    let calls = AtomicUsize::new(0);
+    let failing = || {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Err::<(), _>(CoreError::Unavailable)
+    };
+    for _ in 0..3 {
+        assert_eq!(b.call(at(0), failing).unwrap_err(), CoreError::Unavailable);
+    }
+    assert_eq!(b.state(at(0)), BreakerState::Open { until: at(30) });
+    // while open: refused at once, the core is not called
+    assert_eq!(b.call(at(29), failing).unwrap_err(), CoreError::Unavailable);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // at the end of the cool-down: one trial; a failure reopens
+    assert_eq!(b.state(at(30)), BreakerState::HalfOpen);
+    assert!(b.call(at(30), failing).is_err());
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert_eq!(b.state(at(30)), BreakerState::Open { until: at(60) });
+    // a successful trial closes it
+    assert_eq!(b.call(at(60), || Ok::<_, CoreError>(7)).unwrap(), 7);
+    assert_eq!(b.state(at(60)), BreakerState::Closed);
+}
+
+#[test]
+fn business_refusals_do_not_trip_the_breaker() {
+    let b = CircuitBreaker::new(2, 30);
+    for _ in 0..10 {
+        assert_eq!(
+            b.call(at(0), || Err::<(), _>(CoreError::InsufficientFunds))
+                .unwrap_err(),
+            CoreError::InsufficientFunds
+        );
+    }
+    assert_eq!(b.state(at(0)), BreakerState::Closed);
+    // and a success resets the count of failures
+    assert!(b
+        .call(at(0), || Err::<(), _>(CoreError::Unavailable))
+        .is_err());
+    assert!(b.call(at(0), || Ok::<(), CoreError>(())).is_ok());
+    assert!(b
+        .call(at(0), || Err::<(), _>(CoreError::Unavailable))
+        .is_err());
+    assert_eq!(b.state(at(0)), BreakerState::Closed);
+}
