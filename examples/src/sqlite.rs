@@ -15,7 +15,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use fapi_consent::audit::{AuditEntry, AuditEvent, AuditLog};
 use fapi_consent::idempotency::{
-    Begin, IdempotencyError, IdempotencyKey, IdempotencyStore, StoredResponse, WINDOW_SECS,
+    decide_existing, Begin, IdempotencyError, IdempotencyKey, IdempotencyStore, StoredResponse,
+    WINDOW_SECS,
 };
 use fapi_consent::store::{CasError, ConsentStore, CreateError};
 use fapi_consent::Consent;
@@ -143,14 +144,16 @@ impl SqliteDb {
                 .map_err(unavailable)?;
                 Ok(Begin::New)
             }
-            Some((stored, _, _)) if stored.as_slice() != body_hash.as_slice() => {
-                Err(IdempotencyError::BodyMismatch)
+            Some((stored, status, body)) => {
+                let response = match (status, body) {
+                    (Some(status), Some(body)) => Some(StoredResponse {
+                        status: u16::try_from(status).map_err(unavailable)?,
+                        body,
+                    }),
+                    _ => None,
+                };
+                decide_existing(&stored, response, &body_hash)
             }
-            Some((_, Some(status), Some(body))) => Ok(Begin::Replay(StoredResponse {
-                status: u16::try_from(status).map_err(unavailable)?,
-                body,
-            })),
-            Some(_) => Err(IdempotencyError::InProgress),
         };
         tx.commit().map_err(unavailable)?;
         outcome

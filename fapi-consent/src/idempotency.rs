@@ -90,6 +90,27 @@ pub fn body_hash(body: &[u8]) -> [u8; 32] {
     Sha256::digest(body).into()
 }
 
+/// Decides a request whose key is already stored (unexpired) with
+/// `stored_hash` and, once complete, `response`: another body is
+/// [`IdempotencyError::BodyMismatch`], a completed one is replayed, one
+/// still running is [`IdempotencyError::InProgress`]. Every
+/// [`IdempotencyStore`] uses this, so the rules live in one place.
+///
+/// # Errors
+/// As above.
+pub fn decide_existing(
+    stored_hash: &[u8],
+    response: Option<StoredResponse>,
+    body_hash: &[u8; 32],
+) -> Result<Begin, IdempotencyError> {
+    if stored_hash != body_hash.as_slice() {
+        return Err(IdempotencyError::BodyMismatch);
+    }
+    response
+        .map(Begin::Replay)
+        .ok_or(IdempotencyError::InProgress)
+}
+
 /// Remembers idempotency keys.
 ///
 /// # Guarantees an implementation must give
@@ -187,11 +208,7 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
                     );
                     Ok(Begin::New)
                 }
-                Some(e) if e.body_hash != body_hash => Err(IdempotencyError::BodyMismatch),
-                Some(Entry {
-                    response: Some(r), ..
-                }) => Ok(Begin::Replay(r.clone())),
-                Some(_) => Err(IdempotencyError::InProgress),
+                Some(e) => decide_existing(&e.body_hash, e.response.clone(), &body_hash),
             }
         });
         Box::pin(core::future::ready(r))
