@@ -9,6 +9,9 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+use common::TempDb;
+
 use std::sync::{Arc, Barrier};
 
 use fapi_core::pkce::PkceError;
@@ -118,24 +121,6 @@ fn rules(store: &dyn AuthorizationCodeStore) {
     );
 }
 
-struct TempDb(std::path::PathBuf);
-impl TempDb {
-    fn new() -> Self {
-        Self(std::env::temp_dir().join(format!(
-            "fapi-codes-{}-{}.db",
-            std::process::id(),
-            fapi_core::random::token(8).unwrap()
-        )))
-    }
-}
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
-}
-
 #[test]
 fn in_memory_store_keeps_every_rule() {
     rules(&InMemoryCodeStore::default());
@@ -143,13 +128,13 @@ fn in_memory_store_keeps_every_rule() {
 
 #[test]
 fn sqlite_store_keeps_every_rule() {
-    let db = TempDb::new();
+    let db = TempDb::new("codes");
     rules(&SqliteDb::open(&db.0).unwrap());
 }
 
 #[test]
 fn sqlite_stores_only_the_hash_of_a_code() {
-    let db = TempDb::new();
+    let db = TempDb::new("codes");
     let store = SqliteDb::open(&db.0).unwrap();
     let v = CodeVerifier::generate().unwrap();
     let code = fapi_core::random::token(32).unwrap();
@@ -196,7 +181,7 @@ fn concurrent_redemptions_exactly_one_wins_in_memory() {
 
 #[test]
 fn concurrent_redemptions_exactly_one_wins_across_two_sqlite_handles() {
-    let db = TempDb::new();
+    let db = TempDb::new("codes");
     race(
         vec![
             Arc::new(SqliteDb::open(&db.0).unwrap()),

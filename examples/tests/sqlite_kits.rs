@@ -9,7 +9,9 @@
     clippy::indexing_slicing
 )]
 
-use std::path::PathBuf;
+mod common;
+use common::TempDb;
+
 use std::sync::{Arc, Barrier};
 
 use fapi_consent::audit::{
@@ -17,35 +19,9 @@ use fapi_consent::audit::{
 };
 use fapi_core::replay::ReplayCache;
 use fapi_core::time::UnixTime;
-use fapi_examples::sqlite::SqliteDb;
 
 fn b<F: std::future::Future>(f: F) -> F::Output {
     futures_executor::block_on(f)
-}
-
-/// A database file that is removed (with its WAL files) when dropped.
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(name: &str) -> Self {
-        let unique = format!(
-            "fapi-{name}-{}-{}.db",
-            std::process::id(),
-            fapi_core::random::token(8).unwrap()
-        );
-        Self(std::env::temp_dir().join(unique))
-    }
-    fn open(&self) -> SqliteDb {
-        SqliteDb::open(&self.0).unwrap()
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
 }
 
 fn at(o: i64) -> UnixTime {
