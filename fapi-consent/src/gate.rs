@@ -7,7 +7,7 @@ use std::sync::Arc;
 use fapi_core::error::{ErrorCode, OAuthError};
 use fapi_core::replay::StoreError;
 use fapi_core::time::UnixTime;
-use fapi_core::types::ConsentId;
+use fapi_core::types::{ClientId, ConsentId};
 use fapi_core::BoundAccessToken;
 
 use crate::consent::{
@@ -291,6 +291,35 @@ impl ConsentGate {
         let consent = self.store.get(id).await?.ok_or(GateError::UnknownConsent)?;
         if consent.client_id() != token.client_id() {
             return Err(GateError::WrongClient);
+        }
+        Ok(consent)
+    }
+
+    /// Decides whether a grant tied to consent `id` (a refresh token, under
+    /// FAPI 2 not rotated) may still be used by `client` at `now`: the
+    /// consent exists, is the client's, is `Authorised`, and (account
+    /// access) its `ExpirationDateTime` has not passed. Read live, so a
+    /// revocation stops the next refresh.
+    ///
+    /// # Errors
+    /// [`GateError`].
+    pub async fn check_grant(
+        &self,
+        id: &ConsentId,
+        client: &ClientId,
+        now: UnixTime,
+    ) -> Result<Consent, GateError> {
+        let consent = self.store.get(id).await?.ok_or(GateError::UnknownConsent)?;
+        if consent.client_id() != client {
+            return Err(GateError::WrongClient);
+        }
+        if consent.status() != ConsentStatus::Authorised {
+            return Err(GateError::NotAuthorised(consent.status()));
+        }
+        if let ConsentTerms::AccountAccess(terms) = consent.terms() {
+            if terms.expiration.is_some_and(|e| now >= e) {
+                return Err(GateError::Expired);
+            }
         }
         Ok(consent)
     }

@@ -574,3 +574,64 @@ fn audited_payment_race_leaves_a_truthful_trail() {
     assert_eq!(consumed, 1 + abandoned);
     assert!(consumed >= 1);
 }
+
+#[test]
+fn grant_check_passes_for_the_live_authorised_consent() {
+    let (_, gate) = setup();
+    let c = b(gate.check_grant(
+        &ConsentId::try_from("aac-1").unwrap(),
+        &ClientId::try_from("tpp-a").unwrap(),
+        at(1),
+    ))
+    .unwrap();
+    assert_eq!(c.status(), ConsentStatus::Authorised);
+}
+
+#[test]
+fn grant_check_refuses_after_revocation_on_the_next_call() {
+    let (store, gate) = setup();
+    let id = ConsentId::try_from("aac-1").unwrap();
+    let client = ClientId::try_from("tpp-a").unwrap();
+    assert!(b(gate.check_grant(&id, &client, at(1))).is_ok());
+    b(apply_event(&*store, &id, ev(EventKind::Revoke))).unwrap();
+    assert_eq!(
+        b(gate.check_grant(&id, &client, at(2))).unwrap_err(),
+        GateError::NotAuthorised(ConsentStatus::Revoked)
+    );
+}
+
+#[test]
+fn grant_check_refuses_another_client_unknown_and_waiting_consents() {
+    let (_, gate) = setup();
+    let a = ClientId::try_from("tpp-a").unwrap();
+    assert_eq!(
+        b(gate.check_grant(
+            &ConsentId::try_from("aac-1").unwrap(),
+            &ClientId::try_from("tpp-b").unwrap(),
+            at(1)
+        ))
+        .unwrap_err(),
+        GateError::WrongClient
+    );
+    assert_eq!(
+        b(gate.check_grant(&ConsentId::try_from("aac-404").unwrap(), &a, at(1))).unwrap_err(),
+        GateError::UnknownConsent
+    );
+    assert_eq!(
+        b(gate.check_grant(&ConsentId::try_from("aac-waiting").unwrap(), &a, at(1))).unwrap_err(),
+        GateError::NotAuthorised(ConsentStatus::AwaitingAuthorisation)
+    );
+}
+
+#[test]
+fn grant_check_expiry_edge() {
+    let (_, gate) = setup();
+    let id = ConsentId::try_from("aac-1").unwrap();
+    let client = ClientId::try_from("tpp-a").unwrap();
+    let expiry = secs("2030-03-18T00:00:00Z");
+    assert!(b(gate.check_grant(&id, &client, expiry.saturating_sub(1))).is_ok());
+    assert_eq!(
+        b(gate.check_grant(&id, &client, expiry)).unwrap_err(),
+        GateError::Expired
+    );
+}

@@ -208,6 +208,39 @@ async fn check_directory(
     ensure_single_identity(client, certificate, directory).await
 }
 
+/// For a client that authenticated another way (`private_key_jwt`) over a
+/// connection with `certificate`: the certificate must be the one the
+/// directory registers to this client, neither it nor the TPP revoked. An
+/// unregistered certificate (even one the scheme CA issued) is refused, as
+/// is another client's.
+///
+/// # Errors
+/// [`ClientAuthError::Certificate`] (unregistered or revoked),
+/// [`ClientAuthError::ConflictingClientIds`] (registered to another client),
+/// [`ClientAuthError::Store`] if the directory cannot answer (fail closed).
+pub async fn ensure_registered_certificate(
+    client: &ClientId,
+    certificate: &CertificateThumbprint,
+    directory: &dyn TppDirectory,
+) -> Result<(), ClientAuthError> {
+    check_directory(client, certificate, directory).await?;
+    let owner = directory
+        .certificate_owner(certificate)
+        .await
+        .map_err(|_| {
+            ClientAuthError::Store(fapi_core::replay::StoreError::Unavailable(
+                "tpp directory".into(),
+            ))
+        })?;
+    match owner {
+        Some(owner) if &owner == client => Ok(()),
+        Some(_) => Err(ClientAuthError::ConflictingClientIds),
+        None => Err(refused(
+            "certificate is not registered to this client in the directory",
+        )),
+    }
+}
+
 /// Refuses a request that carries two clients' identities: a client
 /// authenticated one way (e.g. `private_key_jwt` as A) presenting a
 /// certificate the directory registers to another client (B).

@@ -20,7 +20,8 @@ use fapi_core::types::{ClientId, RedirectUri};
 use fapi_core::{AuthenticatedClient, Profile};
 use fapi_mtls_binding::client_auth::{DistinguishedName, SelfSignedTlsClientAuth, TlsClientAuth};
 use fapi_mtls_binding::directory::{
-    authenticate_by_certificate, ensure_single_identity, InMemoryTppDirectory,
+    authenticate_by_certificate, ensure_registered_certificate, ensure_single_identity,
+    InMemoryTppDirectory,
 };
 use fapi_mtls_binding::trust::{TrustBundle, TrustStore};
 use fapi_mtls_binding::{ClientCertificate, PresentedCertificate};
@@ -376,4 +377,70 @@ fn two_client_identities_in_one_request_rejected() {
         .unwrap_err(),
         ClientAuthError::ConflictingClientIds
     );
+}
+
+#[test]
+fn registered_certificate_accepted_for_its_client() {
+    let dir = InMemoryTppDirectory::new();
+    let a = ClientId::try_from("tpp-a").unwrap();
+    let presented = PresentedCertificate::from_verified_tls_peer(&pki().tpp_a).unwrap();
+    dir.register(a.clone(), presented.certificate().thumbprint());
+    block_on(ensure_registered_certificate(
+        &a,
+        presented.certificate().thumbprint(),
+        &dir,
+    ))
+    .unwrap();
+}
+
+#[test]
+fn unregistered_certificate_refused_even_from_the_scheme_ca() {
+    let dir = InMemoryTppDirectory::new();
+    let a = ClientId::try_from("tpp-a").unwrap();
+    let presented = PresentedCertificate::from_verified_tls_peer(&pki().tpp_a).unwrap();
+    assert!(matches!(
+        block_on(ensure_registered_certificate(
+            &a,
+            presented.certificate().thumbprint(),
+            &dir
+        ))
+        .unwrap_err(),
+        ClientAuthError::Certificate(_)
+    ));
+}
+
+#[test]
+fn another_clients_certificate_refused_as_a_second_identity() {
+    let dir = InMemoryTppDirectory::new();
+    let a = ClientId::try_from("tpp-a").unwrap();
+    let b = ClientId::try_from("tpp-b").unwrap();
+    let presented = PresentedCertificate::from_verified_tls_peer(&pki().tpp_a).unwrap();
+    dir.register(a, presented.certificate().thumbprint());
+    assert_eq!(
+        block_on(ensure_registered_certificate(
+            &b,
+            presented.certificate().thumbprint(),
+            &dir
+        ))
+        .unwrap_err(),
+        ClientAuthError::ConflictingClientIds
+    );
+}
+
+#[test]
+fn registered_but_revoked_certificate_refused() {
+    let dir = InMemoryTppDirectory::new();
+    let a = ClientId::try_from("tpp-a").unwrap();
+    let presented = PresentedCertificate::from_verified_tls_peer(&pki().tpp_a).unwrap();
+    dir.register(a.clone(), presented.certificate().thumbprint());
+    dir.revoke_certificate(presented.certificate().thumbprint());
+    assert!(matches!(
+        block_on(ensure_registered_certificate(
+            &a,
+            presented.certificate().thumbprint(),
+            &dir
+        ))
+        .unwrap_err(),
+        ClientAuthError::Certificate(_)
+    ));
 }
