@@ -246,6 +246,38 @@ impl CircuitBreaker {
         }
     }
 
+    /// Whether a call may go through at `now`.
+    ///
+    /// # Errors
+    /// [`CoreError::Unavailable`] while open.
+    pub fn admit(&self, now: UnixTime) -> Result<(), CoreError> {
+        match self.state(now) {
+            BreakerState::Open { .. } => Err(CoreError::Unavailable),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records the outcome of an admitted call started at `now`: `failed`
+    /// means the core was unavailable (an error, or no answer within the
+    /// caller's timeout).
+    pub fn record(&self, now: UnixTime, failed: bool) {
+        if let Ok(mut s) = self.state.lock() {
+            if failed {
+                s.1 += 1;
+                if s.0 == BreakerState::HalfOpen || s.1 >= self.threshold {
+                    *s = (
+                        BreakerState::Open {
+                            until: now.saturating_add(self.cooldown_secs),
+                        },
+                        0,
+                    );
+                }
+            } else {
+                *s = (BreakerState::Closed, 0);
+            }
+        }
+    }
+
     /// Runs `call` unless the breaker is open (then [`CoreError::Unavailable`]
     /// at once), and records its outcome. Only [`CoreError::Unavailable`]
     /// counts as a failure: a refused payment is the core working.
@@ -257,26 +289,93 @@ impl CircuitBreaker {
         now: UnixTime,
         call: impl FnOnce() -> Result<T, CoreError>,
     ) -> Result<T, CoreError> {
-        if let BreakerState::Open { .. } = self.state(now) {
-            return Err(CoreError::Unavailable);
-        }
+        self.admit(now)?;
         let result = call();
-        if let Ok(mut s) = self.state.lock() {
-            match &result {
-                Err(CoreError::Unavailable) => {
-                    s.1 += 1;
-                    if s.0 == BreakerState::HalfOpen || s.1 >= self.threshold {
-                        *s = (
-                            BreakerState::Open {
-                                until: now.saturating_add(self.cooldown_secs),
-                            },
-                            0,
-                        );
-                    }
-                }
-                _ => *s = (BreakerState::Closed, 0),
-            }
-        }
+        self.record(now, matches!(result, Err(CoreError::Unavailable)));
         result
+    }
+}
+
+/// Wraps a core with injected faults (`--core-latency-ms`,
+/// `--core-fail-rate`): every call waits `latency` first, and a
+/// `fail_rate` share of calls answer [`CoreError::Unavailable`],
+/// deterministically spread (rate 0.25 fails every fourth call) so tests
+/// know which calls fail.
+#[derive(Debug)]
+pub struct FaultInjection<C> {
+    inner: C,
+    latency: std::time::Duration,
+    /// Failure rate in millionths.
+    rate_ppm: u64,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+impl<C: CoreBanking> FaultInjection<C> {
+    /// Wraps `inner`; `fail_rate` is clamped to `0.0..=1.0`.
+    pub fn new(inner: C, latency: std::time::Duration, fail_rate: f64) -> Self {
+        let rate = if fail_rate.is_finite() {
+            fail_rate.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        Self {
+            inner,
+            latency,
+            // clamped to [0, 1] above, so the product fits
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            rate_ppm: (rate * 1_000_000.0).round() as u64,
+            calls: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The wrapped core.
+    pub fn inner(&self) -> &C {
+        &self.inner
+    }
+
+    fn fault(&self) -> Result<(), CoreError> {
+        if !self.latency.is_zero() {
+            std::thread::sleep(self.latency);
+        }
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // call n fails when the running total of the rate crosses an integer
+        let before = n.saturating_mul(self.rate_ppm) / 1_000_000;
+        let after = n.saturating_add(1).saturating_mul(self.rate_ppm) / 1_000_000;
+        if after > before {
+            Err(CoreError::Unavailable)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<C: CoreBanking> CoreBanking for FaultInjection<C> {
+    fn accounts(&self, customer_id: &str) -> Result<Vec<(String, String)>, CoreError> {
+        self.fault()?;
+        self.inner.accounts(customer_id)
+    }
+    fn balance(&self, account: &str) -> Result<Minor, CoreError> {
+        self.fault()?;
+        self.inner.balance(account)
+    }
+    fn transactions(
+        &self,
+        account: &str,
+        from: Option<UnixTime>,
+        to: Option<UnixTime>,
+    ) -> Result<Vec<Transaction>, CoreError> {
+        self.fault()?;
+        self.inner.transactions(account, from, to)
+    }
+    fn pay(
+        &self,
+        debtor: &str,
+        amount: Minor,
+        creditor_name: &str,
+        reference: &str,
+        at: UnixTime,
+    ) -> Result<Minor, CoreError> {
+        self.fault()?;
+        self.inner.pay(debtor, amount, creditor_name, reference, at)
     }
 }

@@ -11,7 +11,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bank;
 pub mod codes;
 pub mod core_banking;
 pub mod pki;
+pub mod registry;
 pub mod sqlite;

@@ -89,6 +89,8 @@ pub struct TppFiles {
     pub signing_key: String,
     /// Its public JWKS (JSON).
     pub jwks: PathBuf,
+    /// Its software statement, signed by the development directory.
+    pub software_statement: PathBuf,
 }
 
 /// Where the generated PKI lives.
@@ -102,6 +104,8 @@ pub struct DevPki {
     pub server_certificate: PathBuf,
     /// Its private key (PEM, 0600).
     pub server_key: PathBuf,
+    /// The directory's public JWKS (verifies software statements).
+    pub directory_jwks: PathBuf,
     /// The TPPs.
     pub tpps: Vec<TppFiles>,
 }
@@ -123,7 +127,8 @@ fn ca_params() -> Result<CertificateParams, PkiError> {
 
 impl DevPki {
     /// Generates the PKI into `dir` (created 0700 if missing), with keys from
-    /// `provider` for the JWS signing keys and rcgen's for certificates.
+    /// `provider` for the JWS signing keys and rcgen's for certificates;
+    /// each TPP also gets a software statement issued at `now`.
     ///
     /// # Errors
     /// [`PkiError`].
@@ -131,6 +136,7 @@ impl DevPki {
         dir: &Path,
         provider: &dyn CryptoProvider,
         tpps: &[&str],
+        now: fapi_core::time::UnixTime,
     ) -> Result<Self, PkiError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
@@ -154,6 +160,7 @@ impl DevPki {
         write_public(&server_certificate, server_cert.pem().as_bytes())?;
         write_private(&server_key_path, server_key.serialize_pem().as_bytes())?;
 
+        let mut directory_key = None;
         for (name, alg) in [
             ("bank-signing", Algorithm::Ps256),
             ("directory-signing", Algorithm::Es256),
@@ -161,7 +168,15 @@ impl DevPki {
             let key = provider.generate_signing_key(alg).map_err(gen)?;
             let pem = signing_key_to_pkcs8_pem(&*key).map_err(gen)?;
             write_private(&dir.join(format!("{name}.key.pem")), pem.as_bytes())?;
+            directory_key = Some(key);
         }
+        let directory_key = directory_key.ok_or_else(|| gen("no directory key"))?;
+        let directory_jwks = dir.join("directory.jwks.json");
+        let public = JwkSet::new(vec![Jwk::from_public_key(
+            directory_key.public_key().clone(),
+            Some("directory-signing".into()),
+        )]);
+        write_public(&directory_jwks, public.to_json().to_string().as_bytes())?;
 
         let mut files = Vec::new();
         for client_id in tpps {
@@ -196,7 +211,27 @@ impl DevPki {
             )]);
             let jwks_path = dir.join(format!("{client_id}.jwks.json"));
             write_public(&jwks_path, jwks.to_json().to_string().as_bytes())?;
+            let registration = crate::registry::Registration {
+                client_id: (*client_id).to_owned(),
+                client_name: format!("{client_id} Ltd"),
+                redirect_uris: vec![format!("https://{client_id}.example/cb")],
+                jwks: jwks.to_json(),
+                token_endpoint_auth_method: "private_key_jwt".into(),
+                software_roles: vec!["AISP".into(), "PISP".into()],
+                software_id: Some(format!("{client_id}-software")),
+                org_id: Some(format!("{client_id}-org")),
+            };
+            let statement = crate::registry::sign_software_statement(
+                &*directory_key,
+                "directory-signing",
+                &registration,
+                now,
+            )
+            .map_err(gen)?;
+            let software_statement = dir.join(format!("{client_id}.ssa.jwt"));
+            write_public(&software_statement, statement.as_bytes())?;
             files.push(TppFiles {
+                software_statement,
                 client_id: (*client_id).to_owned(),
                 certificate,
                 certificate_key,
@@ -209,6 +244,7 @@ impl DevPki {
             scheme_ca,
             server_certificate,
             server_key: server_key_path,
+            directory_jwks,
             tpps: files,
         })
     }
@@ -223,6 +259,15 @@ pub trait KeySource: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`PkiError`].
     fn signing_key(&self, name: &str) -> Result<Arc<dyn SigningKey>, PkiError>;
+
+    /// The TLS private key called `name` (for rustls), as PKCS#8/SEC1/PKCS#1 DER.
+    ///
+    /// # Errors
+    /// [`PkiError`].
+    fn tls_private_key(
+        &self,
+        name: &str,
+    ) -> Result<rustls_pki_types::PrivateKeyDer<'static>, PkiError>;
 }
 
 /// Keys from `<dir>/<name>.key.pem`, refused unless owner-only.
@@ -249,8 +294,10 @@ impl FileKeySource {
     }
 }
 
-impl KeySource for FileKeySource {
-    fn signing_key(&self, name: &str) -> Result<Arc<dyn SigningKey>, PkiError> {
+impl FileKeySource {
+    /// Reads `<dir>/<name>.key.pem` if `name` is a plain identifier and the
+    /// file is owner-only.
+    fn read_key_file(&self, name: &str) -> Result<(PathBuf, zeroize::Zeroizing<String>), PkiError> {
         // names are plain identifiers: no path separators, no traversal
         if name.is_empty()
             || !name
@@ -265,7 +312,24 @@ impl KeySource for FileKeySource {
             return Err(PkiError::KeyFilePermissions(path));
         }
         let pem = zeroize::Zeroizing::new(fs::read_to_string(&path).map_err(io(&path))?);
+        Ok((path, pem))
+    }
+}
+
+impl KeySource for FileKeySource {
+    fn signing_key(&self, name: &str) -> Result<Arc<dyn SigningKey>, PkiError> {
+        let (path, pem) = self.read_key_file(name)?;
         signing_key_from_pkcs8_pem(&*self.provider, &pem)
+            .map_err(|_| PkiError::KeyFileContent(path))
+    }
+
+    fn tls_private_key(
+        &self,
+        name: &str,
+    ) -> Result<rustls_pki_types::PrivateKeyDer<'static>, PkiError> {
+        use rustls_pki_types::pem::PemObject;
+        let (path, pem) = self.read_key_file(name)?;
+        rustls_pki_types::PrivateKeyDer::from_pem_slice(pem.as_bytes())
             .map_err(|_| PkiError::KeyFileContent(path))
     }
 }

@@ -2,9 +2,11 @@
 //! holding the state the bank keeps. Each adapter implements a crate's store
 //! trait and passes that crate's conformance kit (`tests/sqlite_kits.rs`).
 //!
-//! Here so far: the `jti` replay cache (fapi-core), consents, the
-//! `x-idempotency-key` store and the audit trail (fapi-consent), and
-//! authorization codes (by hash only).
+//! Here: the `jti` replay cache (fapi-core), consents, the
+//! `x-idempotency-key` store and the audit trail (fapi-consent),
+//! authorization codes and refresh tokens (by hash only), revoked token
+//! ids, payments, and the TPP registry that is also the bank's directory
+//! ([`crate::registry`]).
 //!
 //! Calls are synchronous inside the returned futures: SQLite is embedded
 //! and local. A server on an async runtime should call it from a blocking
@@ -41,6 +43,22 @@ CREATE TABLE IF NOT EXISTS consents (
 CREATE INDEX IF NOT EXISTS consents_by_customer ON consents (customer_id, created_at);
 CREATE TABLE IF NOT EXISTS codes (
     hash BLOB PRIMARY KEY, body TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS clients (
+    client_id TEXT PRIMARY KEY, registration TEXT NOT NULL, certificate BLOB NOT NULL UNIQUE,
+    revoked INTEGER NOT NULL, onboarded_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS revoked_certificates (
+    thumbprint BLOB PRIMARY KEY, revoked_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    hash BLOB PRIMARY KEY, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    jti TEXT PRIMARY KEY, revoked_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS payments (
+    id TEXT PRIMARY KEY, client_id TEXT NOT NULL, consent_id TEXT NOT NULL UNIQUE, body TEXT NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, event TEXT NOT NULL
@@ -79,7 +97,7 @@ impl SqliteDb {
         })
     }
 
-    fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+    pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         self.conn
             .lock()
             .map_err(|_| StoreError::Unavailable("sqlite connection lock poisoned".into()))

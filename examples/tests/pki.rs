@@ -36,7 +36,13 @@ fn generate() -> (TempDir, DevPki) {
         std::process::id(),
         fapi_core::random::token(8).unwrap()
     ));
-    let pki = DevPki::generate(&dir, &*default_provider(), &["tpp-a", "tpp-b"]).unwrap();
+    let pki = DevPki::generate(
+        &dir,
+        &*default_provider(),
+        &["tpp-a", "tpp-b"],
+        fapi_core::time::UnixTime::from_secs(1_800_000_000).unwrap(),
+    )
+    .unwrap();
     (TempDir(dir), pki)
 }
 

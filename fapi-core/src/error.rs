@@ -39,6 +39,12 @@ pub enum ErrorCode {
     AccessDenied,
     /// `unsupported_response_type`
     UnsupportedResponseType,
+    /// `unsupported_grant_type` (token endpoint)
+    UnsupportedGrantType,
+    /// `invalid_scope`
+    InvalidScope,
+    /// `temporarily_unavailable`: a dependency is down; retry later (503).
+    TemporarilyUnavailable,
     /// `server_error`: a store or provider failed; nothing about the request
     /// was wrong.
     ServerError,
@@ -58,6 +64,9 @@ impl ErrorCode {
             Self::UnauthorizedClient => "unauthorized_client",
             Self::AccessDenied => "access_denied",
             Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::ServerError => "server_error",
         }
     }
@@ -68,6 +77,7 @@ impl ErrorCode {
             Self::InvalidClient | Self::InvalidToken => 401,
             Self::InsufficientScope | Self::AccessDenied => 403,
             Self::ServerError => 500,
+            Self::TemporarilyUnavailable => 503,
             _ => 400,
         }
     }

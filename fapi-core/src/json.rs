@@ -14,23 +14,32 @@ use serde_json::{Map, Value};
 
 /// Maximum number of nested objects/arrays (the top-level object counts as
 /// one) in any JSON document read from a token.
-pub(crate) const MAX_JSON_DEPTH: usize = 16;
+pub const MAX_JSON_DEPTH: usize = 16;
 
 /// Why a JSON document was rejected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum JsonError {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonError {
     /// Not well-formed JSON, or trailing data after it.
+    #[error("not well-formed JSON")]
     Syntax,
     /// A member name appears twice in one object.
+    #[error("a member name appears twice in one object")]
     DuplicateMember,
     /// Nested deeper than [`MAX_JSON_DEPTH`].
+    #[error("nested deeper than {MAX_JSON_DEPTH} levels")]
     TooDeep,
     /// The document is not a JSON object.
+    #[error("not a JSON object")]
     NotAnObject,
 }
 
-/// Parses `bytes` as one JSON object under the rules above.
-pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonError> {
+/// Parses `bytes` as one JSON object under the rules above (also useful for
+/// request bodies that must be read as strictly as tokens).
+///
+/// # Errors
+/// [`JsonError`].
+pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonError> {
     let kind = Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = Seed {

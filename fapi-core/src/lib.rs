@@ -11,7 +11,7 @@ pub mod encoding;
 pub mod error;
 pub mod id_token;
 pub mod jose;
-mod json;
+pub mod json;
 pub mod jwk;
 #[doc = include_str!("../MANUAL.md")]
 pub mod manual {}

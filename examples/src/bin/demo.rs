@@ -330,7 +330,7 @@ fn run(data_dir: PathBuf) -> Res<bool> {
     let mut steps = Steps::default();
     let now = SystemClock.now();
     let provider = default_provider();
-    let pki = DevPki::generate(&data_dir, &*provider, &["tpp-a", "tpp-b"])?;
+    let pki = DevPki::generate(&data_dir, &*provider, &["tpp-a", "tpp-b"], now)?;
     steps.ok(&format!(
         "development PKI generated in {} (scheme CA, bank server certificate, 2 TPPs; keys 0600)",
         data_dir.display()

@@ -1,0 +1,182 @@
+//! The bank's configuration: a JSON file (`bank --config FILE`) whose
+//! values flags can override. Paths are relative to the data directory.
+//! Keys are named, not given: they come through the key source.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use fapi_core::Profile;
+use serde::{Deserialize, Serialize};
+
+use super::StartError;
+
+/// One test customer (the login page is the SCA stand-in).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerConfig {
+    /// Login name.
+    pub id: String,
+    /// Password (a documented test credential, not a secret).
+    pub password: String,
+    /// Display name.
+    pub name: String,
+    /// The customer's accounts in the mock ledger.
+    pub accounts: Vec<AccountConfig>,
+}
+
+/// One account in the mock ledger.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// Account id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Opening balance, e.g. `"1000.00"`.
+    pub opening_balance: String,
+}
+
+/// Core-banking connection settings and fault injection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoreConfig {
+    /// Added latency per call (fault injection).
+    pub latency_ms: u64,
+    /// Fraction of calls that fail, 0.0..=1.0 (fault injection).
+    pub fail_rate: f64,
+    /// Per-call timeout; past it the API answers 503.
+    pub timeout_ms: u64,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        Self {
+            latency_ms: 0,
+            fail_rate: 0.0,
+            timeout_ms: 2_000,
+        }
+    }
+}
+
+/// Everything the bank needs to start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BankConfig {
+    /// Data directory: database, keys, certificates.
+    pub data_dir: PathBuf,
+    /// TPP API listener (mutual TLS).
+    pub api_listen: SocketAddr,
+    /// Customer pages listener (server TLS).
+    pub customer_listen: SocketAddr,
+    /// Admin listener (`/metrics`, plain HTTP; keep it on loopback).
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
+    /// Host name in the issuer and endpoint URLs (the server certificate's).
+    pub public_host: String,
+    /// Scheme CA bundle (PEM), the trust anchors for client certificates.
+    pub scheme_ca: PathBuf,
+    /// CRLs (PEM); with any, every client certificate must be covered.
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
+    /// Server certificate chain (PEM).
+    pub server_certificate: PathBuf,
+    /// Key-source name of the server's TLS key.
+    pub server_key: String,
+    /// Key-source name of the bank's JWS signing key.
+    pub signing_key: String,
+    /// The directory's public JWKS (verifies software statements).
+    pub directory_jwks: PathBuf,
+    /// The directory's issuer name in software statements.
+    pub directory_issuer: String,
+    /// `fapi1-advanced`, `fapi2-security` or `fapi2-message-signing`.
+    pub profile: String,
+    /// Test customers.
+    pub customers: Vec<CustomerConfig>,
+    /// Core banking.
+    #[serde(default)]
+    pub core: CoreConfig,
+    /// Requests per second each client may make (burst of the same size).
+    pub rate_limit_per_second: u32,
+}
+
+impl BankConfig {
+    /// The configuration the development PKI (`DevPki`) in `data_dir`
+    /// matches, on loopback with ephemeral ports unless given, and the
+    /// documented test customers `alice` (password `alice-password`) and
+    /// `bob` (`bob-password`).
+    pub fn development(data_dir: &Path) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            data_dir: data_dir.to_owned(),
+            api_listen: any,
+            customer_listen: any,
+            admin_listen: Some(any),
+            public_host: "localhost".into(),
+            scheme_ca: "scheme-ca.pem".into(),
+            crls: Vec::new(),
+            server_certificate: "bank-server.pem".into(),
+            server_key: "bank-server".into(),
+            signing_key: "bank-signing".into(),
+            directory_jwks: "directory.jwks.json".into(),
+            directory_issuer: crate::registry::DEV_DIRECTORY_ISSUER.into(),
+            profile: "fapi2-message-signing".into(),
+            customers: vec![
+                CustomerConfig {
+                    id: "alice".into(),
+                    password: "alice-password".into(),
+                    name: "Alice".into(),
+                    accounts: vec![
+                        AccountConfig {
+                            id: "acc-1".into(),
+                            name: "Alice's current account".into(),
+                            opening_balance: "1000.00".into(),
+                        },
+                        AccountConfig {
+                            id: "acc-2".into(),
+                            name: "Alice's savings".into(),
+                            opening_balance: "5000.00".into(),
+                        },
+                    ],
+                },
+                CustomerConfig {
+                    id: "bob".into(),
+                    password: "bob-password".into(),
+                    name: "Bob".into(),
+                    accounts: vec![AccountConfig {
+                        id: "acc-3".into(),
+                        name: "Bob's current account".into(),
+                        opening_balance: "250.00".into(),
+                    }],
+                },
+            ],
+            core: CoreConfig::default(),
+            rate_limit_per_second: 50,
+        }
+    }
+
+    /// Reads a configuration file (JSON; unknown fields are an error).
+    ///
+    /// # Errors
+    /// [`StartError::Config`].
+    pub fn from_file(path: &Path) -> Result<Self, StartError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| StartError::Config(format!("{}: {e}", path.display())))?;
+        serde_json::from_str(&text)
+            .map_err(|e| StartError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The profile named in the configuration.
+    ///
+    /// # Errors
+    /// [`StartError::Config`] for an unknown name.
+    pub fn profile(&self) -> Result<Profile, StartError> {
+        match self.profile.as_str() {
+            "fapi1-advanced" => Ok(Profile::Fapi1Advanced),
+            "fapi2-security" => Ok(Profile::Fapi2Security),
+            "fapi2-message-signing" => Ok(Profile::Fapi2MessageSigning),
+            other => Err(StartError::Config(format!(
+                "unknown profile {other:?} (fapi1-advanced, fapi2-security, fapi2-message-signing)"
+            ))),
+        }
+    }
+}

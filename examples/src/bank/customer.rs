@@ -1,0 +1,657 @@
+//! The customer-facing pages (server TLS only): discovery and `/jwks`, the
+//! authorization endpoint with the login page (the SCA stand-in), the
+//! consent screen and the JARM response, and the customer's dashboard.
+//!
+//! The consent screen is rendered only from the validated pushed request
+//! and the consent it names; every value on it is HTML-escaped. The
+//! decision is written to the consent store (with its audit entry) before
+//! any code is issued. Pages carry a strict CSP (no script, forms only to
+//! the bank and to the request's registered redirect URI) and cannot be
+//! framed; the session cookie is `Secure; HttpOnly; SameSite=Strict` and
+//! every form carries the session's CSRF token.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use fapi_consent::consent::{Actor, ConsentTerms};
+use fapi_consent::store::apply_event_audited;
+use fapi_consent::{Consent, ConsentEvent, ConsentStore, EventKind};
+use fapi_core::error::ErrorCode;
+use fapi_core::request_object::ValidatedAuthorizationRequest;
+use fapi_core::types::{ClientId, ConsentId};
+use fapi_jarm::Rendered;
+use fapi_par::RequestUri;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::oauth::Form;
+use super::observe::{self, consent_event};
+use super::{BankState, Session};
+use crate::codes::{AuthorizationCodeStore, CodeGrant};
+
+const COOKIE: &str = "bank_session";
+const SESSION_SECS: i64 = 15 * 60;
+const MAX_FORM: usize = 8 * 1024;
+
+pub(crate) fn router(state: Arc<BankState>) -> Router {
+    Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(super::oauth::discovery),
+        )
+        .route("/jwks", get(super::oauth::jwks))
+        .route("/authorize", get(authorize))
+        .route("/login", post(login))
+        .route("/authorize/decision", post(decision))
+        .route("/dashboard", get(dashboard))
+        .route("/dashboard/revoke", post(revoke))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM))
+        .layer(axum::middleware::from_fn(observe::observe))
+        .with_state(state)
+}
+
+/// HTML-escapes text for element content and quoted attribute values.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A page with the bank's headers. `form_targets` are extra origins forms
+/// may post or redirect to (the request's redirect URI).
+fn page(status: StatusCode, title: &str, body: &str, form_targets: &[&str]) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title></head><body><h1>{}</h1>{body}</body></html>",
+        esc(title),
+        esc(title)
+    );
+    let mut csp = String::from("default-src 'none'; frame-ancestors 'none'; form-action 'self'");
+    for t in form_targets {
+        csp.push(' ');
+        csp.push_str(t);
+    }
+    let mut r = (status, html).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    r
+}
+
+fn error_page(status: StatusCode, message: &str) -> Response {
+    page(
+        status,
+        "The request cannot be completed",
+        &format!("<p>{}</p>", esc(message)),
+        &[],
+    )
+}
+
+fn see_other(location: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+impl BankState {
+    fn session(&self, headers: &HeaderMap) -> Option<(String, Session)> {
+        let token = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == COOKIE)
+            .map(|(_, v)| v.to_owned())?;
+        let now = self.now();
+        let mut sessions = self.sessions.lock().ok()?;
+        sessions.retain(|_, s| s.expires_at > now);
+        sessions.get(&token).cloned().map(|s| (token, s))
+    }
+
+    fn new_session(&self, customer_id: &str) -> Option<String> {
+        let token = fapi_core::random::token(32).ok()?;
+        let session = Session {
+            customer_id: customer_id.to_owned(),
+            expires_at: self.now().saturating_add(SESSION_SECS),
+        };
+        self.sessions.lock().ok()?.insert(token.clone(), session);
+        Some(token)
+    }
+}
+
+/// The CSRF token of a session: derived from the session token, so it
+/// needs no storage and differs per session.
+fn csrf_of(session_token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("csrf:{session_token}").as_bytes());
+    base16ct::lower::encode_string(&d)
+}
+
+fn csrf_ok(session_token: &str, presented: Option<&str>) -> bool {
+    let expected = csrf_of(session_token);
+    presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.as_bytes())))
+}
+
+#[derive(Deserialize)]
+struct AuthorizeQuery {
+    client_id: Option<String>,
+    request_uri: Option<String>,
+}
+
+/// Loads the pushed request `request_uri` for `client_id` (without using
+/// it up: the page can be reloaded).
+async fn pushed(
+    state: &BankState,
+    client_id: Option<&str>,
+    request_uri: Option<&str>,
+) -> Result<(ClientId, RequestUri, Arc<ValidatedAuthorizationRequest>), Response> {
+    let client = client_id
+        .and_then(|c| ClientId::try_from(c).ok())
+        .ok_or_else(|| error_page(StatusCode::BAD_REQUEST, "client_id is missing or invalid"))?;
+    let uri = request_uri.and_then(RequestUri::parse).ok_or_else(|| {
+        error_page(
+            StatusCode::BAD_REQUEST,
+            "request_uri is missing or is not one this bank issued",
+        )
+    })?;
+    let found = state
+        .par
+        .peek(&uri, &client, state.now())
+        .await
+        .map_err(|e| {
+            observe::auth_failure("request_uri");
+            error_page(StatusCode::BAD_REQUEST, &e.to_string())
+        })?;
+    Ok((client, uri, found.request))
+}
+
+async fn consent_of(
+    state: &BankState,
+    request: &ValidatedAuthorizationRequest,
+) -> Result<Consent, Response> {
+    let id = request
+        .openbanking_intent_id()
+        .and_then(|i| ConsentId::try_from(i).ok())
+        .ok_or_else(|| {
+            error_page(
+                StatusCode::BAD_REQUEST,
+                "the request names no openbanking_intent_id consent",
+            )
+        })?;
+    let consent = state
+        .db
+        .get(&id)
+        .await
+        .map_err(|_| error_page(StatusCode::SERVICE_UNAVAILABLE, "consents are unavailable"))?
+        .filter(|c| c.client_id() == request.client_id())
+        .ok_or_else(|| {
+            error_page(
+                StatusCode::BAD_REQUEST,
+                "the consent does not exist for this client",
+            )
+        })?;
+    tracing::Span::current().record("consent_id", consent.id().as_str());
+    Ok(consent)
+}
+
+fn login_page(client_id: &str, request_uri: &str, note: Option<&str>) -> Response {
+    let note = note.map_or_else(String::new, |n| {
+        format!("<p><strong>{}</strong></p>", esc(n))
+    });
+    page(
+        StatusCode::OK,
+        "Log in to your bank",
+        &format!(
+            "{note}<p>This login stands in for strong customer authentication. Test customers are listed in the README.</p>\
+             <form method=\"post\" action=\"/login\">\
+             <input type=\"hidden\" name=\"client_id\" value=\"{}\">\
+             <input type=\"hidden\" name=\"request_uri\" value=\"{}\">\
+             <label>Customer id <input name=\"username\" autocomplete=\"username\"></label>\
+             <label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\"></label>\
+             <button type=\"submit\">Log in</button></form>",
+            esc(client_id),
+            esc(request_uri)
+        ),
+        &[],
+    )
+}
+
+/// `GET /authorize?client_id&request_uri`: the login page, or for a
+/// logged-in customer the consent screen.
+async fn authorize(
+    State(state): State<Arc<BankState>>,
+    headers: HeaderMap,
+    Query(q): Query<AuthorizeQuery>,
+) -> Response {
+    let (client, uri, request) =
+        match pushed(&state, q.client_id.as_deref(), q.request_uri.as_deref()).await {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+    let Some((token, session)) = state.session(&headers) else {
+        return login_page(client.as_str(), uri.as_str(), None);
+    };
+    let consent = match consent_of(&state, &request).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    consent_screen(&state, &token, &session, &client, &uri, &request, &consent).await
+}
+
+async fn client_name(state: &BankState, client: &ClientId) -> String {
+    state.db.client(client).ok().flatten().map_or_else(
+        || client.as_str().to_owned(),
+        |c| c.registration.client_name,
+    )
+}
+
+async fn customer_accounts(state: &BankState, customer: &str) -> Vec<(String, String)> {
+    let core = state.core.clone();
+    let customer = customer.to_owned();
+    tokio::task::spawn_blocking(move || core.accounts(&customer))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default()
+}
+
+fn date(t: fapi_core::time::UnixTime) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t.as_secs())
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.as_secs().to_string())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn consent_screen(
+    state: &BankState,
+    session_token: &str,
+    session: &Session,
+    client: &ClientId,
+    uri: &RequestUri,
+    request: &ValidatedAuthorizationRequest,
+    consent: &Consent,
+) -> Response {
+    let who = esc(&client_name(state, client).await);
+    let accounts = customer_accounts(state, &session.customer_id).await;
+    let (what, input_type) = match consent.terms() {
+        ConsentTerms::AccountAccess(t) => {
+            let items: String = t
+                .permissions
+                .iter()
+                .map(|p| format!("<li>{}</li>", esc(p.plain_words())))
+                .collect();
+            let until = t.expiration.map_or_else(
+                || "until you revoke it".to_owned(),
+                |e| format!("until {}", date(e)),
+            );
+            let window = match (t.transaction_from, t.transaction_to) {
+                (None, None) => String::new(),
+                (f, to) => format!(
+                    "<p>Transactions from {} to {}.</p>",
+                    f.map_or_else(|| "the start".into(), date),
+                    to.map_or_else(|| "now".into(), date)
+                ),
+            };
+            (
+                format!("<p><strong>{who}</strong> asks to see, {}:</p><ul>{items}</ul>{window}<p>Choose the accounts it may see:</p>", esc(&until)),
+                "checkbox",
+            )
+        }
+        ConsentTerms::DomesticPayment(t) => {
+            let i = &t.initiation;
+            (
+                format!(
+                    "<p><strong>{who}</strong> asks to make <strong>one payment</strong> of <strong>{} {}</strong> to <strong>{}</strong> ({} {}){}.</p><p>Choose the account to pay from:</p>",
+                    esc(&i.instructed_amount.amount),
+                    esc(&i.instructed_amount.currency),
+                    esc(&i.creditor_account.name),
+                    esc(&i.creditor_account.scheme_name),
+                    esc(&i.creditor_account.identification),
+                    i.remittance_reference.as_ref().map_or_else(String::new, |r| format!(", reference {}", esc(r)))
+                ),
+                "radio",
+            )
+        }
+        _ => return error_page(StatusCode::BAD_REQUEST, "unsupported consent kind"),
+    };
+    let choices: String = accounts
+        .iter()
+        .map(|(id, name)| {
+            let field = if input_type == "radio" {
+                format!("name=\"account\" value=\"{}\"", esc(id))
+            } else {
+                format!("name=\"account-{}\" value=\"on\"", esc(id))
+            };
+            format!(
+                "<label><input type=\"{input_type}\" {field}> {} ({})</label><br>",
+                esc(name),
+                esc(id)
+            )
+        })
+        .collect();
+    let hidden = format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"client_id\" value=\"{}\"><input type=\"hidden\" name=\"request_uri\" value=\"{}\">",
+        esc(&csrf_of(session_token)),
+        esc(client.as_str()),
+        esc(uri.as_str())
+    );
+    let body = format!(
+        "<p>Logged in as {}.</p>{what}<form method=\"post\" action=\"/authorize/decision\">{hidden}{choices}\
+         <button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button> \
+         <button type=\"submit\" name=\"decision\" value=\"reject\">Reject</button></form>",
+        esc(&session.customer_id)
+    );
+    page(
+        StatusCode::OK,
+        "Do you consent?",
+        &body,
+        &[request.redirect_uri().as_str()],
+    )
+}
+
+/// `POST /login`: checks a test customer's password (constant time), opens
+/// a session, and returns to the authorization request or the dashboard.
+async fn login(State(state): State<Arc<BankState>>, body: Bytes) -> Response {
+    let Ok(form) = Form::parse(&body, MAX_FORM) else {
+        return error_page(StatusCode::BAD_REQUEST, "malformed form");
+    };
+    let username = form.get("username").unwrap_or_default();
+    let password = form.get("password").unwrap_or_default();
+    let known = state.customers.iter().find(|c| c.id == username);
+    // compare against a dummy for unknown users so timing does not tell
+    let expected = known.map_or("\u{0}unknown", |c| c.password.as_str());
+    let ok = bool::from(password.as_bytes().ct_eq(expected.as_bytes())) && known.is_some();
+    let client_id = form.get("client_id").unwrap_or_default();
+    let request_uri = form.get("request_uri").unwrap_or_default();
+    if !ok {
+        observe::auth_failure("customer_login");
+        if client_id.is_empty() {
+            return dashboard_login(Some("Customer id or password is wrong."));
+        }
+        return login_page(
+            client_id,
+            request_uri,
+            Some("Customer id or password is wrong."),
+        );
+    }
+    let Some(token) = state.new_session(username) else {
+        return error_page(StatusCode::SERVICE_UNAVAILABLE, "sessions are unavailable");
+    };
+    let target = if client_id.is_empty() {
+        "/dashboard".to_owned()
+    } else {
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", client_id)
+            .append_pair("request_uri", request_uri)
+            .finish();
+        format!("/authorize?{q}")
+    };
+    let mut r = see_other(&target);
+    let cookie = format!(
+        "{COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}"
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// `POST /authorize/decision`: approve (with the accounts chosen) or
+/// reject; the pushed request is used up, the decision recorded, then the
+/// JARM response goes back to the TPP.
+async fn decision(
+    State(state): State<Arc<BankState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(form) = Form::parse(&body, MAX_FORM) else {
+        return error_page(StatusCode::BAD_REQUEST, "malformed form");
+    };
+    let Some((token, session)) = state.session(&headers) else {
+        return error_page(StatusCode::UNAUTHORIZED, "please log in again");
+    };
+    if !csrf_ok(&token, form.get("csrf")) {
+        observe::auth_failure("csrf");
+        return error_page(StatusCode::FORBIDDEN, "the form is stale; reload the page");
+    }
+    let (client, uri, request) =
+        match pushed(&state, form.get("client_id"), form.get("request_uri")).await {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+    let consent = match consent_of(&state, &request).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let now = state.now();
+    let owned: Vec<String> = customer_accounts(&state, &session.customer_id)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let approve = form.get("decision") == Some("approve");
+    let selected: Vec<String> = match consent.terms() {
+        ConsentTerms::DomesticPayment(_) => {
+            form.get("account").map(str::to_owned).into_iter().collect()
+        }
+        _ => owned
+            .iter()
+            .filter(|id| form.get(&format!("account-{id}")) == Some("on"))
+            .cloned()
+            .collect(),
+    };
+    if approve && (selected.is_empty() || !selected.iter().all(|a| owned.contains(a))) {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "choose at least one of your accounts (one for a payment)",
+        );
+    }
+    // single use: of two concurrent decisions only one gets the request
+    let taken = match state.par.take(&uri, &client, now).await {
+        Ok(t) => t,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let kind = if approve {
+        EventKind::Authorise {
+            customer_id: session.customer_id.clone(),
+            accounts: selected,
+        }
+    } else {
+        EventKind::Reject
+    };
+    let event = ConsentEvent {
+        kind,
+        actor: Actor::Customer(session.customer_id.clone()),
+        reason: if approve {
+            "approved on the consent screen".into()
+        } else {
+            "rejected on the consent screen".into()
+        },
+        at: now,
+    };
+    if let Err(e) = apply_event_audited(&*state.db, &*state.db, consent.id(), event, None).await {
+        return error_page(StatusCode::CONFLICT, &e.to_string());
+    }
+    consent_event(if approve { "granted" } else { "rejected" });
+    let response = if approve {
+        let Ok(code) = fapi_core::random::token(32) else {
+            return error_page(StatusCode::SERVICE_UNAVAILABLE, "try again");
+        };
+        let grant = CodeGrant {
+            client_id: client.clone(),
+            redirect_uri: taken.request.redirect_uri().clone(),
+            code_challenge: taken.request.code_challenge().clone(),
+            consent_id: consent.id().clone(),
+            customer_id: session.customer_id.clone(),
+            scope: taken.request.scope().cloned(),
+            nonce: taken.request.nonce().cloned(),
+            expires_at: now.saturating_add(state.profile.authorization_code_lifetime_secs()),
+        };
+        if state.db.issue(&code, grant).await.is_err() {
+            return error_page(StatusCode::SERVICE_UNAVAILABLE, "try again");
+        }
+        state.jarm.success(&taken.request, &code, now)
+    } else {
+        state.jarm.error(
+            &taken.request,
+            ErrorCode::AccessDenied,
+            "the customer rejected the request",
+            now,
+        )
+    };
+    match response.and_then(|r| r.render()) {
+        Ok(Rendered::Redirect { location }) => see_other(&location),
+        Ok(Rendered::FormPost { html }) => {
+            let mut r = (StatusCode::OK, html).into_response();
+            let csp = format!(
+                "default-src 'none'; script-src {}; form-action {}; frame-ancestors 'none'",
+                fapi_jarm::response::form_post_script_hash(),
+                taken.request.redirect_uri().as_str()
+            );
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            if let Ok(v) = HeaderValue::from_str(&csp) {
+                h.insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            r
+        }
+        Ok(_) | Err(_) => error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "response could not be signed",
+        ),
+    }
+}
+
+fn dashboard_login(note: Option<&str>) -> Response {
+    login_page("", "", note)
+}
+
+/// `GET /dashboard`: the customer's consents, what each grants, and a
+/// one-click revoke for the active account-access ones.
+async fn dashboard(State(state): State<Arc<BankState>>, headers: HeaderMap) -> Response {
+    let Some((token, session)) = state.session(&headers) else {
+        return dashboard_login(None);
+    };
+    let consents = match state.db.list_for_customer(&session.customer_id).await {
+        Ok(c) => c,
+        Err(_) => return error_page(StatusCode::SERVICE_UNAVAILABLE, "consents are unavailable"),
+    };
+    let mut rows = String::new();
+    for c in &consents {
+        let who = esc(&client_name(&state, c.client_id()).await);
+        let grants = match c.terms() {
+            ConsentTerms::AccountAccess(t) => format!(
+                "sees {} on {}",
+                esc(&t
+                    .permissions
+                    .iter()
+                    .map(|p| p.plain_words())
+                    .collect::<Vec<_>>()
+                    .join(", ")),
+                esc(&t.accounts.join(", "))
+            ),
+            ConsentTerms::DomesticPayment(t) => format!(
+                "one payment of {} {} to {}",
+                esc(&t.initiation.instructed_amount.amount),
+                esc(&t.initiation.instructed_amount.currency),
+                esc(&t.initiation.creditor_account.name)
+            ),
+            _ => String::new(),
+        };
+        let action = if c.status() == fapi_consent::consent::ConsentStatus::Authorised
+            && matches!(c.terms(), ConsentTerms::AccountAccess(_))
+        {
+            format!(
+                "<form method=\"post\" action=\"/dashboard/revoke\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"consent_id\" value=\"{}\"><button type=\"submit\">Revoke</button></form>",
+                esc(&csrf_of(&token)),
+                esc(c.id().as_str())
+            )
+        } else {
+            String::new()
+        };
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{who}</td><td>{grants}</td><td>{}</td><td>{action}</td></tr>",
+            esc(c.id().as_str()),
+            esc(&c.status().to_string())
+        ));
+    }
+    page(
+        StatusCode::OK,
+        "Your connected apps",
+        &format!(
+            "<p>Logged in as {}.</p><table><tr><th>Consent</th><th>Provider</th><th>What it allows</th><th>Status</th><th></th></tr>{rows}</table>",
+            esc(&session.customer_id)
+        ),
+        &[],
+    )
+}
+
+/// `POST /dashboard/revoke`: the customer revokes one of their consents.
+async fn revoke(State(state): State<Arc<BankState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(form) = Form::parse(&body, MAX_FORM) else {
+        return error_page(StatusCode::BAD_REQUEST, "malformed form");
+    };
+    let Some((token, session)) = state.session(&headers) else {
+        return dashboard_login(None);
+    };
+    if !csrf_ok(&token, form.get("csrf")) {
+        observe::auth_failure("csrf");
+        return error_page(StatusCode::FORBIDDEN, "the form is stale; reload the page");
+    }
+    let Some(id) = form
+        .get("consent_id")
+        .and_then(|i| ConsentId::try_from(i).ok())
+    else {
+        return error_page(StatusCode::BAD_REQUEST, "no consent named");
+    };
+    // only the customer's own consent
+    match state.db.get(&id).await {
+        Ok(Some(c)) if c.customer_id() == Some(session.customer_id.as_str()) => {}
+        _ => return error_page(StatusCode::NOT_FOUND, "no such consent"),
+    }
+    let event = ConsentEvent {
+        kind: EventKind::Revoke,
+        actor: Actor::Customer(session.customer_id.clone()),
+        reason: "revoked on the dashboard".into(),
+        at: state.now(),
+    };
+    if let Err(e) = apply_event_audited(&*state.db, &*state.db, &id, event, None).await {
+        return error_page(StatusCode::CONFLICT, &e.to_string());
+    }
+    consent_event("revoked");
+    tracing::info!(consent_id = %id.as_str(), customer = %session.customer_id, "consent revoked by the customer");
+    see_other("/dashboard")
+}

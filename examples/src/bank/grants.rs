@@ -1,0 +1,121 @@
+//! The bank's own tables beside the crates' stores: refresh tokens (by
+//! hash only), revoked token ids (a replayed authorization code revokes
+//! what it issued), and payments.
+
+use fapi_core::replay::StoreError;
+use fapi_core::time::UnixTime;
+use fapi_core::types::{ClientId, ConsentId, Scope};
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::sqlite::SqliteDb;
+
+/// What a refresh token stands for. Under FAPI 2 it is not rotated: it is
+/// bound to the client and its certificate, and lives as long as its
+/// consent is authorised.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct RefreshGrant {
+    /// Id recorded against the authorization code (revocation on replay).
+    pub(crate) id: String,
+    pub(crate) client_id: ClientId,
+    /// `x5t#S256` of the certificate the token was issued over.
+    pub(crate) certificate: String,
+    pub(crate) consent_id: ConsentId,
+    pub(crate) customer_id: String,
+    pub(crate) scope: Scope,
+}
+
+fn unavailable(e: impl core::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("sqlite: {e}"))
+}
+
+fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl SqliteDb {
+    pub(crate) fn store_refresh_token(
+        &self,
+        token: &str,
+        grant: &RefreshGrant,
+    ) -> Result<(), StoreError> {
+        let body = serde_json::to_string(grant).map_err(unavailable)?;
+        self.conn()?
+            .execute(
+                "INSERT INTO refresh_tokens (hash, id, body) VALUES (?1, ?2, ?3)",
+                params![&hash(token)[..], grant.id, body],
+            )
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub(crate) fn refresh_grant(&self, token: &str) -> Result<Option<RefreshGrant>, StoreError> {
+        let body: Option<String> = self
+            .conn()?
+            .query_row(
+                "SELECT body FROM refresh_tokens WHERE hash = ?1",
+                params![&hash(token)[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        body.map(|b| serde_json::from_str(&b).map_err(unavailable))
+            .transpose()
+    }
+
+    /// Revokes tokens by id: access tokens by `jti` (checked on every
+    /// resource call), refresh tokens by their recorded id (deleted).
+    pub(crate) fn revoke_tokens(&self, ids: &[String], now: UnixTime) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction().map_err(unavailable)?;
+        for id in ids {
+            tx.execute(
+                "INSERT OR IGNORE INTO revoked_tokens (jti, revoked_at) VALUES (?1, ?2)",
+                params![id, now.as_secs()],
+            )
+            .map_err(unavailable)?;
+            tx.execute("DELETE FROM refresh_tokens WHERE id = ?1", params![id])
+                .map_err(unavailable)?;
+        }
+        tx.commit().map_err(unavailable)
+    }
+
+    pub(crate) fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        self.conn()?
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1)",
+                params![jti],
+                |r| r.get(0),
+            )
+            .map_err(unavailable)
+    }
+
+    pub(crate) fn save_payment(
+        &self,
+        id: &str,
+        client: &ClientId,
+        consent: &ConsentId,
+        body: &str,
+    ) -> Result<(), StoreError> {
+        self.conn()?
+            .execute(
+                "INSERT INTO payments (id, client_id, consent_id, body) VALUES (?1, ?2, ?3, ?4)",
+                params![id, client.as_str(), consent.as_str(), body],
+            )
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// A payment's client and body.
+    pub(crate) fn payment(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
+        self.conn()?
+            .query_row(
+                "SELECT client_id, body FROM payments WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(unavailable)
+    }
+}

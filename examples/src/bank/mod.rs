@@ -1,0 +1,364 @@
+//! The networked example bank: axum on tokio behind rustls, on two
+//! listeners (plus an optional plain-HTTP admin listener on loopback):
+//!
+//! - the **TPP API** (`api_listen`): mutual TLS, the client certificate
+//!   required and verified against the scheme CA by `fapi-mtls-binding`
+//!   ([`tls`]); `POST /par`, `POST /token`, and the UK Open Banking
+//!   resources ([`resources`]);
+//! - the **customer pages** (`customer_listen`): server TLS only;
+//!   discovery, `/jwks`, `GET /authorize` with the login and consent pages,
+//!   and the customer's dashboard ([`customer`]);
+//! - the **admin listener** (`admin_listen`): Prometheus `/metrics`.
+//!
+//! Handlers are adapters: every security decision is a crate call, in the
+//! order DESIGN.md gives (verify -> bind -> consent gate).
+
+pub mod config;
+mod customer;
+mod errors;
+mod grants;
+mod oauth;
+mod observe;
+mod resources;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fapi_consent::ConsentGate;
+use fapi_core::access_token::AccessTokenIssuer;
+use fapi_core::crypto::{CryptoProvider, SigningKey};
+use fapi_core::jwk::{Jwk, JwkSet, KeySet};
+use fapi_core::time::{Clock, SystemClock, UnixTime};
+use fapi_core::types::Issuer;
+use fapi_core::{AccessTokenVerifier, Profile};
+use fapi_jarm::JarmSigner;
+use fapi_mtls_binding::trust::{TrustBundle, TrustStore};
+use fapi_par::{InMemoryPushedRequestStore, PushedRequestStore};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::{BankConfig, CustomerConfig};
+
+use crate::core_banking::{CircuitBreaker, CoreBanking, FaultInjection, MockLedger};
+use crate::pki::{FileKeySource, KeySource};
+use crate::sqlite::SqliteDb;
+
+/// Why the bank could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A configured file is missing or unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+fn config_err(e: impl std::fmt::Display) -> StartError {
+    StartError::Config(e.to_string())
+}
+
+/// A clock that follows the system clock plus an adjustable offset, so
+/// end-to-end tests can move time forward (expiry) without sleeping.
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    offset: AtomicI64,
+}
+
+impl OffsetClock {
+    /// Moves this clock `secs` forward.
+    pub fn advance(&self, secs: i64) {
+        self.offset.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> UnixTime {
+        SystemClock
+            .now()
+            .saturating_add(self.offset.load(Ordering::SeqCst))
+    }
+}
+
+/// A customer's login session on the customer pages.
+#[derive(Clone, Debug)]
+struct Session {
+    customer_id: String,
+    expires_at: UnixTime,
+}
+
+/// Everything the handlers share.
+pub(crate) struct BankState {
+    pub(crate) provider: Arc<dyn CryptoProvider>,
+    pub(crate) profile: Profile,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) issuer: Issuer,
+    /// Base URL of the TPP API listener (`aud` of access tokens).
+    pub(crate) api_base: String,
+    pub(crate) key: Arc<dyn SigningKey>,
+    pub(crate) kid: String,
+    pub(crate) jwks: Value,
+    pub(crate) db: Arc<SqliteDb>,
+    pub(crate) par: Arc<dyn PushedRequestStore>,
+    pub(crate) gate: ConsentGate,
+    pub(crate) verifier: AccessTokenVerifier,
+    pub(crate) tokens: AccessTokenIssuer,
+    pub(crate) jarm: JarmSigner,
+    pub(crate) core: Arc<dyn CoreBanking>,
+    pub(crate) breaker: CircuitBreaker,
+    pub(crate) core_timeout: Duration,
+    pub(crate) customers: Vec<CustomerConfig>,
+    sessions: Mutex<HashMap<String, Session>>,
+    pub(crate) limiter: observe::ClientRateLimiter,
+    pub(crate) metrics: observe::Metrics,
+}
+
+impl std::fmt::Debug for BankState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BankState")
+            .field("issuer", &self.issuer)
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BankState {
+    pub(crate) fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    pub(crate) fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.api_base)
+    }
+}
+
+/// A running bank: its addresses, and a handle that stops it.
+#[derive(Debug)]
+pub struct RunningBank {
+    /// The TPP API (mutual TLS).
+    pub api_addr: SocketAddr,
+    /// The customer pages (server TLS).
+    pub customer_addr: SocketAddr,
+    /// The admin listener (`/metrics`), if configured.
+    pub admin_addr: Option<SocketAddr>,
+    /// The issuer (the customer listener's base URL).
+    pub issuer: String,
+    /// The TPP API's base URL.
+    pub api_base: String,
+    /// The bank's database (for administration and tests).
+    pub db: Arc<SqliteDb>,
+    /// The scheme trust store the TPP listener verifies against.
+    pub trust: Arc<TrustStore>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningBank {
+    /// Stops accepting connections and waits for the accept loops to end.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts the bank from `config` with the system clock.
+///
+/// # Errors
+/// [`StartError`].
+pub async fn start(config: &BankConfig) -> Result<RunningBank, StartError> {
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// Starts the bank from `config` reading time from `clock`.
+///
+/// # Errors
+/// [`StartError`].
+pub async fn start_with_clock(
+    config: &BankConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<RunningBank, StartError> {
+    let provider = fapi_core::crypto::default_provider();
+    let dir = &config.data_dir;
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(dir.join(p))
+            .map_err(|e| StartError::Config(format!("{}: {e}", dir.join(p).display())))
+    };
+    let profile = config.profile()?;
+
+    // keys (through the key source; never logged)
+    let key_source = FileKeySource::new(dir, provider.clone());
+    let key = key_source
+        .signing_key(&config.signing_key)
+        .map_err(config_err)?;
+    let jwks = JwkSet::new(vec![Jwk::from_public_key(
+        key.public_key().clone(),
+        Some(config.signing_key.clone()),
+    )]);
+    let keys =
+        Arc::new(KeySet::from_jwks(&jwks, &*provider, &profile.key_policy()).map_err(config_err)?);
+
+    // scheme trust: CA bundle and CRLs
+    let anchors = pem_certificates(&read(&config.scheme_ca)?)?;
+    let crls = config
+        .crls
+        .iter()
+        .map(|p| pem_crl(&read(p)?))
+        .collect::<Result<Vec<_>, _>>()?;
+    let anchor_refs: Vec<&[u8]> = anchors.iter().map(Vec::as_slice).collect();
+    let crl_refs: Vec<&[u8]> = crls.iter().map(Vec::as_slice).collect();
+    let trust = Arc::new(TrustStore::new(
+        TrustBundle::new(1, &anchor_refs, &[], &crl_refs).map_err(config_err)?,
+    ));
+
+    // listeners first: the issuer and API URLs carry the bound ports
+    let api = bind(config.api_listen).await?;
+    let customer = bind(config.customer_listen).await?;
+    let admin = match config.admin_listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let api_addr = api.local_addr().map_err(config_err)?;
+    let customer_addr = customer.local_addr().map_err(config_err)?;
+    let admin_addr = admin
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()
+        .map_err(config_err)?;
+    let issuer_url = format!("https://{}:{}", config.public_host, customer_addr.port());
+    let api_base = format!("https://{}:{}", config.public_host, api_addr.port());
+    let issuer = Issuer::try_from(issuer_url.as_str()).map_err(config_err)?;
+
+    let db = Arc::new(SqliteDb::open(&dir.join("bank.db")).map_err(config_err)?);
+    let ledger = MockLedger::default();
+    let opened = clock.now();
+    for c in &config.customers {
+        for a in &c.accounts {
+            let minor = crate::core_banking::to_minor(&a.opening_balance).ok_or_else(|| {
+                StartError::Config(format!("opening balance of {} is not an amount", a.id))
+            })?;
+            ledger.open(&a.id, &c.id, &a.name, minor, opened);
+        }
+    }
+    let core: Arc<dyn CoreBanking> = Arc::new(FaultInjection::new(
+        ledger,
+        Duration::from_millis(config.core.latency_ms),
+        config.core.fail_rate,
+    ));
+    let token_lifetime = 300;
+    let state = Arc::new(BankState {
+        provider: provider.clone(),
+        profile,
+        clock,
+        issuer: issuer.clone(),
+        api_base: api_base.clone(),
+        key: key.clone(),
+        kid: config.signing_key.clone(),
+        jwks: jwks.to_json(),
+        db: db.clone(),
+        par: Arc::new(InMemoryPushedRequestStore::new(100_000)),
+        gate: ConsentGate::new(db.clone()).with_audit(db.clone()),
+        verifier: AccessTokenVerifier::new(
+            keys.clone(),
+            issuer.clone(),
+            api_base.clone(),
+            profile.algorithms(),
+        ),
+        tokens: AccessTokenIssuer::new(
+            key.clone(),
+            config.signing_key.clone(),
+            issuer.clone(),
+            api_base.clone(),
+            token_lifetime,
+        ),
+        jarm: JarmSigner::new(key, config.signing_key.clone(), issuer),
+        core,
+        breaker: CircuitBreaker::new(5, 30),
+        core_timeout: Duration::from_millis(config.core.timeout_ms),
+        customers: config.customers.clone(),
+        sessions: Mutex::new(HashMap::new()),
+        limiter: observe::ClientRateLimiter::new(config.rate_limit_per_second),
+        metrics: observe::Metrics::install()?,
+    });
+
+    let server_certs = pem_certificates(&read(&config.server_certificate)?)?;
+    let server_key = key_source
+        .tls_private_key(&config.server_key)
+        .map_err(config_err)?;
+    let api_tls =
+        tls::api_server_config(server_certs.clone(), server_key.clone_key(), trust.clone())
+            .map_err(config_err)?;
+    let customer_tls = tls::customer_server_config(server_certs, server_key).map_err(config_err)?;
+
+    let (shutdown, rx) = watch::channel(false);
+    let mut tasks = vec![
+        tokio::spawn(tls::serve(
+            api,
+            api_tls,
+            resources::api_router(state.clone()),
+            rx.clone(),
+        )),
+        tokio::spawn(tls::serve(
+            customer,
+            customer_tls,
+            customer::router(state.clone()),
+            rx.clone(),
+        )),
+    ];
+    if let Some(admin) = admin {
+        tasks.push(tokio::spawn(observe::serve_admin(admin, state.clone(), rx)));
+    }
+    tracing::info!(%api_addr, %customer_addr, issuer = %issuer_url, "bank started");
+    Ok(RunningBank {
+        api_addr,
+        customer_addr,
+        admin_addr,
+        issuer: issuer_url,
+        api_base,
+        db,
+        trust,
+        shutdown,
+        tasks,
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })
+}
+
+/// The DER certificates in a PEM bundle (at least one).
+///
+/// # Errors
+/// [`StartError::Config`].
+pub fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, StartError> {
+    use rustls_pki_types::pem::PemObject;
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(config_err)?;
+    if certs.is_empty() {
+        return Err(StartError::Config("no certificate in PEM file".into()));
+    }
+    Ok(certs)
+}
+
+fn pem_crl(pem: &str) -> Result<Vec<u8>, StartError> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateRevocationListDer::from_pem_slice(pem.as_bytes())
+        .map(|c| c.to_vec())
+        .map_err(config_err)
+}

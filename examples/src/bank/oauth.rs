@@ -1,0 +1,535 @@
+//! The authorization server's endpoints on the TPP listener (`/par`,
+//! `/token`) and the public ones (discovery, `/jwks`).
+//!
+//! Client authentication is `private_key_jwt` (fapi-core) over the mTLS
+//! connection, whose certificate must be the one the directory registers
+//! to that client (fapi-mtls-binding). Tokens are bound to that certificate.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use fapi_core::access_token::AccessTokenClaims;
+use fapi_core::client::ClientMetadata;
+use fapi_core::client_auth::{AssertionContext, Endpoint, UnverifiedClientAssertion};
+use fapi_core::error::ErrorCode;
+use fapi_core::id_token::{IdTokenContent, IdTokenIssuer};
+use fapi_core::types::{ClientId, CodeVerifier, Scope};
+use fapi_core::AuthenticatedClient;
+use fapi_mtls_binding::directory::ensure_registered_certificate;
+use fapi_mtls_binding::PresentedCertificate;
+use fapi_par::{push, ParConfig, PushedRequestForm};
+use serde_json::{json, Value};
+
+use super::errors::OAuthFailure;
+use super::grants::RefreshGrant;
+use super::observe::{auth_failure, ClientLabel};
+use super::tls::ConnectionInfo;
+use super::BankState;
+use crate::codes::{AuthorizationCodeStore, RedeemError, Redemption};
+use crate::registry::Registration;
+
+/// Largest token request body.
+const MAX_TOKEN_BODY: usize = 16 * 1024;
+
+/// The certificate of this request's connection, as a proof of possession.
+pub(crate) fn presented(info: &ConnectionInfo) -> Option<PresentedCertificate> {
+    info.peer_certificate
+        .as_deref()
+        .and_then(|der| PresentedCertificate::from_verified_tls_peer(der).ok())
+}
+
+/// A form body with every parameter at most once (RFC 6749 §3.2).
+pub(crate) struct Form(Vec<(String, String)>);
+
+impl Form {
+    pub(crate) fn parse(body: &[u8], max: usize) -> Result<Self, OAuthFailure> {
+        if body.len() > max {
+            return Err(OAuthFailure::new(
+                ErrorCode::InvalidRequest,
+                "request body is too large",
+            ));
+        }
+        let mut params: Vec<(String, String)> = Vec::new();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            if params.len() >= 32 || params.iter().any(|(p, _)| *p == k) {
+                return Err(OAuthFailure::new(
+                    ErrorCode::InvalidRequest,
+                    "a parameter is repeated or there are too many parameters",
+                ));
+            }
+            params.push((k.into_owned(), v.into_owned()));
+        }
+        Ok(Self(params))
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn require(&self, name: &'static str) -> Result<&str, OAuthFailure> {
+        self.get(name).ok_or_else(|| {
+            OAuthFailure::new(ErrorCode::InvalidRequest, format!("{name} is required"))
+        })
+    }
+}
+
+/// A client that authenticated at an endpoint.
+pub(crate) struct Caller {
+    pub(crate) client: AuthenticatedClient,
+    pub(crate) registration: Registration,
+    pub(crate) metadata: ClientMetadata,
+    pub(crate) certificate: PresentedCertificate,
+}
+
+/// `private_key_jwt` over the connection's certificate: the assertion is
+/// verified against the registration (fapi-core), its `jti` recorded, and
+/// the certificate must be the one registered to this client, neither
+/// revoked (fapi-mtls-binding).
+pub(crate) async fn authenticate(
+    state: &BankState,
+    info: &ConnectionInfo,
+    client_assertion_type: Option<&str>,
+    client_assertion: Option<&str>,
+    client_id: Option<&str>,
+    endpoint: Endpoint<'_>,
+) -> Result<Caller, OAuthFailure> {
+    let certificate = presented(info).ok_or_else(|| {
+        auth_failure("no_client_certificate");
+        OAuthFailure::new(
+            ErrorCode::InvalidClient,
+            "a client certificate is required on this endpoint",
+        )
+    })?;
+    let (Some(kind), Some(assertion)) = (client_assertion_type, client_assertion) else {
+        auth_failure("no_client_assertion");
+        return Err(OAuthFailure::new(
+            ErrorCode::InvalidClient,
+            "client authentication by private_key_jwt is required",
+        ));
+    };
+    let fail = |reason: &'static str| {
+        move |e: fapi_core::client_auth::ClientAuthError| {
+            auth_failure(reason);
+            OAuthFailure::from_error(&e)
+        }
+    };
+    let unverified = UnverifiedClientAssertion::parse(kind, assertion, client_id)
+        .map_err(fail("client_assertion"))?;
+    let id = unverified.unverified_client_id().clone();
+    let registered = state
+        .db
+        .client(&id)
+        .map_err(|_| OAuthFailure::new(ErrorCode::ServerError, "client registry unavailable"))?
+        .ok_or_else(|| {
+            auth_failure("unknown_client");
+            OAuthFailure::new(ErrorCode::InvalidClient, "client is not registered")
+        })?;
+    let metadata = registered
+        .registration
+        .metadata(&*state.provider, state.profile)
+        .map_err(|_| OAuthFailure::new(ErrorCode::ServerError, "client registration unusable"))?;
+    let ctx = AssertionContext {
+        profile: state.profile,
+        issuer: &state.issuer,
+        endpoint,
+    };
+    let now = state.now();
+    let pending = unverified
+        .verify(&metadata, &ctx, now)
+        .map_err(fail("client_assertion"))?;
+    // `id` is verified now: the assertion's signature is by this client's key
+    ensure_registered_certificate(&id, certificate.certificate().thumbprint(), &*state.db)
+        .await
+        .map_err(fail("certificate_not_registered"))?;
+    let client = pending
+        .record_jti(&*state.db, now)
+        .await
+        .map_err(fail("client_assertion_replay"))?;
+    tracing::Span::current().record("client_id", client.client_id().as_str());
+    Ok(Caller {
+        client,
+        registration: registered.registration,
+        metadata,
+        certificate,
+    })
+}
+
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn labelled(mut r: Response, client: &ClientId) -> Response {
+    r.extensions_mut()
+        .insert(ClientLabel(client.as_str().to_owned()));
+    r
+}
+
+/// `POST /par` (RFC 9126).
+pub(crate) async fn par(
+    State(state): State<Arc<BankState>>,
+    Extension(info): Extension<ConnectionInfo>,
+    body: Bytes,
+) -> Result<Response, OAuthFailure> {
+    let form = PushedRequestForm::parse(&body)
+        .map_err(|e| OAuthFailure::new(ErrorCode::InvalidRequest, e.to_string()))?;
+    let endpoint = state.endpoint("/par");
+    let caller = authenticate(
+        &state,
+        &info,
+        form.get("client_assertion_type"),
+        form.get("client_assertion"),
+        form.get("client_id"),
+        Endpoint::PushedAuthorization(&endpoint),
+    )
+    .await?;
+    let pushed = push(
+        &form,
+        &caller.client,
+        &caller.metadata,
+        &ParConfig::new(state.profile, state.issuer.clone()),
+        &*state.par,
+        state.now(),
+    )
+    .await
+    .map_err(|e| {
+        auth_failure("pushed_request");
+        OAuthFailure::from_error(&e)
+    })?;
+    Ok(labelled(
+        no_store((StatusCode::CREATED, Json(pushed)).into_response()),
+        caller.client.client_id(),
+    ))
+}
+
+/// `POST /token`: `authorization_code` (PKCE), `client_credentials`,
+/// `refresh_token`.
+pub(crate) async fn token(
+    State(state): State<Arc<BankState>>,
+    Extension(info): Extension<ConnectionInfo>,
+    body: Bytes,
+) -> Result<Response, OAuthFailure> {
+    let form = Form::parse(&body, MAX_TOKEN_BODY)?;
+    let endpoint = state.endpoint("/token");
+    let caller = authenticate(
+        &state,
+        &info,
+        form.get("client_assertion_type"),
+        form.get("client_assertion"),
+        form.get("client_id"),
+        Endpoint::Token(&endpoint),
+    )
+    .await?;
+    let body = match form.require("grant_type")? {
+        "authorization_code" => authorization_code(&state, &caller, &form).await?,
+        "client_credentials" => client_credentials(&state, &caller, &form)?,
+        "refresh_token" => refresh(&state, &caller, &form).await?,
+        _ => {
+            return Err(OAuthFailure::new(
+                ErrorCode::UnsupportedGrantType,
+                "grant_type must be authorization_code, client_credentials or refresh_token",
+            ))
+        }
+    };
+    Ok(labelled(
+        no_store(Json(body).into_response()),
+        caller.client.client_id(),
+    ))
+}
+
+fn signing_failed<E>(_: E) -> OAuthFailure {
+    OAuthFailure::new(ErrorCode::ServerError, "token could not be issued")
+}
+
+fn store_failed<E>(_: E) -> OAuthFailure {
+    OAuthFailure::new(ErrorCode::ServerError, "token store unavailable")
+}
+
+async fn authorization_code(
+    state: &BankState,
+    caller: &Caller,
+    form: &Form,
+) -> Result<Value, OAuthFailure> {
+    let now = state.now();
+    let code = form.require("code")?;
+    let verifier = form
+        .get("code_verifier")
+        .map(|v| CodeVerifier::try_from(v.to_owned()))
+        .transpose()
+        .map_err(|_| OAuthFailure::new(ErrorCode::InvalidGrant, "code_verifier is malformed"))?;
+    let redemption = Redemption {
+        code,
+        client_id: caller.client.client_id(),
+        redirect_uri: form.require("redirect_uri")?,
+        code_verifier: verifier.as_ref(),
+        now,
+    };
+    let grant = match state.db.redeem(&redemption).await {
+        Ok(g) => g,
+        Err(RedeemError::Replayed { issued }) => {
+            // RFC 6749 §4.1.2: a replayed code revokes what it issued
+            let ids: Vec<String> = issued.iter().map(|j| j.as_str().to_owned()).collect();
+            state.db.revoke_tokens(&ids, now).map_err(store_failed)?;
+            auth_failure("code_replay");
+            tracing::warn!(
+                revoked = ids.len(),
+                "authorization code replayed; its tokens are revoked"
+            );
+            return Err(OAuthFailure::from_error(&RedeemError::Replayed { issued }));
+        }
+        Err(e) => {
+            auth_failure("code");
+            return Err(OAuthFailure::from_error(&e));
+        }
+    };
+    tracing::Span::current().record("consent_id", grant.consent_id.as_str());
+    let consent = state
+        .gate
+        .check_grant(&grant.consent_id, caller.client.client_id(), now)
+        .await
+        .map_err(|e| OAuthFailure::new(ErrorCode::InvalidGrant, e.to_string()))?;
+    let is_account_access = matches!(
+        consent.terms(),
+        fapi_consent::consent::ConsentTerms::AccountAccess(_)
+    );
+    let scope = match grant.scope.clone() {
+        Some(s) => s,
+        None => Scope::try_from(if is_account_access {
+            "accounts"
+        } else {
+            "payments"
+        })
+        .map_err(signing_failed)?,
+    };
+    let claims = AccessTokenClaims {
+        subject: grant.customer_id.clone(),
+        client_id: caller.client.client_id().clone(),
+        scope: scope.clone(),
+        consent_id: Some(grant.consent_id.clone()),
+        confirmation: caller.certificate.confirmation(),
+    };
+    let issued = state.tokens.issue(&claims, now).map_err(signing_failed)?;
+    state
+        .db
+        .record_token(code, issued.jti.clone())
+        .await
+        .map_err(store_failed)?;
+    let mut body = json!({
+        "access_token": issued.token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": scope.to_string(),
+    });
+    if is_account_access {
+        let refresh = fapi_core::random::token(32).map_err(signing_failed)?;
+        let id = format!(
+            "rt-{}",
+            fapi_core::random::token(16).map_err(signing_failed)?
+        );
+        state
+            .db
+            .store_refresh_token(
+                &refresh,
+                &RefreshGrant {
+                    id: id.clone(),
+                    client_id: caller.client.client_id().clone(),
+                    certificate: caller.certificate.certificate().thumbprint().to_b64url(),
+                    consent_id: grant.consent_id.clone(),
+                    customer_id: grant.customer_id.clone(),
+                    scope: scope.clone(),
+                },
+            )
+            .map_err(store_failed)?;
+        let jti = fapi_core::types::JwtId::try_from(id.as_str()).map_err(signing_failed)?;
+        state
+            .db
+            .record_token(code, jti)
+            .await
+            .map_err(store_failed)?;
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("refresh_token".into(), json!(refresh));
+        }
+    }
+    if scope.contains("openid") {
+        let id_tokens = IdTokenIssuer::new(
+            state.key.clone(),
+            state.kid.clone(),
+            state.issuer.clone(),
+            300,
+        );
+        let mut extra = serde_json::Map::new();
+        extra.insert(
+            "openbanking_intent_id".into(),
+            json!(grant.consent_id.as_str()),
+        );
+        let id_token = id_tokens
+            .issue(
+                &IdTokenContent {
+                    subject: &grant.customer_id,
+                    client_id: caller.client.client_id(),
+                    nonce: grant.nonce.as_ref(),
+                    auth_time: grant
+                        .expires_at
+                        .saturating_sub(state.profile.authorization_code_lifetime_secs()),
+                    acr: Some("urn:openbanking:psd2:sca"),
+                    code: None,
+                    state: None,
+                    access_token: None,
+                    extra,
+                },
+                now,
+            )
+            .map_err(signing_failed)?;
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("id_token".into(), json!(id_token));
+        }
+    }
+    Ok(body)
+}
+
+/// Client credentials: a certificate-bound token with no consent, for
+/// creating consents. The scope is limited to the directory's roles.
+fn client_credentials(
+    state: &BankState,
+    caller: &Caller,
+    form: &Form,
+) -> Result<Value, OAuthFailure> {
+    let requested = form.require("scope")?;
+    let scope = Scope::try_from(requested)
+        .map_err(|_| OAuthFailure::new(ErrorCode::InvalidScope, "scope is malformed"))?;
+    for s in scope.tokens() {
+        let allowed = match s {
+            "accounts" => caller.registration.has_role("AISP"),
+            "payments" => caller.registration.has_role("PISP"),
+            _ => false,
+        };
+        if !allowed {
+            return Err(OAuthFailure::new(
+                ErrorCode::InvalidScope,
+                "client_credentials scope must be accounts and/or payments, within the client's directory roles",
+            ));
+        }
+    }
+    let claims = AccessTokenClaims {
+        subject: caller.client.client_id().as_str().to_owned(),
+        client_id: caller.client.client_id().clone(),
+        scope: scope.clone(),
+        consent_id: None,
+        confirmation: caller.certificate.confirmation(),
+    };
+    let issued = state
+        .tokens
+        .issue(&claims, state.now())
+        .map_err(signing_failed)?;
+    Ok(json!({
+        "access_token": issued.token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": scope.to_string(),
+    }))
+}
+
+/// Refresh: the grant must be this client's, presented over the same
+/// certificate, and its consent still authorised (read live). Not rotated.
+async fn refresh(state: &BankState, caller: &Caller, form: &Form) -> Result<Value, OAuthFailure> {
+    let now = state.now();
+    let invalid = |d: &str| OAuthFailure::new(ErrorCode::InvalidGrant, d);
+    let grant = state
+        .db
+        .refresh_grant(form.require("refresh_token")?)
+        .map_err(store_failed)?
+        .ok_or_else(|| invalid("refresh token is unknown or revoked"))?;
+    if &grant.client_id != caller.client.client_id() {
+        auth_failure("refresh_wrong_client");
+        return Err(invalid("refresh token was issued to another client"));
+    }
+    let bound = fapi_core::types::CertificateThumbprint::from_b64url(&grant.certificate)
+        .map_err(store_failed)?;
+    if &bound != caller.certificate.certificate().thumbprint() {
+        auth_failure("cnf_mismatch");
+        return Err(invalid(
+            "refresh token is bound to another certificate of this client",
+        ));
+    }
+    tracing::Span::current().record("consent_id", grant.consent_id.as_str());
+    state
+        .gate
+        .check_grant(&grant.consent_id, caller.client.client_id(), now)
+        .await
+        .map_err(|e| {
+            auth_failure("refresh_consent");
+            invalid(&e.to_string())
+        })?;
+    let claims = AccessTokenClaims {
+        subject: grant.customer_id.clone(),
+        client_id: caller.client.client_id().clone(),
+        scope: grant.scope.clone(),
+        consent_id: Some(grant.consent_id.clone()),
+        confirmation: caller.certificate.confirmation(),
+    };
+    let issued = state.tokens.issue(&claims, now).map_err(signing_failed)?;
+    Ok(json!({
+        "access_token": issued.token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": grant.scope.to_string(),
+    }))
+}
+
+/// `GET /.well-known/openid-configuration`.
+pub(crate) async fn discovery(State(state): State<Arc<BankState>>) -> Response {
+    let algs: Vec<String> = state
+        .profile
+        .algorithms()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let issuer = state.issuer.as_str();
+    let body = json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "pushed_authorization_request_endpoint": state.endpoint("/par"),
+        "require_pushed_authorization_requests": true,
+        "token_endpoint": state.endpoint("/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "mtls_endpoint_aliases": {
+            "token_endpoint": state.endpoint("/token"),
+            "pushed_authorization_request_endpoint": state.endpoint("/par"),
+        },
+        "scopes_supported": ["openid", "accounts", "payments"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["jwt", "query.jwt", "fragment.jwt", "form_post.jwt"],
+        "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": algs,
+        "request_object_signing_alg_values_supported": algs,
+        "authorization_signing_alg_values_supported": algs,
+        "id_token_signing_alg_values_supported": algs,
+        "request_parameter_supported": true,
+        "require_signed_request_object": state.profile.requires_signed_request_object(),
+        "tls_client_certificate_bound_access_tokens": true,
+        "authorization_response_iss_parameter_supported": true,
+        "subject_types_supported": ["public"],
+        "claims_parameter_supported": true,
+        "acr_values_supported": ["urn:openbanking:psd2:sca"],
+        "openbanking": {
+            "aisp": format!("{}/open-banking/v3.1/aisp", state.api_base),
+            "pisp": format!("{}/open-banking/v3.1/pisp", state.api_base),
+        },
+    });
+    Json(body).into_response()
+}
+
+/// `GET /jwks`: the bank's public signing keys.
+pub(crate) async fn jwks(State(state): State<Arc<BankState>>) -> Response {
+    Json(state.jwks.clone()).into_response()
+}

@@ -1,0 +1,226 @@
+//! Observability and traffic control around the handlers:
+//!
+//! - `x-fapi-interaction-id`: echoed when the TPP sent a UUID, minted
+//!   otherwise; on every response and in the request's `tracing` span
+//!   (with client id, consent id and outcome recorded by the handlers);
+//! - Prometheus metrics on the admin listener: requests and latency per
+//!   client and route, consent grants and revocations, authentication
+//!   failures by reason (certificate-binding mismatches counted apart),
+//!   payment outcomes;
+//! - a per-client rate limit (governor) keyed by the TLS client
+//!   certificate, answering 429 with `Retry-After`.
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use governor::clock::{Clock as _, DefaultClock};
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::tls::ConnectionInfo;
+use super::{BankState, StartError};
+
+/// The interaction-id header.
+pub(crate) const INTERACTION_ID: HeaderName = HeaderName::from_static("x-fapi-interaction-id");
+
+/// The request's interaction id (a request extension).
+#[derive(Clone, Debug)]
+pub(crate) struct InteractionId(pub(crate) String);
+
+/// The client a handler authenticated (a response extension, for metrics).
+#[derive(Clone, Debug)]
+pub(crate) struct ClientLabel(pub(crate) String);
+
+/// The process's Prometheus recorder (one per process: banks started in
+/// one test process share it).
+#[derive(Clone, Debug)]
+pub(crate) struct Metrics {
+    handle: PrometheusHandle,
+}
+
+static RECORDER: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+
+impl Metrics {
+    pub(crate) fn install() -> Result<Self, StartError> {
+        let handle = RECORDER
+            .get_or_init(|| {
+                PrometheusBuilder::new()
+                    .set_buckets(&[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                    ])
+                    .and_then(PrometheusBuilder::install_recorder)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(StartError::Config)?;
+        Ok(Self { handle })
+    }
+
+    fn render(&self) -> String {
+        self.handle.render()
+    }
+}
+
+/// Counts an authentication or authorization failure by reason.
+pub(crate) fn auth_failure(reason: &'static str) {
+    metrics::counter!("fapi_auth_failures_total", "reason" => reason).increment(1);
+}
+
+/// Counts a consent lifecycle event (`granted`, `rejected`, `revoked`).
+pub(crate) fn consent_event(kind: &'static str) {
+    metrics::counter!("fapi_consent_events_total", "event" => kind).increment(1);
+}
+
+/// Counts a payment outcome (`accepted`, `refused`, `core_unavailable`).
+pub(crate) fn payment(outcome: &'static str) {
+    metrics::counter!("fapi_payments_total", "outcome" => outcome).increment(1);
+}
+
+/// A per-key (client certificate) rate limiter.
+pub(crate) struct ClientRateLimiter {
+    limiter: Option<RateLimiter<[u8; 32], DefaultKeyedStateStore<[u8; 32]>, DefaultClock>>,
+}
+
+impl std::fmt::Debug for ClientRateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientRateLimiter")
+            .field("enabled", &self.limiter.is_some())
+            .finish()
+    }
+}
+
+impl ClientRateLimiter {
+    /// `per_second` requests per second per client with the same burst;
+    /// 0 disables the limit.
+    pub(crate) fn new(per_second: u32) -> Self {
+        Self {
+            limiter: NonZeroU32::new(per_second).map(|n| RateLimiter::keyed(Quota::per_second(n))),
+        }
+    }
+
+    /// `Ok` or the whole seconds to wait.
+    fn check(&self, key: &[u8; 32]) -> Result<(), u64> {
+        match &self.limiter {
+            None => Ok(()),
+            Some(l) => l.check_key(key).map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+            }),
+        }
+    }
+}
+
+/// Mints an interaction id (a version-4 UUID).
+fn mint_uuid() -> String {
+    fapi_core::random::uuid_v4()
+        .unwrap_or_else(|_| String::from("00000000-0000-4000-8000-000000000000"))
+}
+
+/// Whether `s` is a UUID in canonical text form (what the TPP may send).
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Interaction id, tracing span, per-client metrics: wraps every route.
+pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get(&INTERACTION_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_uuid(v))
+        .map_or_else(mint_uuid, str::to_owned);
+    req.extensions_mut().insert(InteractionId(id.clone()));
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let span = tracing::info_span!(
+        "request",
+        interaction_id = %id,
+        method = %req.method(),
+        route = %route,
+        client_id = tracing::field::Empty,
+        consent_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let status = response.status();
+    span.record("outcome", status.as_u16());
+    let client = response
+        .extensions()
+        .get::<ClientLabel>()
+        .map_or_else(|| "-".to_owned(), |c| c.0.clone());
+    metrics::counter!("fapi_requests_total", "client" => client.clone(), "route" => route.clone(), "status" => status.as_u16().to_string()).increment(1);
+    metrics::histogram!("fapi_request_duration_seconds", "client" => client, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(INTERACTION_ID, v);
+    }
+    span.in_scope(|| tracing::info!(status = status.as_u16(), "done"));
+    response
+}
+
+/// The per-client rate limit on the TPP listener, keyed by the TLS client
+/// certificate (present on every connection there).
+pub(crate) async fn rate_limit(
+    State(state): State<Arc<BankState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let key = req
+        .extensions()
+        .get::<ConnectionInfo>()
+        .and_then(|c| c.peer_certificate.as_ref())
+        .map(|der| *fapi_core::types::CertificateThumbprint::of_der(der).as_bytes());
+    if let Some(key) = key {
+        if let Err(wait) = state.limiter.check(&key) {
+            auth_failure("rate_limited");
+            let mut r = super::errors::ObError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "UK.OBIE.UnexpectedError",
+                "too many requests from this client; retry after the Retry-After delay",
+            )
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
+                r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+            }
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
+/// Serves `/metrics` (plain HTTP) until `shutdown`.
+pub(crate) async fn serve_admin(
+    listener: TcpListener,
+    state: Arc<BankState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|State(s): State<Arc<BankState>>| async move { s.metrics.render() }),
+        )
+        .with_state(state);
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        })
+        .await;
+}

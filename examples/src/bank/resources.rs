@@ -1,0 +1,1072 @@
+//! The TPP listener: `/par`, `/token`, and the UK Open Banking resources.
+//!
+//! Every resource call runs the one pipeline: `AccessTokenVerifier::verify`
+//! -> revoked-`jti` check -> `bind` to this connection's certificate ->
+//! `ConsentGate` (read live) -> the core, behind a timeout and a circuit
+//! breaker. Payment requests also need `x-idempotency-key` and a valid
+//! `x-jws-signature` by the TPP; payment responses are signed by the bank.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use fapi_consent::consent::{
+    parse_date_time, AccountAccessRequest, Actor, Amount, ConsentTerms, CreditorAccount, Initiation,
+};
+use fapi_consent::gate::{DetailLevel, PaymentSubmission};
+use fapi_consent::idempotency::{
+    body_hash, Begin, IdempotencyKey, IdempotencyStore, StoredResponse,
+};
+use fapi_consent::record::PaymentAuthorisationRecord;
+use fapi_consent::store::{apply_event_audited, create_audited};
+use fapi_consent::{Consent, ConsentEvent, ConsentStore, EventKind, ResourceAccess};
+use fapi_core::error::OAuthError;
+use fapi_core::jose::detached::{
+    sign_ob_jws_signature, verify_ob_jws_signature, ObSignatureExpectations,
+};
+use fapi_core::types::ConsentId;
+use fapi_core::BoundAccessToken;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::errors::ObError;
+use super::oauth::presented;
+use super::observe::{self, auth_failure, ClientLabel, InteractionId};
+use super::tls::ConnectionInfo;
+use super::BankState;
+use crate::core_banking::{CoreBanking, CoreError, Minor};
+use crate::registry::Registration;
+
+const AISP: &str = "/open-banking/v3.1/aisp";
+const PISP: &str = "/open-banking/v3.1/pisp";
+const X_JWS_SIGNATURE: HeaderName = HeaderName::from_static("x-jws-signature");
+const X_IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("x-idempotency-key");
+/// UK OB trust anchor in `x-jws-signature` headers.
+const TRUST_ANCHOR: &str = "openbanking.org.uk";
+
+pub(crate) fn api_router(state: Arc<BankState>) -> Router {
+    Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(super::oauth::discovery),
+        )
+        .route("/jwks", get(super::oauth::jwks))
+        .route("/par", post(super::oauth::par))
+        .route("/token", post(super::oauth::token))
+        .route(
+            &format!("{AISP}/account-access-consents"),
+            post(create_account_access_consent),
+        )
+        .route(
+            &format!("{AISP}/account-access-consents/{{id}}"),
+            get(get_account_access_consent).delete(delete_account_access_consent),
+        )
+        .route(&format!("{AISP}/accounts"), get(accounts))
+        .route(&format!("{AISP}/accounts/{{id}}"), get(account))
+        .route(&format!("{AISP}/accounts/{{id}}/balances"), get(balances))
+        .route(
+            &format!("{AISP}/accounts/{{id}}/transactions"),
+            get(transactions),
+        )
+        .route(
+            &format!("{PISP}/domestic-payment-consents"),
+            post(create_payment_consent),
+        )
+        .route(
+            &format!("{PISP}/domestic-payment-consents/{{id}}"),
+            get(get_payment_consent),
+        )
+        .route(&format!("{PISP}/domestic-payments"), post(create_payment))
+        .route(
+            &format!("{PISP}/domestic-payments/{{id}}"),
+            get(get_payment),
+        )
+        .route(
+            &format!("{PISP}/domestic-payments/{{id}}/authorisation-record"),
+            get(payment_record),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(192 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::rate_limit,
+        ))
+        .layer(axum::middleware::from_fn(observe::observe))
+        .with_state(state)
+}
+
+// ---------------------------------------------------------------- pipeline
+
+/// verify -> not revoked -> bind: the only way a handler gets a token.
+fn bound_token(
+    state: &BankState,
+    headers: &HeaderMap,
+    info: &ConnectionInfo,
+) -> Result<BoundAccessToken, ObError> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let verified = state
+        .verifier
+        .verify(authorization, state.now())
+        .map_err(|e| {
+            auth_failure("access_token");
+            ObError::token(&e)
+        })?;
+    let span = tracing::Span::current();
+    span.record("client_id", verified.client_id().as_str());
+    if let Some(c) = verified.consent_id() {
+        span.record("consent_id", c.as_str());
+    }
+    match state.db.is_token_revoked(verified.jti().as_str()) {
+        Ok(false) => {}
+        Ok(true) => {
+            auth_failure("revoked_token");
+            return Err(ObError::new(
+                StatusCode::UNAUTHORIZED,
+                "UK.OBIE.Unauthorized",
+                "access token has been revoked",
+            ));
+        }
+        Err(_) => return Err(ObError::internal()),
+    }
+    let certificate = presented(info).ok_or_else(|| {
+        auth_failure("no_client_certificate");
+        ObError::new(
+            StatusCode::UNAUTHORIZED,
+            "UK.OBIE.Unauthorized",
+            "a client certificate is required",
+        )
+    })?;
+    verified.bind(&certificate).map_err(|e| {
+        auth_failure("cnf_mismatch");
+        ObError::token(&e)
+    })
+}
+
+/// A client-credentials token (no consent) with `scope`.
+fn client_token(
+    state: &BankState,
+    headers: &HeaderMap,
+    info: &ConnectionInfo,
+    scope: &str,
+) -> Result<BoundAccessToken, ObError> {
+    let token = bound_token(state, headers, info)?;
+    if token.consent_id().is_some() || !token.scope().is_some_and(|s| s.contains(scope)) {
+        auth_failure("wrong_token_kind");
+        return Err(ObError::new(
+            StatusCode::FORBIDDEN,
+            "UK.OBIE.Unauthorized",
+            format!("this endpoint needs a client_credentials token with scope {scope}"),
+        ));
+    }
+    Ok(token)
+}
+
+fn gate_error(e: &fapi_consent::gate::GateError) -> ObError {
+    auth_failure("consent");
+    use fapi_consent::gate::GateError as G;
+    let status =
+        StatusCode::from_u16(e.error_code().http_status()).unwrap_or(StatusCode::FORBIDDEN);
+    let code = match e {
+        G::ConsentMismatch | G::InitiationMismatch(_) => "UK.OBIE.Resource.ConsentMismatch",
+        G::AccountNotSelected | G::UnknownConsent => "UK.OBIE.Resource.NotFound",
+        G::OutsideTransactionWindow => "UK.OBIE.Field.Invalid",
+        G::Store(_) => "UK.OBIE.UnexpectedError",
+        _ => "UK.OBIE.Resource.InvalidConsentStatus",
+    };
+    ObError::new(status, code, e.to_string())
+}
+
+/// Calls the core off the async workers, within the timeout, through the
+/// circuit breaker. No answer in time is a failure: 503, never a hang.
+async fn core<T: Send + 'static>(
+    state: &Arc<BankState>,
+    f: impl FnOnce(&dyn CoreBanking) -> Result<T, CoreError> + Send + 'static,
+) -> Result<T, ObError> {
+    let now = state.now();
+    state
+        .breaker
+        .admit(now)
+        .map_err(|_| ObError::core_unavailable())?;
+    let core = state.core.clone();
+    let call = tokio::task::spawn_blocking(move || f(&*core));
+    let result = match tokio::time::timeout(state.core_timeout, call).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) | Err(_) => Err(CoreError::Unavailable),
+    };
+    state
+        .breaker
+        .record(now, matches!(result, Err(CoreError::Unavailable)));
+    result.map_err(|e| match e {
+        CoreError::Unavailable => {
+            tracing::warn!("core banking unavailable or too slow");
+            ObError::core_unavailable()
+        }
+        CoreError::UnknownAccount => ObError::not_found(),
+        CoreError::InsufficientFunds => ObError::bad_request(
+            "UK.OBIE.Rules.InsufficientFunds",
+            "the debtor account cannot cover the payment",
+        ),
+        _ => ObError::bad_request("UK.OBIE.Field.Invalid", e.to_string()),
+    })
+}
+
+fn labelled(mut r: Response, token: &BoundAccessToken) -> Response {
+    r.extensions_mut()
+        .insert(ClientLabel(token.client_id().as_str().to_owned()));
+    r
+}
+
+fn iso(t: fapi_core::time::UnixTime) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t.as_secs())
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn amount(minor: Minor) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let m = minor.unsigned_abs();
+    format!("{sign}{}.{:02}", m / 100, m % 100)
+}
+
+fn links(state: &BankState, path: &str) -> Value {
+    json!({ "Self": format!("{}{path}", state.api_base) })
+}
+
+fn ob_body(data: Value, state: &BankState, path: &str) -> Value {
+    json!({ "Data": data, "Links": links(state, path), "Meta": { "TotalPages": 1 } })
+}
+
+// ------------------------------------------------------ OB request shapes
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ObReadConsent {
+    data: ObReadConsentData,
+    #[serde(default)]
+    #[allow(dead_code)]
+    risk: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ObReadConsentData {
+    permissions: Vec<String>,
+    expiration_date_time: Option<String>,
+    transaction_from_date_time: Option<String>,
+    transaction_to_date_time: Option<String>,
+}
+
+/// OB `Initiation` for domestic payments (wire shape).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ObInitiation {
+    /// `InstructionIdentification`.
+    pub instruction_identification: String,
+    /// `EndToEndIdentification`.
+    pub end_to_end_identification: String,
+    /// `InstructedAmount`.
+    pub instructed_amount: ObAmount,
+    /// `CreditorAccount`.
+    pub creditor_account: ObAccount,
+    /// `RemittanceInformation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remittance_information: Option<ObRemittance>,
+}
+
+/// OB `InstructedAmount`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ObAmount {
+    /// `Amount`.
+    pub amount: String,
+    /// `Currency`.
+    pub currency: String,
+}
+
+/// OB `CreditorAccount`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ObAccount {
+    /// `SchemeName`.
+    pub scheme_name: String,
+    /// `Identification`.
+    pub identification: String,
+    /// `Name`.
+    pub name: String,
+}
+
+/// OB `RemittanceInformation`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ObRemittance {
+    /// `Reference`.
+    pub reference: Option<String>,
+}
+
+impl From<ObInitiation> for Initiation {
+    fn from(i: ObInitiation) -> Self {
+        Self {
+            instruction_identification: i.instruction_identification,
+            end_to_end_identification: i.end_to_end_identification,
+            instructed_amount: Amount {
+                amount: i.instructed_amount.amount,
+                currency: i.instructed_amount.currency,
+            },
+            creditor_account: CreditorAccount {
+                scheme_name: i.creditor_account.scheme_name,
+                identification: i.creditor_account.identification,
+                name: i.creditor_account.name,
+            },
+            remittance_reference: i.remittance_information.and_then(|r| r.reference),
+        }
+    }
+}
+
+impl From<&Initiation> for ObInitiation {
+    fn from(i: &Initiation) -> Self {
+        Self {
+            instruction_identification: i.instruction_identification.clone(),
+            end_to_end_identification: i.end_to_end_identification.clone(),
+            instructed_amount: ObAmount {
+                amount: i.instructed_amount.amount.clone(),
+                currency: i.instructed_amount.currency.clone(),
+            },
+            creditor_account: ObAccount {
+                scheme_name: i.creditor_account.scheme_name.clone(),
+                identification: i.creditor_account.identification.clone(),
+                name: i.creditor_account.name.clone(),
+            },
+            remittance_information: i
+                .remittance_reference
+                .clone()
+                .map(|r| ObRemittance { reference: Some(r) }),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ObPaymentConsentRequest {
+    data: ObPaymentConsentData,
+    #[serde(default)]
+    #[allow(dead_code)]
+    risk: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ObPaymentConsentData {
+    initiation: ObInitiation,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ObPaymentRequest {
+    data: ObPaymentData,
+    #[serde(default)]
+    #[allow(dead_code)]
+    risk: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ObPaymentData {
+    consent_id: String,
+    initiation: ObInitiation,
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ObError> {
+    // strict JSON first (duplicate members, depth), then the typed shape
+    fapi_core::json::parse_object(body).map_err(|e| {
+        ObError::bad_request(
+            "UK.OBIE.Resource.InvalidFormat",
+            format!("body is not valid JSON: {e}"),
+        )
+    })?;
+    serde_json::from_slice(body).map_err(|e| {
+        ObError::bad_request(
+            "UK.OBIE.Field.Invalid",
+            format!(
+                "body does not have the expected shape: {}",
+                e.to_string().chars().take(160).collect::<String>()
+            ),
+        )
+    })
+}
+
+// -------------------------------------------------------------- consents
+
+fn consent_view(state: &BankState, consent: &Consent, path: &str) -> Value {
+    let status_updated = consent
+        .history()
+        .last()
+        .map_or(consent.created_at(), |h| h.event.at);
+    let mut data = json!({
+        "ConsentId": consent.id().as_str(),
+        "CreationDateTime": iso(consent.created_at()),
+        "Status": consent.status().to_string(),
+        "StatusUpdateDateTime": iso(status_updated),
+    });
+    if let Some(obj) = data.as_object_mut() {
+        match consent.terms() {
+            ConsentTerms::AccountAccess(t) => {
+                obj.insert(
+                    "Permissions".into(),
+                    json!(t
+                        .permissions
+                        .iter()
+                        .map(|p| format!("{p:?}"))
+                        .collect::<Vec<_>>()),
+                );
+                if let Some(e) = t.expiration {
+                    obj.insert("ExpirationDateTime".into(), json!(iso(e)));
+                }
+                if let Some(f) = t.transaction_from {
+                    obj.insert("TransactionFromDateTime".into(), json!(iso(f)));
+                }
+                if let Some(to) = t.transaction_to {
+                    obj.insert("TransactionToDateTime".into(), json!(iso(to)));
+                }
+            }
+            ConsentTerms::DomesticPayment(t) => {
+                obj.insert(
+                    "Initiation".into(),
+                    serde_json::to_value(ObInitiation::from(&t.initiation)).unwrap_or_default(),
+                );
+            }
+            _ => {}
+        }
+    }
+    let mut body = ob_body(data, state, &format!("{path}/{}", consent.id().as_str()));
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("Risk".into(), json!({}));
+    }
+    body
+}
+
+async fn own_consent(
+    state: &BankState,
+    token: &BoundAccessToken,
+    id: &str,
+) -> Result<Consent, ObError> {
+    let id = ConsentId::try_from(id).map_err(|_| ObError::not_found())?;
+    state
+        .db
+        .get(&id)
+        .await
+        .map_err(|_| ObError::internal())?
+        .filter(|c| c.client_id() == token.client_id())
+        .ok_or_else(ObError::not_found)
+}
+
+fn interaction(ext: &Option<Extension<InteractionId>>) -> Option<&str> {
+    ext.as_ref().map(|Extension(i)| i.0.as_str())
+}
+
+async fn create_account_access_consent(
+    State(state): State<Arc<BankState>>,
+    Extension(info): Extension<ConnectionInfo>,
+    interaction_id: Option<Extension<InteractionId>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ObError> {
+    let token = client_token(&state, &headers, &info, "accounts")?;
+    let req: ObReadConsent = parse_json(&body)?;
+    let id = ConsentId::try_from(format!(
+        "aac-{}",
+        fapi_core::random::uuid_v4().map_err(|_| ObError::internal())?
+    ))
+    .map_err(|_| ObError::internal())?;
+    let consent = Consent::account_access(
+        id,
+        token.client_id().clone(),
+        &AccountAccessRequest {
+            permissions: req.data.permissions,
+            expiration: req.data.expiration_date_time,
+            transaction_from: req.data.transaction_from_date_time,
+            transaction_to: req.data.transaction_to_date_time,
+        },
+        state.now(),
+    )
+    .map_err(|e| ObError::bad_request("UK.OBIE.Field.Invalid", e.to_string()))?;
+    create_audited(
+        &*state.db,
+        &*state.db,
+        consent.clone(),
+        interaction(&interaction_id),
+        Some(base16ct::lower::encode_string(&body_hash(&body))),
+    )
+    .await
+    .map_err(|_| ObError::internal())?;
+    tracing::Span::current().record("consent_id", consent.id().as_str());
+    let view = consent_view(&state, &consent, &format!("{AISP}/account-access-consents"));
+    Ok(labelled(
+        (StatusCode::CREATED, Json(view)).into_response(),
+        &token,
+    ))
+}
+
+async fn get_account_access_consent(
+    State(state): State<Arc<BankState>>,
+    Extension(info): Extension<ConnectionInfo>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ObError> {
+    let token = client_token(&state, &headers, &info, "accounts")?;
+    let consent = own_consent(&state, &token, &id).await?;
+    if !matches!(consent.terms(), ConsentTerms::AccountAccess(_)) {
+        return Err(ObError::not_found());
+    }
+    let view = consent_view(&state, &consent, &format!("{AISP}/account-access-consents"));
+    Ok(labelled(Json(view).into_response(), &token))
+}
+
+async fn delete_account_access_consent(
+    State(state): State<Arc<BankState>>,
+    Extension(info): Extension<ConnectionInfo>,
+    interaction_id: Option<Extension<InteractionId>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ObError> {
+    let token = client_token(&state, &headers, &info, "accounts")?;
+    let consent = own_consent(&state, &token, &id).await?;
+    let event = ConsentEvent {
+        kind: EventKind::Revoke,
+        actor: Actor::Tpp(token.client_id().as_str().to_owned()),
+        reason: "deleted by the TPP".into(),
+        at: state.now(),
+    };
+    apply_event_audited(
+        &*state.db,
+        &*state.db,
+        consent.id(),
+        event,
+        interaction(&interaction_id),
+    )
+    .await
+    .map_err(|e| ObError::bad_request("UK.OBIE.Resource.InvalidConsentStatus", e.to_string()))?;
+    observe::consent_event("revoked");
+    Ok(labelled(StatusCode::NO_CONTENT.into_response(), &token))
+}
+
+// -------------------------------------------------------------- accounts
+
+async fn accounts(
+    State(state): State<Arc<BankState>>,
+    Extension(info): Extension<ConnectionInfo>,
+    headers: HeaderMap,
+) -> Result<Response, ObError> {
+    let token = bound_token(&state, &headers, &info)?;
+    let authorized = state
+        .gate
+        .authorize(&token, &ResourceAccess::Accounts, state.now())
+        .await
+        .map_err(|e| gate_error(&e))?;
+    let customer = authorized.customer_id().unwrap_or_default().to_owned();
+    let selected = authorized.accounts().to_vec();
+    let detail = authorized.detail_level() == DetailLevel::Detail;
+    let all = core(&state, move |c| c.accounts(&customer)).await?;
+    let list: Vec<Value> = all
+        .into_iter()
+        .filter(|(id, _)| selected.contains(id))
+        .map(|(id, name)| account_json(&id, &name, detail))
+        .collect();
+    let body = ob_body(
+        json!({ "Account": list }),
+        &state,
+        &format!("{AISP}/accounts"),
+    );
+    Ok(labelled(Json(body).into_response(), &token))
+}
+
+fn account_json(id: &str, name: &str, detail: bool) -> Value {
+    let mut a = json!({ "AccountId": id, "Currency": "GBP", "AccountType": "Personal", "AccountSubType": "CurrentAccount", "Nickname": name });
+    if detail {
+        if let Some(obj) = a.as_object_mut() {
+            obj.insert(
+                "Account".into(),
+                json!([{ "SchemeName": "UK.OBIE.BBAN", "Identification": id, "Name": name }]),
+            );
+        }
+    }
+    a
+}
+
+async fn account(
+    State(state): State<Arc<BankState>>,
+    Extension(info): Extension<ConnectionInfo>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ObError> {
+    let token = bound_token(&state, &headers, &info)?;
+    let authorized = state
+        .gate
+        .authorize(&token, &ResourceAccess::Account(id.clone()), state.now())
+        .await
+        .map_err(|e| gate_error(&e))?;
+    let customer = authorized.customer_id().unwrap_or_default().to_owned();
+    let detail = authorized.detail_level() == DetailLevel::Detail;
+    let all = core(&state, move |c| c.accounts(&customer)).await?;
+    let (_, name) = all
+        .into_iter()
+        .find(|(a, _)| *a == id)
+        .ok_or_else(ObError::not_found)?;
+    let body = ob_body(
+        json!({ "Account": [account_json(&id, &name, detail)] }),
+        &state,
+        &format!("{AISP}/accounts/{id}"),
+    );
+    Ok(labelled(Json(body).into_response(), &token))
+}
+
+async fn balances(
+    State(state): State<Arc<BankState>>,
+    Extension(info): Extension<ConnectionInfo>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ObError> {
+    let token = bound_token(&state, &headers, &info)?;
+    state
+        .gate
+        .authorize(&token, &ResourceAccess::Balances(id.clone()), state.now())
+        .await
+        .map_err(|e| gate_error(&e))?;
+    let account = id.clone();
+    let balance = core(&state, move |c| c.balance(&account)).await?;
+    let body = ob_body(
+        json!({ "Balance": [{
+            "AccountId": id,
+            "Amount": { "Amount": amount(balance.abs()), "Currency": "GBP" },
+            "CreditDebitIndicator": if balance < 0 { "Debit" } else { "Credit" },
+            "Type": "InterimAvailable",
+            "DateTime": iso(state.now()),
+        }] }),
+        &state,
+        &format!("{AISP}/accounts/{id}/balances"),
+    );
+    Ok(labelled(Json(body).into_response(), &token))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransactionQuery {
+    from_booking_date_time: Option<String>,
+    to_booking_date_time: Option<String>,
+}
+
+async fn transactions(
+    State(state): State<Arc<BankState>>,
+    Extension(info): Extension<ConnectionInfo>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<TransactionQuery>,
+) -> Result<Response, ObError> {
+    let token = bound_token(&state, &headers, &info)?;
+    let parse = |field: &'static str, v: Option<String>| {
+        v.map(|s| parse_date_time(field, &s))
+            .transpose()
+            .map_err(|e| ObError::bad_request("UK.OBIE.Field.InvalidDate", e.to_string()))
+    };
+    let from = parse("fromBookingDateTime", q.from_booking_date_time)?;
+    let to = parse("toBookingDateTime", q.to_booking_date_time)?;
+    let authorized = state
+        .gate
+        .authorize(
+            &token,
+            &ResourceAccess::Transactions {
+                account: id.clone(),
+                from,
+                to,
+            },
+            state.now(),
+        )
+        .await
+        .map_err(|e| gate_error(&e))?;
+    let (from, to) = authorized.transaction_window();
+    let (credits, debits) = authorized.transaction_directions();
+    let detail = authorized.detail_level() == DetailLevel::Detail;
+    let account = id.clone();
+    let booked = core(&state, move |c| c.transactions(&account, from, to)).await?;
+    let list: Vec<Value> = booked
+        .into_iter()
+        .filter(|t| if t.amount < 0 { debits } else { credits })
+        .map(|t| {
+            let mut v = json!({
+                "AccountId": id,
+                "CreditDebitIndicator": if t.amount < 0 { "Debit" } else { "Credit" },
+                "Status": "Booked",
+                "BookingDateTime": iso(t.booked_at),
+                "Amount": { "Amount": amount(t.amount.abs()), "Currency": "GBP" },
+            });
+            if detail {
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("TransactionInformation".into(), json!(t.reference));
+                    obj.insert("CreditorAccount".into(), json!({ "Name": t.counterparty }));
+                }
+            }
+            v
+        })
+        .collect();
+    let body = ob_body(
+        json!({ "Transaction": list }),
+        &state,
+        &format!("{AISP}/accounts/{id}/transactions"),
+    );
+    Ok(labelled(Json(body).into_response(), &token))
+}
+
+// -------------------------------------------------------------- payments
+
+/// The TPP's `x-jws-signature` over `body`, verified with its registered
+/// keys and expected issuer.
+async fn verify_tpp_signature(
+    state: &BankState,
+    token: &BoundAccessToken,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Registration, ObError> {
+    let signature = headers
+        .get(&X_JWS_SIGNATURE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ObError::bad_request("UK.OBIE.Signature.Missing", "x-jws-signature is required")
+        })?;
+    let registered = state
+        .db
+        .client(token.client_id())
+        .map_err(|_| ObError::internal())?
+        .ok_or_else(ObError::internal)?;
+    let metadata = registered
+        .registration
+        .metadata(&*state.provider, state.profile)
+        .map_err(|_| ObError::internal())?;
+    let issuer = registered.registration.signing_issuer();
+    verify_ob_jws_signature(
+        signature,
+        body,
+        metadata.keys(),
+        state.profile.algorithms(),
+        &ObSignatureExpectations {
+            issuer: &issuer,
+            trust_anchor: TRUST_ANCHOR,
+            max_future_skew_secs: 10,
+            max_age_secs: 300,
+        },
+        state.now(),
+    )
+    .map_err(|e| {
+        auth_failure("jws_signature");
+        ObError::bad_request("UK.OBIE.Signature.Invalid", e.to_string())
+    })?;
+    Ok(registered.registration)
+}
+
+/// A response signed by the bank (`x-jws-signature`).
+fn signed(state: &BankState, status: StatusCode, body: Vec<u8>) -> Response {
+    let signature = sign_ob_jws_signature(
+        &*state.key,
+        &state.kid,
+        state.issuer.as_str(),
+        TRUST_ANCHOR,
+        state.now(),
+        &body,
+        false,
+    );
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = signature.map(|s| HeaderValue::from_str(&s)) {
+        if let Ok(v) = v {
+            r.headers_mut().insert(X_JWS_SIGNATURE, v);
+        }
+    }
+    r
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ObError> {
+    let v = headers
+        .get(&X_IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ObError::bad_request("UK.OBIE.Header.Missing", "x-idempotency-key is required")
+        })?;
+    IdempotencyKey::parse(v)
+        .map_err(|e| ObError::bad_request("UK.OBIE.Header.Invalid", e.to_string()))
+}
+
+fn idempotency_error(e: &fapi_consent::idempotency::IdempotencyError) -> ObError {
+    use fapi_consent::idempotency::IdempotencyError as I;
+    match e {
+        I::InProgress => ObError::new(
+            StatusCode::CONFLICT,
+            "UK.OBIE.Resource.Conflict",
+            e.to_string(),
+        ),
+        I::Store(_) => ObError::internal(),
+        _ => ObError::bad_request("UK.OBIE.Header.Invalid", e.to_string()),
+    }
+}
+
+/// Runs `act` once per (client, key, body); a retry gets the first
+/// response back, a different body under the same key is refused.
+async fn idempotent(
+    state: &Arc<BankState>,
+    token: &BoundAccessToken,
+    headers: &HeaderMap,
+    body: &[u8],
+    act: impl std::future::Future<Output = Result<(StatusCode, Vec<u8>), ObError>>,
+) -> Result<Response, ObError> {
+    let key = idempotency_key(headers)?;
+    let now = state.now();
+    match state
+        .db
+        .begin(token.client_id(), &key, body_hash(body), now)
+        .await
+        .map_err(|e| idempotency_error(&e))?
+    {
+        Begin::Replay(r) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
+            Ok(signed(state, status, r.body))
+        }
+        _ => match act.await {
+            Ok((status, out)) => {
+                state
+                    .db
+                    .complete(
+                        token.client_id(),
+                        &key,
+                        StoredResponse {
+                            status: status.as_u16(),
+                            body: out.clone(),
+                        },
+                    )
+                    .await
+                    .map_err(|_| ObError::internal())?;
+                Ok(signed(state, status, out))
+            }
+            Err(e) => {
+                let _ = state.db.abandon(token.client_id(), &key).await;
+                Err(e)
+            }
+        },
+    }
+}
+
+async fn create_payment_consent(
+    State(state): State<Arc<BankState>>,
+    Extension(info): Extension<ConnectionInfo>,
+    interaction_id: Option<Extension<InteractionId>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ObError> {
+    let token = client_token(&state, &headers, &info, "payments")?;
+    verify_tpp_signature(&state, &token, &headers, &body).await?;
+    let req: ObPaymentConsentRequest = parse_json(&body)?;
+    let st = state.clone();
+    let client = token.client_id().clone();
+    let iid = interaction(&interaction_id).map(str::to_owned);
+    let digest = base16ct::lower::encode_string(&body_hash(&body));
+    let r = idempotent(&state, &token, &headers, &body, async move {
+        let id = ConsentId::try_from(format!(
+            "pdc-{}",
+            fapi_core::random::uuid_v4().map_err(|_| ObError::internal())?
+        ))
+        .map_err(|_| ObError::internal())?;
+        let consent = Consent::domestic_payment(id, client, req.data.initiation.into(), st.now())
+            .map_err(|e| ObError::bad_request("UK.OBIE.Field.Invalid", e.to_string()))?;
+        create_audited(
+            &*st.db,
+            &*st.db,
+            consent.clone(),
+            iid.as_deref(),
+            Some(digest),
+        )
+        .await
+        .map_err(|_| ObError::internal())?;
+        tracing::Span::current().record("consent_id", consent.id().as_str());
+        let view = consent_view(&st, &consent, &format!("{PISP}/domestic-payment-consents"));
+        Ok((StatusCode::CREATED, view.to_string().into_bytes()))
+    })
+    .await?;
+    Ok(labelled(r, &token))
+}
+
+async fn get_payment_consent(
+    State(state): State<Arc<BankState>>,
+    Extension(info): Extension<ConnectionInfo>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ObError> {
+    let token = client_token(&state, &headers, &info, "payments")?;
+    let consent = own_consent(&state, &token, &id).await?;
+    if !matches!(consent.terms(), ConsentTerms::DomesticPayment(_)) {
+        return Err(ObError::not_found());
+    }
+    let view = consent_view(
+        &state,
+        &consent,
+        &format!("{PISP}/domestic-payment-consents"),
+    );
+    Ok(labelled(Json(view).into_response(), &token))
+}
+
+async fn create_payment(
+    State(state): State<Arc<BankState>>,
+    Extension(info): Extension<ConnectionInfo>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ObError> {
+    let token = bound_token(&state, &headers, &info)?;
+    verify_tpp_signature(&state, &token, &headers, &body).await?;
+    let req: ObPaymentRequest = parse_json(&body)?;
+    let consent_id = ConsentId::try_from(req.data.consent_id.as_str())
+        .map_err(|_| ObError::bad_request("UK.OBIE.Field.Invalid", "ConsentId is malformed"))?;
+    let submission = PaymentSubmission {
+        consent_id,
+        initiation: req.data.initiation.into(),
+    };
+    let st = state.clone();
+    let tok = token.clone();
+    let r = idempotent(&state, &token, &headers, &body, async move {
+        let now = st.now();
+        // the exactly-once guard: the consent is consumed before money moves
+        let paid = st
+            .gate
+            .consume_payment(&tok, &submission, now)
+            .await
+            .map_err(|e| {
+                observe::payment("refused");
+                gate_error(&e)
+            })?;
+        let i = &submission.initiation;
+        let minor =
+            crate::core_banking::to_minor(&i.instructed_amount.amount).ok_or_else(|| {
+                ObError::bad_request(
+                    "UK.OBIE.Field.Invalid",
+                    "InstructedAmount.Amount is not payable",
+                )
+            })?;
+        let (debtor, creditor, reference) = (
+            paid.debtor_account.clone(),
+            i.creditor_account.name.clone(),
+            i.remittance_reference.clone().unwrap_or_default(),
+        );
+        let moved = core(&st, move |c| {
+            c.pay(&debtor, minor, &creditor, &reference, now)
+        })
+        .await;
+        if let Err(e) = moved {
+            observe::payment("core_unavailable");
+            return Err(e);
+        }
+        observe::payment("accepted");
+        let id = format!(
+            "dp-{}",
+            fapi_core::random::uuid_v4().map_err(|_| ObError::internal())?
+        );
+        let authorised_at = paid
+            .consent
+            .history()
+            .iter()
+            .rev()
+            .find(|h| matches!(h.event.kind, EventKind::Authorise { .. }))
+            .map_or(now, |h| h.event.at);
+        let record = PaymentAuthorisationRecord::new(
+            submission.consent_id.as_str(),
+            paid.consent.customer_id().unwrap_or_default(),
+            tok.client_id().as_str(),
+            submission.initiation.clone(),
+            &paid.debtor_account,
+            "urn:openbanking:psd2:sca",
+            authorised_at,
+            None,
+        )
+        .sign(&*st.key, &st.kid)
+        .map_err(|_| ObError::internal())?;
+        let view = json!({
+            "Data": {
+                "DomesticPaymentId": id,
+                "ConsentId": submission.consent_id.as_str(),
+                "CreationDateTime": iso(now),
+                "Status": "AcceptedSettlementInProcess",
+                "StatusUpdateDateTime": iso(now),
+                "Initiation": ObInitiation::from(&submission.initiation),
+            },
+            "Links": links(&st, &format!("{PISP}/domestic-payments/{id}")),
+            "Meta": {},
+        });
+        let stored = json!({ "view": view, "record": record }).to_string();
+        st.db
+            .save_payment(&id, tok.client_id(), &submission.consent_id, &stored)
+            .map_err(|_| ObError::internal())?;
+        Ok((StatusCode::CREATED, view.to_string().into_bytes()))
+    })
+    .await?;
+    Ok(labelled(r, &token))
+}
+
+async fn load_payment(
+    state: &BankState,
+    token: &BoundAccessToken,
+    id: &str,
+) -> Result<Value, ObError> {
+    let (client, body) = state
+        .db
+        .payment(id)
+        .map_err(|_| ObError::internal())?
+        .ok_or_else(ObError::not_found)?;
+    if client != token.client_id().as_str() {
+        return Err(ObError::not_found());
+    }
+    serde_json::from_str(&body).map_err(|_| ObError::internal())
+}
+
+async fn get_payment(
+    State(state): State<Arc<BankState>>,
+    Extension(info): Extension<ConnectionInfo>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ObError> {
+    let token = bound_token(&state, &headers, &info)?;
+    let stored = load_payment(&state, &token, &id).await?;
+    let view = stored.get("view").cloned().unwrap_or_default();
+    Ok(labelled(
+        signed(&state, StatusCode::OK, view.to_string().into_bytes()),
+        &token,
+    ))
+}
+
+/// The bank's signed payment-authorisation record (`application/jwt`),
+/// verifiable with the bank's public keys alone.
+async fn payment_record(
+    State(state): State<Arc<BankState>>,
+    Extension(info): Extension<ConnectionInfo>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ObError> {
+    let token = bound_token(&state, &headers, &info)?;
+    let stored = load_payment(&state, &token, &id).await?;
+    let record = stored
+        .get("record")
+        .and_then(Value::as_str)
+        .ok_or_else(ObError::internal)?
+        .to_owned();
+    let mut r = (StatusCode::OK, record).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwt"),
+    );
+    Ok(labelled(r, &token))
+}

@@ -1,0 +1,241 @@
+//! TLS for the bank's listeners (rustls on aws-lc-rs) and the accept loop
+//! that hands each request its connection's verified client certificate.
+//!
+//! - Versions and suites per FAPI: TLS 1.3, or TLS 1.2 with only the four
+//!   ECDHE + AES-GCM suites the FAPI profiles allow.
+//! - The TPP listener requires a client certificate and verifies it with
+//!   `fapi-mtls-binding`'s [`TrustStore`] (the scheme CA bundle, the
+//!   clientAuth EKU, CRLs when configured): the bundle in force is read at
+//!   each handshake, so a rotated bundle applies to the next connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use fapi_mtls_binding::trust::{TrustError, TrustStore};
+use fapi_mtls_binding::ClientCertificate;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    CipherSuite, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme,
+};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+/// The four TLS 1.2 suites FAPI allows.
+const FAPI_TLS12_SUITES: [CipherSuite; 4] = [
+    CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+];
+
+/// aws-lc-rs with the cipher suites restricted to TLS 1.3 and the FAPI
+/// TLS 1.2 list (used by the bank and the TPP alike).
+pub fn fapi_crypto_provider() -> Arc<CryptoProvider> {
+    let mut p = rustls::crypto::aws_lc_rs::default_provider();
+    p.cipher_suites.retain(|s| match s {
+        rustls::SupportedCipherSuite::Tls13(_) => true,
+        rustls::SupportedCipherSuite::Tls12(_) => FAPI_TLS12_SUITES.contains(&s.suite()),
+    });
+    Arc::new(p)
+}
+
+/// What a request knows about its connection.
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo {
+    /// The client certificate (DER) the TLS layer verified, if any.
+    pub peer_certificate: Option<Arc<Vec<u8>>>,
+    /// The peer's address.
+    pub remote: SocketAddr,
+}
+
+/// Verifies TPP client certificates against the scheme [`TrustStore`].
+struct SchemeClientVerifier {
+    trust: Arc<TrustStore>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl std::fmt::Debug for SchemeClientVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemeClientVerifier")
+            .field("bundle_version", &self.trust.current().version())
+            .finish_non_exhaustive()
+    }
+}
+
+fn rustls_error(e: &TrustError) -> rustls::Error {
+    use rustls::CertificateError as C;
+    rustls::Error::InvalidCertificate(match e {
+        TrustError::Revoked => C::Revoked,
+        TrustError::Expired => C::Expired,
+        TrustError::NotYetValid => C::NotValidYet,
+        TrustError::UnknownIssuer => C::UnknownIssuer,
+        TrustError::WrongKeyUsage => C::InvalidPurpose,
+        TrustError::UnknownRevocationStatus | TrustError::CrlExpired => C::UnknownRevocationStatus,
+        _ => C::ApplicationVerificationFailure,
+    })
+}
+
+impl ClientCertVerifier for SchemeClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let cert = ClientCertificate::from_der(end_entity).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
+        let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let now =
+            fapi_core::time::UnixTime::from_secs(secs).ok_or(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))?;
+        let intermediates: Vec<&[u8]> = intermediates.iter().map(|c| c.as_ref()).collect();
+        self.trust
+            .current()
+            .verify(&cert, &intermediates, now)
+            .map_err(|e| {
+                tracing::info!(reason = %e, "client certificate refused in the handshake");
+                rustls_error(&e)
+            })?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+fn server_builder(
+) -> Result<rustls::ConfigBuilder<ServerConfig, rustls::WantsVerifier>, rustls::Error> {
+    ServerConfig::builder_with_provider(fapi_crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+}
+
+/// The TPP listener's TLS: client certificate required, verified against
+/// `trust`.
+///
+/// # Errors
+/// A rustls configuration error (e.g. the key does not match).
+pub fn api_server_config(
+    chain: Vec<Vec<u8>>,
+    key: PrivateKeyDer<'static>,
+    trust: Arc<TrustStore>,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let verifier = SchemeClientVerifier {
+        trust,
+        algorithms: fapi_crypto_provider().signature_verification_algorithms,
+    };
+    let mut config = server_builder()?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_single_cert(chain.into_iter().map(CertificateDer::from).collect(), key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The customer listener's TLS: server authentication only.
+///
+/// # Errors
+/// A rustls configuration error.
+pub fn customer_server_config(
+    chain: Vec<Vec<u8>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let mut config = server_builder()?
+        .with_no_client_auth()
+        .with_single_cert(chain.into_iter().map(CertificateDer::from).collect(), key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Accepts TLS connections on `listener` and serves `app` over HTTP/1.1
+/// until `shutdown` turns true. Each request carries a [`ConnectionInfo`]
+/// extension. Handshakes and request headers are bounded in time.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    app: Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    loop {
+        let (tcp, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::info!(%remote, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let peer_certificate = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| Arc::new(c.to_vec()));
+            let info = ConnectionInfo {
+                peer_certificate,
+                remote,
+            };
+            let service = app.map_request(
+                move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(info.clone());
+                    req
+                },
+            );
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(%remote, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}

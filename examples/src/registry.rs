@@ -1,0 +1,454 @@
+//! TPP onboarding: a registration (from a software statement signed by the
+//! scheme directory, or from a client-metadata file) plus the TPP's
+//! transport certificate, kept in the bank's database. The same table is
+//! the bank's [`TppDirectory`]: which certificate belongs to which client,
+//! and what is revoked. A revocation recorded by `bank tpp revoke` is seen
+//! by the running bank on the next call (every call reads the table).
+//!
+//! Every check is a crate call: the statement's signature, `typ`, algorithm
+//! and times through `fapi-core`'s JWS verifier; the client's keys through
+//! [`ClientMetadata::new`]; the certificate chain through
+//! `fapi-mtls-binding`'s [`TrustBundle`](fapi_mtls_binding::trust::TrustBundle).
+
+use fapi_core::claims::TimeRules;
+use fapi_core::client::{AuthMethod, ClientMetadata};
+use fapi_core::crypto::{CryptoProvider, SigningKey};
+use fapi_core::jose::{sign_compact, ExpectedType, JwsPolicy, UnverifiedJws};
+use fapi_core::jwk::{JwkSet, KeySet};
+use fapi_core::replay::{BoxFuture, StoreError};
+use fapi_core::time::UnixTime;
+use fapi_core::types::{CertificateThumbprint, ClientId, RedirectUri};
+use fapi_core::Profile;
+use fapi_mtls_binding::directory::{CertificateStatus, DirectoryError, TppDirectory};
+use fapi_mtls_binding::trust::TrustStore;
+use fapi_mtls_binding::ClientCertificate;
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::sqlite::SqliteDb;
+
+/// The issuer name the development directory signs software statements as.
+pub const DEV_DIRECTORY_ISSUER: &str = "fapi demo directory";
+
+/// Why a TPP could not be onboarded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OnboardingError {
+    /// The software statement failed verification.
+    #[error("software statement rejected: {0}")]
+    SoftwareStatement(String),
+    /// The registration is unusable (keys, redirect URIs, method).
+    #[error("registration rejected: {0}")]
+    Registration(String),
+    /// The certificate does not chain to the scheme CA.
+    #[error("transport certificate rejected: {0}")]
+    Certificate(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the bank registers for a TPP.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// The client id.
+    pub client_id: String,
+    /// Shown to the customer on the consent screen.
+    pub client_name: String,
+    /// Registered redirect URIs (exact match).
+    pub redirect_uris: Vec<String>,
+    /// The TPP's public JWKS.
+    pub jwks: Value,
+    /// Only `private_key_jwt` in this bank.
+    pub token_endpoint_auth_method: String,
+    /// Roles the directory granted (`AISP`, `PISP`).
+    #[serde(default)]
+    pub software_roles: Vec<String>,
+    /// The directory's software id, when onboarded from a statement.
+    #[serde(default)]
+    pub software_id: Option<String>,
+    /// The directory's organisation id.
+    #[serde(default)]
+    pub org_id: Option<String>,
+}
+
+impl Registration {
+    /// The registration as every check reads it. Refuses unsupported
+    /// methods, malformed redirect URIs and unusable keys.
+    ///
+    /// # Errors
+    /// [`OnboardingError::Registration`].
+    pub fn metadata(
+        &self,
+        provider: &dyn CryptoProvider,
+        profile: Profile,
+    ) -> Result<ClientMetadata, OnboardingError> {
+        let bad = |e: &dyn std::fmt::Display| OnboardingError::Registration(e.to_string());
+        if self.token_endpoint_auth_method != "private_key_jwt" {
+            return Err(OnboardingError::Registration(
+                "token_endpoint_auth_method must be private_key_jwt".into(),
+            ));
+        }
+        let id = ClientId::try_from(self.client_id.as_str()).map_err(|e| bad(&e))?;
+        let redirects = self
+            .redirect_uris
+            .iter()
+            .map(|u| RedirectUri::try_from(u.as_str()).map_err(|e| bad(&e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if redirects.is_empty() {
+            return Err(OnboardingError::Registration(
+                "at least one redirect URI is required".into(),
+            ));
+        }
+        let jwks = JwkSet::from_json(self.jwks.to_string().as_bytes()).map_err(|e| bad(&e))?;
+        ClientMetadata::new(
+            id,
+            AuthMethod::PrivateKeyJwt,
+            redirects,
+            jwks,
+            provider,
+            profile,
+        )
+        .map_err(|e| bad(&e))
+    }
+
+    /// The `http://openbanking.org.uk/iss` the TPP's `x-jws-signature`s
+    /// must carry: `{org_id}/{software_id}` (the client id stands in for
+    /// missing parts).
+    pub fn signing_issuer(&self) -> String {
+        format!(
+            "{}/{}",
+            self.org_id.as_deref().unwrap_or(&self.client_id),
+            self.software_id.as_deref().unwrap_or(&self.client_id)
+        )
+    }
+
+    /// Whether the directory granted `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.software_roles.iter().any(|r| r == role)
+    }
+}
+
+/// Verifies a software statement signed by the scheme directory and
+/// returns the registration it carries: signature by a key of
+/// `directory_keys` with the profile's algorithms, `typ` JWT or absent, `iss`
+/// exactly `directory_issuer`, `exp` required and not past, `iat` not in
+/// the future.
+///
+/// # Errors
+/// [`OnboardingError::SoftwareStatement`].
+pub fn verify_software_statement(
+    statement: &str,
+    directory_keys: &KeySet,
+    directory_issuer: &str,
+    profile: Profile,
+    now: UnixTime,
+) -> Result<Registration, OnboardingError> {
+    let bad = |e: &dyn std::fmt::Display| OnboardingError::SoftwareStatement(e.to_string());
+    let verified = UnverifiedJws::parse(statement.trim())
+        .map_err(|e| bad(&e))?
+        .verify(
+            directory_keys,
+            &JwsPolicy {
+                algorithms: profile.algorithms(),
+                typ: ExpectedType::JwtOrAbsent,
+                understood_critical: &[],
+            },
+        )
+        .map_err(|e| bad(&e))?;
+    let claims = verified.claims();
+    claims
+        .check_times(&TimeRules::issued_token(true), now)
+        .map_err(|e| bad(&e))?;
+    if claims.required_string("iss").map_err(|e| bad(&e))? != directory_issuer {
+        return Err(OnboardingError::SoftwareStatement(
+            "iss is not the scheme directory".into(),
+        ));
+    }
+    let string_list = |name: &'static str| -> Result<Vec<String>, OnboardingError> {
+        claims
+            .get(name)
+            .and_then(Value::as_array)
+            .ok_or_else(|| OnboardingError::SoftwareStatement(format!("{name} must be an array")))?
+            .iter()
+            .map(|v| {
+                v.as_str().map(str::to_owned).ok_or_else(|| {
+                    OnboardingError::SoftwareStatement(format!("{name} must hold strings"))
+                })
+            })
+            .collect()
+    };
+    Ok(Registration {
+        client_id: claims
+            .required_string("software_client_id")
+            .map_err(|e| bad(&e))?
+            .to_owned(),
+        client_name: claims
+            .required_string("software_client_name")
+            .map_err(|e| bad(&e))?
+            .to_owned(),
+        redirect_uris: string_list("software_redirect_uris")?,
+        jwks: claims
+            .get("software_jwks")
+            .filter(|v| v.is_object())
+            .cloned()
+            .ok_or_else(|| {
+                OnboardingError::SoftwareStatement("software_jwks must be a JWKS object".into())
+            })?,
+        token_endpoint_auth_method: "private_key_jwt".into(),
+        software_roles: string_list("software_roles")?,
+        software_id: Some(
+            claims
+                .required_string("software_id")
+                .map_err(|e| bad(&e))?
+                .to_owned(),
+        ),
+        org_id: Some(
+            claims
+                .required_string("org_id")
+                .map_err(|e| bad(&e))?
+                .to_owned(),
+        ),
+    })
+}
+
+/// Signs a software statement as the development directory (for the
+/// demo's PKI; a real scheme's directory issues these).
+///
+/// # Errors
+/// The signing error, as text.
+pub fn sign_software_statement(
+    directory_key: &dyn SigningKey,
+    kid: &str,
+    registration: &Registration,
+    now: UnixTime,
+) -> Result<String, String> {
+    let claims = json!({
+        "iss": DEV_DIRECTORY_ISSUER,
+        "iat": now.as_secs(),
+        "exp": now.saturating_add(365 * 24 * 3600).as_secs(),
+        "jti": fapi_core::random::token(16).map_err(|e| e.to_string())?,
+        "software_id": registration.software_id.clone().unwrap_or_else(|| registration.client_id.clone()),
+        "software_client_id": registration.client_id,
+        "software_client_name": registration.client_name,
+        "software_redirect_uris": registration.redirect_uris,
+        "software_roles": registration.software_roles,
+        "software_jwks": registration.jwks,
+        "org_id": registration.org_id.clone().unwrap_or_else(|| registration.client_id.clone()),
+    });
+    let map = claims.as_object().ok_or("claims are an object")?;
+    sign_compact(directory_key, Some(kid), Some("JWT"), map).map_err(|e| e.to_string())
+}
+
+/// A registered TPP as read from the database.
+#[derive(Clone, Debug)]
+pub struct RegisteredClient {
+    /// The registration.
+    pub registration: Registration,
+    /// Its certificate's `x5t#S256`.
+    pub certificate: CertificateThumbprint,
+    /// Revoked in the directory.
+    pub revoked: bool,
+}
+
+/// Onboards a TPP: the transport certificate must chain to the scheme CA
+/// (clientAuth) at `now` and the registration must be usable; then both are
+/// stored (replacing an earlier registration of the same client).
+///
+/// # Errors
+/// [`OnboardingError`].
+pub fn onboard(
+    db: &SqliteDb,
+    registration: &Registration,
+    certificate: &ClientCertificate,
+    trust: &TrustStore,
+    provider: &dyn CryptoProvider,
+    profile: Profile,
+    now: UnixTime,
+) -> Result<ClientMetadata, OnboardingError> {
+    let metadata = registration.metadata(provider, profile)?;
+    trust
+        .current()
+        .verify(certificate, &[], now)
+        .map_err(|e| OnboardingError::Certificate(e.to_string()))?;
+    db.put_client(registration, certificate.thumbprint(), now)?;
+    Ok(metadata)
+}
+
+impl SqliteDb {
+    /// Stores a registration and its certificate (active).
+    ///
+    /// # Errors
+    /// [`StoreError`]; also when the certificate is registered to another
+    /// client.
+    pub fn put_client(
+        &self,
+        registration: &Registration,
+        certificate: &CertificateThumbprint,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let body = serde_json::to_string(registration).map_err(unavailable)?;
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT INTO clients (client_id, registration, certificate, revoked, onboarded_at)
+             VALUES (?1, ?2, ?3, 0, ?4)
+             ON CONFLICT (client_id) DO UPDATE SET registration = ?2, certificate = ?3, revoked = 0",
+            params![
+                registration.client_id,
+                body,
+                &certificate.as_bytes()[..],
+                now.as_secs()
+            ],
+        )
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// A registered client.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn client(&self, id: &ClientId) -> Result<Option<RegisteredClient>, StoreError> {
+        let conn = self.conn()?;
+        let row: Option<(String, Vec<u8>, i64)> = conn
+            .query_row(
+                "SELECT registration, certificate, revoked FROM clients WHERE client_id = ?1",
+                params![id.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        row.map(|(body, cert, revoked)| {
+            Ok(RegisteredClient {
+                registration: serde_json::from_str(&body).map_err(unavailable)?,
+                certificate: CertificateThumbprint::from_bytes(
+                    cert.try_into()
+                        .map_err(|_| unavailable("thumbprint is not 32 bytes"))?,
+                ),
+                revoked: revoked != 0,
+            })
+        })
+        .transpose()
+    }
+
+    /// All registered client ids.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn client_ids(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare("SELECT client_id FROM clients ORDER BY client_id")
+            .map_err(unavailable)?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(unavailable)?;
+        rows.map(|r| r.map_err(unavailable)).collect()
+    }
+
+    /// Revokes a TPP: every call it makes is refused from the next one on.
+    /// Returns whether it was registered.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn revoke_client(&self, id: &ClientId) -> Result<bool, StoreError> {
+        let conn = self.conn()?;
+        let n = conn
+            .execute(
+                "UPDATE clients SET revoked = 1 WHERE client_id = ?1",
+                params![id.as_str()],
+            )
+            .map_err(unavailable)?;
+        Ok(n == 1)
+    }
+
+    /// Revokes one certificate (whoever holds it).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn revoke_certificate(
+        &self,
+        certificate: &CertificateThumbprint,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT OR IGNORE INTO revoked_certificates (thumbprint, revoked_at) VALUES (?1, ?2)",
+            params![&certificate.as_bytes()[..], now.as_secs()],
+        )
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn directory_status(
+        &self,
+        client: &ClientId,
+        certificate: &CertificateThumbprint,
+    ) -> Result<CertificateStatus, StoreError> {
+        let conn = self.conn()?;
+        let cert_revoked: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM revoked_certificates WHERE thumbprint = ?1)",
+                params![&certificate.as_bytes()[..]],
+                |r| r.get(0),
+            )
+            .map_err(unavailable)?;
+        let client_revoked: Option<i64> = conn
+            .query_row(
+                "SELECT revoked FROM clients WHERE client_id = ?1",
+                params![client.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        Ok(if client_revoked.is_some_and(|r| r != 0) {
+            CertificateStatus::TppRevoked
+        } else if cert_revoked {
+            CertificateStatus::CertificateRevoked
+        } else {
+            CertificateStatus::Active
+        })
+    }
+
+    fn owner_of(
+        &self,
+        certificate: &CertificateThumbprint,
+    ) -> Result<Option<ClientId>, StoreError> {
+        let conn = self.conn()?;
+        let owner: Option<String> = conn
+            .query_row(
+                "SELECT client_id FROM clients WHERE certificate = ?1",
+                params![&certificate.as_bytes()[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        owner
+            .map(|o| ClientId::try_from(o).map_err(unavailable))
+            .transpose()
+    }
+}
+
+fn unavailable(e: impl core::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("sqlite: {e}"))
+}
+
+impl TppDirectory for SqliteDb {
+    fn status<'a>(
+        &'a self,
+        client: &'a ClientId,
+        certificate: &'a CertificateThumbprint,
+    ) -> BoxFuture<'a, Result<CertificateStatus, DirectoryError>> {
+        let r = self
+            .directory_status(client, certificate)
+            .map_err(|_| DirectoryError);
+        Box::pin(core::future::ready(r))
+    }
+
+    fn certificate_owner<'a>(
+        &'a self,
+        certificate: &'a CertificateThumbprint,
+    ) -> BoxFuture<'a, Result<Option<ClientId>, DirectoryError>> {
+        let r = self.owner_of(certificate).map_err(|_| DirectoryError);
+        Box::pin(core::future::ready(r))
+    }
+}
