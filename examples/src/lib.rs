@@ -15,5 +15,7 @@ pub mod bank;
 pub mod codes;
 pub mod core_banking;
 pub mod pki;
+pub mod platform;
 pub mod registry;
 pub mod sqlite;
+pub mod tpp;

@@ -29,3 +29,23 @@ impl Drop for TempDb {
         }
     }
 }
+
+/// A data directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let unique = format!(
+            "fapi-{name}-{}-{}",
+            std::process::id(),
+            fapi_core::random::token(8).unwrap()
+        );
+        Self(std::env::temp_dir().join(unique))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

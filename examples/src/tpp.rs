@@ -1,0 +1,866 @@
+//! A TPP client built on the crates: request objects and client assertions
+//! signed with fapi-core, PAR over mutual TLS, the JARM response verified
+//! with fapi-jarm, the token exchange with PKCE, resource calls with the
+//! certificate-bound token, and `x-jws-signature` both ways.
+//!
+//! It is configured by the authorization server's discovery URL, its
+//! certificate paths and its key names, so it can talk to any FAPI
+//! authorization server that trusts its certificate, not only the example
+//! bank. [`ScriptedCustomer`] plays the customer's browser for the demo
+//! and the tests.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fapi_core::crypto::{Algorithm, CryptoProvider, SigningKey};
+use fapi_core::jose::detached::{
+    sign_ob_jws_signature, verify_ob_jws_signature, ObSignatureExpectations,
+};
+use fapi_core::jose::sign_compact;
+use fapi_core::jwk::{JwkSet, KeySet};
+use fapi_core::time::{Clock, UnixTime};
+use fapi_core::types::{ClientId, CodeVerifier, Issuer, State};
+use fapi_core::{random, Profile};
+use fapi_jarm::{JarmOutcome, JarmVerifier};
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::bank::tls::fapi_crypto_provider;
+use crate::pki::KeySource;
+
+/// Why a TPP call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TppError {
+    /// Transport (TLS, connection, timeout).
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The server answered with an error status.
+    #[error("{status}: {body}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// The body (an OAuth or OB error document).
+        body: String,
+    },
+    /// The answer is not what the protocol says.
+    #[error("unexpected response: {0}")]
+    Protocol(String),
+    /// A local key, file or signing problem.
+    #[error("local: {0}")]
+    Local(String),
+}
+
+impl TppError {
+    /// The HTTP status, if the server answered with an error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The OAuth `error` or OB `Errors[0].ErrorCode` of the answer.
+    pub fn error_code(&self) -> Option<String> {
+        let Self::Status { body, .. } = self else {
+            return None;
+        };
+        let v: Value = serde_json::from_str(body).ok()?;
+        v.get("error")
+            .or_else(|| v.pointer("/Errors/0/ErrorCode"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+}
+
+fn local(e: impl std::fmt::Display) -> TppError {
+    TppError::Local(e.to_string())
+}
+
+fn transport(e: impl std::fmt::Display) -> TppError {
+    TppError::Transport(e.to_string())
+}
+
+/// How to reach the authorization server and who this TPP is.
+#[derive(Clone, Debug)]
+pub struct TppConfig {
+    /// The authorization server's discovery URL.
+    pub discovery_url: String,
+    /// The server's CA bundle (PEM): trust anchors for its TLS certificate.
+    pub server_ca: PathBuf,
+    /// This TPP's client id.
+    pub client_id: String,
+    /// Its transport certificate (PEM).
+    pub certificate: PathBuf,
+    /// Key-source name of the certificate's private key.
+    pub certificate_key: String,
+    /// Key-source name of its JWS signing key (also its `kid`).
+    pub signing_key: String,
+    /// Its registered redirect URI.
+    pub redirect_uri: String,
+    /// `http://openbanking.org.uk/iss` of its `x-jws-signature`s.
+    pub signing_issuer: String,
+    /// The profile (algorithms, lifetimes).
+    pub profile: Profile,
+}
+
+/// What a TPP keeps between pushing a request and receiving the response.
+#[derive(Debug)]
+pub struct PendingAuthorization {
+    /// Where to send the customer.
+    pub authorization_url: String,
+    /// The `request_uri` returned by PAR.
+    pub request_uri: String,
+    /// The state sent.
+    pub state: State,
+    /// The PKCE verifier (secret).
+    pub verifier: CodeVerifier,
+}
+
+/// The token endpoint's answer.
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token, when issued.
+    pub refresh_token: Option<String>,
+    /// The ID token, when `openid` was asked for.
+    pub id_token: Option<String>,
+}
+
+/// A response from a resource call.
+#[derive(Clone, Debug)]
+pub struct ApiResponse {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl ApiResponse {
+    /// The body as JSON (`Null` if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The `x-fapi-interaction-id` header.
+    pub fn interaction_id(&self) -> Option<&str> {
+        self.headers
+            .get("x-fapi-interaction-id")
+            .and_then(|v| v.to_str().ok())
+    }
+
+    fn ok(self) -> Result<Self, TppError> {
+        if (200..300).contains(&self.status) {
+            Ok(self)
+        } else {
+            Err(TppError::Status {
+                status: self.status,
+                body: String::from_utf8_lossy(&self.body).into_owned(),
+            })
+        }
+    }
+}
+
+/// The authorization server's metadata this client uses.
+#[derive(Clone, Debug)]
+pub struct Discovery {
+    /// `issuer`.
+    pub issuer: Issuer,
+    /// `authorization_endpoint`.
+    pub authorization_endpoint: String,
+    /// `pushed_authorization_request_endpoint` (mTLS alias when given).
+    pub par_endpoint: String,
+    /// `token_endpoint` (mTLS alias when given).
+    pub token_endpoint: String,
+    /// The resource base for AIS (`openbanking.aisp`), if advertised.
+    pub aisp: Option<String>,
+    /// The resource base for PIS (`openbanking.pisp`), if advertised.
+    pub pisp: Option<String>,
+}
+
+fn roots(pem: &str) -> Result<rustls::RootCertStore, TppError> {
+    use rustls_pki_types::pem::PemObject;
+    let mut store = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        store.add(c.map_err(local)?).map_err(local)?;
+    }
+    Ok(store)
+}
+
+/// An HTTP client trusting `server_ca`, presenting a client certificate
+/// when given one, never following redirects (the caller reads them).
+fn http_client(
+    server_ca: &str,
+    identity: Option<(Vec<Vec<u8>>, rustls_pki_types::PrivateKeyDer<'static>)>,
+) -> Result<reqwest::Client, TppError> {
+    let builder = rustls::ClientConfig::builder_with_provider(fapi_crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(local)?
+        .with_root_certificates(roots(server_ca)?);
+    let tls = match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(
+                chain
+                    .into_iter()
+                    .map(rustls_pki_types::CertificateDer::from)
+                    .collect(),
+                key,
+            )
+            .map_err(local)?,
+        None => builder.with_no_client_auth(),
+    };
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(local)
+}
+
+/// A client without a certificate that trusts `server_ca` (PEM) and
+/// follows no redirects: the customer's browser.
+///
+/// # Errors
+/// [`TppError::Local`] for an unusable CA bundle.
+pub fn browser_client(server_ca: &str) -> Result<reqwest::Client, TppError> {
+    http_client(server_ca, None)
+}
+
+/// A TPP.
+#[derive(Debug)]
+pub struct Tpp {
+    config: TppConfig,
+    id: ClientId,
+    mtls: reqwest::Client,
+    public: reqwest::Client,
+    signing: Arc<dyn SigningKey>,
+    discovery: Discovery,
+    server_keys: Arc<KeySet>,
+    clock: Arc<dyn Clock>,
+}
+
+fn string(v: &Value, name: &str) -> Result<String, TppError> {
+    v.get(name)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| TppError::Protocol(format!("{name} missing")))
+}
+
+async fn read(resp: reqwest::Response) -> Result<ApiResponse, TppError> {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await.map_err(transport)?.to_vec();
+    Ok(ApiResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+impl Tpp {
+    /// Reads the TPP's certificate and keys, fetches the server's
+    /// discovery document and JWKS.
+    ///
+    /// # Errors
+    /// [`TppError`].
+    pub async fn connect(
+        config: TppConfig,
+        keys: &dyn KeySource,
+        provider: &dyn CryptoProvider,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, TppError> {
+        use rustls_pki_types::pem::PemObject;
+        let server_ca = std::fs::read_to_string(&config.server_ca).map_err(local)?;
+        let chain_pem = std::fs::read_to_string(&config.certificate).map_err(local)?;
+        let chain = rustls_pki_types::CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+            .map(|c| c.map(|c| c.to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(local)?;
+        let key = keys
+            .tls_private_key(&config.certificate_key)
+            .map_err(local)?;
+        let mtls = http_client(&server_ca, Some((chain, key)))?;
+        let public = http_client(&server_ca, None)?;
+        let signing = keys.signing_key(&config.signing_key).map_err(local)?;
+        let meta = read(
+            public
+                .get(&config.discovery_url)
+                .send()
+                .await
+                .map_err(transport)?,
+        )
+        .await?
+        .ok()?
+        .json();
+        let aliases = meta
+            .get("mtls_endpoint_aliases")
+            .cloned()
+            .unwrap_or_default();
+        let endpoint = |name: &str| {
+            aliases
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .map_or_else(|| string(&meta, name), Ok)
+        };
+        let discovery = Discovery {
+            issuer: Issuer::try_from(string(&meta, "issuer")?.as_str()).map_err(local)?,
+            authorization_endpoint: string(&meta, "authorization_endpoint")?,
+            par_endpoint: endpoint("pushed_authorization_request_endpoint")?,
+            token_endpoint: endpoint("token_endpoint")?,
+            aisp: meta
+                .pointer("/openbanking/aisp")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            pisp: meta
+                .pointer("/openbanking/pisp")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        };
+        let jwks_uri = string(&meta, "jwks_uri")?;
+        let jwks = read(public.get(&jwks_uri).send().await.map_err(transport)?)
+            .await?
+            .ok()?;
+        let jwks = JwkSet::from_json(&jwks.body).map_err(local)?;
+        let server_keys = Arc::new(
+            KeySet::from_jwks(&jwks, provider, &config.profile.key_policy()).map_err(local)?,
+        );
+        Ok(Self {
+            id: ClientId::try_from(config.client_id.as_str()).map_err(local)?,
+            config,
+            mtls,
+            public,
+            signing,
+            discovery,
+            server_keys,
+            clock,
+        })
+    }
+
+    /// The server's metadata.
+    pub fn discovery(&self) -> &Discovery {
+        &self.discovery
+    }
+
+    /// The server's signing keys (from its `jwks_uri`).
+    pub fn server_keys(&self) -> &Arc<KeySet> {
+        &self.server_keys
+    }
+
+    /// This TPP's client id.
+    pub fn client_id(&self) -> &ClientId {
+        &self.id
+    }
+
+    fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    /// A fresh `private_key_jwt` assertion for the server's issuer.
+    ///
+    /// # Errors
+    /// [`TppError::Local`].
+    pub fn client_assertion(&self) -> Result<String, TppError> {
+        let now = self.now().as_secs();
+        let claims = json!({
+            "iss": self.id.as_str(), "sub": self.id.as_str(), "aud": self.discovery.issuer.as_str(),
+            "jti": random::token(16).map_err(local)?, "iat": now, "exp": now + 60,
+        });
+        sign_compact(
+            &*self.signing,
+            Some(&self.config.signing_key),
+            None,
+            claims.as_object().ok_or_else(|| local("claims"))?,
+        )
+        .map_err(local)
+    }
+
+    async fn post_form(&self, url: &str, params: &[(&str, &str)]) -> Result<Value, TppError> {
+        let assertion = self.client_assertion()?;
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("client_id", self.id.as_str())
+            .append_pair(
+                "client_assertion_type",
+                fapi_core::client_auth::JWT_BEARER_ASSERTION_TYPE,
+            )
+            .append_pair("client_assertion", &assertion);
+        for (k, v) in params {
+            form.append_pair(k, v);
+        }
+        let resp = self
+            .mtls
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.finish())
+            .send()
+            .await
+            .map_err(transport)?;
+        Ok(read(resp).await?.ok()?.json())
+    }
+
+    /// A client-credentials token for `scope` (consent creation).
+    ///
+    /// # Errors
+    /// [`TppError`].
+    pub async fn client_credentials(&self, scope: &str) -> Result<String, TppError> {
+        let v = self
+            .post_form(
+                &self.discovery.token_endpoint,
+                &[("grant_type", "client_credentials"), ("scope", scope)],
+            )
+            .await?;
+        string(&v, "access_token")
+    }
+
+    /// Pushes a signed request object for `consent_id` and returns where to
+    /// send the customer.
+    ///
+    /// # Errors
+    /// [`TppError`].
+    pub async fn push_authorization(
+        &self,
+        consent_id: &str,
+        scope: &str,
+    ) -> Result<PendingAuthorization, TppError> {
+        let now = self.now().as_secs();
+        let verifier = CodeVerifier::generate().map_err(local)?;
+        let state = State::try_from(random::token(16).map_err(local)?).map_err(local)?;
+        let claims = json!({
+            "iss": self.id.as_str(), "aud": self.discovery.issuer.as_str(), "client_id": self.id.as_str(),
+            "nbf": now, "exp": now + 300, "jti": random::token(16).map_err(local)?,
+            "response_type": "code", "response_mode": "jwt", "redirect_uri": self.config.redirect_uri,
+            "scope": scope, "state": state.as_str(), "nonce": random::token(16).map_err(local)?,
+            "code_challenge": verifier.challenge().as_str(), "code_challenge_method": "S256",
+            "claims": { "id_token": { "openbanking_intent_id": { "value": consent_id, "essential": true } } },
+        });
+        let request = sign_compact(
+            &*self.signing,
+            Some(&self.config.signing_key),
+            Some("oauth-authz-req+jwt"),
+            claims.as_object().ok_or_else(|| local("claims"))?,
+        )
+        .map_err(local)?;
+        let v = self
+            .post_form(&self.discovery.par_endpoint, &[("request", &request)])
+            .await?;
+        let request_uri = string(&v, "request_uri")?;
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", self.id.as_str())
+            .append_pair("request_uri", &request_uri)
+            .finish();
+        Ok(PendingAuthorization {
+            authorization_url: format!("{}?{q}", self.discovery.authorization_endpoint),
+            request_uri,
+            state,
+            verifier,
+        })
+    }
+
+    /// Verifies the JARM response at the redirect `location` and exchanges
+    /// its code (with the PKCE verifier) for tokens.
+    ///
+    /// # Errors
+    /// [`TppError`]; a JARM error response (e.g. `access_denied`) is
+    /// [`TppError::Protocol`].
+    pub async fn complete(
+        &self,
+        pending: &PendingAuthorization,
+        location: &str,
+    ) -> Result<Tokens, TppError> {
+        let code = self.verify_response(pending, location)?;
+        self.exchange_code(&code, &pending.verifier).await
+    }
+
+    /// Verifies the JARM response and returns the code.
+    ///
+    /// # Errors
+    /// [`TppError::Protocol`].
+    pub fn verify_response(
+        &self,
+        pending: &PendingAuthorization,
+        location: &str,
+    ) -> Result<String, TppError> {
+        let jarm = JarmVerifier::new(
+            self.server_keys.clone(),
+            self.discovery.issuer.clone(),
+            self.id.clone(),
+            self.config.profile.algorithms(),
+        );
+        match jarm
+            .verify_redirect(location, Some(&pending.state), self.now())
+            .map_err(|e| TppError::Protocol(format!("JARM response rejected: {e}")))?
+        {
+            JarmOutcome::Code(code) => Ok(code),
+            JarmOutcome::Error { error, .. } => Err(TppError::Protocol(format!(
+                "authorization refused: {error}"
+            ))),
+            _ => Err(TppError::Protocol("unexpected JARM outcome".into())),
+        }
+    }
+
+    /// Exchanges a code for tokens.
+    ///
+    /// # Errors
+    /// [`TppError`].
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: &CodeVerifier,
+    ) -> Result<Tokens, TppError> {
+        let v = self
+            .post_form(
+                &self.discovery.token_endpoint,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", &self.config.redirect_uri),
+                    ("code_verifier", verifier.secret()),
+                ],
+            )
+            .await?;
+        Ok(Tokens {
+            access_token: string(&v, "access_token")?,
+            refresh_token: v
+                .get("refresh_token")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            id_token: v.get("id_token").and_then(Value::as_str).map(str::to_owned),
+        })
+    }
+
+    /// A new access token from a refresh token.
+    ///
+    /// # Errors
+    /// [`TppError`].
+    pub async fn refresh(&self, refresh_token: &str) -> Result<String, TppError> {
+        let v = self
+            .post_form(
+                &self.discovery.token_endpoint,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token),
+                ],
+            )
+            .await?;
+        string(&v, "access_token")
+    }
+
+    /// `GET` a resource with `token`. Non-2xx answers are returned, not
+    /// errors, so callers can inspect refusals.
+    ///
+    /// # Errors
+    /// [`TppError::Transport`].
+    pub async fn get(&self, url: &str, token: &str) -> Result<ApiResponse, TppError> {
+        let resp = self
+            .mtls
+            .get(url)
+            .bearer_auth(token)
+            .header("x-fapi-interaction-id", random::uuid_v4().map_err(local)?)
+            .send()
+            .await
+            .map_err(transport)?;
+        read(resp).await
+    }
+
+    /// `DELETE` a resource with `token`.
+    ///
+    /// # Errors
+    /// [`TppError::Transport`].
+    pub async fn delete(&self, url: &str, token: &str) -> Result<ApiResponse, TppError> {
+        let resp = self
+            .mtls
+            .delete(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(transport)?;
+        read(resp).await
+    }
+
+    /// `POST` a JSON body with `token`; with `idempotency_key`, also signs
+    /// the body (`x-jws-signature`) as UK OB payment calls require.
+    ///
+    /// # Errors
+    /// [`TppError::Transport`] or [`TppError::Local`].
+    pub async fn post_json(
+        &self,
+        url: &str,
+        token: &str,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<ApiResponse, TppError> {
+        let bytes = body.to_string().into_bytes();
+        let mut req = self
+            .mtls
+            .post(url)
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .header("x-fapi-interaction-id", random::uuid_v4().map_err(local)?);
+        if let Some(key) = idempotency_key {
+            let signature = sign_ob_jws_signature(
+                &*self.signing,
+                &self.config.signing_key,
+                &self.config.signing_issuer,
+                "openbanking.org.uk",
+                self.now(),
+                &bytes,
+                false,
+            )
+            .map_err(local)?;
+            req = req
+                .header("x-idempotency-key", key)
+                .header("x-jws-signature", signature);
+        }
+        let resp = req.body(bytes).send().await.map_err(transport)?;
+        read(resp).await
+    }
+
+    /// Verifies the bank's `x-jws-signature` on a response.
+    ///
+    /// # Errors
+    /// [`TppError::Protocol`].
+    pub fn verify_response_signature(&self, response: &ApiResponse) -> Result<(), TppError> {
+        let signature = response
+            .headers
+            .get("x-jws-signature")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| TppError::Protocol("response has no x-jws-signature".into()))?;
+        verify_ob_jws_signature(
+            signature,
+            &response.body,
+            &self.server_keys,
+            &[Algorithm::Ps256, Algorithm::Es256, Algorithm::EdDsa],
+            &ObSignatureExpectations {
+                issuer: self.discovery.issuer.as_str(),
+                trust_anchor: "openbanking.org.uk",
+                max_future_skew_secs: 10,
+                max_age_secs: 300,
+            },
+            self.now(),
+        )
+        .map(|_| ())
+        .map_err(|e| TppError::Protocol(format!("response signature rejected: {e}")))
+    }
+
+    /// The HTTP client without a client certificate (the customer's side).
+    pub fn public_client(&self) -> &reqwest::Client {
+        &self.public
+    }
+}
+
+/// Plays the customer's browser against the bank's pages: follows the
+/// authorization URL, logs in, chooses accounts and approves or rejects,
+/// and returns the `Location` the bank redirects to (the JARM response).
+#[derive(Debug)]
+pub struct ScriptedCustomer<'a> {
+    /// The browser (no client certificate; trusts the bank's CA).
+    pub browser: &'a reqwest::Client,
+    /// Login name.
+    pub username: &'a str,
+    /// Password.
+    pub password: &'a str,
+}
+
+/// The value of the hidden input `name` in `html` (the scripted customer's
+/// reading of a form; the bank's pages are its own, escaped, HTML).
+fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html.get(start..)?.find('"')? + start;
+    html.get(start..end).map(|v| v.replace("&amp;", "&"))
+}
+
+impl ScriptedCustomer<'_> {
+    async fn follow_to_page(
+        &self,
+        url: &str,
+        cookie: Option<&str>,
+    ) -> Result<(u16, String), TppError> {
+        let mut req = self.browser.get(url);
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await.map_err(transport)?))
+    }
+
+    /// Goes through login and the consent screen; `accounts` are the
+    /// accounts to tick (for a payment: the one to pay from).
+    ///
+    /// # Errors
+    /// [`TppError`]: a page answered with an error status, or the login
+    /// failed.
+    pub async fn authorize(
+        &self,
+        authorization_url: &str,
+        accounts: &[&str],
+        approve: bool,
+    ) -> Result<String, TppError> {
+        let (status, login) = self.follow_to_page(authorization_url, None).await?;
+        if status != 200 {
+            return Err(TppError::Status {
+                status,
+                body: login,
+            });
+        }
+        let base = authorization_url
+            .split("/authorize")
+            .next()
+            .unwrap_or_default();
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("username", self.username)
+            .append_pair("password", self.password)
+            .append_pair(
+                "client_id",
+                &hidden(&login, "client_id").unwrap_or_default(),
+            )
+            .append_pair(
+                "request_uri",
+                &hidden(&login, "request_uri").unwrap_or_default(),
+            )
+            .finish();
+        let resp = self
+            .browser
+            .post(format!("{base}/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .map_err(transport)?;
+        if resp.status() != StatusCode::SEE_OTHER {
+            return Err(TppError::Protocol("login failed".into()));
+        }
+        let cookie = resp
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned)
+            .ok_or_else(|| TppError::Protocol("no session cookie".into()))?;
+        let next = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| TppError::Protocol("no redirect after login".into()))?;
+        let (status, consent) = self
+            .follow_to_page(&format!("{base}{next}"), Some(&cookie))
+            .await?;
+        if status != 200 {
+            return Err(TppError::Status {
+                status,
+                body: consent,
+            });
+        }
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        for name in ["csrf", "client_id", "request_uri"] {
+            form.append_pair(name, &hidden(&consent, name).unwrap_or_default());
+        }
+        let payment = consent.contains("type=\"radio\"");
+        for a in accounts {
+            if payment {
+                form.append_pair("account", a);
+            } else {
+                form.append_pair(&format!("account-{a}"), "on");
+            }
+        }
+        form.append_pair("decision", if approve { "approve" } else { "reject" });
+        let resp = self
+            .browser
+            .post(format!("{base}/authorize/decision"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", &cookie)
+            .body(form.finish())
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = resp.status().as_u16();
+        match resp.headers().get("location").and_then(|v| v.to_str().ok()) {
+            Some(l) if status == 303 => Ok(l.to_owned()),
+            _ => Err(TppError::Status {
+                status,
+                body: resp.text().await.unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// Logs in to the dashboard and revokes `consent_id` with one click.
+    ///
+    /// # Errors
+    /// [`TppError`].
+    pub async fn revoke_on_dashboard(
+        &self,
+        base: &str,
+        consent_id: &str,
+    ) -> Result<String, TppError> {
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("username", self.username)
+            .append_pair("password", self.password)
+            .finish();
+        let resp = self
+            .browser
+            .post(format!("{base}/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .map_err(transport)?;
+        let cookie = resp
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned)
+            .ok_or_else(|| TppError::Protocol("login failed".into()))?;
+        let (status, page) = self
+            .follow_to_page(&format!("{base}/dashboard"), Some(&cookie))
+            .await?;
+        if status != 200 || !page.contains(consent_id) {
+            return Err(TppError::Protocol(
+                "consent not listed on the dashboard".into(),
+            ));
+        }
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("csrf", &hidden(&page, "csrf").unwrap_or_default())
+            .append_pair("consent_id", consent_id)
+            .finish();
+        let resp = self
+            .browser
+            .post(format!("{base}/dashboard/revoke"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", &cookie)
+            .body(form)
+            .send()
+            .await
+            .map_err(transport)?;
+        if resp.status() != StatusCode::SEE_OTHER {
+            return Err(TppError::Status {
+                status: resp.status().as_u16(),
+                body: resp.text().await.unwrap_or_default(),
+            });
+        }
+        Ok(page)
+    }
+}
+
+/// A UK OB `Initiation` body for a domestic payment.
+pub fn initiation(
+    instruction: &str,
+    amount: &str,
+    creditor: &str,
+    sort_code_account: &str,
+    reference: &str,
+) -> Value {
+    json!({
+        "InstructionIdentification": instruction,
+        "EndToEndIdentification": format!("e2e-{instruction}"),
+        "InstructedAmount": { "Amount": amount, "Currency": "GBP" },
+        "CreditorAccount": { "SchemeName": "UK.OBIE.SortCodeAccountNumber", "Identification": sort_code_account, "Name": creditor },
+        "RemittanceInformation": { "Reference": reference },
+    })
+}
