@@ -297,33 +297,40 @@ impl CircuitBreaker {
 }
 
 /// Wraps a core with injected faults (`--core-latency-ms`,
-/// `--core-fail-rate`): every call waits `latency` first, and a
-/// `fail_rate` share of calls answer [`CoreError::Unavailable`],
-/// deterministically spread (rate 0.25 fails every fourth call) so tests
-/// know which calls fail.
+/// `--core-fail-rate`, adjustable while running): every call waits the
+/// latency first, and a `fail_rate` share of calls answer
+/// [`CoreError::Unavailable`], deterministically spread (rate 0.25 fails
+/// every fourth call) so tests know which calls fail.
 #[derive(Debug)]
 pub struct FaultInjection<C> {
     inner: C,
-    latency: std::time::Duration,
+    latency_ms: std::sync::atomic::AtomicU64,
     /// Failure rate in millionths.
-    rate_ppm: u64,
+    rate_ppm: std::sync::atomic::AtomicU64,
     calls: std::sync::atomic::AtomicU64,
+}
+
+fn rate_ppm(fail_rate: f64) -> u64 {
+    let rate = if fail_rate.is_finite() {
+        fail_rate.clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    // clamped to [0, 1] above, so the product fits
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let ppm = (rate * 1_000_000.0).round() as u64;
+    ppm
 }
 
 impl<C: CoreBanking> FaultInjection<C> {
     /// Wraps `inner`; `fail_rate` is clamped to `0.0..=1.0`.
     pub fn new(inner: C, latency: std::time::Duration, fail_rate: f64) -> Self {
-        let rate = if fail_rate.is_finite() {
-            fail_rate.clamp(0.0, 1.0)
-        } else {
-            1.0
-        };
         Self {
             inner,
-            latency,
-            // clamped to [0, 1] above, so the product fits
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            rate_ppm: (rate * 1_000_000.0).round() as u64,
+            latency_ms: std::sync::atomic::AtomicU64::new(
+                u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            ),
+            rate_ppm: std::sync::atomic::AtomicU64::new(rate_ppm(fail_rate)),
             calls: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -333,14 +340,31 @@ impl<C: CoreBanking> FaultInjection<C> {
         &self.inner
     }
 
+    /// Sets the latency added to every call from now on.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.latency_ms.store(
+            u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
+    /// Sets the failure rate from now on (clamped to `0.0..=1.0`).
+    pub fn set_fail_rate(&self, fail_rate: f64) {
+        self.rate_ppm
+            .store(rate_ppm(fail_rate), std::sync::atomic::Ordering::SeqCst);
+    }
+
     fn fault(&self) -> Result<(), CoreError> {
-        if !self.latency.is_zero() {
-            std::thread::sleep(self.latency);
+        use std::sync::atomic::Ordering::SeqCst;
+        let latency = self.latency_ms.load(SeqCst);
+        if latency > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(latency));
         }
-        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let rate = self.rate_ppm.load(SeqCst);
+        let n = self.calls.fetch_add(1, SeqCst);
         // call n fails when the running total of the rate crosses an integer
-        let before = n.saturating_mul(self.rate_ppm) / 1_000_000;
-        let after = n.saturating_add(1).saturating_mul(self.rate_ppm) / 1_000_000;
+        let before = n.saturating_mul(rate) / 1_000_000;
+        let after = n.saturating_add(1).saturating_mul(rate) / 1_000_000;
         if after > before {
             Err(CoreError::Unavailable)
         } else {

@@ -1,7 +1,8 @@
 //! End to end over real sockets and TLS: the bank on loopback with its
 //! SQLite store, two TPPs onboarded from software statements, the scripted
-//! customer on the consent pages. Each attack has its happy twin in the
-//! same test or in `full_flow`.
+//! customer on the real consent pages. Each attack stands next to its happy
+//! twin (the same call succeeding before the attack, or by the rightful
+//! party).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,8 +13,10 @@
 mod common;
 
 use common::TempDir;
+use fapi_consent::record::PaymentAuthorisationRecord;
+use fapi_examples::bank::BankConfig;
 use fapi_examples::platform::Platform;
-use fapi_examples::tpp::{initiation, ScriptedCustomer, Tpp};
+use fapi_examples::tpp::{initiation, ScriptedCustomer, Tokens, Tpp};
 use serde_json::{json, Value};
 
 const AISP: &str = "/open-banking/v3.1/aisp";
@@ -27,10 +30,18 @@ fn alice(p: &Platform) -> ScriptedCustomer<'_> {
     }
 }
 
-async fn start(dir: &TempDir) -> Platform {
-    Platform::start(&dir.0, &["tpp-a", "tpp-b"], |_| {})
+async fn start_with(dir: &TempDir, adjust: impl FnOnce(&mut BankConfig)) -> Platform {
+    Platform::start(&dir.0, &["tpp-a", "tpp-b"], adjust)
         .await
         .unwrap()
+}
+
+async fn start(dir: &TempDir) -> Platform {
+    start_with(dir, |_| {}).await
+}
+
+fn url(p: &Platform, path: &str) -> String {
+    format!("{}{path}", p.bank.api_base)
 }
 
 /// Creates an account-access consent and returns its id.
@@ -38,7 +49,7 @@ async fn account_consent(p: &Platform, tpp: &Tpp) -> String {
     let cc = tpp.client_credentials("accounts").await.unwrap();
     let r = tpp
         .post_json(
-            &format!("{}{AISP}/account-access-consents", p.bank.api_base),
+            &url(p, &format!("{AISP}/account-access-consents")),
             &cc,
             &json!({ "Data": { "Permissions": ["ReadAccountsDetail", "ReadBalances", "ReadTransactionsDetail", "ReadTransactionsCredits", "ReadTransactionsDebits"] }, "Risk": {} }),
             None,
@@ -49,9 +60,171 @@ async fn account_consent(p: &Platform, tpp: &Tpp) -> String {
     r.json()["Data"]["ConsentId"].as_str().unwrap().to_owned()
 }
 
+/// Account access for alice's acc-1: consent, PAR, consent page, JARM, token.
+async fn account_tokens(p: &Platform, tpp: &Tpp) -> (String, Tokens) {
+    let consent = account_consent(p, tpp).await;
+    let pending = tpp
+        .push_authorization(&consent, "openid accounts")
+        .await
+        .unwrap();
+    let location = alice(p)
+        .authorize(&pending.authorization_url, &["acc-1"], true)
+        .await
+        .unwrap();
+    (consent, tpp.complete(&pending, &location).await.unwrap())
+}
+
+fn payment_body(instruction: &str) -> Value {
+    initiation(instruction, "25.00", "ACME Ltd", "08080021325698", "INV-42")
+}
+
+/// A payment consent authorised by alice from acc-1, and the token for it.
+async fn payment_token(p: &Platform, tpp: &Tpp, instruction: &str) -> (String, String) {
+    let cc = tpp.client_credentials("payments").await.unwrap();
+    let r = tpp
+        .post_json(
+            &url(p, &format!("{PISP}/domestic-payment-consents")),
+            &cc,
+            &json!({ "Data": { "Initiation": payment_body(instruction) }, "Risk": {} }),
+            Some(&format!("consent-{instruction}")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    tpp.verify_response_signature(&r).unwrap();
+    let consent = r.json()["Data"]["ConsentId"].as_str().unwrap().to_owned();
+    let pending = tpp
+        .push_authorization(&consent, "openid payments")
+        .await
+        .unwrap();
+    let location = alice(p)
+        .authorize(&pending.authorization_url, &["acc-1"], true)
+        .await
+        .unwrap();
+    let tokens = tpp.complete(&pending, &location).await.unwrap();
+    (consent, tokens.access_token)
+}
+
+async fn balance(p: &Platform, tpp: &Tpp, token: &str) -> String {
+    let r = tpp
+        .get(&url(p, &format!("{AISP}/accounts/acc-1/balances")), token)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["Data"]["Balance"][0]["Amount"]["Amount"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_flow() {
-    let dir = TempDir::new("e2e-full");
+async fn account_flow_refresh_and_revocation_on_the_dashboard() {
+    let dir = TempDir::new("e2e-aisp");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    let (consent, tokens) = account_tokens(&p, a).await;
+    assert!(tokens.id_token.is_some());
+
+    let r = a
+        .get(&url(&p, &format!("{AISP}/accounts")), &tokens.access_token)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let accounts = r.json()["Data"]["Account"].as_array().unwrap().clone();
+    assert_eq!(accounts.len(), 1, "only the account alice selected");
+    assert_eq!(accounts[0]["AccountId"], "acc-1");
+    assert_eq!(balance(&p, a, &tokens.access_token).await, "1000.00");
+    let tx = a
+        .get(
+            &url(&p, &format!("{AISP}/accounts/acc-1/transactions")),
+            &tokens.access_token,
+        )
+        .await
+        .unwrap();
+    assert_eq!(tx.status, 200);
+    assert_eq!(
+        tx.json()["Data"]["Transaction"].as_array().unwrap().len(),
+        1
+    );
+    // an account alice did not select
+    let other = a
+        .get(
+            &url(&p, &format!("{AISP}/accounts/acc-2/balances")),
+            &tokens.access_token,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        other.status,
+        403,
+        "{}",
+        String::from_utf8_lossy(&other.body)
+    );
+
+    // refresh works while the consent is authorised (not rotated)
+    let refresh = tokens.refresh_token.clone().unwrap();
+    let fresh = a.refresh(&refresh).await.unwrap();
+    assert_eq!(balance(&p, a, &fresh).await, "1000.00");
+
+    // revoked from the dashboard: the next call and the next refresh fail
+    alice(&p)
+        .revoke_on_dashboard(p.customer_base(), &consent)
+        .await
+        .unwrap();
+    let after = a
+        .get(&url(&p, &format!("{AISP}/accounts")), &fresh)
+        .await
+        .unwrap();
+    assert_eq!(after.status, 403);
+    assert_eq!(
+        after.json()["Errors"][0]["ErrorCode"],
+        "UK.OBIE.Resource.InvalidConsentStatus"
+    );
+    let e = a.refresh(&refresh).await.unwrap_err();
+    assert_eq!(e.error_code().as_deref(), Some("invalid_grant"));
+    // the TPP sees the status
+    let cc = a.client_credentials("accounts").await.unwrap();
+    let c = a
+        .get(
+            &url(&p, &format!("{AISP}/account-access-consents/{consent}")),
+            &cc,
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.json()["Data"]["Status"], "Revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stolen_token_with_another_tpps_certificate_is_refused() {
+    let dir = TempDir::new("e2e-stolen");
+    let p = start(&dir).await;
+    let (a, b) = (&p.tpps[0], &p.tpps[1]);
+    let (_, tokens) = account_tokens(&p, a).await;
+    let accounts = url(&p, &format!("{AISP}/accounts"));
+    assert_eq!(
+        a.get(&accounts, &tokens.access_token).await.unwrap().status,
+        200
+    );
+    let stolen = b.get(&accounts, &tokens.access_token).await.unwrap();
+    assert_eq!(stolen.status, 401);
+    let challenge = stolen
+        .headers
+        .get("www-authenticate")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    // and B's refresh with A's refresh token
+    let e = b
+        .refresh(tokens.refresh_token.as_deref().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code().as_deref(), Some("invalid_grant"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_code_is_refused_and_revokes_what_it_issued() {
+    let dir = TempDir::new("e2e-replay");
     let p = start(&dir).await;
     let a = &p.tpps[0];
     let consent = account_consent(&p, a).await;
@@ -63,17 +236,355 @@ async fn full_flow() {
         .authorize(&pending.authorization_url, &["acc-1"], true)
         .await
         .unwrap();
-    let tokens = a.complete(&pending, &location).await.unwrap();
+    let code = a.verify_response(&pending, &location).unwrap();
+    let tokens = a.exchange_code(&code, &pending.verifier).await.unwrap();
+    let accounts = url(&p, &format!("{AISP}/accounts"));
+    assert_eq!(
+        a.get(&accounts, &tokens.access_token).await.unwrap().status,
+        200
+    );
+
+    let e = a.exchange_code(&code, &pending.verifier).await.unwrap_err();
+    assert_eq!(e.error_code().as_deref(), Some("invalid_grant"));
+    assert_eq!(
+        a.get(&accounts, &tokens.access_token).await.unwrap().status,
+        401
+    );
+    let e = a
+        .refresh(tokens.refresh_token.as_deref().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code().as_deref(), Some("invalid_grant"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_request_expires_at_its_lifetime() {
+    let dir = TempDir::new("e2e-par-expiry");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    let consent = account_consent(&p, a).await;
+    let pending = a
+        .push_authorization(&consent, "openid accounts")
+        .await
+        .unwrap();
+    let page = |url: String| {
+        let browser = p.browser.clone();
+        async move { browser.get(url).send().await.unwrap().status().as_u16() }
+    };
+    p.clock.advance(59);
+    assert_eq!(page(pending.authorization_url.clone()).await, 200);
+    p.clock.advance(1);
+    assert_eq!(page(pending.authorization_url.clone()).await, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_tpp_and_revoked_certificate_are_refused_on_the_next_call() {
+    let dir = TempDir::new("e2e-tpp-revoked");
+    let p = start(&dir).await;
+    let (a, b) = (&p.tpps[0], &p.tpps[1]);
+    let (_, tokens) = account_tokens(&p, a).await;
+    let accounts = url(&p, &format!("{AISP}/accounts"));
+    assert_eq!(
+        a.get(&accounts, &tokens.access_token).await.unwrap().status,
+        200
+    );
+    assert!(b.client_credentials("accounts").await.is_ok());
+
+    p.bank
+        .db
+        .revoke_client(&fapi_core::types::ClientId::try_from("tpp-a").unwrap())
+        .unwrap();
+    assert_eq!(
+        a.get(&accounts, &tokens.access_token).await.unwrap().status,
+        401
+    );
+    let e = a.client_credentials("accounts").await.unwrap_err();
+    assert_eq!(e.error_code().as_deref(), Some("invalid_client"));
+
+    let cert = fapi_mtls_binding::ClientCertificate::from_pem(
+        &std::fs::read_to_string(&p.pki.tpps[1].certificate).unwrap(),
+    )
+    .unwrap();
+    p.bank
+        .db
+        .revoke_certificate(cert.thumbprint(), fapi_core::time::Clock::now(&*p.clock))
+        .unwrap();
+    let e = b.client_credentials("accounts").await.unwrap_err();
+    assert_eq!(e.error_code().as_deref(), Some("invalid_client"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_with_signed_record_and_idempotent_retry() {
+    let dir = TempDir::new("e2e-payment");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    let (_, ais) = account_tokens(&p, a).await;
+    let (consent, token) = payment_token(&p, a, "instr-1").await;
+    let body = json!({ "Data": { "ConsentId": consent, "Initiation": payment_body("instr-1") }, "Risk": {} });
+    let payments = url(&p, &format!("{PISP}/domestic-payments"));
+    let first = a
+        .post_json(&payments, &token, &body, Some("pay-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    a.verify_response_signature(&first).unwrap();
+    assert_eq!(balance(&p, a, &ais.access_token).await, "975.00");
+
+    // the same key and body: the same payment back, nothing moves twice
+    let retry = a
+        .post_json(&payments, &token, &body, Some("pay-1"))
+        .await
+        .unwrap();
+    assert_eq!(retry.status, 201);
+    assert_eq!(retry.body, first.body);
+    a.verify_response_signature(&retry).unwrap();
+    assert_eq!(balance(&p, a, &ais.access_token).await, "975.00");
+    // the same key with another body is refused
+    let other = json!({ "Data": { "ConsentId": consent, "Initiation": payment_body("instr-2") }, "Risk": {} });
+    let r = a
+        .post_json(&payments, &token, &other, Some("pay-1"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    // a new key on the consumed consent is refused
+    let r = a
+        .post_json(&payments, &token, &body, Some("pay-2"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+
+    let id = first.json()["Data"]["DomesticPaymentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let got = a.get(&format!("{payments}/{id}"), &token).await.unwrap();
+    assert_eq!(got.status, 200);
+    a.verify_response_signature(&got).unwrap();
+    let record = a
+        .get(&format!("{payments}/{id}/authorisation-record"), &token)
+        .await
+        .unwrap();
+    let record = String::from_utf8(record.body).unwrap();
+    let verified = PaymentAuthorisationRecord::verify(
+        &record,
+        a.server_keys(),
+        fapi_core::Profile::Fapi2MessageSigning.algorithms(),
+    )
+    .unwrap();
+    assert_eq!(verified.consent_id, consent);
+    // another TPP cannot read it
+    let b = &p.tpps[1];
+    assert_eq!(
+        b.get(&format!("{payments}/{id}"), &token)
+            .await
+            .unwrap()
+            .status,
+        401
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_payment_submissions_pay_exactly_once() {
+    let dir = TempDir::new("e2e-race");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    let (_, ais) = account_tokens(&p, a).await;
+    let (consent, token) = payment_token(&p, a, "instr-race").await;
+    let body = json!({ "Data": { "ConsentId": consent, "Initiation": payment_body("instr-race") }, "Risk": {} });
+    let payments = url(&p, &format!("{PISP}/domestic-payments"));
+    let attempts = (0..16).map(|i| {
+        let (payments, token, body) = (payments.clone(), token.clone(), body.clone());
+        async move {
+            a.post_json(&payments, &token, &body, Some(&format!("race-{i}")))
+                .await
+                .unwrap()
+                .status
+        }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 403 || *s == 409),
+        "{statuses:?}"
+    );
+    assert_eq!(balance(&p, a, &ais.access_token).await, "975.00");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_rejection_comes_back_as_a_signed_access_denied() {
+    let dir = TempDir::new("e2e-reject");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    let consent = account_consent(&p, a).await;
+    let pending = a
+        .push_authorization(&consent, "openid accounts")
+        .await
+        .unwrap();
+    let location = alice(&p)
+        .authorize(&pending.authorization_url, &[], false)
+        .await
+        .unwrap();
+    let e = a.verify_response(&pending, &location).unwrap_err();
+    assert!(e.to_string().contains("access_denied"), "{e}");
+    let cc = a.client_credentials("accounts").await.unwrap();
+    let c = a
+        .get(
+            &url(&p, &format!("{AISP}/account-access-consents/{consent}")),
+            &cc,
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.json()["Data"]["Status"], "Rejected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_core_is_a_clean_503() {
+    let dir = TempDir::new("e2e-core-down");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    let (_, tokens) = account_tokens(&p, a).await;
+    assert_eq!(balance(&p, a, &tokens.access_token).await, "1000.00");
+    p.bank.faults().set_fail_rate(1.0);
     let r = a
         .get(
-            &format!("{}{AISP}/accounts", p.bank.api_base),
+            &url(&p, &format!("{AISP}/accounts/acc-1/balances")),
             &tokens.access_token,
         )
         .await
         .unwrap();
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let accounts: Vec<Value> = r.json()["Data"]["Account"].as_array().unwrap().clone();
-    assert_eq!(accounts.len(), 1);
-    assert_eq!(accounts[0]["AccountId"], "acc-1");
-    assert!(r.interaction_id().is_some());
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.json()["Errors"][0]["ErrorCode"],
+        "UK.OBIE.UnexpectedError"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_core_is_a_503_at_the_timeout_not_a_hang() {
+    let dir = TempDir::new("e2e-core-slow");
+    let p = start_with(&dir, |c| c.core.timeout_ms = 200).await;
+    let a = &p.tpps[0];
+    let (_, tokens) = account_tokens(&p, a).await;
+    assert_eq!(balance(&p, a, &tokens.access_token).await, "1000.00");
+    // the core now answers after 2 s; the bank's 200 ms timeout answers
+    // first (the blocked call finishes in the background)
+    p.bank
+        .faults()
+        .set_latency(std::time::Duration::from_secs(2));
+    let r = a
+        .get(
+            &url(&p, &format!("{AISP}/accounts/acc-1/balances")),
+            &tokens.access_token,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 503);
+    p.bank.faults().set_latency(std::time::Duration::ZERO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_trail_verifies_after_the_run_and_fails_after_an_edit() {
+    let dir = TempDir::new("e2e-audit");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    let (consent, _) = account_tokens(&p, a).await;
+    alice(&p)
+        .revoke_on_dashboard(p.customer_base(), &consent)
+        .await
+        .unwrap();
+    let config = p.config.clone();
+    p.bank.stop().await; // signs a final checkpoint
+    let (entries, checkpoints) = fapi_examples::bank::audit::verify_audit(&config)
+        .await
+        .unwrap();
+    assert!(entries >= 3, "created, authorised, revoked: {entries}");
+    assert!(checkpoints >= 1);
+
+    let conn = rusqlite::Connection::open(dir.0.join("bank.db")).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE audit SET event = replace(event, 'alice', 'mallory') WHERE seq = 2",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(conn);
+    let e = fapi_examples::bank::audit::verify_audit(&config)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("does not verify"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_answers_429_with_retry_after() {
+    let dir = TempDir::new("e2e-rate");
+    let p = start_with(&dir, |c| c.rate_limit_per_second = 3).await;
+    let a = &p.tpps[0];
+    let jwks = url(&p, "/jwks");
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..10 {
+        let r = a.get(&jwks, "none").await.unwrap();
+        if r.status == 429 {
+            retry_after = r.headers.get("retry-after").cloned();
+        }
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses[0], 200);
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(retry_after.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpp_api_refuses_a_connection_without_a_client_certificate() {
+    let dir = TempDir::new("e2e-no-cert");
+    let p = start(&dir).await;
+    // the customer pages answer the same browser
+    let ok = p
+        .browser
+        .get(format!("{}/jwks", p.customer_base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(p.browser.get(url(&p, "/jwks")).send().await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interaction_id_is_echoed_or_minted_and_metrics_count_requests() {
+    let dir = TempDir::new("e2e-observe");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    let r = a.get(&url(&p, "/jwks"), "none").await.unwrap();
+    let minted = r.interaction_id().unwrap().to_owned();
+    assert_eq!(minted.len(), 36);
+    let sent = "6e1c3a3e-27f4-4c0b-9d3c-0a1f5c0e2b71";
+    let echoed = p
+        .browser
+        .get(format!("{}/jwks", p.customer_base()))
+        .header("x-fapi-interaction-id", sent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-fapi-interaction-id"], sent);
+    let admin = p.bank.admin_addr.unwrap();
+    let metrics = p
+        .browser
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("fapi_requests_total"), "{metrics}");
 }

@@ -270,14 +270,21 @@ async fn client_name(state: &BankState, client: &ClientId) -> String {
     )
 }
 
-async fn customer_accounts(state: &BankState, customer: &str) -> Vec<(String, String)> {
-    let core = state.core.clone();
+/// The customer's accounts from the core (timeout and breaker apply).
+async fn customer_accounts(
+    state: &Arc<BankState>,
+    customer: &str,
+) -> Result<Vec<(String, String)>, Response> {
     let customer = customer.to_owned();
-    tokio::task::spawn_blocking(move || core.accounts(&customer))
+    state
+        .core_call(move |c| c.accounts(&customer))
         .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default()
+        .map_err(|_| {
+            error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "your accounts cannot be listed right now; try again shortly",
+            )
+        })
 }
 
 fn date(t: fapi_core::time::UnixTime) -> String {
@@ -292,7 +299,7 @@ fn date(t: fapi_core::time::UnixTime) -> String {
 
 #[allow(clippy::too_many_arguments)]
 async fn consent_screen(
-    state: &BankState,
+    state: &Arc<BankState>,
     session_token: &str,
     session: &Session,
     client: &ClientId,
@@ -301,7 +308,10 @@ async fn consent_screen(
     consent: &Consent,
 ) -> Response {
     let who = esc(&client_name(state, client).await);
-    let accounts = customer_accounts(state, &session.customer_id).await;
+    let accounts = match customer_accounts(state, &session.customer_id).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
     let (what, input_type) = match consent.terms() {
         ConsentTerms::AccountAccess(t) => {
             let items: String = t
@@ -453,11 +463,10 @@ async fn decision(
         Err(r) => return r,
     };
     let now = state.now();
-    let owned: Vec<String> = customer_accounts(&state, &session.customer_id)
-        .await
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let owned: Vec<String> = match customer_accounts(&state, &session.customer_id).await {
+        Ok(a) => a.into_iter().map(|(id, _)| id).collect(),
+        Err(r) => return r,
+    };
     let approve = form.get("decision") == Some("approve");
     let selected: Vec<String> = match consent.terms() {
         ConsentTerms::DomesticPayment(_) => {

@@ -13,6 +13,7 @@
 //! Handlers are adapters: every security decision is a crate call, in the
 //! order DESIGN.md gives (verify -> bind -> consent gate).
 
+pub mod audit;
 pub mod config;
 mod customer;
 mod errors;
@@ -116,6 +117,7 @@ pub(crate) struct BankState {
     pub(crate) tokens: AccessTokenIssuer,
     pub(crate) jarm: JarmSigner,
     pub(crate) core: Arc<dyn CoreBanking>,
+    pub(crate) faults: Arc<FaultInjection<MockLedger>>,
     pub(crate) breaker: CircuitBreaker,
     pub(crate) core_timeout: Duration,
     pub(crate) customers: Vec<CustomerConfig>,
@@ -136,6 +138,30 @@ impl std::fmt::Debug for BankState {
 impl BankState {
     pub(crate) fn now(&self) -> UnixTime {
         self.clock.now()
+    }
+
+    /// Calls the core off the async workers, within the timeout, through
+    /// the circuit breaker. No answer in time counts as a failure: the
+    /// caller answers 503, never hangs.
+    pub(crate) async fn core_call<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&dyn CoreBanking) -> Result<T, crate::core_banking::CoreError> + Send + 'static,
+    ) -> Result<T, crate::core_banking::CoreError> {
+        use crate::core_banking::CoreError;
+        let now = self.now();
+        self.breaker.admit(now)?;
+        let core = self.core.clone();
+        let call = tokio::task::spawn_blocking(move || f(&*core));
+        let result = match tokio::time::timeout(self.core_timeout, call).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) | Err(_) => Err(CoreError::Unavailable),
+        };
+        self.breaker
+            .record(now, matches!(result, Err(CoreError::Unavailable)));
+        if matches!(result, Err(CoreError::Unavailable)) {
+            tracing::warn!("core banking unavailable or too slow");
+        }
+        result
     }
 
     pub(crate) fn endpoint(&self, path: &str) -> String {
@@ -160,17 +186,31 @@ pub struct RunningBank {
     pub db: Arc<SqliteDb>,
     /// The scheme trust store the TPP listener verifies against.
     pub trust: Arc<TrustStore>,
+    state: Arc<BankState>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningBank {
-    /// Stops accepting connections and waits for the accept loops to end.
+    /// Stops accepting connections, waits for the accept loops to end,
+    /// and signs a final checkpoint of the audit chain.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
+        self.state.checkpoint().await;
+    }
+
+    /// The core's fault injection (latency, failure rate), adjustable
+    /// while the bank runs.
+    pub fn faults(&self) -> &FaultInjection<MockLedger> {
+        &self.state.faults
+    }
+
+    /// Signs a checkpoint of the audit chain now.
+    pub async fn checkpoint(&self) {
+        self.state.checkpoint().await;
     }
 }
 
@@ -182,7 +222,9 @@ pub async fn start(config: &BankConfig) -> Result<RunningBank, StartError> {
     start_with_clock(config, Arc::new(SystemClock)).await
 }
 
-/// Starts the bank from `config` reading time from `clock`.
+/// Starts the bank from `config` reading time from `clock`: binds the
+/// listeners (their ports go into the issuer and API URLs), builds the
+/// application and serves it.
 ///
 /// # Errors
 /// [`StartError`].
@@ -190,6 +232,114 @@ pub async fn start_with_clock(
     config: &BankConfig,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningBank, StartError> {
+    let api = bind(config.api_listen).await?;
+    let customer = bind(config.customer_listen).await?;
+    let admin = match config.admin_listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let api_addr = api.local_addr().map_err(config_err)?;
+    let customer_addr = customer.local_addr().map_err(config_err)?;
+    let admin_addr = admin
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()
+        .map_err(config_err)?;
+    let issuer = format!("https://{}:{}", config.public_host, customer_addr.port());
+    let api_base = format!("https://{}:{}", config.public_host, api_addr.port());
+    let apps = build(config, clock, &issuer, &api_base)?;
+
+    let (shutdown, rx) = watch::channel(false);
+    let mut tasks = vec![
+        tokio::spawn(tls::serve(api, apps.api_tls, apps.api, rx.clone())),
+        tokio::spawn(tls::serve(
+            customer,
+            apps.customer_tls,
+            apps.customer,
+            rx.clone(),
+        )),
+    ];
+    if let Some(admin) = admin {
+        tasks.push(tokio::spawn(observe::serve_admin(
+            admin,
+            apps.admin,
+            rx.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(checkpoints(apps.state.clone(), rx)));
+    tracing::info!(%api_addr, %customer_addr, %issuer, "bank started");
+    Ok(RunningBank {
+        api_addr,
+        customer_addr,
+        admin_addr,
+        issuer,
+        api_base,
+        db: apps.db,
+        trust: apps.trust,
+        state: apps.state,
+        shutdown,
+        tasks,
+    })
+}
+
+/// How often the running bank signs a checkpoint of the audit chain.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
+
+async fn checkpoints(state: Arc<BankState>, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.tick().await; // the first tick is immediate
+    loop {
+        tokio::select! {
+            _ = every.tick() => state.checkpoint().await,
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+impl BankState {
+    async fn checkpoint(&self) {
+        match audit::write_checkpoint(&self.db, &*self.key, &self.kid, self.now()).await {
+            Ok(Some(seq)) => tracing::info!(seq, "audit checkpoint signed"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "audit checkpoint failed"),
+        }
+    }
+}
+
+/// The bank's applications, ready to serve (or to call in-process with
+/// `tower::ServiceExt::oneshot`, adding a
+/// [`ConnectionInfo`](tls::ConnectionInfo) extension as the TLS accept
+/// loop does).
+#[derive(Debug)]
+pub struct BankApps {
+    /// The TPP API router.
+    pub api: axum::Router,
+    /// The customer pages router.
+    pub customer: axum::Router,
+    /// The admin router (`/metrics`).
+    pub admin: axum::Router,
+    /// The TPP listener's TLS (client certificate required).
+    pub api_tls: Arc<rustls::ServerConfig>,
+    /// The customer listener's TLS.
+    pub customer_tls: Arc<rustls::ServerConfig>,
+    /// The database.
+    pub db: Arc<SqliteDb>,
+    /// The scheme trust store.
+    pub trust: Arc<TrustStore>,
+    state: Arc<BankState>,
+}
+
+/// Builds the bank for `issuer` (the customer pages' base URL) and
+/// `api_base` (the TPP API's base URL).
+///
+/// # Errors
+/// [`StartError::Config`].
+pub fn build(
+    config: &BankConfig,
+    clock: Arc<dyn Clock>,
+    issuer_url: &str,
+    api_base: &str,
+) -> Result<BankApps, StartError> {
     let provider = fapi_core::crypto::default_provider();
     let dir = &config.data_dir;
     let read = |p: &std::path::Path| {
@@ -223,24 +373,8 @@ pub async fn start_with_clock(
         TrustBundle::new(1, &anchor_refs, &[], &crl_refs).map_err(config_err)?,
     ));
 
-    // listeners first: the issuer and API URLs carry the bound ports
-    let api = bind(config.api_listen).await?;
-    let customer = bind(config.customer_listen).await?;
-    let admin = match config.admin_listen {
-        Some(a) => Some(bind(a).await?),
-        None => None,
-    };
-    let api_addr = api.local_addr().map_err(config_err)?;
-    let customer_addr = customer.local_addr().map_err(config_err)?;
-    let admin_addr = admin
-        .as_ref()
-        .map(TcpListener::local_addr)
-        .transpose()
-        .map_err(config_err)?;
-    let issuer_url = format!("https://{}:{}", config.public_host, customer_addr.port());
-    let api_base = format!("https://{}:{}", config.public_host, api_addr.port());
-    let issuer = Issuer::try_from(issuer_url.as_str()).map_err(config_err)?;
-
+    let issuer = Issuer::try_from(issuer_url).map_err(config_err)?;
+    let api_base = api_base.to_owned();
     let db = Arc::new(SqliteDb::open(&dir.join("bank.db")).map_err(config_err)?);
     let ledger = MockLedger::default();
     let opened = clock.now();
@@ -252,11 +386,12 @@ pub async fn start_with_clock(
             ledger.open(&a.id, &c.id, &a.name, minor, opened);
         }
     }
-    let core: Arc<dyn CoreBanking> = Arc::new(FaultInjection::new(
+    let faults = Arc::new(FaultInjection::new(
         ledger,
         Duration::from_millis(config.core.latency_ms),
         config.core.fail_rate,
     ));
+    let core: Arc<dyn CoreBanking> = faults.clone();
     let token_lifetime = 300;
     let state = Arc::new(BankState {
         provider: provider.clone(),
@@ -285,6 +420,7 @@ pub async fn start_with_clock(
         ),
         jarm: JarmSigner::new(key, config.signing_key.clone(), issuer),
         core,
+        faults,
         breaker: CircuitBreaker::new(5, 30),
         core_timeout: Duration::from_millis(config.core.timeout_ms),
         customers: config.customers.clone(),
@@ -302,35 +438,15 @@ pub async fn start_with_clock(
             .map_err(config_err)?;
     let customer_tls = tls::customer_server_config(server_certs, server_key).map_err(config_err)?;
 
-    let (shutdown, rx) = watch::channel(false);
-    let mut tasks = vec![
-        tokio::spawn(tls::serve(
-            api,
-            api_tls,
-            resources::api_router(state.clone()),
-            rx.clone(),
-        )),
-        tokio::spawn(tls::serve(
-            customer,
-            customer_tls,
-            customer::router(state.clone()),
-            rx.clone(),
-        )),
-    ];
-    if let Some(admin) = admin {
-        tasks.push(tokio::spawn(observe::serve_admin(admin, state.clone(), rx)));
-    }
-    tracing::info!(%api_addr, %customer_addr, issuer = %issuer_url, "bank started");
-    Ok(RunningBank {
-        api_addr,
-        customer_addr,
-        admin_addr,
-        issuer: issuer_url,
-        api_base,
+    Ok(BankApps {
+        api: resources::api_router(state.clone()),
+        customer: customer::router(state.clone()),
+        admin: observe::admin_router(state.clone()),
+        api_tls,
+        customer_tls,
         db,
         trust,
-        shutdown,
-        tasks,
+        state,
     })
 }
 

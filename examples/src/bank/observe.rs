@@ -206,18 +206,22 @@ pub(crate) async fn rate_limit(
     next.run(req).await
 }
 
-/// Serves `/metrics` (plain HTTP) until `shutdown`.
-pub(crate) async fn serve_admin(
-    listener: TcpListener,
-    state: Arc<BankState>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let app = Router::new()
+/// The admin router: `/metrics` in the Prometheus text format.
+pub(crate) fn admin_router(state: Arc<BankState>) -> Router {
+    Router::new()
         .route(
             "/metrics",
             get(|State(s): State<Arc<BankState>>| async move { s.metrics.render() }),
         )
-        .with_state(state);
+        .with_state(state)
+}
+
+/// Serves the admin router (plain HTTP) until `shutdown`.
+pub(crate) async fn serve_admin(
+    listener: TcpListener,
+    app: Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;

@@ -30,6 +30,7 @@ use fapi_core::jose::detached::{
 };
 use fapi_core::types::ConsentId;
 use fapi_core::BoundAccessToken;
+use fapi_mtls_binding::directory::ensure_registered_certificate;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -100,8 +101,9 @@ pub(crate) fn api_router(state: Arc<BankState>) -> Router {
 
 // ---------------------------------------------------------------- pipeline
 
-/// verify -> not revoked -> bind: the only way a handler gets a token.
-fn bound_token(
+/// verify -> not revoked -> bind -> certificate still registered and not
+/// revoked in the directory: the only way a handler gets a token.
+async fn bound_token(
     state: &BankState,
     headers: &HeaderMap,
     info: &ConnectionInfo,
@@ -142,20 +144,31 @@ fn bound_token(
             "a client certificate is required",
         )
     })?;
-    verified.bind(&certificate).map_err(|e| {
+    let bound = verified.bind(&certificate).map_err(|e| {
         auth_failure("cnf_mismatch");
         ObError::token(&e)
-    })
+    })?;
+    ensure_registered_certificate(
+        bound.client_id(),
+        certificate.certificate().thumbprint(),
+        &*state.db,
+    )
+    .await
+    .map_err(|e| {
+        auth_failure("certificate_revoked");
+        ObError::token(&e)
+    })?;
+    Ok(bound)
 }
 
 /// A client-credentials token (no consent) with `scope`.
-fn client_token(
+async fn client_token(
     state: &BankState,
     headers: &HeaderMap,
     info: &ConnectionInfo,
     scope: &str,
 ) -> Result<BoundAccessToken, ObError> {
-    let token = bound_token(state, headers, info)?;
+    let token = bound_token(state, headers, info).await?;
     if token.consent_id().is_some() || !token.scope().is_some_and(|s| s.contains(scope)) {
         auth_failure("wrong_token_kind");
         return Err(ObError::new(
@@ -182,31 +195,13 @@ fn gate_error(e: &fapi_consent::gate::GateError) -> ObError {
     ObError::new(status, code, e.to_string())
 }
 
-/// Calls the core off the async workers, within the timeout, through the
-/// circuit breaker. No answer in time is a failure: 503, never a hang.
+/// A core call (timeout, breaker) with its failures as OB errors.
 async fn core<T: Send + 'static>(
     state: &Arc<BankState>,
     f: impl FnOnce(&dyn CoreBanking) -> Result<T, CoreError> + Send + 'static,
 ) -> Result<T, ObError> {
-    let now = state.now();
-    state
-        .breaker
-        .admit(now)
-        .map_err(|_| ObError::core_unavailable())?;
-    let core = state.core.clone();
-    let call = tokio::task::spawn_blocking(move || f(&*core));
-    let result = match tokio::time::timeout(state.core_timeout, call).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(_)) | Err(_) => Err(CoreError::Unavailable),
-    };
-    state
-        .breaker
-        .record(now, matches!(result, Err(CoreError::Unavailable)));
-    result.map_err(|e| match e {
-        CoreError::Unavailable => {
-            tracing::warn!("core banking unavailable or too slow");
-            ObError::core_unavailable()
-        }
+    state.core_call(f).await.map_err(|e| match e {
+        CoreError::Unavailable => ObError::core_unavailable(),
         CoreError::UnknownAccount => ObError::not_found(),
         CoreError::InsufficientFunds => ObError::bad_request(
             "UK.OBIE.Rules.InsufficientFunds",
@@ -480,7 +475,7 @@ async fn create_account_access_consent(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ObError> {
-    let token = client_token(&state, &headers, &info, "accounts")?;
+    let token = client_token(&state, &headers, &info, "accounts").await?;
     let req: ObReadConsent = parse_json(&body)?;
     let id = ConsentId::try_from(format!(
         "aac-{}",
@@ -522,7 +517,7 @@ async fn get_account_access_consent(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    let token = client_token(&state, &headers, &info, "accounts")?;
+    let token = client_token(&state, &headers, &info, "accounts").await?;
     let consent = own_consent(&state, &token, &id).await?;
     if !matches!(consent.terms(), ConsentTerms::AccountAccess(_)) {
         return Err(ObError::not_found());
@@ -538,7 +533,7 @@ async fn delete_account_access_consent(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    let token = client_token(&state, &headers, &info, "accounts")?;
+    let token = client_token(&state, &headers, &info, "accounts").await?;
     let consent = own_consent(&state, &token, &id).await?;
     let event = ConsentEvent {
         kind: EventKind::Revoke,
@@ -566,7 +561,7 @@ async fn accounts(
     Extension(info): Extension<ConnectionInfo>,
     headers: HeaderMap,
 ) -> Result<Response, ObError> {
-    let token = bound_token(&state, &headers, &info)?;
+    let token = bound_token(&state, &headers, &info).await?;
     let authorized = state
         .gate
         .authorize(&token, &ResourceAccess::Accounts, state.now())
@@ -608,7 +603,7 @@ async fn account(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    let token = bound_token(&state, &headers, &info)?;
+    let token = bound_token(&state, &headers, &info).await?;
     let authorized = state
         .gate
         .authorize(&token, &ResourceAccess::Account(id.clone()), state.now())
@@ -635,7 +630,7 @@ async fn balances(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    let token = bound_token(&state, &headers, &info)?;
+    let token = bound_token(&state, &headers, &info).await?;
     state
         .gate
         .authorize(&token, &ResourceAccess::Balances(id.clone()), state.now())
@@ -671,7 +666,7 @@ async fn transactions(
     Path(id): Path<String>,
     Query(q): Query<TransactionQuery>,
 ) -> Result<Response, ObError> {
-    let token = bound_token(&state, &headers, &info)?;
+    let token = bound_token(&state, &headers, &info).await?;
     let parse = |field: &'static str, v: Option<String>| {
         v.map(|s| parse_date_time(field, &s))
             .transpose()
@@ -772,7 +767,7 @@ async fn verify_tpp_signature(
 }
 
 /// A response signed by the bank (`x-jws-signature`).
-fn signed(state: &BankState, status: StatusCode, body: Vec<u8>) -> Response {
+fn signed(state: &BankState, status: StatusCode, body: Vec<u8>) -> Result<Response, ObError> {
     let signature = sign_ob_jws_signature(
         &*state.key,
         &state.kid,
@@ -781,18 +776,17 @@ fn signed(state: &BankState, status: StatusCode, body: Vec<u8>) -> Response {
         state.now(),
         &body,
         false,
-    );
+    )
+    .map_err(|_| ObError::internal())?;
+    let signature = HeaderValue::from_str(&signature).map_err(|_| ObError::internal())?;
     let mut r = (status, body).into_response();
-    r.headers_mut().insert(
+    let h = r.headers_mut();
+    h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    if let Ok(v) = signature.map(|s| HeaderValue::from_str(&s)) {
-        if let Ok(v) = v {
-            r.headers_mut().insert(X_JWS_SIGNATURE, v);
-        }
-    }
-    r
+    h.insert(X_JWS_SIGNATURE, signature);
+    Ok(r)
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ObError> {
@@ -838,7 +832,7 @@ async fn idempotent(
     {
         Begin::Replay(r) => {
             let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
-            Ok(signed(state, status, r.body))
+            signed(state, status, r.body)
         }
         _ => match act.await {
             Ok((status, out)) => {
@@ -854,7 +848,7 @@ async fn idempotent(
                     )
                     .await
                     .map_err(|_| ObError::internal())?;
-                Ok(signed(state, status, out))
+                signed(state, status, out)
             }
             Err(e) => {
                 let _ = state.db.abandon(token.client_id(), &key).await;
@@ -871,7 +865,7 @@ async fn create_payment_consent(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ObError> {
-    let token = client_token(&state, &headers, &info, "payments")?;
+    let token = client_token(&state, &headers, &info, "payments").await?;
     verify_tpp_signature(&state, &token, &headers, &body).await?;
     let req: ObPaymentConsentRequest = parse_json(&body)?;
     let st = state.clone();
@@ -909,7 +903,7 @@ async fn get_payment_consent(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    let token = client_token(&state, &headers, &info, "payments")?;
+    let token = client_token(&state, &headers, &info, "payments").await?;
     let consent = own_consent(&state, &token, &id).await?;
     if !matches!(consent.terms(), ConsentTerms::DomesticPayment(_)) {
         return Err(ObError::not_found());
@@ -928,7 +922,7 @@ async fn create_payment(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ObError> {
-    let token = bound_token(&state, &headers, &info)?;
+    let token = bound_token(&state, &headers, &info).await?;
     verify_tpp_signature(&state, &token, &headers, &body).await?;
     let req: ObPaymentRequest = parse_json(&body)?;
     let consent_id = ConsentId::try_from(req.data.consent_id.as_str())
@@ -1039,11 +1033,11 @@ async fn get_payment(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    let token = bound_token(&state, &headers, &info)?;
+    let token = bound_token(&state, &headers, &info).await?;
     let stored = load_payment(&state, &token, &id).await?;
     let view = stored.get("view").cloned().unwrap_or_default();
     Ok(labelled(
-        signed(&state, StatusCode::OK, view.to_string().into_bytes()),
+        signed(&state, StatusCode::OK, view.to_string().into_bytes())?,
         &token,
     ))
 }
@@ -1056,7 +1050,7 @@ async fn payment_record(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    let token = bound_token(&state, &headers, &info)?;
+    let token = bound_token(&state, &headers, &info).await?;
     let stored = load_payment(&state, &token, &id).await?;
     let record = stored
         .get("record")
