@@ -2,16 +2,22 @@
 //! crates. Nothing here implements a security rule: every check is a crate
 //! call; this crate supplies storage, transport and programs.
 //!
-//! **Status:** the embedded SQLite store ([`sqlite`]) for the replay cache,
-//! consents, idempotency, the audit trail and authorization codes
-//! ([`codes`]); the development PKI and the key source ([`pki`]); the
-//! core-banking trait, a mock ledger and a circuit breaker
-//! ([`core_banking`]); the in-process `demo`. The networked bank and TPP programs, and pushed
-//! requests in SQLite, arrive with the rest of the examples issue.
+//! - [`bank`]: the networked bank (axum + tokio + rustls): the TPP API over
+//!   mutual TLS, the customer pages, the admin listener;
+//! - [`tpp`]: a TPP client, and the scripted customer;
+//! - [`platform`]: the whole platform on loopback (demo, tests, load);
+//! - [`sqlite`]: the embedded store for every state the bank keeps, with
+//!   [`codes`] (authorization codes) and [`registry`] (onboarded TPPs, also
+//!   the bank's directory);
+//! - [`pki`]: the development PKI and the key source;
+//! - [`core_banking`]: the core-banking trait, a mock ledger, fault
+//!   injection and a circuit breaker;
+//! - [`cli`]: flag parsing for the programs.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod bank;
+pub mod cli;
 pub mod codes;
 pub mod core_banking;
 pub mod pki;

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use fapi_core::crypto::{default_provider, CryptoProvider};
-use fapi_core::jwk::{JwkSet, KeySet};
 use fapi_core::time::Clock;
 use fapi_mtls_binding::ClientCertificate;
 
@@ -58,9 +57,7 @@ impl Platform {
         let profile = config.profile()?;
 
         // onboarding, as `bank tpp onboard` does it
-        let directory_jwks =
-            JwkSet::from_json(std::fs::read_to_string(&pki.directory_jwks)?.as_bytes())?;
-        let directory_keys = KeySet::from_jwks(&directory_jwks, &*provider, &profile.key_policy())?;
+        let directory_keys = config.directory_keys(&*provider)?;
         for files in &pki.tpps {
             let statement = std::fs::read_to_string(&files.software_statement)?;
             let registration = verify_software_statement(

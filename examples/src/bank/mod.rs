@@ -4,10 +4,10 @@
 //! - the **TPP API** (`api_listen`): mutual TLS, the client certificate
 //!   required and verified against the scheme CA by `fapi-mtls-binding`
 //!   ([`tls`]); `POST /par`, `POST /token`, and the UK Open Banking
-//!   resources ([`resources`]);
+//!   resources;
 //! - the **customer pages** (`customer_listen`): server TLS only;
 //!   discovery, `/jwks`, `GET /authorize` with the login and consent pages,
-//!   and the customer's dashboard ([`customer`]);
+//!   and the customer's dashboard;
 //! - the **admin listener** (`admin_listen`): Prometheus `/metrics`.
 //!
 //! Handlers are adapters: every security decision is a crate call, in the
@@ -360,18 +360,7 @@ pub fn build(
     let keys =
         Arc::new(KeySet::from_jwks(&jwks, &*provider, &profile.key_policy()).map_err(config_err)?);
 
-    // scheme trust: CA bundle and CRLs
-    let anchors = pem_certificates(&read(&config.scheme_ca)?)?;
-    let crls = config
-        .crls
-        .iter()
-        .map(|p| pem_crl(&read(p)?))
-        .collect::<Result<Vec<_>, _>>()?;
-    let anchor_refs: Vec<&[u8]> = anchors.iter().map(Vec::as_slice).collect();
-    let crl_refs: Vec<&[u8]> = crls.iter().map(Vec::as_slice).collect();
-    let trust = Arc::new(TrustStore::new(
-        TrustBundle::new(1, &anchor_refs, &[], &crl_refs).map_err(config_err)?,
-    ));
+    let trust = Arc::new(config.scheme_trust()?);
 
     let issuer = Issuer::try_from(issuer_url).map_err(config_err)?;
     let api_base = api_base.to_owned();
@@ -448,6 +437,43 @@ pub fn build(
         trust,
         state,
     })
+}
+
+impl BankConfig {
+    fn read(&self, p: &std::path::Path) -> Result<String, StartError> {
+        let path = self.data_dir.join(p);
+        std::fs::read_to_string(&path)
+            .map_err(|e| StartError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The scheme trust store: the CA bundle and CRLs of this
+    /// configuration.
+    ///
+    /// # Errors
+    /// [`StartError::Config`].
+    pub fn scheme_trust(&self) -> Result<TrustStore, StartError> {
+        let anchors = pem_certificates(&self.read(&self.scheme_ca)?)?;
+        let crls = self
+            .crls
+            .iter()
+            .map(|p| pem_crl(&self.read(p)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        let anchor_refs: Vec<&[u8]> = anchors.iter().map(Vec::as_slice).collect();
+        let crl_refs: Vec<&[u8]> = crls.iter().map(Vec::as_slice).collect();
+        Ok(TrustStore::new(
+            TrustBundle::new(1, &anchor_refs, &[], &crl_refs).map_err(config_err)?,
+        ))
+    }
+
+    /// The directory's keys, which sign software statements.
+    ///
+    /// # Errors
+    /// [`StartError::Config`].
+    pub fn directory_keys(&self, provider: &dyn CryptoProvider) -> Result<KeySet, StartError> {
+        let jwks =
+            JwkSet::from_json(self.read(&self.directory_jwks)?.as_bytes()).map_err(config_err)?;
+        KeySet::from_jwks(&jwks, provider, &self.profile()?.key_policy()).map_err(config_err)
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {

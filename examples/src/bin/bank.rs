@@ -1,0 +1,288 @@
+//! The example bank.
+//!
+//! ```text
+//! bank init          --data-dir DIR [--tpp NAME]...   development PKI + bank.json
+//! bank serve         [--config FILE] [--data-dir DIR] [flags]
+//! bank verify-audit  [--config FILE] [--data-dir DIR]
+//! bank tpp onboard   [--config FILE] (--software-statement FILE | --metadata FILE) --certificate FILE
+//! bank tpp revoke    [--config FILE] (--client ID | --certificate FILE)
+//! bank tpp list      [--config FILE]
+//! ```
+//!
+//! `serve` flags override the configuration file: `--api-listen ADDR`,
+//! `--customer-listen ADDR`, `--admin-listen ADDR`, `--public-host HOST`,
+//! `--profile NAME`, `--core-latency-ms N`, `--core-fail-rate F`,
+//! `--core-timeout-ms N`, `--rate-limit N`. Without `--config`, the
+//! development configuration for `--data-dir` is used. Logs go to stderr
+//! (`RUST_LOG` filters); keys are never logged.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use fapi_core::crypto::default_provider;
+use fapi_core::time::{Clock, SystemClock};
+use fapi_core::types::ClientId;
+use fapi_examples::bank::{self, audit, BankConfig};
+use fapi_examples::pki::DevPki;
+use fapi_examples::registry::{onboard, verify_software_statement, Registration};
+use fapi_examples::sqlite::SqliteDb;
+use fapi_mtls_binding::ClientCertificate;
+
+use fapi_examples::cli::{Flags, Res};
+
+const USAGE: &str = "usage:
+  bank init          --data-dir DIR [--tpp NAME]...
+  bank serve         [--config FILE] [--data-dir DIR] [--api-listen ADDR] [--customer-listen ADDR]
+                     [--admin-listen ADDR] [--public-host HOST] [--profile NAME]
+                     [--core-latency-ms N] [--core-fail-rate F] [--core-timeout-ms N] [--rate-limit N]
+  bank verify-audit  [--config FILE] [--data-dir DIR]
+  bank tpp onboard   [--config FILE] [--data-dir DIR] (--software-statement FILE | --metadata FILE) --certificate FILE
+  bank tpp revoke    [--config FILE] [--data-dir DIR] (--client ID | --certificate FILE)
+  bank tpp list      [--config FILE] [--data-dir DIR]";
+
+/// The bank's configuration from the flags: the file, or the
+/// development one for the data directory; `--data-dir` overrides the
+/// file's.
+fn config(flags: &Flags) -> Res<BankConfig> {
+    let mut config = match (flags.get("config"), flags.get("data-dir")) {
+        (Some(file), _) => BankConfig::from_file(&PathBuf::from(file))?,
+        (None, Some(dir)) => BankConfig::development(&PathBuf::from(dir)),
+        (None, None) => return Err("give --config FILE or --data-dir DIR".into()),
+    };
+    if let (Some(_), Some(dir)) = (flags.get("config"), flags.get("data-dir")) {
+        config.data_dir = PathBuf::from(dir);
+    }
+    Ok(config)
+}
+
+fn init(flags: &Flags) -> Res<()> {
+    flags.only(&["data-dir", "tpp"])?;
+    let dir = PathBuf::from(flags.get("data-dir").ok_or("--data-dir is required")?);
+    let mut tpps = flags.all("tpp");
+    if tpps.is_empty() {
+        tpps = vec!["tpp-a", "tpp-b"];
+    }
+    let pki = DevPki::generate(&dir, &*default_provider(), &tpps, SystemClock.now())?;
+    let mut config = BankConfig::development(&dir);
+    config.api_listen = "127.0.0.1:8443".parse()?;
+    config.customer_listen = "127.0.0.1:8444".parse()?;
+    config.admin_listen = Some("127.0.0.1:9090".parse()?);
+    let path = dir.join("bank.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
+    println!(
+        "development PKI and configuration written to {}",
+        dir.display()
+    );
+    println!("  configuration: {}", path.display());
+    for t in &pki.tpps {
+        println!(
+            "  {}: certificate {}, software statement {}",
+            t.client_id,
+            t.certificate.display(),
+            t.software_statement.display()
+        );
+    }
+    println!("next: bank serve --config {}", path.display());
+    Ok(())
+}
+
+async fn serve(flags: &Flags) -> Res<()> {
+    flags.only(&[
+        "config",
+        "data-dir",
+        "api-listen",
+        "customer-listen",
+        "admin-listen",
+        "public-host",
+        "profile",
+        "core-latency-ms",
+        "core-fail-rate",
+        "core-timeout-ms",
+        "rate-limit",
+    ])?;
+    let mut config = config(flags)?;
+    if let Some(a) = flags.parsed("api-listen")? {
+        config.api_listen = a;
+    }
+    if let Some(a) = flags.parsed("customer-listen")? {
+        config.customer_listen = a;
+    }
+    if let Some(a) = flags.parsed("admin-listen")? {
+        config.admin_listen = Some(a);
+    }
+    if let Some(h) = flags.get("public-host") {
+        config.public_host = h.to_owned();
+    }
+    if let Some(p) = flags.get("profile") {
+        config.profile = p.to_owned();
+    }
+    if let Some(v) = flags.parsed("core-latency-ms")? {
+        config.core.latency_ms = v;
+    }
+    if let Some(v) = flags.parsed("core-fail-rate")? {
+        config.core.fail_rate = v;
+    }
+    if let Some(v) = flags.parsed("core-timeout-ms")? {
+        config.core.timeout_ms = v;
+    }
+    if let Some(v) = flags.parsed("rate-limit")? {
+        config.rate_limit_per_second = v;
+    }
+    let running = bank::start(&config).await?;
+    println!("bank running");
+    println!("  issuer / customer pages: {}", running.issuer);
+    println!(
+        "  discovery: {}/.well-known/openid-configuration",
+        running.issuer
+    );
+    println!("  TPP API (mutual TLS): {}", running.api_base);
+    if let Some(a) = running.admin_addr {
+        println!("  metrics: http://{a}/metrics");
+    }
+    println!("  dashboard: {}/dashboard", running.issuer);
+    tokio::signal::ctrl_c().await?;
+    running.stop().await;
+    println!("stopped; audit checkpoint signed");
+    Ok(())
+}
+
+async fn verify(flags: &Flags) -> Res<()> {
+    flags.only(&["config", "data-dir"])?;
+    let (entries, checkpoints) = audit::verify_audit(&config(flags)?).await?;
+    println!("audit trail verified: {entries} entries, {checkpoints} signed checkpoints");
+    Ok(())
+}
+
+fn tpp(sub: &str, flags: &Flags) -> Res<()> {
+    let config = {
+        let f = flags.subset(&["config", "data-dir"]);
+        config(&f)?
+    };
+    let db = SqliteDb::open(&config.data_dir.join("bank.db"))?;
+    let provider = default_provider();
+    let profile = config.profile()?;
+    let now = SystemClock.now();
+    let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"));
+    match sub {
+        "onboard" => {
+            flags.only(&[
+                "config",
+                "data-dir",
+                "software-statement",
+                "metadata",
+                "certificate",
+            ])?;
+            let registration: Registration =
+                match (flags.get("software-statement"), flags.get("metadata")) {
+                    (Some(ssa), None) => verify_software_statement(
+                        &read(ssa)?,
+                        &config.directory_keys(&*provider)?,
+                        &config.directory_issuer,
+                        profile,
+                        now,
+                    )?,
+                    (None, Some(meta)) => serde_json::from_str(&read(meta)?)?,
+                    _ => return Err("give --software-statement FILE or --metadata FILE".into()),
+                };
+            let cert = ClientCertificate::from_pem(&read(
+                flags
+                    .get("certificate")
+                    .ok_or("--certificate is required")?,
+            )?)?;
+            let trust = config.scheme_trust()?;
+            onboard(&db, &registration, &cert, &trust, &*provider, profile, now)?;
+            println!(
+                "onboarded {} ({}), certificate x5t#S256 {}",
+                registration.client_id,
+                registration.client_name,
+                cert.thumbprint().to_b64url()
+            );
+        }
+        "revoke" => {
+            flags.only(&["config", "data-dir", "client", "certificate"])?;
+            match (flags.get("client"), flags.get("certificate")) {
+                (Some(id), None) => {
+                    if !db.revoke_client(&ClientId::try_from(id)?)? {
+                        return Err(format!("{id} is not registered").into());
+                    }
+                    println!("revoked {id}: its next call is refused");
+                }
+                (None, Some(path)) => {
+                    let cert = ClientCertificate::from_pem(&read(path)?)?;
+                    db.revoke_certificate(cert.thumbprint(), now)?;
+                    println!(
+                        "revoked certificate {}: its next call is refused",
+                        cert.thumbprint().to_b64url()
+                    );
+                }
+                _ => return Err("give --client ID or --certificate FILE".into()),
+            }
+        }
+        "list" => {
+            flags.only(&["config", "data-dir"])?;
+            for id in db.client_ids()? {
+                let c = db.client(&ClientId::try_from(id.as_str())?)?;
+                if let Some(c) = c {
+                    println!(
+                        "{id}\t{}\t{}\t{}",
+                        c.registration.client_name,
+                        if c.revoked { "revoked" } else { "active" },
+                        c.registration.software_roles.join(",")
+                    );
+                }
+            }
+        }
+        other => return Err(format!("unknown tpp command {other:?}").into()),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.split_first() {
+        Some((cmd, rest)) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => Arc::new(r),
+                Err(e) => {
+                    eprintln!("bank: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match (cmd.as_str(), rest) {
+                ("tpp", [sub, rest @ ..]) => Flags::parse(rest).and_then(|f| tpp(sub, &f)),
+                ("init", rest) => Flags::parse(rest).and_then(|f| init(&f)),
+                ("serve", rest) => Flags::parse(rest).and_then(|f| runtime.block_on(serve(&f))),
+                ("verify-audit", rest) => {
+                    Flags::parse(rest).and_then(|f| runtime.block_on(verify(&f)))
+                }
+                _ => {
+                    eprintln!("{USAGE}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bank: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! A command-line TPP built on the crates.
+//!
+//! ```text
+//! tpp --discovery URL --server-ca FILE --client-id ID --certificate FILE --key-dir DIR
+//!     [--certificate-key NAME] [--signing-key NAME] [--redirect-uri URI]
+//!     [--signing-issuer ORG/SOFTWARE] [--profile NAME]
+//!     accounts [--customer USER --password PASS] [--account ID]...
+//!     pay --amount 10.00 --creditor NAME --creditor-account SORTCODEACCOUNT
+//!         [--reference TEXT] [--customer USER --password PASS] [--account ID]
+//! ```
+//!
+//! `accounts` creates an account-access consent, pushes the authorization
+//! request, has the customer authorize it, verifies the JARM response,
+//! exchanges the code and reads the accounts and their balances. `pay`
+//! does the same for one domestic payment, signed with `x-jws-signature`
+//! and sent with an `x-idempotency-key`, and verifies the bank's signed
+//! response. With `--customer`, the customer is scripted against the
+//! example bank's pages; without it, the authorization URL is printed and
+//! the redirect URL the browser ends on is read from standard input, which
+//! works against any FAPI authorization server.
+//!
+//! Keys come from `--key-dir` (`<name>.key.pem`, owner-only).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use fapi_core::crypto::default_provider;
+use fapi_core::time::SystemClock;
+use fapi_core::Profile;
+use fapi_examples::cli::{Flags, Res};
+use fapi_examples::pki::FileKeySource;
+use fapi_examples::tpp::{initiation, PendingAuthorization, ScriptedCustomer, Tpp, TppConfig};
+use serde_json::{json, Value};
+
+const USAGE: &str =
+    "usage: tpp --discovery URL --server-ca FILE --client-id ID --certificate FILE --key-dir DIR
+           [--certificate-key NAME] [--signing-key NAME] [--redirect-uri URI]
+           [--signing-issuer ORG/SOFTWARE] [--profile NAME]
+           (accounts | pay --amount A --creditor NAME --creditor-account ID [--reference R])
+           [--customer USER --password PASS] [--account ID]...";
+
+const COMMON: [&str; 14] = [
+    "discovery",
+    "server-ca",
+    "client-id",
+    "certificate",
+    "key-dir",
+    "certificate-key",
+    "signing-key",
+    "redirect-uri",
+    "signing-issuer",
+    "profile",
+    "customer",
+    "password",
+    "account",
+    "reference",
+];
+
+fn profile(name: &str) -> Res<Profile> {
+    Ok(match name {
+        "fapi1-advanced" => Profile::Fapi1Advanced,
+        "fapi2-security" => Profile::Fapi2Security,
+        "fapi2-message-signing" => Profile::Fapi2MessageSigning,
+        other => return Err(format!("unknown profile {other:?}").into()),
+    })
+}
+
+async fn connect(flags: &Flags) -> Res<Tpp> {
+    let need = |n: &str| flags.get(n).ok_or_else(|| format!("--{n} is required"));
+    let id = need("client-id")?.to_owned();
+    let config = TppConfig {
+        discovery_url: need("discovery")?.to_owned(),
+        server_ca: PathBuf::from(need("server-ca")?),
+        certificate: PathBuf::from(need("certificate")?),
+        certificate_key: flags.get("certificate-key").unwrap_or(&id).to_owned(),
+        signing_key: flags
+            .get("signing-key")
+            .map_or_else(|| format!("{id}-signing"), str::to_owned),
+        redirect_uri: flags
+            .get("redirect-uri")
+            .map_or_else(|| format!("https://{id}.example/cb"), str::to_owned),
+        signing_issuer: flags
+            .get("signing-issuer")
+            .map_or_else(|| format!("{id}-org/{id}-software"), str::to_owned),
+        profile: profile(flags.get("profile").unwrap_or("fapi2-message-signing"))?,
+        client_id: id,
+    };
+    let provider = default_provider();
+    let keys = FileKeySource::new(&PathBuf::from(need("key-dir")?), provider.clone());
+    Ok(Tpp::connect(config, &keys, &*provider, Arc::new(SystemClock)).await?)
+}
+
+/// The customer's part: scripted against the example bank, or by hand.
+async fn authorize(tpp: &Tpp, flags: &Flags, pending: &PendingAuthorization) -> Res<String> {
+    let accounts = flags.all("account");
+    match (flags.get("customer"), flags.get("password")) {
+        (Some(user), Some(pass)) => {
+            let customer = ScriptedCustomer {
+                browser: tpp.public_client(),
+                username: user,
+                password: pass,
+            };
+            let chosen = if accounts.is_empty() {
+                vec!["acc-1"]
+            } else {
+                accounts
+            };
+            println!("customer {user} authorizes on the bank's pages");
+            Ok(customer
+                .authorize(&pending.authorization_url, &chosen, true)
+                .await?)
+        }
+        (None, None) => {
+            println!("open this URL in a browser and complete the authorization:");
+            println!("  {}", pending.authorization_url);
+            println!("then paste the URL the browser was redirected to:");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            Ok(line.trim().to_owned())
+        }
+        _ => Err("give both --customer and --password, or neither".into()),
+    }
+}
+
+fn base(tpp: &Tpp, kind: &str) -> Res<String> {
+    let d = tpp.discovery();
+    match kind {
+        "aisp" => d.aisp.clone(),
+        _ => d.pisp.clone(),
+    }
+    .ok_or_else(|| {
+        format!("the server's discovery document does not advertise openbanking.{kind}").into()
+    })
+}
+
+fn check(r: &fapi_examples::tpp::ApiResponse, what: &str) -> Res<Value> {
+    if (200..300).contains(&r.status) {
+        Ok(r.json())
+    } else {
+        Err(format!("{what}: {} {}", r.status, String::from_utf8_lossy(&r.body)).into())
+    }
+}
+
+async fn accounts(flags: &Flags) -> Res<()> {
+    let tpp = connect(flags).await?;
+    let aisp = base(&tpp, "aisp")?;
+    let cc = tpp.client_credentials("accounts").await?;
+    let consent = check(
+        &tpp.post_json(
+            &format!("{aisp}/account-access-consents"),
+            &cc,
+            &json!({ "Data": { "Permissions": ["ReadAccountsDetail", "ReadBalances", "ReadTransactionsDetail", "ReadTransactionsCredits", "ReadTransactionsDebits"] }, "Risk": {} }),
+            None,
+        )
+        .await?,
+        "account-access consent",
+    )?;
+    let id = consent
+        .pointer("/Data/ConsentId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    println!("consent {id} created");
+    let pending = tpp.push_authorization(&id, "openid accounts").await?;
+    println!("pushed authorization request: {}", pending.request_uri);
+    let location = authorize(&tpp, flags, &pending).await?;
+    let tokens = tpp.complete(&pending, &location).await?;
+    println!("JARM response verified; certificate-bound access token received");
+    let list = check(
+        &tpp.get(&format!("{aisp}/accounts"), &tokens.access_token)
+            .await?,
+        "accounts",
+    )?;
+    for a in list
+        .pointer("/Data/Account")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        let acc = a
+            .pointer("/AccountId")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let bal = check(
+            &tpp.get(
+                &format!("{aisp}/accounts/{acc}/balances"),
+                &tokens.access_token,
+            )
+            .await?,
+            "balances",
+        )?;
+        println!(
+            "  {acc}  {}  balance {} {}",
+            a.pointer("/Nickname")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            bal.pointer("/Data/Balance/0/Amount/Amount")
+                .and_then(Value::as_str)
+                .unwrap_or("?"),
+            bal.pointer("/Data/Balance/0/Amount/Currency")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+async fn pay(flags: &Flags) -> Res<()> {
+    let need = |n: &str| flags.get(n).ok_or_else(|| format!("--{n} is required"));
+    let tpp = connect(flags).await?;
+    let pisp = base(&tpp, "pisp")?;
+    let instruction = fapi_core::random::token(12)?;
+    let init = initiation(
+        &instruction,
+        need("amount")?,
+        need("creditor")?,
+        need("creditor-account")?,
+        flags.get("reference").unwrap_or("tpp cli"),
+    );
+    let cc = tpp.client_credentials("payments").await?;
+    let created = tpp
+        .post_json(
+            &format!("{pisp}/domestic-payment-consents"),
+            &cc,
+            &json!({ "Data": { "Initiation": init }, "Risk": {} }),
+            Some(&format!("c-{instruction}")),
+        )
+        .await?;
+    let consent = check(&created, "payment consent")?;
+    tpp.verify_response_signature(&created)?;
+    let id = consent
+        .pointer("/Data/ConsentId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    println!("payment consent {id} created (bank signature verified)");
+    let pending = tpp.push_authorization(&id, "openid payments").await?;
+    let location = authorize(&tpp, flags, &pending).await?;
+    let token = tpp.complete(&pending, &location).await?.access_token;
+    let paid = tpp
+        .post_json(
+            &format!("{pisp}/domestic-payments"),
+            &token,
+            &json!({ "Data": { "ConsentId": id, "Initiation": init }, "Risk": {} }),
+            Some(&format!("p-{instruction}")),
+        )
+        .await?;
+    let body = check(&paid, "payment")?;
+    tpp.verify_response_signature(&paid)?;
+    println!(
+        "payment {} {} (bank signature verified)",
+        body.pointer("/Data/DomesticPaymentId")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        body.pointer("/Data/Status")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // the command is the first word that is not a flag or a flag's value
+    let mut i = 0;
+    let mut command = None;
+    while let Some(a) = args.get(i) {
+        if a.starts_with("--") {
+            i += 2;
+        } else {
+            command = Some(i);
+            break;
+        }
+    }
+    let Some(at) = command else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let mut rest = args.clone();
+    let cmd = rest.remove(at);
+    let flags = match Flags::parse(&rest) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("tpp: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let allowed: Vec<&str> = COMMON
+        .iter()
+        .copied()
+        .chain(["amount", "creditor", "creditor-account"])
+        .collect();
+    if let Err(e) = flags.only(&allowed) {
+        eprintln!("tpp: {e}\n{USAGE}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tpp: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cmd.as_str() {
+        "accounts" => runtime.block_on(accounts(&flags)),
+        "pay" => runtime.block_on(pay(&flags)),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tpp: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Command-line flags for the example programs: `--name value` pairs,
+//! strictly (unknown, repeated or valueless flags are errors).
+
+/// Any error, for the programs.
+pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Flags that may be given more than once.
+const REPEATABLE: [&str; 2] = ["tpp", "account"];
+
+/// Parsed `--name value` pairs; each name at most once unless listed as
+/// repeatable.
+#[derive(Debug)]
+pub struct Flags(Vec<(String, String)>);
+
+impl Flags {
+    /// Parses `args` (after the command words).
+    ///
+    /// # Errors
+    /// A positional argument, a flag without a value, or a repeat.
+    pub fn parse(args: &[String]) -> Res<Self> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut it = args.iter();
+        while let Some(name) = it.next() {
+            let Some(name) = name.strip_prefix("--") else {
+                return Err(format!("unexpected argument {name:?}").into());
+            };
+            let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
+            if !REPEATABLE.contains(&name) && out.iter().any(|(n, _)| n == name) {
+                return Err(format!("--{name} given twice").into());
+            }
+            out.push((name.to_owned(), value.clone()));
+        }
+        Ok(Self(out))
+    }
+
+    /// The value of `--name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeatable `--name`.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// Refuses flags outside `allowed`.
+    ///
+    /// # Errors
+    /// Names the first unknown flag.
+    pub fn only(&self, allowed: &[&str]) -> Res<()> {
+        match self.0.iter().find(|(n, _)| !allowed.contains(&n.as_str())) {
+            Some((n, _)) => Err(format!("unknown flag --{n}").into()),
+            None => Ok(()),
+        }
+    }
+
+    /// `--name` parsed as `T`.
+    ///
+    /// # Errors
+    /// The value does not parse.
+    pub fn parsed<T: std::str::FromStr>(&self, name: &str) -> Res<Option<T>> {
+        self.get(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("--{name}: {v:?} is not valid").into())
+            })
+            .transpose()
+    }
+
+    /// Only the named flags.
+    pub fn subset(&self, names: &[&str]) -> Self {
+        Self(
+            self.0
+                .iter()
+                .filter(|(n, _)| names.contains(&n.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+}

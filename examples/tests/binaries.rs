@@ -1,0 +1,204 @@
+//! The `bank` and `tpp` programs as an operator and a TPP developer use
+//! them, as separate processes over real sockets: `bank init`, `bank tpp
+//! onboard` from software statements, `bank serve`, `tpp accounts` and
+//! `tpp pay` against it, `bank tpp revoke` seen by the running bank on the
+//! next call, and `bank verify-audit` after the bank stops.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+use common::TempDir;
+
+fn bank(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bank"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// Starts `bank serve` on ephemeral ports and reads the URLs it prints;
+/// the rest of its output stays readable.
+fn serve(config: &str) -> (Child, String, Lines) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bank"))
+        .args([
+            "serve",
+            "--config",
+            config,
+            "--api-listen",
+            "127.0.0.1:0",
+            "--customer-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut discovery = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(url) = line.trim().strip_prefix("discovery: ") {
+            discovery = Some(url.to_owned());
+        }
+        if line.contains("dashboard:") {
+            break;
+        }
+    }
+    (
+        child,
+        discovery.expect("bank serve printed its discovery URL"),
+        lines,
+    )
+}
+
+fn tpp(dir: &str, discovery: &str, client: &str, command: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tpp"))
+        .args([
+            "--discovery",
+            discovery,
+            "--server-ca",
+            &format!("{dir}/scheme-ca.pem"),
+            "--client-id",
+            client,
+            "--certificate",
+            &format!("{dir}/{client}.pem"),
+            "--key-dir",
+            dir,
+        ])
+        .args(command)
+        .args(["--customer", "alice", "--password", "alice-password"])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn operator_and_tpp_programs_work_together() {
+    let tmp = TempDir::new("binaries");
+    let dir = tmp.0.to_str().unwrap().to_owned();
+    ok(&bank(&["init", "--data-dir", &dir]));
+    let config = format!("{dir}/bank.json");
+    for t in ["tpp-a", "tpp-b"] {
+        let out = ok(&bank(&[
+            "tpp",
+            "onboard",
+            "--config",
+            &config,
+            "--software-statement",
+            &format!("{dir}/{t}.ssa.jwt"),
+            "--certificate",
+            &format!("{dir}/{t}.pem"),
+        ]));
+        assert!(out.contains(&format!("onboarded {t}")), "{out}");
+    }
+    // a statement with one byte changed is refused
+    let mut forged = std::fs::read_to_string(format!("{dir}/tpp-b.ssa.jwt")).unwrap();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    std::fs::write(format!("{dir}/forged.jwt"), forged).unwrap();
+    let refused = bank(&[
+        "tpp",
+        "onboard",
+        "--config",
+        &config,
+        "--software-statement",
+        &format!("{dir}/forged.jwt"),
+        "--certificate",
+        &format!("{dir}/tpp-b.pem"),
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("software statement rejected"));
+
+    let (mut child, discovery, lines) = serve(&config);
+    let out = ok(&tpp(
+        &dir,
+        &discovery,
+        "tpp-a",
+        &["accounts", "--account", "acc-1"],
+    ));
+    assert!(
+        out.contains("acc-1") && out.contains("balance 1000.00 GBP"),
+        "{out}"
+    );
+    let out = ok(&tpp(
+        &dir,
+        &discovery,
+        "tpp-a",
+        &[
+            "pay",
+            "--amount",
+            "12.34",
+            "--creditor",
+            "ACME Ltd",
+            "--creditor-account",
+            "08080021325698",
+        ],
+    ));
+    assert!(out.contains("AcceptedSettlementInProcess"), "{out}");
+    let out = ok(&tpp(
+        &dir,
+        &discovery,
+        "tpp-a",
+        &["accounts", "--account", "acc-1"],
+    ));
+    assert!(out.contains("balance 987.66 GBP"), "{out}");
+
+    // revoked while the bank runs: refused on the next call
+    assert!(ok(&tpp(&dir, &discovery, "tpp-b", &["accounts"])).contains("acc-1"));
+    ok(&bank(&[
+        "tpp", "revoke", "--config", &config, "--client", "tpp-b",
+    ]));
+    let out = tpp(&dir, &discovery, "tpp-b", &["accounts"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_client"));
+    assert!(ok(&bank(&["tpp", "list", "--config", &config])).contains("tpp-b\ttpp-b Ltd\trevoked"));
+
+    // stop with SIGINT: the bank signs a final checkpoint
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        rest.iter().any(|l| l.contains("audit checkpoint signed")),
+        "{rest:?}"
+    );
+    let out = ok(&bank(&["verify-audit", "--config", &config]));
+    assert!(out.contains("audit trail verified"), "{out}");
+}
+
+#[test]
+fn programs_refuse_unknown_arguments() {
+    assert_eq!(bank(&["serve", "--bogus", "x"]).status.code(), Some(1));
+    assert_eq!(bank(&["frobnicate"]).status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_tpp"))
+        .arg("accounts")
+        .arg("--bogus")
+        .arg("x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

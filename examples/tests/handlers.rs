@@ -1,0 +1,506 @@
+//! Handler-level tests with `tower::ServiceExt::oneshot`: the error shapes a
+//! TPP developer reads (RFC 6749 §5.2 on the OAuth endpoints, UK OB
+//! `OBErrorResponse1` on the resources), the discovery metadata, and the
+//! headers every answer carries. The connection's certificate is supplied
+//! as the TLS accept loop would.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::TempDir;
+use fapi_core::crypto::default_provider;
+use fapi_core::jose::sign_compact;
+use fapi_core::time::{Clock, SystemClock};
+use fapi_examples::bank::tls::ConnectionInfo;
+use fapi_examples::bank::{build, BankApps, BankConfig};
+use fapi_examples::pki::{DevPki, FileKeySource, KeySource};
+use fapi_examples::registry::{onboard, verify_software_statement};
+use fapi_mtls_binding::ClientCertificate;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const ISSUER: &str = "https://localhost:9444";
+const API: &str = "https://localhost:9443";
+
+struct Fixture {
+    _dir: TempDir,
+    apps: BankApps,
+    pki: DevPki,
+    keys: FileKeySource,
+}
+
+fn fixture() -> Fixture {
+    let dir = TempDir::new("handlers");
+    let provider = default_provider();
+    let pki = DevPki::generate(&dir.0, &*provider, &["tpp-a"], SystemClock.now()).unwrap();
+    let config = BankConfig::development(&dir.0);
+    let apps = build(&config, Arc::new(SystemClock), ISSUER, API).unwrap();
+    let profile = config.profile().unwrap();
+    let files = &pki.tpps[0];
+    let registration = verify_software_statement(
+        &std::fs::read_to_string(&files.software_statement).unwrap(),
+        &config.directory_keys(&*provider).unwrap(),
+        &config.directory_issuer,
+        profile,
+        SystemClock.now(),
+    )
+    .unwrap();
+    let cert =
+        ClientCertificate::from_pem(&std::fs::read_to_string(&files.certificate).unwrap()).unwrap();
+    onboard(
+        &apps.db,
+        &registration,
+        &cert,
+        &apps.trust,
+        &*provider,
+        profile,
+        SystemClock.now(),
+    )
+    .unwrap();
+    let keys = FileKeySource::new(&dir.0, provider);
+    Fixture {
+        _dir: dir,
+        apps,
+        pki,
+        keys,
+    }
+}
+
+impl Fixture {
+    fn connection(&self, with_certificate: bool) -> ConnectionInfo {
+        let cert = ClientCertificate::from_pem(
+            &std::fs::read_to_string(&self.pki.tpps[0].certificate).unwrap(),
+        )
+        .unwrap();
+        ConnectionInfo {
+            peer_certificate: with_certificate.then(|| Arc::new(cert.der().to_vec())),
+            remote: "127.0.0.1:40000".parse().unwrap(),
+        }
+    }
+
+    fn assertion(&self) -> String {
+        let now = SystemClock.now().as_secs();
+        let key = self.keys.signing_key("tpp-a-signing").unwrap();
+        let claims = json!({ "iss": "tpp-a", "sub": "tpp-a", "aud": ISSUER, "jti": fapi_core::random::token(16).unwrap(), "iat": now, "exp": now + 60 });
+        sign_compact(
+            &*key,
+            Some("tpp-a-signing"),
+            None,
+            claims.as_object().unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn authenticated_form(&self, extra: &[(&str, &str)]) -> String {
+        let mut f = url::form_urlencoded::Serializer::new(String::new());
+        f.append_pair("client_id", "tpp-a")
+            .append_pair(
+                "client_assertion_type",
+                fapi_core::client_auth::JWT_BEARER_ASSERTION_TYPE,
+            )
+            .append_pair("client_assertion", &self.assertion());
+        for (k, v) in extra {
+            f.append_pair(k, v);
+        }
+        f.finish()
+    }
+
+    async fn api(
+        &self,
+        req: Request<Body>,
+        with_certificate: bool,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let mut req = req;
+        req.extensions_mut()
+            .insert(self.connection(with_certificate));
+        let r = self.apps.api.clone().oneshot(req).await.unwrap();
+        let status = r.status();
+        let headers = r.headers().clone();
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec();
+        (status, headers, body)
+    }
+
+    async fn customer(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let mut req = req;
+        req.extensions_mut().insert(self.connection(false));
+        let r = self.apps.customer.clone().oneshot(req).await.unwrap();
+        let status = r.status();
+        let headers = r.headers().clone();
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec();
+        (status, headers, body)
+    }
+
+    async fn client_credentials(&self, scope: &str) -> String {
+        let (status, _, body) = self
+            .api(
+                form(
+                    "/token",
+                    self.authenticated_form(&[
+                        ("grant_type", "client_credentials"),
+                        ("scope", scope),
+                    ]),
+                ),
+                true,
+            )
+            .await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+fn form(path: &str, body: String) -> Request<Body> {
+    Request::post(path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn json_of(body: &[u8]) -> Value {
+    serde_json::from_slice(body).unwrap()
+}
+
+fn assert_ob_error(body: &[u8], code: &str) {
+    let v = json_of(body);
+    assert!(v["Code"].is_string(), "{v}");
+    assert_eq!(v["Id"].as_str().unwrap().len(), 36, "{v}");
+    assert!(v["Message"].is_string(), "{v}");
+    assert_eq!(v["Errors"][0]["ErrorCode"], code, "{v}");
+    assert!(v["Errors"][0]["Message"].is_string(), "{v}");
+}
+
+#[tokio::test]
+async fn token_endpoint_errors_are_rfc6749_bodies_and_never_cached() {
+    let f = fixture();
+    // no certificate on the connection
+    let (status, headers, body) = f
+        .api(
+            form(
+                "/token",
+                f.authenticated_form(&[
+                    ("grant_type", "client_credentials"),
+                    ("scope", "accounts"),
+                ]),
+            ),
+            false,
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["cache-control"], "no-store");
+    let v = json_of(&body);
+    assert_eq!(v["error"], "invalid_client");
+    assert!(v["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("certificate"));
+    // no client authentication at all
+    let (status, _, body) = f
+        .api(
+            form(
+                "/token",
+                "grant_type=client_credentials&scope=accounts".into(),
+            ),
+            true,
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(json_of(&body)["error"], "invalid_client");
+    // an unknown grant type, after authenticating
+    let (status, _, body) = f
+        .api(
+            form(
+                "/token",
+                f.authenticated_form(&[("grant_type", "password")]),
+            ),
+            true,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(json_of(&body)["error"], "unsupported_grant_type");
+    // a repeated parameter
+    let (status, _, body) = f
+        .api(
+            form(
+                "/token",
+                f.authenticated_form(&[
+                    ("grant_type", "client_credentials"),
+                    ("grant_type", "client_credentials"),
+                ]),
+            ),
+            true,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(json_of(&body)["error"], "invalid_request");
+    // a scope outside the directory roles
+    let (status, _, body) = f
+        .api(
+            form(
+                "/token",
+                f.authenticated_form(&[("grant_type", "client_credentials"), ("scope", "admin")]),
+            ),
+            true,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(json_of(&body)["error"], "invalid_scope");
+    // the happy twin
+    assert!(!f.client_credentials("accounts payments").await.is_empty());
+}
+
+#[tokio::test]
+async fn client_assertion_replay_is_refused() {
+    let f = fixture();
+    let body = f.authenticated_form(&[("grant_type", "client_credentials"), ("scope", "accounts")]);
+    let (first, _, _) = f.api(form("/token", body.clone()), true).await;
+    assert_eq!(first, 200);
+    let (second, _, b) = f.api(form("/token", body), true).await;
+    assert_eq!(second, 401);
+    assert_eq!(json_of(&b)["error"], "invalid_client");
+}
+
+#[tokio::test]
+async fn par_errors_are_rfc6749_bodies() {
+    let f = fixture();
+    let (status, headers, body) = f
+        .api(
+            form(
+                "/par",
+                f.authenticated_form(&[("response_type", "code"), ("response_type", "code")]),
+            ),
+            true,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(json_of(&body)["error"], "invalid_request");
+    // no request object under FAPI 2 message signing
+    let (status, _, body) = f
+        .api(
+            form(
+                "/par",
+                f.authenticated_form(&[("response_type", "code"), ("scope", "openid")]),
+            ),
+            true,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(json_of(&body)["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid_request"));
+}
+
+#[tokio::test]
+async fn resource_errors_are_ob_error_responses_with_a_bearer_challenge() {
+    let f = fixture();
+    let (status, headers, body) = f
+        .api(
+            Request::get("/open-banking/v3.1/aisp/accounts")
+                .body(Body::empty())
+                .unwrap(),
+            true,
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert!(headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer error=\"invalid_token\""));
+    assert_ob_error(&body, "UK.OBIE.Unauthorized");
+    assert_eq!(json_of(&body)["Code"], "401 Unauthorized");
+
+    // a client-credentials token has no consent: the gate refuses it
+    let cc = f.client_credentials("accounts").await;
+    let (status, _, body) = f
+        .api(
+            Request::get("/open-banking/v3.1/aisp/accounts")
+                .header("authorization", format!("Bearer {cc}"))
+                .body(Body::empty())
+                .unwrap(),
+            true,
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_ob_error(&body, "UK.OBIE.Resource.InvalidConsentStatus");
+
+    // the same token without the certificate it is bound to
+    let (status, _, body) = f
+        .api(
+            Request::get("/open-banking/v3.1/aisp/accounts")
+                .header("authorization", format!("Bearer {cc}"))
+                .body(Body::empty())
+                .unwrap(),
+            false,
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_ob_error(&body, "UK.OBIE.Unauthorized");
+}
+
+#[tokio::test]
+async fn consent_creation_validates_the_body_and_payment_calls_need_a_signature() {
+    let f = fixture();
+    let cc = f.client_credentials("accounts payments").await;
+    let post = |path: &str, body: &str| {
+        Request::post(path)
+            .header("authorization", format!("Bearer {cc}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let (status, _, body) = f
+        .api(
+            post(
+                "/open-banking/v3.1/aisp/account-access-consents",
+                r#"{"Data":{"Permissions":["ReadEverything"]},"Risk":{}}"#,
+            ),
+            true,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_ob_error(&body, "UK.OBIE.Field.Invalid");
+    let (status, _, body) = f
+        .api(
+            post(
+                "/open-banking/v3.1/aisp/account-access-consents",
+                r#"{"Data":{"Permissions":["ReadBalances"]},"Data":{}}"#,
+            ),
+            true,
+        )
+        .await;
+    assert_eq!(status, 400, "duplicate members are refused");
+    assert_ob_error(&body, "UK.OBIE.Resource.InvalidFormat");
+    let (status, _, body) = f
+        .api(
+            post(
+                "/open-banking/v3.1/aisp/account-access-consents",
+                r#"{"Data":{"Permissions":["ReadAccountsBasic"]},"Risk":{}}"#,
+            ),
+            true,
+        )
+        .await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json_of(&body)["Data"]["Status"], "AwaitingAuthorisation");
+
+    let (status, _, body) = f
+        .api(
+            post(
+                "/open-banking/v3.1/pisp/domestic-payment-consents",
+                r#"{"Data":{"Initiation":{}},"Risk":{}}"#,
+            ),
+            true,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_ob_error(&body, "UK.OBIE.Signature.Missing");
+}
+
+#[tokio::test]
+async fn discovery_advertises_the_fapi_metadata() {
+    let f = fixture();
+    let (status, _, body) = f
+        .customer(
+            Request::get("/.well-known/openid-configuration")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let d = json_of(&body);
+    assert_eq!(d["issuer"], ISSUER);
+    assert_eq!(d["require_pushed_authorization_requests"], true);
+    assert_eq!(d["tls_client_certificate_bound_access_tokens"], true);
+    assert_eq!(d["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(
+        d["pushed_authorization_request_endpoint"],
+        format!("{API}/par")
+    );
+    assert_eq!(d["token_endpoint"], format!("{API}/token"));
+    assert_eq!(d["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(
+        d["token_endpoint_auth_methods_supported"],
+        json!(["private_key_jwt"])
+    );
+    assert!(d["response_modes_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("jwt")));
+    let algs = d["request_object_signing_alg_values_supported"]
+        .as_array()
+        .unwrap();
+    assert!(
+        algs.contains(&json!("PS256"))
+            && !algs.contains(&json!("RS256"))
+            && !algs.contains(&json!("none"))
+    );
+    let (status, _, body) = f
+        .customer(Request::get("/jwks").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(json_of(&body)["keys"][0]["kid"], "bank-signing");
+    assert!(
+        json_of(&body)["keys"][0].get("d").is_none(),
+        "no private part"
+    );
+}
+
+#[tokio::test]
+async fn authorize_with_an_unknown_request_uri_is_an_error_page_not_a_redirect() {
+    let f = fixture();
+    let (status, headers, body) = f
+        .customer(
+            Request::get("/authorize?client_id=tpp-a&request_uri=urn:ietf:params:oauth:request_uri:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(headers.get("location").is_none());
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+    assert!(String::from_utf8_lossy(&body).contains("cannot be completed"));
+}
+
+#[tokio::test]
+async fn interaction_id_is_echoed_when_a_uuid_and_minted_otherwise() {
+    let f = fixture();
+    let sent = "0b9d5f3a-1c2e-4f6a-8b7c-9d0e1f2a3b4c";
+    let (_, headers, _) = f
+        .api(
+            Request::get("/jwks")
+                .header("x-fapi-interaction-id", sent)
+                .body(Body::empty())
+                .unwrap(),
+            true,
+        )
+        .await;
+    assert_eq!(headers["x-fapi-interaction-id"], sent);
+    let (_, headers, _) = f
+        .api(
+            Request::get("/jwks")
+                .header("x-fapi-interaction-id", "<script>")
+                .body(Body::empty())
+                .unwrap(),
+            true,
+        )
+        .await;
+    let minted = headers["x-fapi-interaction-id"].to_str().unwrap();
+    assert_ne!(minted, "<script>");
+    assert_eq!(minted.len(), 36);
+}
