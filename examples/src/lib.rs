@@ -7,7 +7,8 @@
 //! - [`tpp`]: a TPP client, and the scripted customer;
 //! - [`platform`]: the whole platform on loopback (demo, tests, load);
 //! - [`sqlite`]: the embedded store for every state the bank keeps, with
-//!   [`codes`] (authorization codes) and [`registry`] (onboarded TPPs, also
+//!   [`codes`] (authorization codes), [`pushed`] (pushed requests,
+//!   re-validated when read back) and [`registry`] (onboarded TPPs, also
 //!   the bank's directory);
 //! - [`pki`]: the development PKI and the key source;
 //! - [`core_banking`]: the core-banking trait, a mock ledger, fault
@@ -22,6 +23,7 @@ pub mod codes;
 pub mod core_banking;
 pub mod pki;
 pub mod platform;
+pub mod pushed;
 pub mod registry;
 pub mod sqlite;
 pub mod tpp;

@@ -23,7 +23,9 @@ use std::sync::Arc;
 
 pub use form::{FormError, PushedRequestForm};
 pub use request_uri::RequestUri;
-pub use store::{InMemoryPushedRequestStore, LookupError, PushedRequest, PushedRequestStore};
+pub use store::{
+    InMemoryPushedRequestStore, LookupError, PushSource, PushedRequest, PushedRequestStore,
+};
 
 /// Why a pushed authorization request was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -121,6 +123,42 @@ impl ParConfig {
     }
 }
 
+/// Validates a pushed request from its `source` exactly as [`push`] did at
+/// `source.pushed_at`: a signed request object (signature by a key of
+/// `registration`, claims, profile rules) or plain parameters where the
+/// profile allows. A durable store keeps only the source and calls this
+/// when it reads a request back, so nothing read from storage is trusted
+/// without the same checks (a changed row, or a registration whose keys
+/// were replaced, fails).
+///
+/// # Errors
+/// [`ParError::Request`] or [`ParError::RegistrationMismatch`].
+pub fn revalidate(
+    source: &PushSource,
+    registration: &ClientMetadata,
+    config: &ParConfig,
+) -> Result<fapi_core::request_object::ValidatedAuthorizationRequest, ParError> {
+    let params = &source.parameters;
+    let ctx = RequestContext {
+        profile: config.profile,
+        issuer: &config.issuer,
+    };
+    let request = params
+        .iter()
+        .find(|(k, _)| k == "request")
+        .map(|(_, v)| v.as_str());
+    let validated = match request {
+        Some(request) => {
+            validate_request_object(request, params, registration, &ctx, source.pushed_at)?
+        }
+        None => validate_plain_parameters(params, registration, &ctx)?,
+    };
+    if validated.client_id() != registration.client_id() {
+        return Err(ParError::RegistrationMismatch);
+    }
+    Ok(validated)
+}
+
 /// Handles a pushed authorization request ([RFC 9126 §2]): the client has
 /// already authenticated (`client`, with its `registration`); the body is
 /// validated per profile (a signed request object, or plain parameters
@@ -149,15 +187,11 @@ pub async fn push(
     {
         return Err(ParError::ConflictingClientIds);
     }
-    let params = form.authorization_parameters();
-    let ctx = RequestContext {
-        profile: config.profile,
-        issuer: &config.issuer,
+    let source = PushSource {
+        parameters: form.authorization_parameters(),
+        pushed_at: now,
     };
-    let validated = match form.get("request") {
-        Some(request) => validate_request_object(request, &params, registration, &ctx, now)?,
-        None => validate_plain_parameters(&params, registration, &ctx)?,
-    };
+    let validated = revalidate(&source, registration, config)?;
     let mut expires_at = now.saturating_add(config.expires_in_secs);
     if let Some(exp) = validated.request_object_expires_at() {
         expires_at = expires_at.min(exp);
@@ -173,6 +207,7 @@ pub async fn push(
                 request_uri,
                 request: Arc::new(validated),
                 expires_at,
+                source: Arc::new(source),
             },
             now,
         )

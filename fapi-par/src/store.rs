@@ -21,6 +21,19 @@ pub struct PushedRequest {
     pub request: Arc<ValidatedAuthorizationRequest>,
     /// When the reference stops working.
     pub expires_at: UnixTime,
+    /// What was pushed, and when: what a durable store keeps, and
+    /// re-validates with [`crate::revalidate`] when reading it back.
+    pub source: Arc<PushSource>,
+}
+
+/// The authorization parameters as pushed (client authentication removed)
+/// and the time they were validated at.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PushSource {
+    /// The parameters, including `request` when a request object was sent.
+    pub parameters: Vec<(String, String)>,
+    /// When they were pushed and validated.
+    pub pushed_at: UnixTime,
 }
 
 impl PushedRequest {
@@ -46,6 +59,10 @@ pub enum LookupError {
     /// The authorization it started has completed already.
     #[error("request_uri has already been used")]
     AlreadyUsed,
+    /// Read back from storage, the request no longer validates (the row
+    /// changed, or the client's registration did).
+    #[error("the pushed request no longer validates; push it again")]
+    NoLongerValid,
     /// The store failed (fail closed; `server_error`).
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -1,8 +1,5 @@
 //! Conformance kit for [`PushedRequestStore`] adapters (feature `testing`).
 
-use std::sync::Arc;
-
-use fapi_core::request_object::ValidatedAuthorizationRequest;
 use fapi_core::time::UnixTime;
 use fapi_core::types::ClientId;
 use futures_util::future::join_all;
@@ -30,25 +27,25 @@ fn fail(case: &'static str, detail: impl core::fmt::Debug) -> ConformanceFailure
 }
 
 /// Runs every [`PushedRequestStore`] guarantee against `store`, with
-/// `sample`, a validated request of client `sample.client_id()`, and
-/// `other`, a different client id. The race polls [`RACERS`] `take`s
+/// `sample`, a request pushed by client `sample.client_id()` (as [`crate::push`]
+/// stored it; the kit stores copies under new references and lifetimes),
+/// and `other`, a different client id. The race polls [`RACERS`] `take`s
 /// concurrently on the caller's executor.
 ///
 /// # Errors
 /// The first [`ConformanceFailure`].
 pub async fn pushed_request_store_conformance(
     store: &dyn PushedRequestStore,
-    sample: ValidatedAuthorizationRequest,
+    sample: PushedRequest,
     other: &ClientId,
 ) -> Result<(), ConformanceFailure> {
     let t0 = UnixTime::from_secs(1_900_000_000).ok_or_else(|| fail("setup", "time"))?;
-    let request = Arc::new(sample);
-    let client = request.client_id().clone();
+    let client = sample.client_id().clone();
     let new = |lifetime: i64| -> Result<PushedRequest, ConformanceFailure> {
         Ok(PushedRequest {
             request_uri: RequestUri::generate().map_err(|e| fail("setup", e))?,
-            request: request.clone(),
             expires_at: t0.saturating_add(lifetime),
+            ..sample.clone()
         })
     };
 

@@ -350,11 +350,7 @@ fn in_memory_store_passes_the_conformance_kit() {
         )
         .unwrap();
         let uri = RequestUri::parse(&r.request_uri).unwrap();
-        Arc::unwrap_or_clone(
-            b(staging.take(&uri, &client("tpp-a"), at(0)))
-                .unwrap()
-                .request,
-        )
+        b(staging.take(&uri, &client("tpp-a"), at(0))).unwrap()
     };
     b(fapi_par::testing::pushed_request_store_conformance(
         &store,
@@ -415,4 +411,67 @@ fn store_capacity_fails_closed() {
     .unwrap_err();
     assert!(matches!(e, ParError::Store(_)));
     assert_eq!(e.error_code(), ErrorCode::ServerError);
+}
+
+fn pushed_sample() -> fapi_par::PushedRequest {
+    let staging = InMemoryPushedRequestStore::new(10);
+    let r = do_push(
+        "tpp-a",
+        &form_for("tpp-a", 300),
+        Profile::Fapi2MessageSigning,
+        &staging,
+    )
+    .unwrap();
+    let uri = RequestUri::parse(&r.request_uri).unwrap();
+    b(staging.take(&uri, &client("tpp-a"), at(0))).unwrap()
+}
+
+#[test]
+fn source_revalidates_to_the_same_request() {
+    let pushed = pushed_sample();
+    assert_eq!(pushed.source.pushed_at, at(0));
+    let again = fapi_par::revalidate(
+        &pushed.source,
+        &registration("tpp-a", Profile::Fapi2MessageSigning),
+        &config(Profile::Fapi2MessageSigning),
+    )
+    .unwrap();
+    assert_eq!(again.client_id(), pushed.request.client_id());
+    assert_eq!(again.redirect_uri(), pushed.request.redirect_uri());
+    assert_eq!(again.code_challenge(), pushed.request.code_challenge());
+    assert_eq!(
+        again.request_object_sha256(),
+        pushed.request.request_object_sha256()
+    );
+}
+
+#[test]
+fn altered_source_does_not_revalidate() {
+    let pushed = pushed_sample();
+    let mut source = (*pushed.source).clone();
+    for (k, v) in &mut source.parameters {
+        if k == "request" {
+            // one character of the signature changed
+            let last = v.pop().unwrap();
+            v.push(if last == 'A' { 'B' } else { 'A' });
+        }
+    }
+    assert!(fapi_par::revalidate(
+        &source,
+        &registration("tpp-a", Profile::Fapi2MessageSigning),
+        &config(Profile::Fapi2MessageSigning),
+    )
+    .is_err());
+}
+
+#[test]
+fn source_does_not_revalidate_against_another_clients_registration() {
+    let pushed = pushed_sample();
+    // same key, other client: the request object names tpp-a
+    assert!(fapi_par::revalidate(
+        &pushed.source,
+        &registration("tpp-b", Profile::Fapi2MessageSigning),
+        &config(Profile::Fapi2MessageSigning),
+    )
+    .is_err());
 }

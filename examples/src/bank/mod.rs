@@ -38,7 +38,7 @@ use fapi_core::types::Issuer;
 use fapi_core::{AccessTokenVerifier, Profile};
 use fapi_jarm::JarmSigner;
 use fapi_mtls_binding::trust::{TrustBundle, TrustStore};
-use fapi_par::{InMemoryPushedRequestStore, PushedRequestStore};
+use fapi_par::PushedRequestStore;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -392,7 +392,11 @@ pub fn build(
         kid: config.signing_key.clone(),
         jwks: jwks.to_json(),
         db: db.clone(),
-        par: Arc::new(InMemoryPushedRequestStore::new(100_000)),
+        par: Arc::new(crate::pushed::SqlitePushedRequestStore::new(
+            db.clone(),
+            fapi_par::ParConfig::new(profile, issuer.clone()),
+            provider.clone(),
+        )),
         gate: ConsentGate::new(db.clone()).with_audit(db.clone()),
         verifier: AccessTokenVerifier::new(
             keys.clone(),

@@ -1,0 +1,238 @@
+//! Pushed requests in SQLite: the fapi-par conformance kit, a restart in
+//! the middle of an authorization, and what is refused when a stored row
+//! or the client's registration changes (re-validation on read).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+use common::TempDb;
+
+use std::sync::Arc;
+
+use fapi_core::client_auth::{
+    AssertionContext, Endpoint, UnverifiedClientAssertion, JWT_BEARER_ASSERTION_TYPE,
+};
+use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
+use fapi_core::jose::sign_compact;
+use fapi_core::jwk::{Jwk, JwkSet};
+use fapi_core::replay::InMemoryReplayCache;
+use fapi_core::time::UnixTime;
+use fapi_core::types::{CertificateThumbprint, ClientId, CodeVerifier, Issuer};
+use fapi_core::Profile;
+use fapi_examples::pushed::SqlitePushedRequestStore;
+use fapi_examples::registry::Registration;
+use fapi_examples::sqlite::SqliteDb;
+use fapi_par::{
+    push, InMemoryPushedRequestStore, LookupError, ParConfig, PushedRequest, PushedRequestForm,
+    PushedRequestStore, RequestUri,
+};
+use serde_json::json;
+
+const NOW: i64 = 1_900_000_000;
+const ISSUER: &str = "https://bank.example";
+const PROFILE: Profile = Profile::Fapi2MessageSigning;
+
+fn b<F: std::future::Future>(f: F) -> F::Output {
+    futures_executor::block_on(f)
+}
+
+fn at(o: i64) -> UnixTime {
+    UnixTime::from_secs(NOW + o).unwrap()
+}
+
+fn config() -> ParConfig {
+    ParConfig::new(PROFILE, Issuer::try_from(ISSUER).unwrap())
+}
+
+fn registration(id: &str, key: &dyn SigningKey) -> Registration {
+    Registration {
+        client_id: id.into(),
+        client_name: format!("{id} Ltd"),
+        redirect_uris: vec![format!("https://{id}.example/cb")],
+        jwks: JwkSet::new(vec![Jwk::from_public_key(
+            key.public_key().clone(),
+            Some("k".into()),
+        )])
+        .to_json(),
+        token_endpoint_auth_method: "private_key_jwt".into(),
+        software_roles: vec!["AISP".into()],
+        software_id: None,
+        org_id: None,
+    }
+}
+
+/// Registers tpp-a and tpp-b in `db` and pushes one request of tpp-a the
+/// real way; returns the stored request and tpp-a's key.
+fn setup(db: &SqliteDb) -> (PushedRequest, Arc<dyn SigningKey>) {
+    let provider = default_provider();
+    let key = provider.generate_signing_key(Algorithm::Es256).unwrap();
+    for (i, id) in ["tpp-a", "tpp-b"].iter().enumerate() {
+        db.put_client(
+            &registration(id, &*key),
+            &CertificateThumbprint::from_bytes([u8::try_from(i).unwrap(); 32]),
+            at(0),
+        )
+        .unwrap();
+    }
+    let metadata = registration("tpp-a", &*key)
+        .metadata(&*provider, PROFILE)
+        .unwrap();
+    let claims = json!({ "iss": "tpp-a", "sub": "tpp-a", "aud": ISSUER, "jti": "j1", "iat": NOW, "exp": NOW + 60 });
+    let assertion = sign_compact(&*key, Some("k"), None, claims.as_object().unwrap()).unwrap();
+    let issuer = Issuer::try_from(ISSUER).unwrap();
+    let ctx = AssertionContext {
+        profile: PROFILE,
+        issuer: &issuer,
+        endpoint: Endpoint::PushedAuthorization("https://bank.example/par"),
+    };
+    let client =
+        b(
+            UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, &assertion, Some("tpp-a"))
+                .unwrap()
+                .verify(&metadata, &ctx, at(0))
+                .unwrap()
+                .record_jti(&InMemoryReplayCache::new(10), at(0)),
+        )
+        .unwrap();
+    let request = sign_compact(
+        &*key,
+        Some("k"),
+        Some("oauth-authz-req+jwt"),
+        json!({
+            "iss": "tpp-a", "aud": ISSUER, "client_id": "tpp-a", "nbf": NOW, "exp": NOW + 300,
+            "response_type": "code", "response_mode": "jwt", "redirect_uri": "https://tpp-a.example/cb",
+            "scope": "openid accounts", "state": "s", "nonce": "n",
+            "code_challenge": CodeVerifier::generate().unwrap().challenge().as_str(), "code_challenge_method": "S256",
+        })
+        .as_object()
+        .unwrap(),
+    )
+    .unwrap();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", "tpp-a")
+        .append_pair("request", &request)
+        .finish();
+    let staging = InMemoryPushedRequestStore::new(10);
+    let r = b(push(
+        &PushedRequestForm::parse(body.as_bytes()).unwrap(),
+        &client,
+        &metadata,
+        &config(),
+        &staging,
+        at(0),
+    ))
+    .unwrap();
+    let uri = RequestUri::parse(&r.request_uri).unwrap();
+    (
+        b(staging.take(&uri, &ClientId::try_from("tpp-a").unwrap(), at(0))).unwrap(),
+        key,
+    )
+}
+
+fn store(db: &Arc<SqliteDb>) -> SqlitePushedRequestStore {
+    SqlitePushedRequestStore::new(db.clone(), config(), default_provider())
+}
+
+#[test]
+fn sqlite_pushed_request_store_passes_the_kit() {
+    let file = TempDb::new("par-kit");
+    let db = Arc::new(file.open());
+    let (sample, _) = setup(&db);
+    b(fapi_par::testing::pushed_request_store_conformance(
+        &store(&db),
+        sample,
+        &ClientId::try_from("tpp-b").unwrap(),
+    ))
+    .unwrap();
+}
+
+#[test]
+fn a_pushed_request_survives_a_restart_and_is_single_use_across_handles() {
+    let file = TempDb::new("par-restart");
+    let db = Arc::new(file.open());
+    let (sample, _) = setup(&db);
+    let uri = sample.request_uri.clone();
+    let a = ClientId::try_from("tpp-a").unwrap();
+    b(store(&db).put(sample.clone(), at(1))).unwrap();
+    drop(db);
+    // a new process opens the file
+    let reopened = Arc::new(file.open());
+    let got = b(store(&reopened).peek(&uri, &a, at(2))).unwrap();
+    assert_eq!(got.request.redirect_uri(), sample.request.redirect_uri());
+    assert_eq!(
+        got.request.code_challenge(),
+        sample.request.code_challenge()
+    );
+    let other_handle = Arc::new(file.open());
+    b(store(&reopened).take(&uri, &a, at(3))).unwrap();
+    assert_eq!(
+        b(store(&other_handle).take(&uri, &a, at(3))).unwrap_err(),
+        LookupError::AlreadyUsed
+    );
+}
+
+#[test]
+fn a_changed_row_is_refused_not_trusted() {
+    let file = TempDb::new("par-tamper");
+    let db = Arc::new(file.open());
+    let (sample, _) = setup(&db);
+    let uri = sample.request_uri.clone();
+    let a = ClientId::try_from("tpp-a").unwrap();
+    b(store(&db).put(sample, at(1))).unwrap();
+    assert!(b(store(&db).peek(&uri, &a, at(2))).is_ok());
+    // someone with write access to the file changes the client_id
+    // parameter stored beside the request object
+    let conn = rusqlite::Connection::open(&file.0).unwrap();
+    let n = conn
+        .execute(
+            "UPDATE pushed_requests SET source = json_set(source, '$.parameters[0][1]', 'tpp-b')",
+            [],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(conn);
+    assert_eq!(
+        b(store(&db).peek(&uri, &a, at(2))).unwrap_err(),
+        LookupError::NoLongerValid
+    );
+}
+
+#[test]
+fn a_replaced_key_or_a_revoked_tpp_invalidates_waiting_requests() {
+    let file = TempDb::new("par-rekey");
+    let db = Arc::new(file.open());
+    let (sample, _) = setup(&db);
+    let uri = sample.request_uri.clone();
+    let a = ClientId::try_from("tpp-a").unwrap();
+    b(store(&db).put(sample, at(1))).unwrap();
+    assert!(b(store(&db).peek(&uri, &a, at(2))).is_ok());
+    let new_key = default_provider()
+        .generate_signing_key(Algorithm::Es256)
+        .unwrap();
+    db.put_client(
+        &registration("tpp-a", &*new_key),
+        &CertificateThumbprint::from_bytes([0; 32]),
+        at(2),
+    )
+    .unwrap();
+    assert_eq!(
+        b(store(&db).peek(&uri, &a, at(3))).unwrap_err(),
+        LookupError::NoLongerValid
+    );
+
+    let file = TempDb::new("par-revoked");
+    let db = Arc::new(file.open());
+    let (sample, _) = setup(&db);
+    let uri = sample.request_uri.clone();
+    b(store(&db).put(sample, at(1))).unwrap();
+    assert!(b(store(&db).peek(&uri, &a, at(2))).is_ok());
+    db.revoke_client(&a).unwrap();
+    assert_eq!(
+        b(store(&db).peek(&uri, &a, at(3))).unwrap_err(),
+        LookupError::NoLongerValid
+    );
+}
