@@ -141,6 +141,12 @@ impl DevPki {
         fs::create_dir_all(dir).map_err(io(dir))?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
         let ca_key = KeyPair::generate().map_err(gen)?;
+        // kept (0600) so the development scheme can issue more certificates
+        // and CRLs; a bank never holds a real scheme's CA key
+        write_private(
+            &dir.join("scheme-ca.key.pem"),
+            ca_key.serialize_pem().as_bytes(),
+        )?;
         let ca_params = ca_params()?;
         let ca_cert = ca_params.self_signed(&ca_key).map_err(gen)?;
         let issuer = Issuer::new(ca_params, ca_key);
@@ -180,24 +186,7 @@ impl DevPki {
 
         let mut files = Vec::new();
         for client_id in tpps {
-            let key = KeyPair::generate().map_err(gen)?;
-            let mut p =
-                CertificateParams::new(vec![format!("{client_id}.example")]).map_err(gen)?;
-            p.distinguished_name.push(DnType::CommonName, *client_id);
-            p.distinguished_name
-                .push(DnType::OrganizationName, format!("{client_id} Ltd"));
-            p.distinguished_name.push(DnType::CountryName, "GB");
-            p.distinguished_name.push(
-                DnType::CustomDnType(vec![2, 5, 4, 97]),
-                format!("PSDGB-FCA-{client_id}"),
-            );
-            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-            p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-            let cert = p.signed_by(&key, &issuer).map_err(gen)?;
-            let certificate = dir.join(format!("{client_id}.pem"));
-            let certificate_key = dir.join(format!("{client_id}.key.pem"));
-            write_public(&certificate, cert.pem().as_bytes())?;
-            write_private(&certificate_key, key.serialize_pem().as_bytes())?;
+            let (certificate, certificate_key) = client_certificate(dir, &issuer, client_id)?;
 
             let signing = provider
                 .generate_signing_key(Algorithm::Ps256)
@@ -247,6 +236,99 @@ impl DevPki {
             directory_jwks,
             tpps: files,
         })
+    }
+}
+
+/// Issues `dir/<client_id>.pem` (clientAuth, organisation DN) and its key
+/// `dir/<client_id>.key.pem` (0600) from `issuer`.
+fn client_certificate(
+    dir: &Path,
+    issuer: &Issuer<'_, KeyPair>,
+    client_id: &str,
+) -> Result<(PathBuf, PathBuf), PkiError> {
+    let key = KeyPair::generate().map_err(gen)?;
+    let mut p = CertificateParams::new(vec![format!("{client_id}.example")]).map_err(gen)?;
+    p.distinguished_name.push(DnType::CommonName, client_id);
+    p.distinguished_name
+        .push(DnType::OrganizationName, format!("{client_id} Ltd"));
+    p.distinguished_name.push(DnType::CountryName, "GB");
+    p.distinguished_name.push(
+        DnType::CustomDnType(vec![2, 5, 4, 97]),
+        format!("PSDGB-FCA-{client_id}"),
+    );
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let cert = p.signed_by(&key, issuer).map_err(gen)?;
+    let certificate = dir.join(format!("{client_id}.pem"));
+    let certificate_key = dir.join(format!("{client_id}.key.pem"));
+    write_public(&certificate, cert.pem().as_bytes())?;
+    write_private(&certificate_key, key.serialize_pem().as_bytes())?;
+    Ok((certificate, certificate_key))
+}
+
+/// The development scheme CA of a generated PKI in `dir`, as an issuer.
+fn scheme_issuer(dir: &Path) -> Result<Issuer<'static, KeyPair>, PkiError> {
+    let key_path = dir.join("scheme-ca.key.pem");
+    let key = zeroize::Zeroizing::new(fs::read_to_string(&key_path).map_err(io(&key_path))?);
+    let key = KeyPair::from_pem(&key).map_err(gen)?;
+    // the same subject and key-identifier method as the CA certificate
+    Ok(Issuer::new(ca_params()?, key))
+}
+
+impl DevPki {
+    /// Issues one more client certificate from the development scheme CA
+    /// in `dir` (an outside TPP's transport certificate): returns the
+    /// certificate and key paths.
+    ///
+    /// # Errors
+    /// [`PkiError`].
+    pub fn issue_client_certificate(
+        dir: &Path,
+        client_id: &str,
+    ) -> Result<(PathBuf, PathBuf), PkiError> {
+        client_certificate(dir, &scheme_issuer(dir)?, client_id)
+    }
+
+    /// Writes `dir/<name>` (PEM): a CRL of the development scheme CA,
+    /// valid for a day from `now`, listing the certificates in `revoked`
+    /// (PEM files).
+    ///
+    /// # Errors
+    /// [`PkiError`].
+    pub fn write_crl(
+        dir: &Path,
+        name: &str,
+        revoked: &[&Path],
+        now: fapi_core::time::UnixTime,
+    ) -> Result<PathBuf, PkiError> {
+        let issuer = scheme_issuer(dir)?;
+        let at = time::OffsetDateTime::from_unix_timestamp(now.as_secs()).map_err(gen)?;
+        let mut revoked_certs = Vec::new();
+        for path in revoked {
+            let pem = fs::read_to_string(path).map_err(io(path))?;
+            let cert = fapi_mtls_binding::ClientCertificate::from_pem(&pem).map_err(gen)?;
+            revoked_certs.push(rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from_slice(
+                    cert.certificate().tbs_certificate.serial_number.as_bytes(),
+                ),
+                revocation_time: at,
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            });
+        }
+        let crl = rcgen::CertificateRevocationListParams {
+            this_update: at,
+            next_update: at + time::Duration::days(1),
+            crl_number: rcgen::SerialNumber::from(u64::try_from(now.as_secs()).unwrap_or(1)),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&issuer)
+        .map_err(gen)?;
+        let out = dir.join(name);
+        write_public(&out, crl.pem().map_err(gen)?.as_bytes())?;
+        Ok(out)
     }
 }
 

@@ -588,3 +588,149 @@ async fn interaction_id_is_echoed_or_minted_and_metrics_count_requests() {
         .unwrap();
     assert!(metrics.contains("fapi_requests_total"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_crl_refuses_the_revoked_certificate_on_its_next_call_and_handshake() {
+    let dir = TempDir::new("e2e-crl");
+    let p = start(&dir).await;
+    let (a, b) = (&p.tpps[0], &p.tpps[1]);
+    let (_, tokens) = account_tokens(&p, b).await;
+    let accounts = url(&p, &format!("{AISP}/accounts"));
+    assert_eq!(
+        b.get(&accounts, &tokens.access_token).await.unwrap().status,
+        200
+    );
+
+    // the scheme publishes a CRL revoking tpp-b; the bank activates it
+    let now = fapi_core::time::Clock::now(&*p.clock);
+    let crl = fapi_examples::pki::DevPki::write_crl(
+        &dir.0,
+        "scheme.crl.pem",
+        &[&p.pki.tpps[1].certificate],
+        now,
+    )
+    .unwrap();
+    let ca = fapi_mtls_binding::ClientCertificate::from_pem(
+        &std::fs::read_to_string(&p.pki.scheme_ca).unwrap(),
+    )
+    .unwrap();
+    let crl_der = {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::CertificateRevocationListDer::from_pem_slice(
+            std::fs::read_to_string(&crl).unwrap().as_bytes(),
+        )
+        .unwrap()
+    };
+    let bundle =
+        fapi_mtls_binding::trust::TrustBundle::new(2, &[ca.der()], &[], &[crl_der.as_ref()])
+            .unwrap();
+    let known_good = fapi_mtls_binding::ClientCertificate::from_pem(
+        &std::fs::read_to_string(&p.pki.tpps[0].certificate).unwrap(),
+    )
+    .unwrap();
+    p.bank.trust.activate(bundle, &[known_good], now).unwrap();
+
+    // tpp-b's open connection: refused on the next call
+    let r = b.get(&accounts, &tokens.access_token).await.unwrap();
+    assert_eq!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
+    // a new connection of tpp-b: refused in the handshake
+    let fresh = Tpp::connect(
+        fapi_examples::platform::tpp_config(
+            &p.bank,
+            &p.pki,
+            &p.pki.tpps[1],
+            p.config.profile().unwrap(),
+        ),
+        &fapi_examples::pki::FileKeySource::new(&dir.0, p.provider()),
+        &*p.provider(),
+        p.clock.clone(),
+    )
+    .await
+    .unwrap();
+    let e = fresh.client_credentials("accounts").await.unwrap_err();
+    assert!(
+        matches!(e, fapi_examples::tpp::TppError::Transport(_)),
+        "{e}"
+    );
+    // tpp-a, covered by the same CRL and not on it, goes on working
+    let (_, a_tokens) = account_tokens(&p, a).await;
+    assert_eq!(
+        a.get(&accounts, &a_tokens.access_token)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outside_tpp_with_its_own_keys_onboards_from_a_metadata_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("e2e-outside");
+    let p = start(&dir).await;
+    // its transport certificate from the scheme CA, its own ES256 signing key
+    fapi_examples::pki::DevPki::issue_client_certificate(&dir.0, "tpp-x").unwrap();
+    let provider = p.provider();
+    let key = provider
+        .generate_signing_key(fapi_core::crypto::Algorithm::Es256)
+        .unwrap();
+    let key_path = dir.0.join("tpp-x-es256.key.pem");
+    std::fs::write(
+        &key_path,
+        fapi_core::crypto::signing_key_to_pkcs8_pem(&*key).unwrap(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let metadata = json!({
+        "client_id": "tpp-x",
+        "client_name": "Outside TPP Ltd",
+        "redirect_uris": ["https://tpp-x.example/cb"],
+        "jwks": fapi_core::jwk::JwkSet::new(vec![fapi_core::jwk::Jwk::from_public_key(key.public_key().clone(), Some("tpp-x-es256".into()))]).to_json(),
+        "token_endpoint_auth_method": "private_key_jwt",
+        "software_roles": ["AISP"],
+    });
+    let registration: fapi_examples::registry::Registration =
+        serde_json::from_value(metadata).unwrap();
+    let cert = fapi_mtls_binding::ClientCertificate::from_pem(
+        &std::fs::read_to_string(dir.0.join("tpp-x.pem")).unwrap(),
+    )
+    .unwrap();
+    let profile = p.config.profile().unwrap();
+    fapi_examples::registry::onboard(
+        &p.bank.db,
+        &registration,
+        &cert,
+        &p.bank.trust,
+        &*provider,
+        profile,
+        fapi_core::time::Clock::now(&*p.clock),
+    )
+    .unwrap();
+    let x = Tpp::connect(
+        fapi_examples::tpp::TppConfig {
+            discovery_url: format!("{}/.well-known/openid-configuration", p.bank.issuer),
+            server_ca: p.pki.scheme_ca.clone(),
+            client_id: "tpp-x".into(),
+            certificate: dir.0.join("tpp-x.pem"),
+            certificate_key: "tpp-x".into(),
+            signing_key: "tpp-x-es256".into(),
+            redirect_uri: "https://tpp-x.example/cb".into(),
+            signing_issuer: "tpp-x/tpp-x".into(),
+            profile,
+        },
+        &fapi_examples::pki::FileKeySource::new(&dir.0, provider.clone()),
+        &*provider,
+        p.clock.clone(),
+    )
+    .await
+    .unwrap();
+    let (_, tokens) = account_tokens(&p, &x).await;
+    let r = x
+        .get(&url(&p, &format!("{AISP}/accounts")), &tokens.access_token)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // its roles are what it registered: no payments
+    let e = x.client_credentials("payments").await.unwrap_err();
+    assert_eq!(e.error_code().as_deref(), Some("invalid_scope"));
+}

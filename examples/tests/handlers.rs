@@ -81,10 +81,10 @@ impl Fixture {
             &std::fs::read_to_string(&self.pki.tpps[0].certificate).unwrap(),
         )
         .unwrap();
-        ConnectionInfo {
-            peer_certificate: with_certificate.then(|| Arc::new(cert.der().to_vec())),
-            remote: "127.0.0.1:40000".parse().unwrap(),
-        }
+        ConnectionInfo::new(
+            with_certificate.then(|| Arc::new(cert.der().to_vec())),
+            "127.0.0.1:40000".parse().unwrap(),
+        )
     }
 
     fn assertion(&self) -> String {

@@ -66,7 +66,7 @@ fn private_keys_are_owner_only() {
             0o600
         );
     }
-    for name in ["bank-signing", "directory-signing"] {
+    for name in ["bank-signing", "directory-signing", "scheme-ca"] {
         assert_eq!(mode(&pki.dir.join(format!("{name}.key.pem"))), 0o600);
     }
 }

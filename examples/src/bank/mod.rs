@@ -112,6 +112,7 @@ pub(crate) struct BankState {
     pub(crate) jwks: Value,
     pub(crate) db: Arc<SqliteDb>,
     pub(crate) par: Arc<dyn PushedRequestStore>,
+    pub(crate) trust: Arc<TrustStore>,
     pub(crate) gate: ConsentGate,
     pub(crate) verifier: AccessTokenVerifier,
     pub(crate) tokens: AccessTokenIssuer,
@@ -397,6 +398,7 @@ pub fn build(
             fapi_par::ParConfig::new(profile, issuer.clone()),
             provider.clone(),
         )),
+        trust: trust.clone(),
         gate: ConsentGate::new(db.clone()).with_audit(db.clone()),
         verifier: AccessTokenVerifier::new(
             keys.clone(),

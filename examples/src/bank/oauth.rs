@@ -107,6 +107,13 @@ pub(crate) async fn authenticate(
             "a client certificate is required on this endpoint",
         )
     })?;
+    info.check_trust(&state.trust, state.now()).map_err(|e| {
+        auth_failure("certificate_untrusted");
+        OAuthFailure::new(
+            ErrorCode::InvalidClient,
+            format!("client certificate is no longer trusted: {e}"),
+        )
+    })?;
     let (Some(kind), Some(assertion)) = (client_assertion_type, client_assertion) else {
         auth_failure("no_client_assertion");
         return Err(OAuthFailure::new(

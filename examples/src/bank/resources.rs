@@ -144,6 +144,14 @@ async fn bound_token(
             "a client certificate is required",
         )
     })?;
+    info.check_trust(&state.trust, state.now()).map_err(|e| {
+        auth_failure("certificate_untrusted");
+        ObError::new(
+            StatusCode::UNAUTHORIZED,
+            "UK.OBIE.Unauthorized",
+            format!("client certificate is no longer trusted: {e}"),
+        )
+    })?;
     let bound = verified.bind(&certificate).map_err(|e| {
         auth_failure("cnf_mismatch");
         ObError::token(&e)

@@ -9,6 +9,7 @@
 //!   each handshake, so a rotated bundle applies to the next connection.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +56,47 @@ pub struct ConnectionInfo {
     pub peer_certificate: Option<Arc<Vec<u8>>>,
     /// The peer's address.
     pub remote: SocketAddr,
+    /// The trust-bundle version the certificate was last verified against
+    /// on this connection (0: not yet).
+    verified_bundle: Arc<AtomicU64>,
+}
+
+impl ConnectionInfo {
+    /// A connection from `remote` that presented `peer_certificate`.
+    pub fn new(peer_certificate: Option<Arc<Vec<u8>>>, remote: SocketAddr) -> Self {
+        Self {
+            peer_certificate,
+            remote,
+            verified_bundle: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Verifies the connection's certificate against the bundle now active
+    /// in `trust`, once per bundle version: a rotated bundle or a new CRL
+    /// applies to the next request on a connection opened before it, not
+    /// only to new handshakes.
+    ///
+    /// # Errors
+    /// [`TrustError`] (no certificate is [`TrustError::Invalid`]).
+    pub fn check_trust(
+        &self,
+        trust: &TrustStore,
+        now: fapi_core::time::UnixTime,
+    ) -> Result<(), TrustError> {
+        let bundle = trust.current();
+        if self.verified_bundle.load(Ordering::Acquire) == bundle.version() {
+            return Ok(());
+        }
+        let der = self
+            .peer_certificate
+            .as_deref()
+            .ok_or(TrustError::Invalid)?;
+        let cert = ClientCertificate::from_der(der).map_err(|_| TrustError::Invalid)?;
+        bundle.verify(&cert, &[], now)?;
+        self.verified_bundle
+            .store(bundle.version(), Ordering::Release);
+        Ok(())
+    }
 }
 
 /// Verifies TPP client certificates against the scheme [`TrustStore`].
@@ -218,10 +260,7 @@ pub async fn serve(
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| Arc::new(c.to_vec()));
-            let info = ConnectionInfo {
-                peer_certificate,
-                remote,
-            };
+            let info = ConnectionInfo::new(peer_certificate, remote);
             let service = app.map_request(
                 move |mut req: axum::extract::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(info.clone());
