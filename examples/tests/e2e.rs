@@ -195,6 +195,38 @@ async fn account_flow_refresh_and_revocation_on_the_dashboard() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpp_deletes_its_consent_and_the_token_stops_working() {
+    let dir = TempDir::new("e2e-delete");
+    let p = start(&dir).await;
+    let (a, b) = (&p.tpps[0], &p.tpps[1]);
+    let (consent, tokens) = account_tokens(&p, a).await;
+    let accounts = url(&p, &format!("{AISP}/accounts"));
+    assert_eq!(
+        a.get(&accounts, &tokens.access_token).await.unwrap().status,
+        200
+    );
+    let path = url(&p, &format!("{AISP}/account-access-consents/{consent}"));
+    // another TPP cannot see or delete it
+    let cc_b = b.client_credentials("accounts").await.unwrap();
+    assert_eq!(b.get(&path, &cc_b).await.unwrap().status, 404);
+    assert_eq!(b.delete(&path, &cc_b).await.unwrap().status, 404);
+    assert_eq!(
+        a.get(&accounts, &tokens.access_token).await.unwrap().status,
+        200
+    );
+    let cc = a.client_credentials("accounts").await.unwrap();
+    assert_eq!(a.delete(&path, &cc).await.unwrap().status, 204);
+    assert_eq!(
+        a.get(&path, &cc).await.unwrap().json()["Data"]["Status"],
+        "Revoked"
+    );
+    assert_eq!(
+        a.get(&accounts, &tokens.access_token).await.unwrap().status,
+        403
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stolen_token_with_another_tpps_certificate_is_refused() {
     let dir = TempDir::new("e2e-stolen");
     let p = start(&dir).await;

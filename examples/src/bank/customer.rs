@@ -173,6 +173,7 @@ async fn pushed(
     let client = client_id
         .and_then(|c| ClientId::try_from(c).ok())
         .ok_or_else(|| error_page(StatusCode::BAD_REQUEST, "client_id is missing or invalid"))?;
+    tracing::Span::current().record("client_id", client.as_str());
     let uri = request_uri.and_then(RequestUri::parse).ok_or_else(|| {
         error_page(
             StatusCode::BAD_REQUEST,
