@@ -92,14 +92,15 @@ pub(crate) struct Caller {
 /// verified against the registration (fapi-core), its `jti` recorded, and
 /// the certificate must be the one registered to this client, neither
 /// revoked (fapi-mtls-binding).
-pub(crate) async fn authenticate(
+pub(crate) async fn authenticate<'f>(
     state: &BankState,
     info: &ConnectionInfo,
-    client_assertion_type: Option<&str>,
-    client_assertion: Option<&str>,
-    client_id: Option<&str>,
+    param: impl Fn(&str) -> Option<&'f str>,
     endpoint: Endpoint<'_>,
 ) -> Result<Caller, OAuthFailure> {
+    let client_assertion_type = param("client_assertion_type");
+    let client_assertion = param("client_assertion");
+    let client_id = param("client_id");
     let certificate = presented(info).ok_or_else(|| {
         auth_failure("no_client_certificate");
         OAuthFailure::new(
@@ -192,9 +193,7 @@ pub(crate) async fn par(
     let caller = authenticate(
         &state,
         &info,
-        form.get("client_assertion_type"),
-        form.get("client_assertion"),
-        form.get("client_id"),
+        |n| form.get(n),
         Endpoint::PushedAuthorization(&endpoint),
     )
     .await?;
@@ -226,15 +225,7 @@ pub(crate) async fn token(
 ) -> Result<Response, OAuthFailure> {
     let form = Form::parse(&body, MAX_TOKEN_BODY)?;
     let endpoint = state.endpoint("/token");
-    let caller = authenticate(
-        &state,
-        &info,
-        form.get("client_assertion_type"),
-        form.get("client_assertion"),
-        form.get("client_id"),
-        Endpoint::Token(&endpoint),
-    )
-    .await?;
+    let caller = authenticate(&state, &info, |n| form.get(n), Endpoint::Token(&endpoint)).await?;
     let body = match form.require("grant_type")? {
         "authorization_code" => authorization_code(&state, &caller, &form).await?,
         "client_credentials" => client_credentials(&state, &caller, &form)?,
@@ -250,6 +241,16 @@ pub(crate) async fn token(
         no_store(Json(body).into_response()),
         caller.client.client_id(),
     ))
+}
+
+/// The RFC 6749 §5.1 body for an access token.
+fn token_body(issued: &fapi_core::access_token::IssuedAccessToken, scope: &Scope) -> Value {
+    json!({
+        "access_token": issued.token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": scope.to_string(),
+    })
 }
 
 fn signing_failed<E>(_: E) -> OAuthFailure {
@@ -329,12 +330,7 @@ async fn authorization_code(
         .record_token(code, issued.jti.clone())
         .await
         .map_err(store_failed)?;
-    let mut body = json!({
-        "access_token": issued.token,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-        "scope": scope.to_string(),
-    });
+    let mut body = token_body(&issued, &scope);
     if is_account_access {
         let refresh = fapi_core::random::token(32).map_err(signing_failed)?;
         let id = format!(
@@ -436,12 +432,7 @@ fn client_credentials(
         .tokens
         .issue(&claims, state.now())
         .map_err(signing_failed)?;
-    Ok(json!({
-        "access_token": issued.token,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-        "scope": scope.to_string(),
-    }))
+    Ok(token_body(&issued, &scope))
 }
 
 /// Refresh: the grant must be this client's, presented over the same
@@ -483,12 +474,7 @@ async fn refresh(state: &BankState, caller: &Caller, form: &Form) -> Result<Valu
         confirmation: caller.certificate.confirmation(),
     };
     let issued = state.tokens.issue(&claims, now).map_err(signing_failed)?;
-    Ok(json!({
-        "access_token": issued.token,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-        "scope": grant.scope.to_string(),
-    }))
+    Ok(token_body(&issued, &grant.scope))
 }
 
 /// `GET /.well-known/openid-configuration`.

@@ -519,19 +519,36 @@ async fn create_account_access_consent(
     ))
 }
 
+/// `GET` of one of the client's own consents of the kind `payment` says,
+/// with a client-credentials token of `scope`.
+async fn read_consent(
+    state: &BankState,
+    headers: &HeaderMap,
+    info: &ConnectionInfo,
+    id: &str,
+    payment: bool,
+) -> Result<Response, ObError> {
+    let (scope, base) = if payment {
+        ("payments", format!("{PISP}/domestic-payment-consents"))
+    } else {
+        ("accounts", format!("{AISP}/account-access-consents"))
+    };
+    let token = client_token(state, headers, info, scope).await?;
+    let consent = own_consent(state, &token, id).await?;
+    if payment != matches!(consent.terms(), ConsentTerms::DomesticPayment(_)) {
+        return Err(ObError::not_found());
+    }
+    let view = consent_view(state, &consent, &base);
+    Ok(labelled(Json(view).into_response(), &token))
+}
+
 async fn get_account_access_consent(
     State(state): State<Arc<BankState>>,
     Extension(info): Extension<ConnectionInfo>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    let token = client_token(&state, &headers, &info, "accounts").await?;
-    let consent = own_consent(&state, &token, &id).await?;
-    if !matches!(consent.terms(), ConsentTerms::AccountAccess(_)) {
-        return Err(ObError::not_found());
-    }
-    let view = consent_view(&state, &consent, &format!("{AISP}/account-access-consents"));
-    Ok(labelled(Json(view).into_response(), &token))
+    read_consent(&state, &headers, &info, &id, false).await
 }
 
 async fn delete_account_access_consent(
@@ -911,17 +928,7 @@ async fn get_payment_consent(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    let token = client_token(&state, &headers, &info, "payments").await?;
-    let consent = own_consent(&state, &token, &id).await?;
-    if !matches!(consent.terms(), ConsentTerms::DomesticPayment(_)) {
-        return Err(ObError::not_found());
-    }
-    let view = consent_view(
-        &state,
-        &consent,
-        &format!("{PISP}/domestic-payment-consents"),
-    );
-    Ok(labelled(Json(view).into_response(), &token))
+    read_consent(&state, &headers, &info, &id, true).await
 }
 
 async fn create_payment(

@@ -106,6 +106,15 @@ impl Steps {
     }
 }
 
+/// The string at `pointer` in a response's JSON body ("" if absent).
+fn field(r: &ApiResponse, pointer: &str) -> String {
+    r.json()
+        .pointer(pointer)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn url(p: &Platform, path: &str) -> String {
     format!("{}{path}", p.bank.api_base)
 }
@@ -157,12 +166,7 @@ async fn run(data_dir: PathBuf) -> Result<bool, BoxError> {
             None,
         )
         .await?;
-    let aac = created
-        .json()
-        .pointer("/Data/ConsentId")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let aac = field(&created, "/Data/ConsentId");
     if !steps.expect(
         &format!("tpp-a: client_credentials token, account-access consent {aac} created"),
         &created,
@@ -239,12 +243,7 @@ async fn run(data_dir: PathBuf) -> Result<bool, BoxError> {
             Some("demo-consent-1"),
         )
         .await?;
-    let pdc = created
-        .json()
-        .pointer("/Data/ConsentId")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let pdc = field(&created, "/Data/ConsentId");
     if !steps.expect(
         &format!("tpp-a created payment consent {pdc} for 25.00 GBP to ACME Ltd (x-jws-signature verified by the bank)"),
         &created,
@@ -285,12 +284,7 @@ async fn run(data_dir: PathBuf) -> Result<bool, BoxError> {
         .post_json(&payments, &pay_token, &body, Some("demo-payment-2"))
         .await?;
     steps.refused("a second payment on the consumed consent", &second, 403);
-    let payment_id = paid
-        .json()
-        .pointer("/Data/DomesticPaymentId")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let payment_id = field(&paid, "/Data/DomesticPaymentId");
     let record = a
         .get(
             &format!("{payments}/{payment_id}/authorisation-record"),
@@ -314,12 +308,7 @@ async fn run(data_dir: PathBuf) -> Result<bool, BoxError> {
             &tokens.access_token,
         )
         .await?;
-    let amount = balance
-        .json()
-        .pointer("/Data/Balance/0/Amount/Amount")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let amount = field(&balance, "/Data/Balance/0/Amount/Amount");
     if amount == "975.00" {
         steps.ok("acc-1 balance read by tpp-a: 975.00 (debited once)");
     } else {
