@@ -1,0 +1,117 @@
+//! Consent state machine on arbitrary event sequences (structure-aware):
+//! never panics, the version grows by one per applied event, a refused
+//! event changes nothing, and terminal states stay terminal.
+#![no_main]
+use arbitrary::Arbitrary;
+use fapi_consent::consent::{
+    AccountAccessRequest, Actor, Amount, ConsentStatus, CreditorAccount, Initiation,
+};
+use fapi_consent::{Consent, ConsentEvent, EventKind};
+use fapi_core::types::{ClientId, ConsentId};
+use fapi_fuzz::*;
+use libfuzzer_sys::fuzz_target;
+
+#[derive(Arbitrary, Debug)]
+enum Kind {
+    Authorise { customer: u8, accounts: Vec<u8> },
+    Reject,
+    Revoke,
+    Expire,
+    Consume,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    payment: bool,
+    permissions: Vec<u8>,
+    events: Vec<(Kind, u16)>,
+}
+
+const PERMISSIONS: [&str; 6] = [
+    "ReadAccountsDetail",
+    "ReadBalances",
+    "ReadTransactionsDetail",
+    "ReadTransactionsCredits",
+    "ReadAccountsBasic",
+    "ReadNothing",
+];
+
+fuzz_target!(|input: Input| {
+    let id = ConsentId::try_from("c-1").unwrap();
+    let client = ClientId::try_from(CLIENT).unwrap();
+    let consent = if input.payment {
+        Consent::domestic_payment(
+            id,
+            client,
+            Initiation {
+                instruction_identification: "i".into(),
+                end_to_end_identification: "e".into(),
+                instructed_amount: Amount {
+                    amount: "1.00".into(),
+                    currency: "GBP".into(),
+                },
+                creditor_account: CreditorAccount {
+                    scheme_name: "UK.OBIE.SortCodeAccountNumber".into(),
+                    identification: "08080021325698".into(),
+                    name: "ACME".into(),
+                },
+                remittance_reference: None,
+            },
+            now(),
+        )
+    } else {
+        let permissions = input
+            .permissions
+            .iter()
+            .map(|p| PERMISSIONS[usize::from(*p) % PERMISSIONS.len()].to_owned())
+            .collect();
+        Consent::account_access(
+            id,
+            client,
+            &AccountAccessRequest {
+                permissions,
+                ..Default::default()
+            },
+            now(),
+        )
+    };
+    let Ok(mut consent) = consent else { return };
+    for (kind, dt) in input.events.into_iter().take(64) {
+        let kind = match kind {
+            Kind::Authorise { customer, accounts } => EventKind::Authorise {
+                customer_id: format!("cust-{customer}"),
+                accounts: accounts
+                    .iter()
+                    .take(4)
+                    .map(|a| format!("acc-{a}"))
+                    .collect(),
+            },
+            Kind::Reject => EventKind::Reject,
+            Kind::Revoke => EventKind::Revoke,
+            Kind::Expire => EventKind::Expire,
+            Kind::Consume => EventKind::Consume,
+        };
+        let event = ConsentEvent {
+            kind,
+            actor: Actor::Bank,
+            reason: "fuzz".into(),
+            at: now().saturating_add(i64::from(dt)),
+        };
+        let before = consent.clone();
+        let terminal = matches!(
+            before.status(),
+            ConsentStatus::Rejected
+                | ConsentStatus::Revoked
+                | ConsentStatus::Expired
+                | ConsentStatus::Consumed
+        );
+        match consent.clone().apply(event) {
+            Ok(next) => {
+                assert!(!terminal, "a terminal consent changed");
+                assert_eq!(next.version(), before.version() + 1);
+                consent = next;
+            }
+            Err(_) => assert_eq!(consent, before),
+        }
+    }
+});

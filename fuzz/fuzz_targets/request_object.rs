@@ -1,0 +1,34 @@
+//! Request-object validation (RFC 9101 + FAPI rules) on arbitrary claims
+//! signed by the client's registered key, and on arbitrary strings; the
+//! outer parameters come from the same bytes.
+#![no_main]
+use fapi_core::request_object::{validate_request_object, RequestContext};
+use fapi_fuzz::*;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let issuer = issuer();
+    let ctx = RequestContext {
+        profile: PROFILE,
+        issuer: &issuer,
+    };
+    let (outer_bytes, object_bytes) = data.split_at(
+        data.len()
+            .min(usize::from(data.first().copied().unwrap_or(0)) % 64),
+    );
+    let outer: Vec<(String, String)> = std::str::from_utf8(outer_bytes)
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let token = signed(
+        &**client_key(),
+        br#"{"alg":"ES256","kid":"k","typ":"oauth-authz-req+jwt"}"#,
+        object_bytes,
+    );
+    let _ = validate_request_object(&token, &outer, registration(), &ctx, now());
+    if let Ok(s) = std::str::from_utf8(object_bytes) {
+        let _ = validate_request_object(s, &outer, registration(), &ctx, now());
+    }
+});
