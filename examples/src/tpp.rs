@@ -382,21 +382,25 @@ impl Tpp {
 
     async fn post_form(&self, url: &str, params: &[(&str, &str)]) -> Result<Value, TppError> {
         let assertion = self.client_assertion()?;
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("client_id", self.id.as_str())
-            .append_pair(
-                "client_assertion_type",
-                fapi_core::client_auth::JWT_BEARER_ASSERTION_TYPE,
-            )
-            .append_pair("client_assertion", &assertion);
-        for (k, v) in params {
-            form.append_pair(k, v);
-        }
+        // built before any await: the serializer is not Send
+        let body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("client_id", self.id.as_str())
+                .append_pair(
+                    "client_assertion_type",
+                    fapi_core::client_auth::JWT_BEARER_ASSERTION_TYPE,
+                )
+                .append_pair("client_assertion", &assertion);
+            for (k, v) in params {
+                form.append_pair(k, v);
+            }
+            form.finish()
+        };
         let resp = self
             .mtls
             .post(url)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(form.finish())
+            .body(body)
             .send()
             .await
             .map_err(transport)?;
@@ -757,25 +761,29 @@ impl ScriptedCustomer<'_> {
                 body: consent,
             });
         }
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        for name in ["csrf", "client_id", "request_uri"] {
-            form.append_pair(name, &hidden(&consent, name).unwrap_or_default());
-        }
-        let payment = consent.contains("type=\"radio\"");
-        for a in accounts {
-            if payment {
-                form.append_pair("account", a);
-            } else {
-                form.append_pair(&format!("account-{a}"), "on");
+        // built before any await: the serializer is not Send
+        let decision = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            for name in ["csrf", "client_id", "request_uri"] {
+                form.append_pair(name, &hidden(&consent, name).unwrap_or_default());
             }
-        }
-        form.append_pair("decision", if approve { "approve" } else { "reject" });
+            let payment = consent.contains("type=\"radio\"");
+            for a in accounts {
+                if payment {
+                    form.append_pair("account", a);
+                } else {
+                    form.append_pair(&format!("account-{a}"), "on");
+                }
+            }
+            form.append_pair("decision", if approve { "approve" } else { "reject" });
+            form.finish()
+        };
         let resp = self
             .browser
             .post(format!("{base}/authorize/decision"))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("cookie", &cookie)
-            .body(form.finish())
+            .body(decision)
             .send()
             .await
             .map_err(transport)?;
