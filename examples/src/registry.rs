@@ -312,11 +312,13 @@ impl SqliteDb {
     pub fn client(&self, id: &ClientId) -> Result<Option<RegisteredClient>, StoreError> {
         let conn = self.conn()?;
         let row: Option<(String, Vec<u8>, i64)> = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT registration, certificate, revoked FROM clients WHERE client_id = ?1",
-                params![id.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
+            .map_err(unavailable)?
+            .query_row(params![id.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()
             .map_err(unavailable)?;
         row.map(|(body, cert, revoked)| {
@@ -386,18 +388,16 @@ impl SqliteDb {
     ) -> Result<CertificateStatus, StoreError> {
         let conn = self.conn()?;
         let cert_revoked: bool = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM revoked_certificates WHERE thumbprint = ?1)",
-                params![&certificate.as_bytes()[..]],
-                |r| r.get(0),
             )
+            .map_err(unavailable)?
+            .query_row(params![&certificate.as_bytes()[..]], |r| r.get(0))
             .map_err(unavailable)?;
         let client_revoked: Option<i64> = conn
-            .query_row(
-                "SELECT revoked FROM clients WHERE client_id = ?1",
-                params![client.as_str()],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT revoked FROM clients WHERE client_id = ?1")
+            .map_err(unavailable)?
+            .query_row(params![client.as_str()], |r| r.get(0))
             .optional()
             .map_err(unavailable)?;
         Ok(if client_revoked.is_some_and(|r| r != 0) {
@@ -415,11 +415,9 @@ impl SqliteDb {
     ) -> Result<Option<ClientId>, StoreError> {
         let conn = self.conn()?;
         let owner: Option<String> = conn
-            .query_row(
-                "SELECT client_id FROM clients WHERE certificate = ?1",
-                params![&certificate.as_bytes()[..]],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT client_id FROM clients WHERE certificate = ?1")
+            .map_err(unavailable)?
+            .query_row(params![&certificate.as_bytes()[..]], |r| r.get(0))
             .optional()
             .map_err(unavailable)?;
         owner

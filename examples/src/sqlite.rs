@@ -153,11 +153,13 @@ impl SqliteDb {
         )
         .map_err(unavailable)?;
         let row: Option<IdempotencyRow> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT body_hash, status, body FROM idempotency WHERE client_id = ?1 AND key = ?2",
-                params![client.as_str(), key.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
+            .map_err(unavailable)?
+            .query_row(params![client.as_str(), key.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()
             .map_err(unavailable)?;
         let outcome = match row {
@@ -219,11 +221,11 @@ impl SqliteDb {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
         let last: Option<(i64, String, String, String)> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT seq, prev_hash, hash, event FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
+            .map_err(unavailable)?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()
             .map_err(unavailable)?;
         let prev = last.map(row_to_entry).transpose()?;
@@ -277,11 +279,9 @@ impl SqliteDb {
     fn get_consent(&self, id: &ConsentId) -> Result<Option<Consent>, StoreError> {
         let body: Option<String> = self
             .conn()?
-            .query_row(
-                "SELECT body FROM consents WHERE id = ?1",
-                params![id.as_str()],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT body FROM consents WHERE id = ?1")
+            .map_err(unavailable)?
+            .query_row(params![id.as_str()], |r| r.get(0))
             .optional()
             .map_err(unavailable)?;
         // a row that no longer parses (or breaks a newtype's rules) is an
@@ -313,11 +313,9 @@ impl SqliteDb {
             Ok(())
         } else {
             let current: Option<i64> = tx
-                .query_row(
-                    "SELECT version FROM consents WHERE id = ?1",
-                    params![next.id().as_str()],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT version FROM consents WHERE id = ?1")
+                .map_err(unavailable)?
+                .query_row(params![next.id().as_str()], |r| r.get(0))
                 .optional()
                 .map_err(unavailable)?;
             match current {
@@ -355,11 +353,9 @@ impl SqliteDb {
         hash: &[u8; 32],
     ) -> Result<Option<crate::codes::StoredCode>, StoreError> {
         let body: Option<String> = tx
-            .query_row(
-                "SELECT body FROM codes WHERE hash = ?1",
-                params![&hash[..]],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT body FROM codes WHERE hash = ?1")
+            .map_err(unavailable)?
+            .query_row(params![&hash[..]], |r| r.get(0))
             .optional()
             .map_err(unavailable)?;
         body.map(|b| serde_json::from_str(&b).map_err(unavailable))

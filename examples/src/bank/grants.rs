@@ -53,11 +53,9 @@ impl SqliteDb {
     pub(crate) fn refresh_grant(&self, token: &str) -> Result<Option<RefreshGrant>, StoreError> {
         let body: Option<String> = self
             .conn()?
-            .query_row(
-                "SELECT body FROM refresh_tokens WHERE hash = ?1",
-                params![&hash(token)[..]],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT body FROM refresh_tokens WHERE hash = ?1")
+            .map_err(unavailable)?
+            .query_row(params![&hash(token)[..]], |r| r.get(0))
             .optional()
             .map_err(unavailable)?;
         body.map(|b| serde_json::from_str(&b).map_err(unavailable))
@@ -83,11 +81,9 @@ impl SqliteDb {
 
     pub(crate) fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         self.conn()?
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1)",
-                params![jti],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1)")
+            .map_err(unavailable)?
+            .query_row(params![jti], |r| r.get(0))
             .map_err(unavailable)
     }
 
@@ -110,11 +106,9 @@ impl SqliteDb {
     /// A payment's client and body.
     pub(crate) fn payment(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
         self.conn()?
-            .query_row(
-                "SELECT client_id, body FROM payments WHERE id = ?1",
-                params![id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT client_id, body FROM payments WHERE id = ?1")
+            .map_err(unavailable)?
+            .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(unavailable)
     }
