@@ -38,7 +38,7 @@ type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
 
 /// Starts `bank serve` on ephemeral ports and reads the URLs it prints;
 /// the rest of its output stays readable.
-fn serve(config: &str) -> (Child, String, Lines) {
+fn serve(config: &str, extra: &[&str]) -> (Child, String, Lines) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bank"))
         .args([
             "serve",
@@ -51,6 +51,7 @@ fn serve(config: &str) -> (Child, String, Lines) {
             "--admin-listen",
             "127.0.0.1:0",
         ])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -130,7 +131,7 @@ fn operator_and_tpp_programs_work_together() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("software statement rejected"));
 
-    let (mut child, discovery, lines) = serve(&config);
+    let (mut child, discovery, lines) = serve(&config, &[]);
     let out = ok(&tpp(
         &dir,
         &discovery,
@@ -201,4 +202,59 @@ fn programs_refuse_unknown_arguments() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn loadgen_reports_flows_steps_and_the_route_ratio() {
+    let tmp = TempDir::new("loadgen");
+    let dir = tmp.0.to_str().unwrap().to_owned();
+    ok(&bank(&["init", "--data-dir", &dir]));
+    let config = format!("{dir}/bank.json");
+    ok(&bank(&[
+        "tpp",
+        "onboard",
+        "--config",
+        &config,
+        "--software-statement",
+        &format!("{dir}/tpp-a.ssa.jwt"),
+        "--certificate",
+        &format!("{dir}/tpp-a.pem"),
+    ]));
+    // the per-client limit would otherwise be what loadgen measures
+    let (mut child, discovery, _lines) = serve(&config, &["--rate-limit", "0"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "--discovery",
+            &discovery,
+            "--server-ca",
+            &format!("{dir}/scheme-ca.pem"),
+            "--client-id",
+            "tpp-a",
+            "--certificate",
+            &format!("{dir}/tpp-a.pem"),
+            "--key-dir",
+            &dir,
+            "--flows",
+            "4",
+            "--concurrency",
+            "2",
+            "--calls",
+            "20",
+            "--bank-pid",
+            &child.id().to_string(),
+        ])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = ok(&out);
+    for expected in [
+        "flows/s",
+        "authorize",
+        "p95",
+        "bank CPU per complete flow",
+        "authenticated / control throughput",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?}:\n{text}");
+    }
 }
