@@ -2,7 +2,7 @@
 //! testing and performance). Run with:
 //!
 //! ```sh
-//! cargo bench -p fapi-examples --bench fapi -- --warm-up-time 1 --measurement-time 3
+//! cargo bench -p fapi-examples --features rustcrypto --bench fapi -- --warm-up-time 1 --measurement-time 3
 //! ```
 //!
 //! - `chain/<provider>/<alg>/raw_verify`: the provider's signature verify
@@ -40,7 +40,6 @@ use fapi_core::client_auth::{
     AssertionContext, Endpoint, UnverifiedClientAssertion, JWT_BEARER_ASSERTION_TYPE,
 };
 use fapi_core::crypto::aws_lc::AwsLcProvider;
-use fapi_core::crypto::rustcrypto::RustCryptoProvider;
 use fapi_core::crypto::{Algorithm, CryptoProvider, SigningKey};
 use fapi_core::jose::sign_compact;
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
@@ -124,10 +123,13 @@ fn chain(c: &mut Criterion) {
     let gate = gate();
     let cert = Cert(CertificateThumbprint::of_der(b"tpp-a certificate"));
     let issuer = Issuer::try_from(ISSUER).unwrap();
-    let providers: [(&str, &dyn CryptoProvider); 2] = [
-        ("aws-lc-rs", &AwsLcProvider),
-        ("rustcrypto", &RustCryptoProvider),
-    ];
+    #[allow(unused_mut)]
+    let mut providers: Vec<(&str, &dyn CryptoProvider)> = vec![("aws-lc-rs", &AwsLcProvider)];
+    #[cfg(feature = "rustcrypto")]
+    providers.push((
+        "rustcrypto",
+        &fapi_core::crypto::rustcrypto::RustCryptoProvider,
+    ));
     for (pname, provider) in providers {
         for alg in [Algorithm::Ps256, Algorithm::Es256, Algorithm::EdDsa] {
             let key = provider.generate_signing_key(alg).unwrap();

@@ -63,6 +63,19 @@ const NAMES: [(&str, &str); 16] = [
     ("givenname", "2.5.4.42"),
 ];
 
+/// Whether `s` is a dotted numeric OID the X.509 parser handles safely: 2 to
+/// 20 arcs, each 1 to 8 digits, first arc 0, 1 or 2. The parser underneath
+/// (const-oid 0.9) multiplies arcs without overflow checks and cannot read
+/// back an arc of 2^28 or more, so longer arcs must never reach it.
+fn is_numeric_oid(s: &str) -> bool {
+    let arcs: Vec<&str> = s.split('.').collect();
+    (2..=20).contains(&arcs.len())
+        && arcs
+            .iter()
+            .all(|a| (1..=8).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_digit()))
+        && matches!(arcs.first(), Some(&"0" | &"1" | &"2"))
+}
+
 /// Rewrites an RFC 4514 string so that spacing and attribute-name case are
 /// insignificant: names become numeric OIDs, unescaped spaces around `,`,
 /// `+` and `=` are dropped. Escapes (`\,`, `\2C`, ...) are kept verbatim for
@@ -93,7 +106,7 @@ fn normalise(dn: &str) -> Result<String, CertificateAuthError> {
             Some((_, oid)) => (*oid).to_owned(),
             None => {
                 let numeric = lower.strip_prefix("oid.").unwrap_or(&lower);
-                if numeric.is_empty() || !numeric.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                if !is_numeric_oid(numeric) {
                     return Err(reason(
                         "registered subject DN names an unknown attribute type",
                     ));

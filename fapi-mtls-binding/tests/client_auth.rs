@@ -178,6 +178,37 @@ fn malformed_registered_dn_rejected() {
     );
 }
 
+/// Regression (fuzz target `certificate`, 2026-11-24): a numeric attribute
+/// type with an arc too large for 32 bits reached const-oid's unchecked
+/// arithmetic and panicked on overflow. It is now refused as an unknown
+/// attribute type; numeric types of ordinary size still parse.
+#[test]
+fn oversized_numeric_attribute_type_rejected_without_panic() {
+    let crash = "CN=tpp-a,O=tpp-a'Lptp-a'td,C=GB,organizationIdentifier=PSDGB-FCtd,C=GB,33313333333333333333333333333333333=3333333333333333333organizationIdentifier=PSDGBpB-FCA-tpp*\x01\x11\x00-a";
+    for dn in [
+        crash,
+        "3333333333=x",
+        "2.5.4.4294967296=x",
+        "2.5.4.9999999999=x",
+        "2.5.4.999999999=x",
+        "2.5.4.268435456=x",
+        "OID.2.5.4.3.=x",
+        "2..5=x",
+        "7.5.4.3=x",
+        "2=x",
+    ] {
+        assert!(DistinguishedName::parse(dn).is_err(), "{dn}");
+    }
+    // the happy twins: numeric types at the limits still parse
+    assert_eq!(
+        DistinguishedName::parse("2.5.4.3=a").unwrap(),
+        DistinguishedName::parse("CN=a").unwrap()
+    );
+    assert!(DistinguishedName::parse("1.2.99999999=x").is_ok());
+    // the second arc under 0 or 1 is bounded by X.660: refused, not a panic
+    let _ = DistinguishedName::parse("1.99.3=x");
+}
+
 #[test]
 fn san_matching() {
     assert!(auth(TlsClientAuthMetadata::san_dns("tpp-a.example")).is_ok());

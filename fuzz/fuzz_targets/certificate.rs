@@ -7,9 +7,14 @@ use fapi_mtls_binding::ClientCertificate;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = ClientCertificate::from_der(data);
+    if let Ok(cert) = ClientCertificate::from_der(data) {
+        let _ = fapi_mtls_binding::client_auth::DistinguishedName::of_subject(cert.certificate());
+    }
     if let Ok(s) = std::str::from_utf8(data) {
-        let _ = ClientCertificate::from_pem(s);
+        if let Ok(cert) = ClientCertificate::from_pem(s) {
+            let _ =
+                fapi_mtls_binding::client_auth::DistinguishedName::of_subject(cert.certificate());
+        }
         let _ = ClientCertificate::from_url_encoded_pem(s);
         let _ = fapi_mtls_binding::client_auth::DistinguishedName::parse(s);
         let gateway = std::net::IpAddr::from([10, 0, 0, 1]);
