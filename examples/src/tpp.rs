@@ -680,6 +680,46 @@ fn hidden(html: &str, name: &str) -> Option<String> {
 }
 
 impl ScriptedCustomer<'_> {
+    /// Posts the login form (for an authorization request, or the
+    /// dashboard when both are empty); returns the session cookie and
+    /// where the bank sends the browser next.
+    async fn login(
+        &self,
+        base: &str,
+        client_id: &str,
+        request_uri: &str,
+    ) -> Result<(String, String), TppError> {
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("username", self.username)
+            .append_pair("password", self.password)
+            .append_pair("client_id", client_id)
+            .append_pair("request_uri", request_uri)
+            .finish();
+        let resp = self
+            .browser
+            .post(format!("{base}/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .map_err(transport)?;
+        if resp.status() != StatusCode::SEE_OTHER {
+            return Err(TppError::Protocol("login failed".into()));
+        }
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let cookie = header("set-cookie")
+            .and_then(|v| v.split(';').next().map(str::to_owned))
+            .ok_or_else(|| TppError::Protocol("no session cookie".into()))?;
+        let next = header("location")
+            .ok_or_else(|| TppError::Protocol("no redirect after login".into()))?;
+        Ok((cookie, next))
+    }
+
     async fn follow_to_page(
         &self,
         url: &str,
@@ -717,41 +757,13 @@ impl ScriptedCustomer<'_> {
             .split("/authorize")
             .next()
             .unwrap_or_default();
-        let form = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("username", self.username)
-            .append_pair("password", self.password)
-            .append_pair(
-                "client_id",
+        let (cookie, next) = self
+            .login(
+                base,
                 &hidden(&login, "client_id").unwrap_or_default(),
-            )
-            .append_pair(
-                "request_uri",
                 &hidden(&login, "request_uri").unwrap_or_default(),
             )
-            .finish();
-        let resp = self
-            .browser
-            .post(format!("{base}/login"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form)
-            .send()
-            .await
-            .map_err(transport)?;
-        if resp.status() != StatusCode::SEE_OTHER {
-            return Err(TppError::Protocol("login failed".into()));
-        }
-        let cookie = resp
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(str::to_owned)
-            .ok_or_else(|| TppError::Protocol("no session cookie".into()))?;
-        let next = resp
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| TppError::Protocol("no redirect after login".into()))?;
+            .await?;
         let (status, consent) = self
             .follow_to_page(&format!("{base}{next}"), Some(&cookie))
             .await?;
@@ -806,25 +818,7 @@ impl ScriptedCustomer<'_> {
         base: &str,
         consent_id: &str,
     ) -> Result<String, TppError> {
-        let form = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("username", self.username)
-            .append_pair("password", self.password)
-            .finish();
-        let resp = self
-            .browser
-            .post(format!("{base}/login"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form)
-            .send()
-            .await
-            .map_err(transport)?;
-        let cookie = resp
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(str::to_owned)
-            .ok_or_else(|| TppError::Protocol("login failed".into()))?;
+        let (cookie, _) = self.login(base, "", "").await?;
         let (status, page) = self
             .follow_to_page(&format!("{base}/dashboard"), Some(&cookie))
             .await?;

@@ -68,12 +68,13 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 /// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
 const TICKS_PER_SEC: f64 = 100.0;
 
+/// One complete flow; returns each step's time and the access token.
 async fn one_flow(
     tpp: &Tpp,
     customer: &ScriptedCustomer<'_>,
     account: &str,
     aisp: &str,
-) -> Res<[Duration; 4]> {
+) -> Res<([Duration; 4], String)> {
     let t0 = Instant::now();
     let cc = tpp.client_credentials("accounts").await?;
     let created = tpp
@@ -100,9 +101,9 @@ async fn one_flow(
         .authorize(&pending.authorization_url, &[account], true)
         .await?;
     let t3 = Instant::now();
-    tpp.complete(&pending, &location).await?;
+    let token = tpp.complete(&pending, &location).await?.access_token;
     let t4 = Instant::now();
-    Ok([t1 - t0, t2 - t1, t3 - t2, t4 - t3])
+    Ok(([t1 - t0, t2 - t1, t3 - t2, t4 - t3], token))
 }
 
 /// `n` GETs of `url` at concurrency `c`; returns calls per second.
@@ -184,7 +185,7 @@ async fn run(flags: &Flags) -> Res<()> {
             };
             let mut times = Vec::new();
             for _ in 0..share {
-                times.push(one_flow(&tpp, &customer, &account, &aisp).await?);
+                times.push(one_flow(&tpp, &customer, &account, &aisp).await?.0);
             }
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(times)
         }));
@@ -224,26 +225,7 @@ async fn run(flags: &Flags) -> Res<()> {
         username: &username,
         password: &password,
     };
-    let cc = tpp.client_credentials("accounts").await?;
-    let created = tpp
-        .post_json(
-            &format!("{aisp}/account-access-consents"),
-            &cc,
-            &json!({ "Data": { "Permissions": ["ReadAccountsDetail", "ReadBalances"] }, "Risk": {} }),
-            None,
-        )
-        .await?;
-    let consent = created
-        .json()
-        .pointer("/Data/ConsentId")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let pending = tpp.push_authorization(&consent, "openid accounts").await?;
-    let location = customer
-        .authorize(&pending.authorization_url, &[&account], true)
-        .await?;
-    let token = tpp.complete(&pending, &location).await?.access_token;
+    let token = one_flow(&tpp, &customer, &account, &aisp).await?.1;
     let api_base = aisp
         .split("/open-banking")
         .next()
