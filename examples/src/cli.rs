@@ -4,6 +4,18 @@
 /// Any error, for the programs.
 pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+/// The profile called `name` in configuration files and flags
+/// (`fapi1-advanced`, `fapi2-security`, `fapi2-message-signing`).
+pub fn profile_named(name: &str) -> Option<fapi_core::Profile> {
+    use fapi_core::Profile;
+    match name {
+        "fapi1-advanced" => Some(Profile::Fapi1Advanced),
+        "fapi2-security" => Some(Profile::Fapi2Security),
+        "fapi2-message-signing" => Some(Profile::Fapi2MessageSigning),
+        _ => None,
+    }
+}
+
 /// Flags that may be given more than once.
 const REPEATABLE: [&str; 2] = ["tpp", "account"];
 

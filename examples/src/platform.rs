@@ -121,18 +121,15 @@ pub fn tpp_config(
     files: &crate::pki::TppFiles,
     profile: fapi_core::Profile,
 ) -> TppConfig {
-    let name = &files.client_id;
-    TppConfig {
-        discovery_url: format!("{}/.well-known/openid-configuration", bank.issuer),
-        server_ca: pki.scheme_ca.clone(),
-        client_id: name.clone(),
-        certificate: files.certificate.clone(),
-        certificate_key: name.clone(),
-        signing_key: files.signing_key.clone(),
-        redirect_uri: format!("https://{name}.example/cb"),
-        signing_issuer: format!("{name}-org/{name}-software"),
+    let mut config = TppConfig::development(
+        &files.client_id,
+        format!("{}/.well-known/openid-configuration", bank.issuer),
+        pki.scheme_ca.clone(),
+        files.certificate.clone(),
         profile,
-    }
+    );
+    config.signing_key = files.signing_key.clone();
+    config
 }
 
 /// A customer's browser: trusts the scheme CA (which issued the bank's

@@ -23,7 +23,7 @@ use fapi_par::{
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
-use crate::sqlite::SqliteDb;
+use crate::sqlite::{unavailable, SqliteDb};
 
 /// The SQLite [`PushedRequestStore`].
 #[derive(Debug)]
@@ -32,10 +32,6 @@ pub struct SqlitePushedRequestStore {
     config: ParConfig,
     provider: Arc<dyn CryptoProvider>,
     profile: Profile,
-}
-
-fn unavailable(e: impl core::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("sqlite: {e}"))
 }
 
 fn uri_hash(uri: &RequestUri) -> [u8; 32] {

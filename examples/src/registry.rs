@@ -26,7 +26,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::sqlite::SqliteDb;
+use crate::sqlite::{unavailable, SqliteDb};
 
 /// The issuer name the development directory signs software statements as.
 pub const DEV_DIRECTORY_ISSUER: &str = "fapi demo directory";
@@ -424,10 +424,6 @@ impl SqliteDb {
             .map(|o| ClientId::try_from(o).map_err(unavailable))
             .transpose()
     }
-}
-
-fn unavailable(e: impl core::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("sqlite: {e}"))
 }
 
 impl TppDirectory for SqliteDb {

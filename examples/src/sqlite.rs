@@ -81,7 +81,8 @@ pub struct SqliteDb {
     conn: Mutex<Connection>,
 }
 
-fn unavailable(e: impl core::fmt::Display) -> StoreError {
+/// A SQLite failure as the stores report it (fail closed).
+pub(crate) fn unavailable(e: impl core::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("sqlite: {e}"))
 }
 

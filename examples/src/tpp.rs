@@ -106,6 +106,33 @@ pub struct TppConfig {
     pub profile: Profile,
 }
 
+impl TppConfig {
+    /// A configuration with the development PKI's naming conventions: the
+    /// certificate key named after the client, the signing key
+    /// `<client>-signing`, the redirect URI `https://<client>.example/cb`
+    /// and the signing issuer `<client>-org/<client>-software`. Change any
+    /// field for a TPP named otherwise.
+    pub fn development(
+        client_id: &str,
+        discovery_url: String,
+        server_ca: PathBuf,
+        certificate: PathBuf,
+        profile: Profile,
+    ) -> Self {
+        Self {
+            discovery_url,
+            server_ca,
+            client_id: client_id.to_owned(),
+            certificate,
+            certificate_key: client_id.to_owned(),
+            signing_key: format!("{client_id}-signing"),
+            redirect_uri: format!("https://{client_id}.example/cb"),
+            signing_issuer: format!("{client_id}-org/{client_id}-software"),
+            profile,
+        }
+    }
+}
+
 /// What a TPP keeps between pushing a request and receiving the response.
 #[derive(Debug)]
 pub struct PendingAuthorization {

@@ -114,15 +114,17 @@ impl Fixture {
         f.finish()
     }
 
-    async fn api(
+    /// Calls `router` with `req` as the accept loop would hand it over.
+    async fn call(
         &self,
+        router: &axum::Router,
         req: Request<Body>,
         with_certificate: bool,
     ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
         let mut req = req;
         req.extensions_mut()
             .insert(self.connection(with_certificate));
-        let r = self.apps.api.clone().oneshot(req).await.unwrap();
+        let r = router.clone().oneshot(req).await.unwrap();
         let status = r.status();
         let headers = r.headers().clone();
         let body = axum::body::to_bytes(r.into_body(), 1 << 20)
@@ -132,17 +134,16 @@ impl Fixture {
         (status, headers, body)
     }
 
+    async fn api(
+        &self,
+        req: Request<Body>,
+        with_certificate: bool,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        self.call(&self.apps.api, req, with_certificate).await
+    }
+
     async fn customer(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-        let mut req = req;
-        req.extensions_mut().insert(self.connection(false));
-        let r = self.apps.customer.clone().oneshot(req).await.unwrap();
-        let status = r.status();
-        let headers = r.headers().clone();
-        let body = axum::body::to_bytes(r.into_body(), 1 << 20)
-            .await
-            .unwrap()
-            .to_vec();
-        (status, headers, body)
+        self.call(&self.apps.customer, req, false).await
     }
 
     async fn client_credentials(&self, scope: &str) -> String {

@@ -14,14 +14,10 @@ use rusqlite::params;
 
 use super::{config_err, BankConfig, StartError};
 use crate::pki::{FileKeySource, KeySource};
-use crate::sqlite::SqliteDb;
+use crate::sqlite::{unavailable, SqliteDb};
 
 /// Most entries read at once when verifying.
 const PAGE: usize = 10_000;
-
-fn unavailable(e: impl core::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("sqlite: {e}"))
-}
 
 impl SqliteDb {
     /// Every audit entry, in order.

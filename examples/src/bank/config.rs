@@ -170,13 +170,11 @@ impl BankConfig {
     /// # Errors
     /// [`StartError::Config`] for an unknown name.
     pub fn profile(&self) -> Result<Profile, StartError> {
-        match self.profile.as_str() {
-            "fapi1-advanced" => Ok(Profile::Fapi1Advanced),
-            "fapi2-security" => Ok(Profile::Fapi2Security),
-            "fapi2-message-signing" => Ok(Profile::Fapi2MessageSigning),
-            other => Err(StartError::Config(format!(
-                "unknown profile {other:?} (fapi1-advanced, fapi2-security, fapi2-message-signing)"
-            ))),
-        }
+        crate::cli::profile_named(&self.profile).ok_or_else(|| {
+            StartError::Config(format!(
+                "unknown profile {:?} (fapi1-advanced, fapi2-security, fapi2-message-signing)",
+                self.profile
+            ))
+        })
     }
 }

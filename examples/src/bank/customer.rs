@@ -289,13 +289,7 @@ async fn customer_accounts(
 }
 
 fn date(t: fapi_core::time::UnixTime) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t.as_secs())
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| t.as_secs().to_string())
+    super::rfc3339(t).unwrap_or_else(|| t.as_secs().to_string())
 }
 
 #[allow(clippy::too_many_arguments)]

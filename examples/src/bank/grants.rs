@@ -9,7 +9,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::sqlite::SqliteDb;
+use crate::sqlite::{unavailable, SqliteDb};
 
 /// What a refresh token stands for. Under FAPI 2 it is not rotated: it is
 /// bound to the client and its certificate, and lives as long as its
@@ -24,10 +24,6 @@ pub(crate) struct RefreshGrant {
     pub(crate) consent_id: ConsentId,
     pub(crate) customer_id: String,
     pub(crate) scope: Scope,
-}
-
-fn unavailable(e: impl core::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("sqlite: {e}"))
 }
 
 fn hash(token: &str) -> [u8; 32] {

@@ -482,6 +482,14 @@ impl BankConfig {
     }
 }
 
+/// `t` as an RFC 3339 date-time (UTC), as UK OB and the pages show times.
+pub(crate) fn rfc3339(t: UnixTime) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp(t.as_secs())
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await

@@ -226,13 +226,7 @@ fn labelled(mut r: Response, token: &BoundAccessToken) -> Response {
 }
 
 fn iso(t: fapi_core::time::UnixTime) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t.as_secs())
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+    super::rfc3339(t).unwrap_or_default()
 }
 
 fn amount(minor: Minor) -> String {

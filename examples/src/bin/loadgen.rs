@@ -142,17 +142,13 @@ async fn run(flags: &Flags) -> Res<()> {
     let bank_pid: Option<u32> = flags.parsed("bank-pid")?;
     let account = flags.get("account").unwrap_or("acc-1").to_owned();
     let provider = default_provider();
-    let config = TppConfig {
-        discovery_url: need("discovery")?.to_owned(),
-        server_ca: PathBuf::from(need("server-ca")?),
-        certificate: PathBuf::from(need("certificate")?),
-        certificate_key: id.clone(),
-        signing_key: format!("{id}-signing"),
-        redirect_uri: format!("https://{id}.example/cb"),
-        signing_issuer: format!("{id}-org/{id}-software"),
-        profile: fapi_core::Profile::Fapi2MessageSigning,
-        client_id: id,
-    };
+    let config = TppConfig::development(
+        &id,
+        need("discovery")?.to_owned(),
+        PathBuf::from(need("server-ca")?),
+        PathBuf::from(need("certificate")?),
+        fapi_core::Profile::Fapi2MessageSigning,
+    );
     let keys = FileKeySource::new(&PathBuf::from(need("key-dir")?), provider.clone());
     let tpp = Arc::new(Tpp::connect(config, &keys, &*provider, Arc::new(SystemClock)).await?);
     let aisp = tpp

@@ -27,8 +27,8 @@ use std::sync::Arc;
 
 use fapi_core::crypto::default_provider;
 use fapi_core::time::SystemClock;
-use fapi_core::Profile;
-use fapi_examples::cli::{Flags, Res};
+
+use fapi_examples::cli::{profile_named, Flags, Res};
 use fapi_examples::pki::FileKeySource;
 use fapi_examples::tpp::{initiation, PendingAuthorization, ScriptedCustomer, Tpp, TppConfig};
 use serde_json::{json, Value};
@@ -57,35 +57,30 @@ const COMMON: [&str; 14] = [
     "reference",
 ];
 
-fn profile(name: &str) -> Res<Profile> {
-    Ok(match name {
-        "fapi1-advanced" => Profile::Fapi1Advanced,
-        "fapi2-security" => Profile::Fapi2Security,
-        "fapi2-message-signing" => Profile::Fapi2MessageSigning,
-        other => return Err(format!("unknown profile {other:?}").into()),
-    })
-}
-
 async fn connect(flags: &Flags) -> Res<Tpp> {
     let need = |n: &str| flags.get(n).ok_or_else(|| format!("--{n} is required"));
     let id = need("client-id")?.to_owned();
-    let config = TppConfig {
-        discovery_url: need("discovery")?.to_owned(),
-        server_ca: PathBuf::from(need("server-ca")?),
-        certificate: PathBuf::from(need("certificate")?),
-        certificate_key: flags.get("certificate-key").unwrap_or(&id).to_owned(),
-        signing_key: flags
-            .get("signing-key")
-            .map_or_else(|| format!("{id}-signing"), str::to_owned),
-        redirect_uri: flags
-            .get("redirect-uri")
-            .map_or_else(|| format!("https://{id}.example/cb"), str::to_owned),
-        signing_issuer: flags
-            .get("signing-issuer")
-            .map_or_else(|| format!("{id}-org/{id}-software"), str::to_owned),
-        profile: profile(flags.get("profile").unwrap_or("fapi2-message-signing"))?,
-        client_id: id,
-    };
+    let profile_name = flags.get("profile").unwrap_or("fapi2-message-signing");
+    let profile =
+        profile_named(profile_name).ok_or_else(|| format!("unknown profile {profile_name:?}"))?;
+    let mut config = TppConfig::development(
+        &id,
+        need("discovery")?.to_owned(),
+        PathBuf::from(need("server-ca")?),
+        PathBuf::from(need("certificate")?),
+        profile,
+    );
+    let overrides = [
+        ("certificate-key", &mut config.certificate_key),
+        ("signing-key", &mut config.signing_key),
+        ("redirect-uri", &mut config.redirect_uri),
+        ("signing-issuer", &mut config.signing_issuer),
+    ];
+    for (flag, field) in overrides {
+        if let Some(v) = flags.get(flag) {
+            *field = v.to_owned();
+        }
+    }
     let provider = default_provider();
     let keys = FileKeySource::new(&PathBuf::from(need("key-dir")?), provider.clone());
     Ok(Tpp::connect(config, &keys, &*provider, Arc::new(SystemClock)).await?)
