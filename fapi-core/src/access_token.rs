@@ -14,11 +14,14 @@
 //!
 //! [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
 
-use std::sync::Arc;
+use core::fmt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
 
-use crate::claims::{ClaimError, TimeRules};
+use crate::claims::{ClaimError, TimeRules, Times};
 use crate::crypto::{Algorithm, JwkThumbprint, SigningError, SigningKey};
 use crate::error::{ErrorCode, OAuthError};
 use crate::jose::{sign_compact, ExpectedType, JoseError, JwsPolicy, UnverifiedJws};
@@ -230,12 +233,98 @@ impl OAuthError for AccessTokenError {
 
 /// Verifies access tokens issued by one authorization server for one
 /// resource audience.
+///
+/// # Remembering verified tokens
+/// A client presents the same access token on every call for its lifetime.
+/// [`AccessTokenVerifier::with_cache`] lets the verifier remember, for a
+/// bounded number of tokens, that a token was *accepted*, so the next
+/// presentation of exactly the same token skips the parse and the signature
+/// check. This is sound because everything skipped is a pure function of the
+/// token's bytes and of this verifier's fixed configuration (key set,
+/// issuer, audience, algorithms), which never change after construction:
+///
+/// - the key is the SHA-256 of the exact token string, so a token that
+///   differs in any byte (another signature, another claim) is a miss and is
+///   verified in full;
+/// - only accepted tokens are remembered; a rejection is never cached, so
+///   junk cannot fill the cache and a token refused for a time reason is
+///   judged afresh at the next `now`;
+/// - the time rules (`exp`, `nbf`, `iat` skew) are re-applied to the
+///   remembered values at every call, with the same code and the same
+///   errors as a full verification, so a remembered token expires exactly
+///   at its `exp`;
+/// - what follows verification is never skipped: [`VerifiedAccessToken::bind`]
+///   to the request's proof of possession, the live consent read, and any
+///   revocation list the caller checks by `jti`.
+///
+/// The cache is shared by clones of the verifier and dies with it: a new key
+/// set means a new verifier and an empty cache.
 #[derive(Clone, Debug)]
 pub struct AccessTokenVerifier {
     keys: Arc<KeySet>,
     issuer: Issuer,
     audience: String,
     algorithms: Vec<Algorithm>,
+    cache: Option<Arc<VerifiedTokenCache>>,
+}
+
+/// What a cache entry remembers about an accepted token.
+#[derive(Clone, Debug)]
+struct Remembered {
+    token: VerifiedAccessToken,
+    times: Times,
+}
+
+/// The verifier's memory of accepted tokens (see [`AccessTokenVerifier`]).
+struct VerifiedTokenCache {
+    capacity: usize,
+    inner: Mutex<CacheEntries>,
+}
+
+#[derive(Default)]
+struct CacheEntries {
+    by_digest: HashMap<[u8; 32], Remembered>,
+    /// When expired entries were last swept out (at most once per second).
+    last_sweep: Option<UnixTime>,
+}
+
+impl fmt::Debug for VerifiedTokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedTokenCache")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifiedTokenCache {
+    /// The lock, or `None` if a thread panicked while holding it: the cache
+    /// is then bypassed (every token verified in full), never trusted.
+    fn entries(&self) -> Option<MutexGuard<'_, CacheEntries>> {
+        self.inner.lock().ok()
+    }
+
+    fn get(&self, digest: &[u8; 32]) -> Option<Remembered> {
+        self.entries()?.by_digest.get(digest).cloned()
+    }
+
+    fn remember(&self, digest: [u8; 32], remembered: Remembered, now: UnixTime) {
+        let Some(mut entries) = self.entries() else {
+            return;
+        };
+        if entries.by_digest.len() >= self.capacity && entries.last_sweep != Some(now) {
+            entries.by_digest.retain(|_, r| r.times.exp > now);
+            entries.last_sweep = Some(now);
+        }
+        // full of live tokens: verify the newcomer in full each time until
+        // entries expire, rather than evicting (the bound is what matters)
+        if entries.by_digest.len() < self.capacity {
+            entries.by_digest.insert(digest, remembered);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries().map_or(0, |e| e.by_digest.len())
+    }
 }
 
 impl AccessTokenVerifier {
@@ -252,7 +341,29 @@ impl AccessTokenVerifier {
             issuer,
             audience,
             algorithms: algorithms.to_vec(),
+            cache: None,
         }
+    }
+
+    /// Remembers up to `capacity` accepted tokens so that presenting the
+    /// same token again skips the parse and the signature check, never the
+    /// time rules (see [Remembering verified tokens](Self#remembering-verified-tokens)).
+    /// `capacity` 0 turns the cache off. Entries take a few hundred bytes;
+    /// expired ones are swept out when the cache is full.
+    #[must_use]
+    pub fn with_cache(mut self, capacity: usize) -> Self {
+        self.cache = (capacity > 0).then(|| {
+            Arc::new(VerifiedTokenCache {
+                capacity,
+                inner: Mutex::new(CacheEntries::default()),
+            })
+        });
+        self
+    }
+
+    /// How many accepted tokens the cache holds now (0 without a cache).
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.len())
     }
 
     /// Verifies the value of an `Authorization` header.
@@ -265,6 +376,28 @@ impl AccessTokenVerifier {
         now: UnixTime,
     ) -> Result<VerifiedAccessToken, AccessTokenError> {
         let token = bearer_token(authorization)?;
+        let rules = TimeRules::issued_token(true);
+        let Some(cache) = &self.cache else {
+            return self.verify_token(token, &rules, now).map(|r| r.token);
+        };
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(hit) = cache.get(&digest) {
+            let t = hit.times;
+            rules.check(Some(t.exp), t.nbf, t.iat, now)?;
+            return Ok(hit.token);
+        }
+        let remembered = self.verify_token(token, &rules, now)?;
+        cache.remember(digest, remembered.clone(), now);
+        Ok(remembered.token)
+    }
+
+    /// The full verification of one token.
+    fn verify_token(
+        &self,
+        token: &str,
+        rules: &TimeRules,
+        now: UnixTime,
+    ) -> Result<Remembered, AccessTokenError> {
         let policy = JwsPolicy {
             algorithms: &self.algorithms,
             typ: ExpectedType::Exact(ACCESS_TOKEN_TYP),
@@ -272,8 +405,7 @@ impl AccessTokenVerifier {
         };
         let verified = UnverifiedJws::parse(token)?.verify(&self.keys, &policy)?;
         let (_, claims) = verified.into_parts();
-        let rules = TimeRules::issued_token(true);
-        let times = claims.check_times(&rules, now)?;
+        let times = claims.check_times(rules, now)?;
         if claims.required_string("iss")? != self.issuer.as_str() {
             return Err(ClaimError::WrongIssuer.into());
         }
@@ -300,14 +432,17 @@ impl AccessTokenVerifier {
             None => None,
         };
         let confirmation = claims.get("cnf").map(Confirmation::from_json).transpose()?;
-        Ok(VerifiedAccessToken {
-            subject,
-            client_id,
-            jti,
-            scope,
-            consent_id,
-            confirmation,
-            expires_at: times.exp,
+        Ok(Remembered {
+            token: VerifiedAccessToken {
+                subject,
+                client_id,
+                jti,
+                scope,
+                consent_id,
+                confirmation,
+                expires_at: times.exp,
+            },
+            times,
         })
     }
 }

@@ -181,50 +181,7 @@ impl Claims {
         let exp = self.numeric_date("exp")?;
         let nbf = self.numeric_date("nbf")?;
         let iat = self.numeric_date("iat")?;
-        let exp = match exp {
-            Some(exp) => exp,
-            None => return Err(ClaimError::Missing("exp")),
-        };
-        if rules.require_nbf && nbf.is_none() {
-            return Err(ClaimError::Missing("nbf"));
-        }
-        if rules.require_iat && iat.is_none() {
-            return Err(ClaimError::Missing("iat"));
-        }
-        if now >= exp {
-            return Err(ClaimError::Expired { now, exp });
-        }
-        let latest_start = now.saturating_add(rules.max_future_skew_secs);
-        if let Some(nbf) = nbf {
-            if nbf > latest_start {
-                return Err(ClaimError::NotYetValid { now, nbf });
-            }
-            if let Some(max) = rules.max_nbf_age_secs {
-                if now.secs_since(nbf) > max {
-                    return Err(ClaimError::NotBeforeTooOld { max_secs: max });
-                }
-            }
-        }
-        if let Some(iat) = iat {
-            if iat > latest_start {
-                return Err(ClaimError::IssuedInFuture { now, iat });
-            }
-        }
-        if let Some(max) = rules.max_lifetime_secs {
-            // the window runs from nbf, else iat, else now
-            let start = nbf.or(iat).unwrap_or(now);
-            let secs = exp.secs_since(start);
-            if secs < 0 {
-                return Err(ClaimError::InvertedWindow);
-            }
-            if secs > max {
-                return Err(ClaimError::LifetimeTooLong {
-                    secs,
-                    max_secs: max,
-                });
-            }
-        }
-        Ok(Times { exp, nbf, iat })
+        rules.check(exp, nbf, iat, now)
     }
 }
 
@@ -244,6 +201,65 @@ pub struct TimeRules {
 }
 
 impl TimeRules {
+    /// Checks already-read `exp`, `nbf` and `iat` values against `now`:
+    /// the time rules of [`Claims::check_times`] without the JSON. A
+    /// verifier that remembers a token's [`Times`] re-applies them here at
+    /// every later `now`.
+    ///
+    /// # Errors
+    /// The first [`ClaimError`] found.
+    pub fn check(
+        &self,
+        exp: Option<UnixTime>,
+        nbf: Option<UnixTime>,
+        iat: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<Times, ClaimError> {
+        let Some(exp) = exp else {
+            return Err(ClaimError::Missing("exp"));
+        };
+        if self.require_nbf && nbf.is_none() {
+            return Err(ClaimError::Missing("nbf"));
+        }
+        if self.require_iat && iat.is_none() {
+            return Err(ClaimError::Missing("iat"));
+        }
+        if now >= exp {
+            return Err(ClaimError::Expired { now, exp });
+        }
+        let latest_start = now.saturating_add(self.max_future_skew_secs);
+        if let Some(nbf) = nbf {
+            if nbf > latest_start {
+                return Err(ClaimError::NotYetValid { now, nbf });
+            }
+            if let Some(max) = self.max_nbf_age_secs {
+                if now.secs_since(nbf) > max {
+                    return Err(ClaimError::NotBeforeTooOld { max_secs: max });
+                }
+            }
+        }
+        if let Some(iat) = iat {
+            if iat > latest_start {
+                return Err(ClaimError::IssuedInFuture { now, iat });
+            }
+        }
+        if let Some(max) = self.max_lifetime_secs {
+            // the window runs from nbf, else iat, else now
+            let start = nbf.or(iat).unwrap_or(now);
+            let secs = exp.secs_since(start);
+            if secs < 0 {
+                return Err(ClaimError::InvertedWindow);
+            }
+            if secs > max {
+                return Err(ClaimError::LifetimeTooLong {
+                    secs,
+                    max_secs: max,
+                });
+            }
+        }
+        Ok(Times { exp, nbf, iat })
+    }
+
     /// The rules for a token the authorization server issued (access
     /// tokens, ID tokens, JARM responses): `exp` required, `iat` required
     /// or not, the profile skew for `iat`/`nbf` in the future, no lifetime
