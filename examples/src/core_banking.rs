@@ -3,8 +3,14 @@
 //! circuit breaker so a failing core gives a clean, fast 503 instead of a
 //! pile-up of hung requests. Timeouts around each call belong to the server
 //! (they need its async runtime); the breaker counts them as failures.
+//!
+//! The trait is asynchronous because a real core is a remote system: the API
+//! layer awaits it within its timeout, on the async workers, without a
+//! thread per call. An implementation must not block the calling thread.
 
 use core::fmt;
+use core::future::{ready, Future};
+use core::pin::Pin;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -64,29 +70,32 @@ pub enum CoreError {
     Unavailable,
 }
 
+/// A core-banking answer still on its way.
+pub type CoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, CoreError>> + Send + 'a>>;
+
 /// The bank's ledger, as the API layer sees it.
 pub trait CoreBanking: Send + Sync + fmt::Debug {
     /// The customer's accounts (id, name).
-    fn accounts(&self, customer_id: &str) -> Result<Vec<(String, String)>, CoreError>;
+    fn accounts<'a>(&'a self, customer_id: &'a str) -> CoreFuture<'a, Vec<(String, String)>>;
     /// An account's balance.
-    fn balance(&self, account: &str) -> Result<Minor, CoreError>;
+    fn balance<'a>(&'a self, account: &'a str) -> CoreFuture<'a, Minor>;
     /// An account's transactions booked in `[from, to]` (inclusive).
-    fn transactions(
-        &self,
-        account: &str,
+    fn transactions<'a>(
+        &'a self,
+        account: &'a str,
         from: Option<UnixTime>,
         to: Option<UnixTime>,
-    ) -> Result<Vec<Transaction>, CoreError>;
+    ) -> CoreFuture<'a, Vec<Transaction>>;
     /// Moves `amount` from `debtor` to the creditor (outside the bank here),
     /// atomically; returns the new debtor balance.
-    fn pay(
-        &self,
-        debtor: &str,
+    fn pay<'a>(
+        &'a self,
+        debtor: &'a str,
         amount: Minor,
-        creditor_name: &str,
-        reference: &str,
+        creditor_name: &'a str,
+        reference: &'a str,
         at: UnixTime,
-    ) -> Result<Minor, CoreError>;
+    ) -> CoreFuture<'a, Minor>;
 }
 
 #[derive(Debug, Default)]
@@ -138,8 +147,12 @@ impl MockLedger {
     }
 }
 
-impl CoreBanking for MockLedger {
-    fn accounts(&self, customer_id: &str) -> Result<Vec<(String, String)>, CoreError> {
+impl MockLedger {
+    /// The customer's accounts (id, name), answered at once.
+    ///
+    /// # Errors
+    /// [`CoreError::Unavailable`] if the ledger's lock is poisoned.
+    pub fn accounts_now(&self, customer_id: &str) -> Result<Vec<(String, String)>, CoreError> {
         self.with(|m| {
             Ok(m.iter()
                 .filter(|(_, a)| a.customer_id == customer_id)
@@ -147,14 +160,22 @@ impl CoreBanking for MockLedger {
                 .collect())
         })
     }
-    fn balance(&self, account: &str) -> Result<Minor, CoreError> {
+    /// An account's balance, answered at once.
+    ///
+    /// # Errors
+    /// [`CoreError::UnknownAccount`].
+    pub fn balance_now(&self, account: &str) -> Result<Minor, CoreError> {
         self.with(|m| {
             m.get(account)
                 .map(Account::balance)
                 .ok_or(CoreError::UnknownAccount)
         })
     }
-    fn transactions(
+    /// An account's transactions in `[from, to]`, answered at once.
+    ///
+    /// # Errors
+    /// [`CoreError::UnknownAccount`].
+    pub fn transactions_now(
         &self,
         account: &str,
         from: Option<UnixTime>,
@@ -171,7 +192,12 @@ impl CoreBanking for MockLedger {
                 .collect())
         })
     }
-    fn pay(
+    /// Books a payment at once (see [`CoreBanking::pay`]).
+    ///
+    /// # Errors
+    /// [`CoreError::InvalidAmount`], [`CoreError::UnknownAccount`],
+    /// [`CoreError::InsufficientFunds`].
+    pub fn pay_now(
         &self,
         debtor: &str,
         amount: Minor,
@@ -195,6 +221,39 @@ impl CoreBanking for MockLedger {
             });
             Ok(a.balance())
         })
+    }
+}
+
+impl CoreBanking for MockLedger {
+    fn accounts<'a>(&'a self, customer_id: &'a str) -> CoreFuture<'a, Vec<(String, String)>> {
+        Box::pin(ready(self.accounts_now(customer_id)))
+    }
+    fn balance<'a>(&'a self, account: &'a str) -> CoreFuture<'a, Minor> {
+        Box::pin(ready(self.balance_now(account)))
+    }
+    fn transactions<'a>(
+        &'a self,
+        account: &'a str,
+        from: Option<UnixTime>,
+        to: Option<UnixTime>,
+    ) -> CoreFuture<'a, Vec<Transaction>> {
+        Box::pin(ready(self.transactions_now(account, from, to)))
+    }
+    fn pay<'a>(
+        &'a self,
+        debtor: &'a str,
+        amount: Minor,
+        creditor_name: &'a str,
+        reference: &'a str,
+        at: UnixTime,
+    ) -> CoreFuture<'a, Minor> {
+        Box::pin(ready(self.pay_now(
+            debtor,
+            amount,
+            creditor_name,
+            reference,
+            at,
+        )))
     }
 }
 
@@ -354,11 +413,14 @@ impl<C: CoreBanking> FaultInjection<C> {
             .store(rate_ppm(fail_rate), std::sync::atomic::Ordering::SeqCst);
     }
 
-    fn fault(&self) -> Result<(), CoreError> {
+    /// The injected delay, then the injected failure (if this call is one
+    /// of the failing share). The delay is an async sleep: a slow core
+    /// holds no thread, and a caller's timeout cancels it.
+    async fn fault(&self) -> Result<(), CoreError> {
         use std::sync::atomic::Ordering::SeqCst;
         let latency = self.latency_ms.load(SeqCst);
         if latency > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(latency));
+            tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
         }
         let rate = self.rate_ppm.load(SeqCst);
         let n = self.calls.fetch_add(1, SeqCst);
@@ -374,32 +436,42 @@ impl<C: CoreBanking> FaultInjection<C> {
 }
 
 impl<C: CoreBanking> CoreBanking for FaultInjection<C> {
-    fn accounts(&self, customer_id: &str) -> Result<Vec<(String, String)>, CoreError> {
-        self.fault()?;
-        self.inner.accounts(customer_id)
+    fn accounts<'a>(&'a self, customer_id: &'a str) -> CoreFuture<'a, Vec<(String, String)>> {
+        Box::pin(async move {
+            self.fault().await?;
+            self.inner.accounts(customer_id).await
+        })
     }
-    fn balance(&self, account: &str) -> Result<Minor, CoreError> {
-        self.fault()?;
-        self.inner.balance(account)
+    fn balance<'a>(&'a self, account: &'a str) -> CoreFuture<'a, Minor> {
+        Box::pin(async move {
+            self.fault().await?;
+            self.inner.balance(account).await
+        })
     }
-    fn transactions(
-        &self,
-        account: &str,
+    fn transactions<'a>(
+        &'a self,
+        account: &'a str,
         from: Option<UnixTime>,
         to: Option<UnixTime>,
-    ) -> Result<Vec<Transaction>, CoreError> {
-        self.fault()?;
-        self.inner.transactions(account, from, to)
+    ) -> CoreFuture<'a, Vec<Transaction>> {
+        Box::pin(async move {
+            self.fault().await?;
+            self.inner.transactions(account, from, to).await
+        })
     }
-    fn pay(
-        &self,
-        debtor: &str,
+    fn pay<'a>(
+        &'a self,
+        debtor: &'a str,
         amount: Minor,
-        creditor_name: &str,
-        reference: &str,
+        creditor_name: &'a str,
+        reference: &'a str,
         at: UnixTime,
-    ) -> Result<Minor, CoreError> {
-        self.fault()?;
-        self.inner.pay(debtor, amount, creditor_name, reference, at)
+    ) -> CoreFuture<'a, Minor> {
+        Box::pin(async move {
+            self.fault().await?;
+            self.inner
+                .pay(debtor, amount, creditor_name, reference, at)
+                .await
+        })
     }
 }

@@ -19,7 +19,7 @@ use fapi_core::replay::{BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
 use fapi_core::types::{CertificateThumbprint, ClientId, RedirectUri};
 use fapi_core::Profile;
-use fapi_mtls_binding::directory::{CertificateStatus, DirectoryError, TppDirectory};
+use fapi_mtls_binding::directory::{CertificateStatus, DirectoryError, Standing, TppDirectory};
 use fapi_mtls_binding::trust::TrustStore;
 use fapi_mtls_binding::ClientCertificate;
 use rusqlite::{params, OptionalExtension};
@@ -381,32 +381,36 @@ impl SqliteDb {
         Ok(())
     }
 
-    fn directory_status(
+    /// The directory's whole answer for `client` presenting `certificate`,
+    /// from one statement (one read transaction, one snapshot).
+    fn standing_of(
         &self,
         client: &ClientId,
         certificate: &CertificateThumbprint,
-    ) -> Result<CertificateStatus, StoreError> {
-        let conn = self.conn()?;
-        let cert_revoked: bool = conn
+    ) -> Result<Standing, StoreError> {
+        let (cert_revoked, client_revoked, owner): (bool, Option<i64>, Option<String>) = self
+            .conn()?
             .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM revoked_certificates WHERE thumbprint = ?1)",
+                "SELECT EXISTS (SELECT 1 FROM revoked_certificates WHERE thumbprint = ?2), \
+                        (SELECT revoked FROM clients WHERE client_id = ?1), \
+                        (SELECT client_id FROM clients WHERE certificate = ?2)",
             )
             .map_err(unavailable)?
-            .query_row(params![&certificate.as_bytes()[..]], |r| r.get(0))
+            .query_row(params![client.as_str(), &certificate.as_bytes()[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .map_err(unavailable)?;
-        let client_revoked: Option<i64> = conn
-            .prepare_cached("SELECT revoked FROM clients WHERE client_id = ?1")
-            .map_err(unavailable)?
-            .query_row(params![client.as_str()], |r| r.get(0))
-            .optional()
-            .map_err(unavailable)?;
-        Ok(if client_revoked.is_some_and(|r| r != 0) {
+        let status = if client_revoked.is_some_and(|r| r != 0) {
             CertificateStatus::TppRevoked
         } else if cert_revoked {
             CertificateStatus::CertificateRevoked
         } else {
             CertificateStatus::Active
-        })
+        };
+        let owner = owner
+            .map(|o| ClientId::try_from(o).map_err(unavailable))
+            .transpose()?;
+        Ok(Standing { status, owner })
     }
 
     fn owner_of(
@@ -433,7 +437,19 @@ impl TppDirectory for SqliteDb {
         certificate: &'a CertificateThumbprint,
     ) -> BoxFuture<'a, Result<CertificateStatus, DirectoryError>> {
         let r = self
-            .directory_status(client, certificate)
+            .standing_of(client, certificate)
+            .map(|s| s.status)
+            .map_err(|_| DirectoryError);
+        Box::pin(core::future::ready(r))
+    }
+
+    fn standing<'a>(
+        &'a self,
+        client: &'a ClientId,
+        certificate: &'a CertificateThumbprint,
+    ) -> BoxFuture<'a, Result<Standing, DirectoryError>> {
+        let r = self
+            .standing_of(client, certificate)
             .map_err(|_| DirectoryError);
         Box::pin(core::future::ready(r))
     }

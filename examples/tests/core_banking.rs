@@ -13,8 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
 use fapi_core::time::UnixTime;
+use std::time::Duration;
+
 use fapi_examples::core_banking::{
-    to_minor, BreakerState, CircuitBreaker, CoreBanking, CoreError, MockLedger,
+    to_minor, BreakerState, CircuitBreaker, CoreBanking, CoreError, FaultInjection, MockLedger,
 };
 
 fn at(o: i64) -> UnixTime {
@@ -51,22 +53,27 @@ fn ledger() -> MockLedger {
 fn payment_debits_exactly_once() {
     let l = ledger();
     assert_eq!(
-        l.pay("acc-1", 2_500, "ACME Ltd", "INV-42", at(10)).unwrap(),
+        l.pay_now("acc-1", 2_500, "ACME Ltd", "INV-42", at(10))
+            .unwrap(),
         7_500
     );
-    assert_eq!(l.balance("acc-1").unwrap(), 7_500);
-    let tx = l.transactions("acc-1", Some(at(10)), Some(at(10))).unwrap();
+    assert_eq!(l.balance_now("acc-1").unwrap(), 7_500);
+    let tx = l
+        .transactions_now("acc-1", Some(at(10)), Some(at(10)))
+        .unwrap();
     assert_eq!(tx.len(), 1);
     assert_eq!(
         (tx[0].amount, tx[0].counterparty.as_str()),
         (-2_500, "ACME Ltd")
     );
     assert_eq!(
-        l.transactions("acc-1", Some(at(11)), None).unwrap().len(),
+        l.transactions_now("acc-1", Some(at(11)), None)
+            .unwrap()
+            .len(),
         0
     );
     assert_eq!(
-        l.accounts("alice").unwrap(),
+        l.accounts_now("alice").unwrap(),
         vec![("acc-1".to_string(), "Current".to_string())]
     );
 }
@@ -75,19 +82,19 @@ fn payment_debits_exactly_once() {
 fn refused_payments_move_nothing() {
     let l = ledger();
     assert_eq!(
-        l.pay("acc-2", 501, "x", "r", at(1)).unwrap_err(),
+        l.pay_now("acc-2", 501, "x", "r", at(1)).unwrap_err(),
         CoreError::InsufficientFunds
     );
     assert_eq!(
-        l.pay("acc-2", 0, "x", "r", at(1)).unwrap_err(),
+        l.pay_now("acc-2", 0, "x", "r", at(1)).unwrap_err(),
         CoreError::InvalidAmount
     );
     assert_eq!(
-        l.pay("acc-9", 1, "x", "r", at(1)).unwrap_err(),
+        l.pay_now("acc-9", 1, "x", "r", at(1)).unwrap_err(),
         CoreError::UnknownAccount
     );
-    assert_eq!(l.balance("acc-2").unwrap(), 500);
-    assert_eq!(l.pay("acc-2", 500, "x", "r", at(1)).unwrap(), 0);
+    assert_eq!(l.balance_now("acc-2").unwrap(), 500);
+    assert_eq!(l.pay_now("acc-2", 500, "x", "r", at(1)).unwrap(), 0);
 }
 
 #[test]
@@ -100,7 +107,7 @@ fn racing_payments_never_overdraw() {
             let (l, barrier) = (l.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                l.pay("acc-1", 100, "x", "r", at(1)).is_ok()
+                l.pay_now("acc-1", 100, "x", "r", at(1)).is_ok()
             })
         })
         .collect();
@@ -110,7 +117,7 @@ fn racing_payments_never_overdraw() {
         .filter(|ok| *ok)
         .count();
     assert_eq!(paid, 50);
-    assert_eq!(l.balance("acc-1").unwrap(), 0);
+    assert_eq!(l.balance_now("acc-1").unwrap(), 0);
 }
 
 #[test]
@@ -158,4 +165,38 @@ fn business_refusals_do_not_trip_the_breaker() {
         .call(at(0), || Err::<(), _>(CoreError::Unavailable))
         .is_err());
     assert_eq!(b.state(at(0)), BreakerState::Closed);
+}
+
+#[tokio::test]
+async fn a_core_call_abandoned_at_the_timeout_books_nothing() {
+    // the injected latency is far beyond the caller's timeout
+    let core = FaultInjection::new(ledger(), Duration::from_secs(3600), 0.0);
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(1),
+        core.pay("acc-1", 100, "ACME Ltd", "late", at(1)),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the timeout fired first");
+    core.set_latency(Duration::ZERO);
+    assert_eq!(core.balance("acc-1").await.unwrap(), 10_000);
+    // twin: the same payment with a prompt core books once
+    assert_eq!(
+        core.pay("acc-1", 100, "ACME Ltd", "prompt", at(1))
+            .await
+            .unwrap(),
+        9_900
+    );
+}
+
+#[tokio::test]
+async fn injected_failures_follow_the_rate_through_the_async_core() {
+    let core = FaultInjection::new(ledger(), Duration::ZERO, 0.25);
+    let mut failures = 0;
+    for _ in 0..8 {
+        match core.balance("acc-1").await {
+            Err(CoreError::Unavailable) => failures += 1,
+            other => assert_eq!(other, Ok(10_000)),
+        }
+    }
+    assert_eq!(failures, 2);
 }

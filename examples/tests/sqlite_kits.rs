@@ -265,3 +265,107 @@ mod consents {
         assert!(b(db.open().get(c.id())).is_err());
     }
 }
+
+mod directory {
+    use super::*;
+    use fapi_core::crypto::{default_provider, Algorithm};
+    use fapi_core::jwk::{Jwk, JwkSet};
+    use fapi_core::types::{CertificateThumbprint, ClientId};
+    use fapi_examples::registry::Registration;
+    use fapi_mtls_binding::directory::{
+        ensure_registered_certificate, CertificateStatus, Standing, TppDirectory,
+    };
+
+    fn cert(n: u8) -> CertificateThumbprint {
+        CertificateThumbprint::from_bytes([n; 32])
+    }
+
+    fn id(s: &str) -> ClientId {
+        ClientId::try_from(s).unwrap()
+    }
+
+    fn register(db: &fapi_examples::sqlite::SqliteDb, client: &str, n: u8) {
+        let key = default_provider()
+            .generate_signing_key(Algorithm::Es256)
+            .unwrap();
+        let registration = Registration {
+            client_id: client.into(),
+            client_name: format!("{client} Ltd"),
+            redirect_uris: vec![format!("https://{client}.example/cb")],
+            jwks: JwkSet::new(vec![Jwk::from_public_key(
+                key.public_key().clone(),
+                Some("k".into()),
+            )])
+            .to_json(),
+            token_endpoint_auth_method: "private_key_jwt".into(),
+            software_roles: vec!["AISP".into()],
+            software_id: None,
+            org_id: None,
+        };
+        db.put_client(&registration, &cert(n), at(0)).unwrap();
+    }
+
+    /// The trait's own composition of the two single answers.
+    fn composed(
+        db: &fapi_examples::sqlite::SqliteDb,
+        client: &ClientId,
+        certificate: &CertificateThumbprint,
+    ) -> Standing {
+        Standing {
+            status: b(db.status(client, certificate)).unwrap(),
+            owner: b(db.certificate_owner(certificate)).unwrap(),
+        }
+    }
+
+    /// The one-statement answer the bank reads on every call agrees with
+    /// `status` + `certificate_owner` in every state a pair can be in, and
+    /// the check built on it refuses what it must.
+    #[test]
+    fn one_read_standing_agrees_with_the_two_single_answers() {
+        let tmp = TempDb::new("standing");
+        let db = tmp.open();
+        register(&db, "tpp-a", 1);
+        register(&db, "tpp-b", 2);
+        let (a, b_) = (id("tpp-a"), id("tpp-b"));
+        let case = |client: &ClientId, c: &CertificateThumbprint| {
+            let one = b(db.standing(client, c)).unwrap();
+            assert_eq!(one, composed(&db, client, c));
+            (one, b(ensure_registered_certificate(client, c, &db)))
+        };
+        // its own certificate: active, owned, accepted
+        let (s, r) = case(&a, &cert(1));
+        assert_eq!(
+            (s.status, s.owner),
+            (CertificateStatus::Active, Some(a.clone()))
+        );
+        assert!(r.is_ok());
+        // another client's certificate: owned by b, refused
+        let (s, r) = case(&a, &cert(2));
+        assert_eq!(s.owner, Some(b_.clone()));
+        assert!(r.is_err());
+        // an unregistered certificate: no owner, refused
+        let (s, r) = case(&a, &cert(9));
+        assert_eq!((s.status, s.owner), (CertificateStatus::Active, None));
+        assert!(r.is_err());
+        // an unknown client
+        let (s, _) = case(&id("tpp-x"), &cert(1));
+        assert_eq!(s.owner, Some(a.clone()));
+        // a revoked certificate
+        db.revoke_certificate(&cert(1), at(1)).unwrap();
+        let (s, r) = case(&a, &cert(1));
+        assert_eq!(s.status, CertificateStatus::CertificateRevoked);
+        assert!(r.is_err());
+        // a revoked TPP (takes precedence over the certificate)
+        assert!(db.revoke_client(&a).unwrap());
+        let (s, r) = case(&a, &cert(1));
+        assert_eq!(s.status, CertificateStatus::TppRevoked);
+        assert!(r.is_err());
+        // the other TPP is untouched
+        let (s, r) = case(&b_, &cert(2));
+        assert_eq!(
+            (s.status, s.owner),
+            (CertificateStatus::Active, Some(b_.clone()))
+        );
+        assert!(r.is_ok());
+    }
+}

@@ -30,6 +30,16 @@ pub enum CertificateStatus {
     CertificateRevoked,
 }
 
+/// Everything the directory says about one client presenting one
+/// certificate, read at once (see [`TppDirectory::standing`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Standing {
+    /// The status of the client presenting the certificate.
+    pub status: CertificateStatus,
+    /// The client the certificate is registered to, if any.
+    pub owner: Option<ClientId>,
+}
+
 /// The directory could not answer (fail closed).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("tpp directory unavailable")]
@@ -55,6 +65,23 @@ pub trait TppDirectory: Send + Sync + fmt::Debug {
         &'a self,
         certificate: &'a CertificateThumbprint,
     ) -> BoxFuture<'a, Result<Option<ClientId>, DirectoryError>>;
+
+    /// [`TppDirectory::status`] and [`TppDirectory::certificate_owner`]
+    /// together: what the checks of this module read on every request. The
+    /// default asks one, then the other; an adapter over a database should
+    /// answer both from one read (one query, one snapshot).
+    fn standing<'a>(
+        &'a self,
+        client: &'a ClientId,
+        certificate: &'a CertificateThumbprint,
+    ) -> BoxFuture<'a, Result<Standing, DirectoryError>> {
+        Box::pin(async move {
+            Ok(Standing {
+                status: self.status(client, certificate).await?,
+                owner: self.certificate_owner(certificate).await?,
+            })
+        })
+    }
 }
 
 #[derive(Default)]
@@ -182,21 +209,25 @@ pub async fn authenticate_by_certificate(
     }
 }
 
+fn directory_unavailable(_: DirectoryError) -> ClientAuthError {
+    ClientAuthError::Store(fapi_core::replay::StoreError::Unavailable(
+        "tpp directory".into(),
+    ))
+}
+
+/// The directory checks every certificate use passes: neither the TPP nor
+/// the certificate revoked, and the certificate not registered to another
+/// client. Returns the registered owner (`None`: unregistered).
 async fn check_directory(
     client: &ClientId,
     certificate: &CertificateThumbprint,
     directory: &dyn TppDirectory,
-) -> Result<(), ClientAuthError> {
-    let unavailable = |_| {
-        ClientAuthError::Store(fapi_core::replay::StoreError::Unavailable(
-            "tpp directory".into(),
-        ))
-    };
-    match directory
-        .status(client, certificate)
+) -> Result<Option<ClientId>, ClientAuthError> {
+    let standing = directory
+        .standing(client, certificate)
         .await
-        .map_err(unavailable)?
-    {
+        .map_err(directory_unavailable)?;
+    match standing.status {
         CertificateStatus::Active => {}
         CertificateStatus::TppRevoked => {
             return Err(refused("the TPP has been revoked in the directory"))
@@ -205,14 +236,24 @@ async fn check_directory(
             return Err(refused("certificate has been revoked in the directory"))
         }
     }
-    ensure_single_identity(client, certificate, directory).await
+    single_identity(client, standing.owner)
+}
+
+fn single_identity(
+    client: &ClientId,
+    owner: Option<ClientId>,
+) -> Result<Option<ClientId>, ClientAuthError> {
+    match owner {
+        Some(owner) if &owner != client => Err(ClientAuthError::ConflictingClientIds),
+        owner => Ok(owner),
+    }
 }
 
 /// For a client that authenticated another way (`private_key_jwt`) over a
 /// connection with `certificate`: the certificate must be the one the
 /// directory registers to this client, neither it nor the TPP revoked. An
 /// unregistered certificate (even one the scheme CA issued) is refused, as
-/// is another client's.
+/// is another client's. One [`TppDirectory::standing`] read.
 ///
 /// # Errors
 /// [`ClientAuthError::Certificate`] (unregistered or revoked),
@@ -223,18 +264,8 @@ pub async fn ensure_registered_certificate(
     certificate: &CertificateThumbprint,
     directory: &dyn TppDirectory,
 ) -> Result<(), ClientAuthError> {
-    check_directory(client, certificate, directory).await?;
-    let owner = directory
-        .certificate_owner(certificate)
-        .await
-        .map_err(|_| {
-            ClientAuthError::Store(fapi_core::replay::StoreError::Unavailable(
-                "tpp directory".into(),
-            ))
-        })?;
-    match owner {
-        Some(owner) if &owner == client => Ok(()),
-        Some(_) => Err(ClientAuthError::ConflictingClientIds),
+    match check_directory(client, certificate, directory).await? {
+        Some(_) => Ok(()),
         None => Err(refused(
             "certificate is not registered to this client in the directory",
         )),
@@ -255,13 +286,6 @@ pub async fn ensure_single_identity(
     let owner = directory
         .certificate_owner(certificate)
         .await
-        .map_err(|_| {
-            ClientAuthError::Store(fapi_core::replay::StoreError::Unavailable(
-                "tpp directory".into(),
-            ))
-        })?;
-    match owner {
-        Some(owner) if &owner != client => Err(ClientAuthError::ConflictingClientIds),
-        _ => Ok(()),
-    }
+        .map_err(directory_unavailable)?;
+    single_identity(client, owner).map(|_| ())
 }

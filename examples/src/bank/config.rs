@@ -97,6 +97,17 @@ pub struct BankConfig {
     pub core: CoreConfig,
     /// Requests per second each client may make (burst of the same size).
     pub rate_limit_per_second: u32,
+    /// How many accepted access tokens the resource server remembers, so a
+    /// token presented again skips the signature check (never the expiry,
+    /// the certificate binding, the revocation list or the live consent
+    /// read; see `fapi_core::AccessTokenVerifier::with_cache`). 0 turns it
+    /// off.
+    #[serde(default = "default_token_cache")]
+    pub verified_token_cache: usize,
+}
+
+fn default_token_cache() -> usize {
+    10_000
 }
 
 impl BankConfig {
@@ -151,6 +162,7 @@ impl BankConfig {
             ],
             core: CoreConfig::default(),
             rate_limit_per_second: 50,
+            verified_token_cache: default_token_cache(),
         }
     }
 

@@ -276,9 +276,8 @@ async fn customer_accounts(
     state: &Arc<BankState>,
     customer: &str,
 ) -> Result<Vec<(String, String)>, Response> {
-    let customer = customer.to_owned();
     state
-        .core_call(move |c| c.accounts(&customer))
+        .core_call(|c| c.accounts(customer))
         .await
         .map_err(|_| {
             error_page(

@@ -141,22 +141,19 @@ impl BankState {
         self.clock.now()
     }
 
-    /// Calls the core off the async workers, within the timeout, through
-    /// the circuit breaker. No answer in time counts as a failure: the
-    /// caller answers 503, never hangs.
-    pub(crate) async fn core_call<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&dyn CoreBanking) -> Result<T, crate::core_banking::CoreError> + Send + 'static,
+    /// Calls the core within the timeout, through the circuit breaker. No
+    /// answer in time counts as a failure: the caller answers 503, never
+    /// hangs, and the abandoned call is cancelled.
+    pub(crate) async fn core_call<'a, T>(
+        &'a self,
+        f: impl FnOnce(&'a dyn CoreBanking) -> crate::core_banking::CoreFuture<'a, T>,
     ) -> Result<T, crate::core_banking::CoreError> {
         use crate::core_banking::CoreError;
         let now = self.now();
         self.breaker.admit(now)?;
-        let core = self.core.clone();
-        let call = tokio::task::spawn_blocking(move || f(&*core));
-        let result = match tokio::time::timeout(self.core_timeout, call).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) | Err(_) => Err(CoreError::Unavailable),
-        };
+        let result = tokio::time::timeout(self.core_timeout, f(&*self.core))
+            .await
+            .unwrap_or(Err(CoreError::Unavailable));
         self.breaker
             .record(now, matches!(result, Err(CoreError::Unavailable)));
         if matches!(result, Err(CoreError::Unavailable)) {
@@ -405,7 +402,8 @@ pub fn build(
             issuer.clone(),
             api_base.clone(),
             profile.algorithms(),
-        ),
+        )
+        .with_cache(config.verified_token_cache),
         tokens: AccessTokenIssuer::new(
             key.clone(),
             config.signing_key.clone(),

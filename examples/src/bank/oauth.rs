@@ -36,10 +36,8 @@ use crate::registry::Registration;
 const MAX_TOKEN_BODY: usize = 16 * 1024;
 
 /// The certificate of this request's connection, as a proof of possession.
-pub(crate) fn presented(info: &ConnectionInfo) -> Option<PresentedCertificate> {
-    info.peer_certificate
-        .as_deref()
-        .and_then(|der| PresentedCertificate::from_verified_tls_peer(der).ok())
+pub(crate) fn presented(info: &ConnectionInfo) -> Option<&PresentedCertificate> {
+    info.presented()
 }
 
 /// A form body with every parameter at most once (RFC 6749 §3.2).
@@ -165,7 +163,7 @@ pub(crate) async fn authenticate<'f>(
         client,
         registration: registered.registration,
         metadata,
-        certificate,
+        certificate: certificate.clone(),
     })
 }
 

@@ -183,11 +183,20 @@ pub(crate) async fn rate_limit(
     req: Request,
     next: Next,
 ) -> Response {
+    // the certificate's x5t#S256, computed once per connection
     let key = req
         .extensions()
         .get::<ConnectionInfo>()
-        .and_then(|c| c.peer_certificate.as_ref())
-        .map(|der| *fapi_core::types::CertificateThumbprint::of_der(der).as_bytes());
+        .and_then(|c| {
+            c.presented()
+                .map(|p| *p.certificate().thumbprint())
+                .or_else(|| {
+                    c.peer_certificate
+                        .as_deref()
+                        .map(|der| fapi_core::types::CertificateThumbprint::of_der(der))
+                })
+        })
+        .map(|t| *t.as_bytes());
     if let Some(key) = key {
         if let Err(wait) = state.limiter.check(&key) {
             auth_failure("rate_limited");

@@ -39,7 +39,7 @@ use super::oauth::presented;
 use super::observe::{self, auth_failure, ClientLabel, InteractionId};
 use super::tls::ConnectionInfo;
 use super::BankState;
-use crate::core_banking::{CoreBanking, CoreError, Minor};
+use crate::core_banking::{CoreBanking, CoreError, CoreFuture, Minor};
 use crate::registry::Registration;
 
 const AISP: &str = "/open-banking/v3.1/aisp";
@@ -152,7 +152,7 @@ async fn bound_token(
             format!("client certificate is no longer trusted: {e}"),
         )
     })?;
-    let bound = verified.bind(&certificate).map_err(|e| {
+    let bound = verified.bind(certificate).map_err(|e| {
         auth_failure("cnf_mismatch");
         ObError::token(&e)
     })?;
@@ -204,9 +204,9 @@ fn gate_error(e: &fapi_consent::gate::GateError) -> ObError {
 }
 
 /// A core call (timeout, breaker) with its failures as OB errors.
-async fn core<T: Send + 'static>(
-    state: &Arc<BankState>,
-    f: impl FnOnce(&dyn CoreBanking) -> Result<T, CoreError> + Send + 'static,
+async fn core<'a, T>(
+    state: &'a BankState,
+    f: impl FnOnce(&'a dyn CoreBanking) -> CoreFuture<'a, T>,
 ) -> Result<T, ObError> {
     state.core_call(f).await.map_err(|e| match e {
         CoreError::Unavailable => ObError::core_unavailable(),
@@ -589,7 +589,7 @@ async fn accounts(
     let customer = authorized.customer_id().unwrap_or_default().to_owned();
     let selected = authorized.accounts().to_vec();
     let detail = authorized.detail_level() == DetailLevel::Detail;
-    let all = core(&state, move |c| c.accounts(&customer)).await?;
+    let all = core(&state, |c| c.accounts(&customer)).await?;
     let list: Vec<Value> = all
         .into_iter()
         .filter(|(id, _)| selected.contains(id))
@@ -630,7 +630,7 @@ async fn account(
         .map_err(|e| gate_error(&e))?;
     let customer = authorized.customer_id().unwrap_or_default().to_owned();
     let detail = authorized.detail_level() == DetailLevel::Detail;
-    let all = core(&state, move |c| c.accounts(&customer)).await?;
+    let all = core(&state, |c| c.accounts(&customer)).await?;
     let (_, name) = all
         .into_iter()
         .find(|(a, _)| *a == id)
@@ -656,7 +656,7 @@ async fn balances(
         .await
         .map_err(|e| gate_error(&e))?;
     let account = id.clone();
-    let balance = core(&state, move |c| c.balance(&account)).await?;
+    let balance = core(&state, |c| c.balance(&account)).await?;
     let body = ob_body(
         json!({ "Balance": [{
             "AccountId": id,
@@ -710,7 +710,7 @@ async fn transactions(
     let (credits, debits) = authorized.transaction_directions();
     let detail = authorized.detail_level() == DetailLevel::Detail;
     let account = id.clone();
-    let booked = core(&state, move |c| c.transactions(&account, from, to)).await?;
+    let booked = core(&state, |c| c.transactions(&account, from, to)).await?;
     let list: Vec<Value> = booked
         .into_iter()
         .filter(|t| if t.amount < 0 { debits } else { credits })
@@ -966,10 +966,7 @@ async fn create_payment(
             i.creditor_account.name.clone(),
             i.remittance_reference.clone().unwrap_or_default(),
         );
-        let moved = core(&st, move |c| {
-            c.pay(&debtor, minor, &creditor, &reference, now)
-        })
-        .await;
+        let moved = core(&st, |c| c.pay(&debtor, minor, &creditor, &reference, now)).await;
         if let Err(e) = moved {
             observe::payment("core_unavailable");
             return Err(e);

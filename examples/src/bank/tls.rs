@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::Router;
 use fapi_mtls_binding::trust::{TrustError, TrustStore};
-use fapi_mtls_binding::ClientCertificate;
+use fapi_mtls_binding::PresentedCertificate;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::client::danger::HandshakeSignatureValid;
@@ -54,6 +54,9 @@ pub fn fapi_crypto_provider() -> Arc<CryptoProvider> {
 pub struct ConnectionInfo {
     /// The client certificate (DER) the TLS layer verified, if any.
     pub peer_certificate: Option<Arc<Vec<u8>>>,
+    /// The same certificate parsed once for the connection (not per
+    /// request); `None` without a certificate or if it does not parse.
+    presented: Option<Arc<PresentedCertificate>>,
     /// The peer's address.
     pub remote: SocketAddr,
     /// The trust-bundle version the certificate was last verified against
@@ -64,11 +67,22 @@ pub struct ConnectionInfo {
 impl ConnectionInfo {
     /// A connection from `remote` that presented `peer_certificate`.
     pub fn new(peer_certificate: Option<Arc<Vec<u8>>>, remote: SocketAddr) -> Self {
+        let presented = peer_certificate
+            .as_deref()
+            .and_then(|der| PresentedCertificate::from_verified_tls_peer(der).ok())
+            .map(Arc::new);
         Self {
             peer_certificate,
+            presented,
             remote,
             verified_bundle: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The connection's verified client certificate as the proof of
+    /// possession its requests present.
+    pub fn presented(&self) -> Option<&PresentedCertificate> {
+        self.presented.as_deref()
     }
 
     /// Verifies the connection's certificate against the bundle now active
@@ -87,12 +101,8 @@ impl ConnectionInfo {
         if self.verified_bundle.load(Ordering::Acquire) == bundle.version() {
             return Ok(());
         }
-        let der = self
-            .peer_certificate
-            .as_deref()
-            .ok_or(TrustError::Invalid)?;
-        let cert = ClientCertificate::from_der(der).map_err(|_| TrustError::Invalid)?;
-        bundle.verify(&cert, &[], now)?;
+        let cert = self.presented().ok_or(TrustError::Invalid)?;
+        bundle.verify(cert.certificate(), &[], now)?;
         self.verified_bundle
             .store(bundle.version(), Ordering::Release);
         Ok(())
@@ -137,7 +147,7 @@ impl ClientCertVerifier for SchemeClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let cert = ClientCertificate::from_der(end_entity).map_err(|_| {
+        let cert = fapi_mtls_binding::ClientCertificate::from_der(end_entity).map_err(|_| {
             rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
         })?;
         let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);

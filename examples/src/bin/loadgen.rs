@@ -231,12 +231,28 @@ async fn run(flags: &Flags) -> Res<()> {
     let control = format!("{api_base}/jwks");
     // warm the pool, then measure each route
     hammer(&tpp, &control, &token, concurrency * 4, concurrency).await?;
+    let cpu_0 = bank_pid.and_then(cpu_ticks);
     let control_rate = hammer(&tpp, &control, &token, calls, concurrency).await?;
+    let cpu_1 = bank_pid.and_then(cpu_ticks);
     let auth_rate = hammer(&tpp, &authenticated, &token, calls, concurrency).await?;
+    let cpu_2 = bank_pid.and_then(cpu_ticks);
+    // bank CPU per call, in microseconds
+    #[allow(clippy::cast_precision_loss)]
+    let per_call = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) => format!(
+            ", bank CPU {:.0} us/call",
+            b.saturating_sub(a) as f64 / TICKS_PER_SEC / calls as f64 * 1e6
+        ),
+        _ => String::new(),
+    };
     println!("{calls} resource calls at concurrency {concurrency}");
-    println!("  control route (GET /jwks, mTLS, no token):          {control_rate:>8.0} calls/s");
     println!(
-        "  authenticated (balances: verify -> bind -> gate -> core): {auth_rate:>8.0} calls/s"
+        "  control route (GET /jwks, mTLS, no token):          {control_rate:>8.0} calls/s{}",
+        per_call(cpu_0, cpu_1)
+    );
+    println!(
+        "  authenticated (balances: verify -> bind -> gate -> core): {auth_rate:>8.0} calls/s{}",
+        per_call(cpu_1, cpu_2)
     );
     println!(
         "  authenticated / control throughput: {:.2}",
