@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 
 use crate::claims::Claims;
 use crate::crypto::{Algorithm, SigningError, SigningKey};
-use crate::encoding::{b64url_decode, b64url_encode, B64Error};
+use crate::encoding::{b64url_decode_public, b64url_encode, B64Error};
 use crate::json::{parse_object, JsonError};
 use crate::jwk::{KeySelectionError, KeySet};
 
@@ -372,10 +372,13 @@ impl<'a> UnverifiedJws<'a> {
         else {
             return Err(JoseError::SegmentCount);
         };
-        let header_bytes = b64url_decode(h, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Header))?;
+        let header_bytes =
+            b64url_decode_public(h, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Header))?;
         let header = Header::parse(&header_bytes)?;
-        let payload = b64url_decode(p, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Payload))?;
-        let signature = b64url_decode(s, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Signature))?;
+        let payload =
+            b64url_decode_public(p, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Payload))?;
+        let signature =
+            b64url_decode_public(s, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Signature))?;
         let signing_input = token
             .get(..h.len() + 1 + p.len())
             .ok_or(JoseError::SegmentCount)?;

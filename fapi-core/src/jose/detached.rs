@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use super::{Header, JoseError, JwsPolicy, Part, MAX_TOKEN_LEN};
 use crate::claims::ClaimError;
 use crate::crypto::{Algorithm, SigningError, SigningKey};
-use crate::encoding::{b64url_decode, b64url_encode};
+use crate::encoding::{b64url_decode_public, b64url_encode};
 use crate::error::{ErrorCode, OAuthError};
 use crate::jwk::KeySet;
 use crate::time::UnixTime;
@@ -136,9 +136,10 @@ pub fn verify_detached(
     if !p.is_empty() {
         return Err(DetachedJwsError::NotDetached);
     }
-    let header_bytes = b64url_decode(h, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Header))?;
+    let header_bytes =
+        b64url_decode_public(h, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Header))?;
     let header = Header::parse(&header_bytes)?;
-    let sig = b64url_decode(s, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Signature))?;
+    let sig = b64url_decode_public(s, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Signature))?;
     let encoded = match header.get("b64") {
         None => true,
         Some(Value::Bool(b)) if header.crit().iter().any(|c| c == "b64") => *b,
