@@ -15,6 +15,7 @@
 //! [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
 
 use core::fmt;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -24,11 +25,13 @@ use sha2::{Digest, Sha256};
 use crate::claims::{ClaimError, TimeRules, Times};
 use crate::crypto::{Algorithm, JwkThumbprint, SigningError, SigningKey};
 use crate::error::{ErrorCode, OAuthError};
-use crate::jose::{sign_compact, ExpectedType, JoseError, JwsPolicy, UnverifiedJws};
+use crate::jose::{sign_compact, ExpectedType, JoseError, JwsPolicy, Part, UnverifiedJws};
 use crate::jwk::KeySet;
 use crate::random::{self, RandomError};
 use crate::time::UnixTime;
 use crate::types::{CertificateThumbprint, ClientId, ConsentId, Issuer, JwtId, Scope};
+
+mod payload;
 
 /// The `typ` of a JWT access token.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -56,6 +59,27 @@ impl Confirmation {
         }
     }
 
+    /// From the `x5t#S256` and `jkt` members of a `cnf` object: exactly
+    /// one, a string of a SHA-256 thumbprint.
+    fn from_members(
+        x5t_s256: &payload::Slot<Cow<'_, str>>,
+        jkt: &payload::Slot<Cow<'_, str>>,
+    ) -> Result<Self, AccessTokenError> {
+        use payload::Slot;
+        match (x5t_s256, jkt) {
+            (Slot::Present(s), Slot::Absent) => CertificateThumbprint::from_b64url(s)
+                .map(Self::CertificateThumbprint)
+                .map_err(|_| AccessTokenError::MalformedConfirmation),
+            (Slot::Absent, Slot::Present(s)) => {
+                let t = CertificateThumbprint::from_b64url(s)
+                    .map_err(|_| AccessTokenError::MalformedConfirmation)?;
+                Ok(Self::JwkThumbprint(JwkThumbprint(*t.as_bytes())))
+            }
+            _ => Err(AccessTokenError::MalformedConfirmation),
+        }
+    }
+
+    #[cfg(test)]
     fn from_json(v: &Value) -> Result<Self, AccessTokenError> {
         let Value::Object(m) = v else {
             return Err(AccessTokenError::MalformedConfirmation);
@@ -403,35 +427,87 @@ impl AccessTokenVerifier {
             typ: ExpectedType::Exact(ACCESS_TOKEN_TYP),
             understood_critical: &[],
         };
-        let verified = UnverifiedJws::parse(token)?.verify(&self.keys, &policy)?;
-        let (_, claims) = verified.into_parts();
-        let times = claims.check_times(rules, now)?;
-        if claims.required_string("iss")? != self.issuer.as_str() {
+        let (_, payload, _) = UnverifiedJws::parse(token)?.verify_signature(&self.keys, &policy)?;
+        let claims = payload::read(&payload).map_err(|e| JoseError::Json {
+            part: Part::Payload,
+            problem: e.into(),
+        })?;
+        self.check_claims(claims, rules, now)
+    }
+
+    /// The RFC 9068 claim checks, in a fixed order (times, `iss`, `aud`,
+    /// `sub`, `client_id`, `jti`, `scope`, `consent_id`, `cnf`): a token
+    /// with several faults always reports the first.
+    fn check_claims(
+        &self,
+        c: payload::Payload<'_>,
+        rules: &TimeRules,
+        now: UnixTime,
+    ) -> Result<Remembered, AccessTokenError> {
+        use payload::{Aud, Slot};
+        fn date(slot: &Slot<i64>, name: &'static str) -> Result<Option<UnixTime>, ClaimError> {
+            match slot {
+                Slot::Absent => Ok(None),
+                Slot::Present(secs) => UnixTime::from_secs(*secs)
+                    .map(Some)
+                    .ok_or(ClaimError::NotNumericDate(name)),
+                Slot::WrongType => Err(ClaimError::NotNumericDate(name)),
+            }
+        }
+        fn string<'s>(
+            slot: &'s Slot<Cow<'_, str>>,
+            name: &'static str,
+        ) -> Result<Option<&'s str>, ClaimError> {
+            match slot {
+                Slot::Absent => Ok(None),
+                Slot::Present(s) => Ok(Some(s)),
+                Slot::WrongType => Err(ClaimError::WrongType(name)),
+            }
+        }
+        fn required<'s>(
+            slot: &'s Slot<Cow<'_, str>>,
+            name: &'static str,
+        ) -> Result<&'s str, ClaimError> {
+            string(slot, name)?.ok_or(ClaimError::Missing(name))
+        }
+        let exp = date(&c.exp, "exp")?;
+        let nbf = date(&c.nbf, "nbf")?;
+        let iat = date(&c.iat, "iat")?;
+        let times = rules.check(exp, nbf, iat, now)?;
+        if required(&c.iss, "iss")? != self.issuer.as_str() {
             return Err(ClaimError::WrongIssuer.into());
         }
-        match claims.audience()? {
-            Some(aud) if aud.contains(&self.audience) => {}
-            Some(_) => return Err(ClaimError::WrongAudience.into()),
-            None => return Err(ClaimError::Missing("aud").into()),
+        let audience_ok = match &c.aud {
+            Slot::Absent => return Err(ClaimError::Missing("aud").into()),
+            Slot::WrongType => return Err(ClaimError::WrongType("aud").into()),
+            Slot::Present(Aud::Single(a)) => *a == self.audience,
+            Slot::Present(Aud::Many(all)) => all.iter().any(|a| *a == self.audience),
+        };
+        if !audience_ok {
+            return Err(ClaimError::WrongAudience.into());
         }
-        let subject = claims.required_string("sub")?.to_owned();
-        let client_id = ClientId::try_from(claims.required_string("client_id")?)
+        let subject = required(&c.sub, "sub")?.to_owned();
+        let client_id = ClientId::try_from(required(&c.client_id, "client_id")?)
             .map_err(|_| AccessTokenError::InvalidClaim("client_id"))?;
-        let jti = JwtId::try_from(claims.required_string("jti")?)
+        let jti = JwtId::try_from(required(&c.jti, "jti")?)
             .map_err(|_| AccessTokenError::InvalidClaim("jti"))?;
-        let scope = match claims.string("scope")? {
+        let scope = match string(&c.scope, "scope")? {
             Some(s) => {
                 Some(Scope::try_from(s).map_err(|_| AccessTokenError::InvalidClaim("scope"))?)
             }
             None => None,
         };
-        let consent_id = match claims.string("consent_id")? {
+        let consent_id = match string(&c.consent_id, "consent_id")? {
             Some(s) => Some(
                 ConsentId::try_from(s).map_err(|_| AccessTokenError::InvalidClaim("consent_id"))?,
             ),
             None => None,
         };
-        let confirmation = claims.get("cnf").map(Confirmation::from_json).transpose()?;
+        let confirmation = match &c.cnf {
+            Slot::Absent => None,
+            Slot::WrongType => return Err(AccessTokenError::MalformedConfirmation),
+            Slot::Present(cnf) => Some(Confirmation::from_members(&cnf.x5t_s256, &cnf.jkt)?),
+        };
         Ok(Remembered {
             token: VerifiedAccessToken {
                 subject,
@@ -455,10 +531,12 @@ fn bearer_token(authorization: &str) -> Result<&str, AccessTokenError> {
         return Err(AccessTokenError::MalformedAuthorization);
     }
     // b64token (RFC 6750 §2.1); a JWS uses only its base64url subset and '.'
-    if !token
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
+    // (a fold without early exit, so the compiler checks many bytes at once;
+    // this runs over every token on every call)
+    let b64token = token.bytes().fold(true, |ok, b| {
+        ok & (b.is_ascii_alphanumeric() | (b == b'-') | (b == b'_') | (b == b'.'))
+    });
+    if !b64token {
         return Err(AccessTokenError::MalformedAuthorization);
     }
     Ok(token)
@@ -584,5 +662,259 @@ impl BoundAccessToken {
     /// `scope`.
     pub fn scope(&self) -> Option<&Scope> {
         self.0.scope.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod reader_equivalence {
+    //! The one-pass claim reader against the general one: for any payload,
+    //! [`AccessTokenVerifier::check_claims`] over [`payload::read`] must give
+    //! exactly what the claim checks over `parse_object` + [`Claims`] give
+    //! (the reference below is the verifier as it was before the one-pass
+    //! reader: same checks, same order).
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::claims::Claims;
+    use crate::jwk::{JwkSet, KeySet};
+    use crate::Profile;
+    use proptest::prelude::*;
+
+    const ISS: &str = "https://bank.example";
+    const AUD: &str = "https://api.bank.example";
+    const NOW: i64 = 1_900_000_000;
+
+    fn verifier() -> AccessTokenVerifier {
+        let keys = KeySet::from_jwks(
+            &JwkSet::new(Vec::new()),
+            &*crate::crypto::default_provider(),
+            &Profile::Fapi2Security.key_policy(),
+        )
+        .unwrap();
+        AccessTokenVerifier::new(
+            Arc::new(keys),
+            Issuer::try_from(ISS).unwrap(),
+            AUD.into(),
+            Profile::Fapi2Security.algorithms(),
+        )
+    }
+
+    fn reference(v: &AccessTokenVerifier, payload: &[u8]) -> Result<Remembered, AccessTokenError> {
+        let claims =
+            Claims::new(
+                crate::json::parse_object(payload).map_err(|e| JoseError::Json {
+                    part: Part::Payload,
+                    problem: e.into(),
+                })?,
+            );
+        let now = UnixTime::from_secs(NOW).unwrap();
+        let times = claims.check_times(&TimeRules::issued_token(true), now)?;
+        if claims.required_string("iss")? != v.issuer.as_str() {
+            return Err(ClaimError::WrongIssuer.into());
+        }
+        match claims.audience()? {
+            Some(aud) if aud.contains(&v.audience) => {}
+            Some(_) => return Err(ClaimError::WrongAudience.into()),
+            None => return Err(ClaimError::Missing("aud").into()),
+        }
+        let subject = claims.required_string("sub")?.to_owned();
+        let client_id = ClientId::try_from(claims.required_string("client_id")?)
+            .map_err(|_| AccessTokenError::InvalidClaim("client_id"))?;
+        let jti = JwtId::try_from(claims.required_string("jti")?)
+            .map_err(|_| AccessTokenError::InvalidClaim("jti"))?;
+        let scope = match claims.string("scope")? {
+            Some(s) => {
+                Some(Scope::try_from(s).map_err(|_| AccessTokenError::InvalidClaim("scope"))?)
+            }
+            None => None,
+        };
+        let consent_id = match claims.string("consent_id")? {
+            Some(s) => Some(
+                ConsentId::try_from(s).map_err(|_| AccessTokenError::InvalidClaim("consent_id"))?,
+            ),
+            None => None,
+        };
+        let confirmation = claims.get("cnf").map(Confirmation::from_json).transpose()?;
+        Ok(Remembered {
+            token: VerifiedAccessToken {
+                subject,
+                client_id,
+                jti,
+                scope,
+                consent_id,
+                confirmation,
+                expires_at: times.exp,
+            },
+            times,
+        })
+    }
+
+    fn one_pass(v: &AccessTokenVerifier, payload: &[u8]) -> Result<Remembered, AccessTokenError> {
+        let claims = payload::read(payload).map_err(|e| JoseError::Json {
+            part: Part::Payload,
+            problem: e.into(),
+        })?;
+        v.check_claims(
+            claims,
+            &TimeRules::issued_token(true),
+            UnixTime::from_secs(NOW).unwrap(),
+        )
+    }
+
+    fn outcome(r: Result<Remembered, AccessTokenError>) -> String {
+        format!("{:?}", r.map(|r| (r.token, r.times)))
+    }
+
+    fn agree(payload: &[u8]) -> String {
+        let v = verifier();
+        let expected = outcome(reference(&v, payload));
+        assert_eq!(
+            outcome(one_pass(&v, payload)),
+            expected,
+            "readers disagree on {}",
+            String::from_utf8_lossy(payload)
+        );
+        expected
+    }
+
+    const GOOD: &str = r#"{"iss":"https://bank.example","sub":"alice","aud":"https://api.bank.example","client_id":"tpp-a","scope":"accounts","iat":1900000000,"exp":1900000300,"jti":"j-1","cnf":{"x5t#S256":"2Bd1GiFqtFGJ3AZ-AgjMRYSTSFq8Kdrtl7ocmyqu2kY"},"consent_id":"aac-1"}"#;
+
+    #[test]
+    fn a_genuine_payload_reads_the_same() {
+        assert!(agree(GOOD.as_bytes()).starts_with("Ok("));
+    }
+
+    /// Documents chosen to reach each rule of either reader.
+    #[test]
+    fn hand_picked_documents_read_the_same() {
+        let docs = [
+            "",
+            "{}",
+            "[]",
+            "[1] x",
+            "\"x\"",
+            "1",
+            "null",
+            "{\"a\":1}x",
+            r#"[{"a":1,"a":2}]"#,
+            r#"{"iss":"a","iss":"b"}"#,
+            r#"{"iss":"a","i\u0073s":"b"}"#,
+            r#"{"x":1,"x":2}"#,
+            r#"{"cnf":{"jkt":"a","jkt":"b"}}"#,
+            r#"{"cnf":{"o":{"p":1,"p":2}}}"#,
+            r#"{"aud":["a",{"b":1,"b":2}]}"#,
+            r#"{"exp":"1900000300"}"#,
+            r#"{"exp":1900000300.0}"#,
+            r#"{"exp":1e9}"#,
+            r#"{"exp":-1}"#,
+            r#"{"exp":18446744073709551615}"#,
+            r#"{"exp":253402300800}"#,
+            r#"{"exp":1900000300,"iat":"x"}"#,
+            r#"{"exp":1900000300,"iat":1900000000,"iss":5}"#,
+            r#"{"exp":1900000300,"iat":1900000000,"iss":"https://bank.example","aud":[]}"#,
+            r#"{"exp":1900000300,"iat":1900000000,"iss":"https://bank.example","aud":["x","https://api.bank.example"],"sub":"s","client_id":"c","jti":"j"}"#,
+            r#"{"exp":1900000300,"iat":1900000000,"iss":"https://bank.example","aud":"https://api.bank.example","sub":"s","client_id":"c","jti":"j","cnf":[]}"#,
+            r#"{"exp":1900000300,"iat":1900000000,"iss":"https://bank.example","aud":"https://api.bank.example","sub":"s","client_id":"c","jti":"j","cnf":{"jkt":"2Bd1GiFqtFGJ3AZ-AgjMRYSTSFq8Kdrtl7ocmyqu2kY"}}"#,
+            r#"{"exp":1900000300,"iat":1900000000,"iss":"https://bank.example","aud":"https://api.bank.example","sub":"s","client_id":"c","jti":"j","cnf":{"jkt":5}}"#,
+            r#"{"exp":1900000300,"iat":1900000000,"iss":"https://bank.example","aud":"https://api.bank.example","sub":"s","client_id":"c","jti":"j","scope":7}"#,
+            r#"{"exp":1900000300,"iat":1900000000,"iss":"https://bank.example","aud":"https://api.bank.example","sub":"s","client_id":"","jti":"j"}"#,
+            r#"{"a":[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]}"#,
+            r#"{"a":[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}"#,
+            r#"{"cnf":{"a":[[[[[[[[[[[[[[1]]]]]]]]]]]]]]}}"#,
+            r#"{"cnf":{"a":[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]}}"#,
+            "{\"sub\":\"\\ud800\"}",
+            "{\"sub\":\"\u{e9}\\n\"}",
+        ];
+        for d in docs {
+            agree(d.as_bytes());
+        }
+        // a member name repeated past the short list (the hash set takes over)
+        let many: Vec<String> = (0..40).map(|i| format!("\"m{i}\":{i}")).collect();
+        agree(format!("{{{}}}", many.join(",")).as_bytes());
+        agree(format!("{{{},\"m3\":0}}", many.join(",")).as_bytes());
+        agree(format!("{{{},\"m39\":0}}", many.join(",")).as_bytes());
+    }
+
+    fn member_name() -> impl Strategy<Value = String> {
+        proptest::sample::select(vec![
+            "iss",
+            "sub",
+            "aud",
+            "client_id",
+            "jti",
+            "scope",
+            "consent_id",
+            "exp",
+            "nbf",
+            "iat",
+            "cnf",
+            "x5t#S256",
+            "jkt",
+            "other",
+            "i\\u0073s",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    fn json_value() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("\"https://bank.example\"".to_owned()),
+            Just("\"https://api.bank.example\"".to_owned()),
+            Just("\"2Bd1GiFqtFGJ3AZ-AgjMRYSTSFq8Kdrtl7ocmyqu2kY\"".to_owned()),
+            Just("\"accounts payments\"".to_owned()),
+            "[a-z ]{0,6}".prop_map(|s| format!("\"{s}\"")),
+            (1_899_999_000i64..1_900_001_000).prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            Just("1.5".to_owned()),
+            Just("true".to_owned()),
+            Just("null".to_owned()),
+        ];
+        leaf.prop_recursive(18, 64, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                proptest::collection::vec((member_name(), inner), 0..4).prop_map(|m| {
+                    let members: Vec<String> =
+                        m.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                    format!("{{{}}}", members.join(","))
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        /// Arbitrary documents over the claim names, any types, repeats and
+        /// nesting beyond the depth limit.
+        #[test]
+        fn readers_agree_on_generated_documents(
+            members in proptest::collection::vec((member_name(), json_value()), 0..14)
+        ) {
+            let members: Vec<String> =
+                members.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            agree(format!("{{{}}}", members.join(",")).as_bytes());
+        }
+
+        /// The genuine payload with one member replaced or one byte changed.
+        #[test]
+        fn readers_agree_on_mutations_of_a_genuine_payload(
+            name in member_name(),
+            value in json_value(),
+            position in 0usize..400,
+            byte in any::<u8>(),
+        ) {
+            let replaced = GOOD.replacen(
+                &format!("\"{name}\":"),
+                &format!("\"{name}\":{value},\"_{name}\":"),
+                1,
+            );
+            agree(replaced.as_bytes());
+            let mut bytes = GOOD.as_bytes().to_vec();
+            let i = position % bytes.len();
+            bytes[i] = byte;
+            agree(&bytes);
+        }
     }
 }

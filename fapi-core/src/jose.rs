@@ -412,18 +412,30 @@ impl<'a> UnverifiedJws<'a> {
     /// # Errors
     /// [`JoseError`]; a bad signature is the opaque [`JoseError::BadSignature`].
     pub fn verify(self, keys: &KeySet, policy: &JwsPolicy<'_>) -> Result<VerifiedJws, JoseError> {
+        let (header, payload, key_thumbprint) = self.verify_signature(keys, policy)?;
+        let claims = parse_object(&payload).map_err(JoseError::json(Part::Payload))?;
+        Ok(VerifiedJws {
+            header,
+            claims: Claims::new(claims),
+            key_thumbprint,
+        })
+    }
+
+    /// [`UnverifiedJws::verify`] up to the signature: the payload bytes are
+    /// returned unparsed, for a reader of one kind of token that applies the
+    /// same JSON rules itself.
+    pub(crate) fn verify_signature(
+        self,
+        keys: &KeySet,
+        policy: &JwsPolicy<'_>,
+    ) -> Result<(Header, Vec<u8>, crate::crypto::JwkThumbprint), JoseError> {
         let alg = self.header.check(policy, false)?;
         let entry = keys.select(alg, self.header.kid())?;
         entry
             .key()
             .verify(self.signing_input.as_bytes(), &self.signature)
             .map_err(|_| JoseError::BadSignature)?;
-        let claims = parse_object(&self.payload).map_err(JoseError::json(Part::Payload))?;
-        Ok(VerifiedJws {
-            header: self.header,
-            claims: Claims::new(claims),
-            key_thumbprint: entry.thumbprint(),
-        })
+        Ok((self.header, self.payload, entry.thumbprint()))
     }
 }
 

@@ -8,6 +8,8 @@
 
 use core::cell::Cell;
 use core::fmt;
+use std::borrow::Cow;
+use std::collections::HashSet;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -130,13 +132,176 @@ impl<'de> Visitor<'de> for Seed<'_> {
         let child = self.child()?;
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                return Err(self.fail(JsonError::DuplicateMember));
+            // one lookup: find the slot, refuse it if taken
+            match out.entry(key) {
+                serde_json::map::Entry::Occupied(_) => {
+                    return Err(self.fail(JsonError::DuplicateMember));
+                }
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(map.next_value_seed(child)?);
+                }
             }
-            let value = map.next_value_seed(child)?;
-            out.insert(key, value);
         }
         Ok(Value::Object(out))
+    }
+}
+
+// ------------------------------------------------------------------------
+// The same rules without building a tree: for typed readers of one kind of
+// token, which take the members they know and only need the rest checked.
+
+/// The error kind a strict reader records before failing, so the caller can
+/// report it (serde's own error only says "custom").
+pub(crate) type ErrorKind = Cell<Option<JsonError>>;
+
+pub(crate) fn fail<E: de::Error>(kind: &ErrorKind, e: JsonError) -> E {
+    kind.set(Some(e));
+    E::custom("strict json")
+}
+
+/// Reads one whole document with `top`, the way [`parse_object`] does:
+/// the value, then nothing but whitespace after it.
+pub(crate) fn read_document<'de, T: DeserializeSeed<'de>>(
+    bytes: &'de [u8],
+    top: T,
+    kind: &ErrorKind,
+) -> Result<T::Value, JsonError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    top.deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|_| kind.get().unwrap_or(JsonError::Syntax))
+}
+
+/// A string (or member name), borrowed from the input unless it had
+/// escapes.
+pub(crate) struct CowStr;
+
+impl<'de> DeserializeSeed<'de> for CowStr {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CowStr {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// The member names seen in one object, to refuse a repeated one: a short
+/// list for the usual handful, a hash set past it (a token may carry
+/// thousands of members; the check must not be quadratic).
+#[derive(Default)]
+pub(crate) struct SeenNames<'de> {
+    few: Vec<Cow<'de, str>>,
+    many: Option<HashSet<Cow<'de, str>>>,
+}
+
+impl<'de> SeenNames<'de> {
+    const FEW: usize = 16;
+
+    /// Records `name`; `false` if it was already there.
+    pub(crate) fn insert(&mut self, name: Cow<'de, str>) -> bool {
+        if let Some(many) = &mut self.many {
+            return many.insert(name);
+        }
+        if self.few.contains(&name) {
+            return false;
+        }
+        if self.few.len() < Self::FEW {
+            self.few.push(name);
+        } else {
+            let mut many: HashSet<Cow<'de, str>> = self.few.drain(..).collect();
+            many.insert(name);
+            self.many = Some(many);
+        }
+        true
+    }
+}
+
+/// Checks one value under the strict rules (depth, duplicate member names,
+/// well-formedness) without building it. `depth` is what is left for this
+/// value, as in [`parse_object`]: the enclosing objects already count.
+#[derive(Clone, Copy)]
+pub(crate) struct Validate<'k> {
+    pub(crate) depth: usize,
+    pub(crate) kind: &'k ErrorKind,
+}
+
+impl<'k> Validate<'k> {
+    /// The seed for the values inside a container at this level.
+    pub(crate) fn child<E: de::Error>(self) -> Result<Self, E> {
+        match self.depth.checked_sub(1) {
+            Some(depth) => Ok(Self {
+                depth,
+                kind: self.kind,
+            }),
+            None => Err(fail(self.kind, JsonError::TooDeep)),
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Validate<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Validate<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        if v.is_finite() {
+            Ok(())
+        } else {
+            Err(fail(self.kind, JsonError::Syntax))
+        }
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let child = self.child()?;
+        while seq.next_element_seed(child)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let child = self.child()?;
+        let mut seen = SeenNames::default();
+        while let Some(name) = map.next_key_seed(CowStr)? {
+            if !seen.insert(name) {
+                return Err(fail(self.kind, JsonError::DuplicateMember));
+            }
+            map.next_value_seed(child)?;
+        }
+        Ok(())
     }
 }
 
