@@ -11,6 +11,9 @@
 //!   authorizer: `AccessTokenVerifier::verify` -> `bind` to the presented
 //!   certificate -> `ConsentGate::authorize` (in-memory store, 10,000
 //!   consents);
+//! - `chain/<provider>/<alg>/verify_bind_gate_repeat_token`: the same with
+//!   the verifier's cache of accepted tokens (as the bank runs it), for a
+//!   token presented before;
 //! - request-object and client-assertion validation, JARM signing, PAR
 //!   put/take, consent compare-and-swap, audit append (in memory).
 #![allow(
@@ -174,6 +177,21 @@ fn chain(c: &mut Criterion) {
             g.bench_function("verify_bind_gate", |bch| {
                 bch.iter(|| {
                     let bound = verifier
+                        .verify(black_box(&header), now())
+                        .unwrap()
+                        .bind(&cert)
+                        .unwrap();
+                    b(gate.authorize(&bound, &ResourceAccess::Balances("acc-1".into()), now()))
+                        .unwrap()
+                })
+            });
+            // the same chain as the bank runs it, for a token presented
+            // before: the verifier's cache skips parse and signature (the
+            // time rules, bind and the live consent read still run)
+            let cached = verifier.clone().with_cache(1_000);
+            g.bench_function("verify_bind_gate_repeat_token", |bch| {
+                bch.iter(|| {
+                    let bound = cached
                         .verify(black_box(&header), now())
                         .unwrap()
                         .bind(&cert)
