@@ -16,13 +16,19 @@
 //! [RFC 8725 §3.11]: https://www.rfc-editor.org/rfc/rfc8725#section-3.11
 
 use core::fmt;
+use std::borrow::Cow;
+use std::sync::OnceLock;
 
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::claims::Claims;
 use crate::crypto::{Algorithm, SigningError, SigningKey};
 use crate::encoding::{b64url_decode_public, b64url_encode, B64Error};
-use crate::json::{parse_object, JsonError};
+use crate::json::{
+    self, parse_object, take, CowStr, ErrorKind, JsonError, SeenNames, Slot, StrList, StrSlot,
+    Validate, MAX_JSON_DEPTH,
+};
 use crate::jwk::{KeySelectionError, KeySet};
 
 pub mod detached;
@@ -235,41 +241,131 @@ pub struct Header {
     kid: Option<String>,
     typ: Option<String>,
     crit: Option<Vec<String>>,
-    members: Map<String, Value>,
+    has_b64: bool,
+    /// The decoded header, for [`Header::get`] (already checked).
+    bytes: Vec<u8>,
+    members: OnceLock<Map<String, Value>>,
 }
 
-fn opt_str(m: &Map<String, Value>, name: &'static str) -> Result<Option<String>, JoseError> {
-    match m.get(name) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(JoseError::HeaderType(name)),
+/// The header members the verifier reads, as found in one strict pass,
+/// and the names of all members.
+#[derive(Default)]
+struct HeaderMembers<'a> {
+    alg: Slot<Cow<'a, str>>,
+    kid: Slot<Cow<'a, str>>,
+    typ: Slot<Cow<'a, str>>,
+    crit: Slot<Vec<Slot<Cow<'a, str>>>>,
+    names: SeenNames<'a>,
+}
+
+/// The whole header document: `Some` for an object, `None` for any other
+/// (valid) value, refused after the trailing-data check as `parse_object`
+/// does.
+struct HeaderTop<'k> {
+    kind: &'k ErrorKind,
+}
+
+impl<'k> HeaderTop<'k> {
+    fn validate(&self) -> Validate<'k> {
+        Validate {
+            depth: MAX_JSON_DEPTH,
+            kind: self.kind,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for HeaderTop<'_> {
+    type Value = Option<HeaderMembers<'de>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for HeaderTop<'_> {
+    type Value = Option<HeaderMembers<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        self.validate().visit_f64(v).map(|()| None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        self.validate().visit_seq(seq).map(|()| None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let kind = self.kind;
+        let child = self.validate().child()?;
+        let mut h = HeaderMembers::default();
+        while let Some(name) = map.next_key_seed(CowStr)? {
+            if !h.names.insert(name.clone()) {
+                return Err(json::fail(kind, JsonError::DuplicateMember));
+            }
+            match &*name {
+                "alg" => take(&mut map, &mut h.alg, StrSlot(child), kind)?,
+                "kid" => take(&mut map, &mut h.kid, StrSlot(child), kind)?,
+                "typ" => take(&mut map, &mut h.typ, StrSlot(child), kind)?,
+                "crit" => take(&mut map, &mut h.crit, StrList(child), kind)?,
+                _ => map.next_value_seed(child)?,
+            }
+        }
+        Ok(Some(h))
+    }
+}
+
+fn header_string(
+    slot: &Slot<Cow<'_, str>>,
+    name: &'static str,
+) -> Result<Option<String>, JoseError> {
+    match slot {
+        Slot::Absent => Ok(None),
+        Slot::Present(s) => Ok(Some(s.to_string())),
+        Slot::WrongType => Err(JoseError::HeaderType(name)),
     }
 }
 
 impl Header {
+    /// Reads the header in one strict pass (the rules of `parse_object`,
+    /// without building the object), then applies the header rules.
     pub(crate) fn parse(bytes: &[u8]) -> Result<Self, JoseError> {
-        let members = parse_object(bytes).map_err(JoseError::json(Part::Header))?;
-        if let Some(name) = KEY_SOURCE_HEADERS
-            .iter()
-            .find(|n| members.contains_key(**n))
-        {
+        let kind = ErrorKind::default();
+        let h = json::read_document(bytes, HeaderTop { kind: &kind }, &kind)
+            .and_then(|h| h.ok_or(JsonError::NotAnObject))
+            .map_err(JoseError::json(Part::Header))?;
+        if let Some(name) = KEY_SOURCE_HEADERS.iter().find(|n| h.names.contains(n)) {
             return Err(JoseError::EmbeddedKeySource(name));
         }
-        let alg = opt_str(&members, "alg")?.ok_or(JoseError::MissingAlgorithm)?;
-        let kid = opt_str(&members, "kid")?;
-        let typ = opt_str(&members, "typ")?;
-        let crit = match members.get("crit") {
-            None => None,
-            Some(Value::Array(items)) => {
+        let alg = header_string(&h.alg, "alg")?.ok_or(JoseError::MissingAlgorithm)?;
+        let kid = header_string(&h.kid, "kid")?;
+        let typ = header_string(&h.typ, "typ")?;
+        let crit = match &h.crit {
+            Slot::Absent => None,
+            Slot::WrongType => return Err(JoseError::MalformedCritical),
+            Slot::Present(items) => {
                 let mut names: Vec<String> = Vec::with_capacity(items.len());
                 for item in items {
                     match item {
-                        Value::String(s)
+                        Slot::Present(s)
                             if !s.is_empty()
-                                && !names.contains(s)
-                                && members.contains_key(s.as_str()) =>
+                                && !names.iter().any(|n| n == s)
+                                && h.names.contains(s) =>
                         {
-                            names.push(s.clone())
+                            names.push(s.to_string());
                         }
                         _ => return Err(JoseError::MalformedCritical),
                     }
@@ -279,14 +375,15 @@ impl Header {
                 }
                 Some(names)
             }
-            Some(_) => return Err(JoseError::MalformedCritical),
         };
         Ok(Self {
             alg,
             kid,
             typ,
             crit,
-            members,
+            has_b64: h.names.contains("b64"),
+            bytes: bytes.to_vec(),
+            members: OnceLock::new(),
         })
     }
 
@@ -306,9 +403,13 @@ impl Header {
     pub fn crit(&self) -> &[String] {
         self.crit.as_deref().unwrap_or_default()
     }
-    /// Any member.
+    /// Any member (the header's JSON object is built on first use).
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.members.get(name)
+        self.members
+            // the bytes passed the same strict rules in `parse`, so this
+            // cannot fail; an empty map would only hide members, never add
+            .get_or_init(|| parse_object(&self.bytes).unwrap_or_default())
+            .get(name)
     }
 
     /// The policy checks that run before any cryptography. Returns the
@@ -330,7 +431,7 @@ impl Header {
                 return Err(JoseError::UnknownCritical);
             }
         }
-        if self.members.contains_key("b64") && !detached {
+        if self.has_b64 && !detached {
             return Err(JoseError::UnencodedPayloadNotAllowed);
         }
         Ok(alg)
@@ -523,4 +624,180 @@ pub fn sign_raw_parts(
     out.push('.');
     out.push_str(&b64url_encode(&sig));
     Ok(out)
+}
+
+#[cfg(test)]
+mod header_reader_equivalence {
+    //! The one-pass header reader against the reader it replaced (kept
+    //! here as the reference: `parse_object`, then the same rules in the
+    //! same order): same header or same error on every document.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn reference(bytes: &[u8]) -> Result<String, JoseError> {
+        let members = parse_object(bytes).map_err(JoseError::json(Part::Header))?;
+        if let Some(name) = KEY_SOURCE_HEADERS
+            .iter()
+            .find(|n| members.contains_key(**n))
+        {
+            return Err(JoseError::EmbeddedKeySource(name));
+        }
+        let opt_str = |name: &'static str| match members.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(JoseError::HeaderType(name)),
+        };
+        let alg = opt_str("alg")?.ok_or(JoseError::MissingAlgorithm)?;
+        let kid = opt_str("kid")?;
+        let typ = opt_str("typ")?;
+        let crit = match members.get("crit") {
+            None => None,
+            Some(Value::Array(items)) => {
+                let mut names: Vec<String> = Vec::new();
+                for item in items {
+                    match item {
+                        Value::String(s)
+                            if !s.is_empty()
+                                && !names.contains(s)
+                                && members.contains_key(s.as_str()) =>
+                        {
+                            names.push(s.clone());
+                        }
+                        _ => return Err(JoseError::MalformedCritical),
+                    }
+                }
+                if names.is_empty() {
+                    return Err(JoseError::MalformedCritical);
+                }
+                Some(names)
+            }
+            Some(_) => return Err(JoseError::MalformedCritical),
+        };
+        Ok(format!(
+            "{alg:?} {kid:?} {typ:?} {crit:?} {} {:?} {:?}",
+            members.contains_key("b64"),
+            members.get("b64"),
+            members.get("http://openbanking.org.uk/iat")
+        ))
+    }
+
+    fn one_pass(bytes: &[u8]) -> Result<String, JoseError> {
+        let h = Header::parse(bytes)?;
+        Ok(format!(
+            "{:?} {:?} {:?} {:?} {} {:?} {:?}",
+            h.alg,
+            h.kid,
+            h.typ,
+            h.crit,
+            h.has_b64,
+            h.get("b64"),
+            h.get("http://openbanking.org.uk/iat")
+        ))
+    }
+
+    fn agree(bytes: &[u8]) {
+        assert_eq!(
+            one_pass(bytes),
+            reference(bytes),
+            "readers disagree on {}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+
+    #[test]
+    fn hand_picked_headers_read_the_same() {
+        for h in [
+            r#"{"alg":"PS256","kid":"k","typ":"at+jwt"}"#,
+            r#"{"alg":"PS256","b64":false,"crit":["b64"],"http://openbanking.org.uk/iat":1}"#,
+            r#"{"alg":"PS256","crit":["b64"]}"#,
+            r#"{"alg":"PS256","crit":[]}"#,
+            r#"{"alg":"PS256","crit":"b64","b64":false}"#,
+            r#"{"alg":"PS256","crit":["x","x"],"x":1}"#,
+            r#"{"alg":"PS256","crit":[""],"":1}"#,
+            r#"{"alg":"PS256","crit":[1]}"#,
+            r#"{"alg":"PS256","crit":["crit"]}"#,
+            r#"{"alg":"PS256","alg":"none"}"#,
+            r#"{"alg":"PS256","\u0061lg":"none"}"#,
+            r#"{"alg":5}"#,
+            r#"{"kid":"k"}"#,
+            r#"{"alg":"PS256","kid":7}"#,
+            r#"{"alg":"PS256","typ":null}"#,
+            r#"{"alg":"PS256","x5c":["a"],"jwk":{}}"#,
+            r#"{"jku":"https://x","alg":7}"#,
+            r#"{"alg":"PS256","x":{"y":1,"y":2}}"#,
+            r#"{"alg":"PS256","x":[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]}"#,
+            r#"{"alg":"PS256","x":[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}"#,
+            r#"{"alg":"PS256","crit":[[[[[[[[[[[[[[["x"]]]]]]]]]]]]]]]}"#,
+            "[]",
+            "[{\"a\":1,\"a\":1}]",
+            "{} x",
+            "",
+            "{\"alg\":\"PS\\u0032\"}",
+        ] {
+            agree(h.as_bytes());
+        }
+        let many: Vec<String> = (0..40).map(|i| format!("\"m{i}\":{i}")).collect();
+        agree(format!("{{\"alg\":\"ES256\",{}}}", many.join(",")).as_bytes());
+        agree(format!("{{\"alg\":\"ES256\",{},\"m7\":1}}", many.join(",")).as_bytes());
+        agree(
+            format!(
+                "{{\"alg\":\"ES256\",\"crit\":[\"m39\"],{}}}",
+                many.join(",")
+            )
+            .as_bytes(),
+        );
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        proptest::sample::select(vec![
+            "alg",
+            "kid",
+            "typ",
+            "crit",
+            "b64",
+            "jwk",
+            "x5c",
+            "http://openbanking.org.uk/iat",
+            "x",
+            "",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("\"PS256\"".to_owned()),
+            Just("\"b64\"".to_owned()),
+            Just("\"x\"".to_owned()),
+            Just("\"\"".to_owned()),
+            Just("false".to_owned()),
+            Just("1".to_owned()),
+            Just("null".to_owned()),
+        ];
+        leaf.prop_recursive(17, 64, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                proptest::collection::vec((name(), inner), 0..3).prop_map(|m| {
+                    let m: Vec<String> =
+                        m.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                    format!("{{{}}}", m.join(","))
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn readers_agree_on_generated_headers(
+            members in proptest::collection::vec((name(), value()), 0..8)
+        ) {
+            let m: Vec<String> = members.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            agree(format!("{{{}}}", m.join(",")).as_bytes());
+        }
+    }
 }

@@ -211,6 +211,14 @@ pub(crate) struct SeenNames<'de> {
 impl<'de> SeenNames<'de> {
     const FEW: usize = 16;
 
+    /// Whether `name` was recorded.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        match &self.many {
+            Some(many) => many.contains(name),
+            None => self.few.iter().any(|n| n == name),
+        }
+    }
+
     /// Records `name`; `false` if it was already there.
     pub(crate) fn insert(&mut self, name: Cow<'de, str>) -> bool {
         if let Some(many) = &mut self.many {
@@ -303,6 +311,147 @@ impl<'de> Visitor<'de> for Validate<'_> {
         }
         Ok(())
     }
+}
+
+/// One member of interest as found in an object.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) enum Slot<T> {
+    /// Not in the object.
+    #[default]
+    Absent,
+    /// Present with the JSON type the member has.
+    Present(T),
+    /// Present with another JSON type.
+    WrongType,
+}
+
+/// Fills `slot` from the map's next value, unless the member name was
+/// already seen (then [`JsonError::DuplicateMember`]).
+pub(crate) fn take<'de, A, T, S>(
+    map: &mut A,
+    slot: &mut Slot<T>,
+    seed: S,
+    kind: &ErrorKind,
+) -> Result<(), A::Error>
+where
+    A: MapAccess<'de>,
+    S: DeserializeSeed<'de, Value = Slot<T>>,
+{
+    if !matches!(slot, Slot::Absent) {
+        return Err(fail(kind, JsonError::DuplicateMember));
+    }
+    *slot = map.next_value_seed(seed)?;
+    Ok(())
+}
+
+/// Implements the visitor methods of a member reader (whose `.0` is the
+/// [`Validate`] for its value) for the JSON types the member does not
+/// have: each value is checked like any other, then [`Slot::WrongType`].
+macro_rules! wrong_types {
+    ($($skip:ident),*) => {
+        $crate::json::wrong_types!(@each $($skip),*);
+    };
+    (@each) => {};
+    (@each bool $(, $rest:ident)*) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($crate::json::Slot::WrongType)
+        }
+        $crate::json::wrong_types!(@each $($rest),*);
+    };
+    (@each str $(, $rest:ident)*) => {
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($crate::json::Slot::WrongType)
+        }
+        $crate::json::wrong_types!(@each $($rest),*);
+    };
+    (@each ints $(, $rest:ident)*) => {
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($crate::json::Slot::WrongType)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($crate::json::Slot::WrongType)
+        }
+        $crate::json::wrong_types!(@each $($rest),*);
+    };
+    (@each float $(, $rest:ident)*) => {
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            serde::de::Visitor::visit_f64(self.0, v).map(|()| $crate::json::Slot::WrongType)
+        }
+        $crate::json::wrong_types!(@each $($rest),*);
+    };
+    (@each unit $(, $rest:ident)*) => {
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($crate::json::Slot::WrongType)
+        }
+        $crate::json::wrong_types!(@each $($rest),*);
+    };
+    (@each seq $(, $rest:ident)*) => {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            serde::de::Visitor::visit_seq(self.0, seq).map(|()| $crate::json::Slot::WrongType)
+        }
+        $crate::json::wrong_types!(@each $($rest),*);
+    };
+    (@each map $(, $rest:ident)*) => {
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            serde::de::Visitor::visit_map(self.0, map).map(|()| $crate::json::Slot::WrongType)
+        }
+        $crate::json::wrong_types!(@each $($rest),*);
+    };
+}
+pub(crate) use wrong_types;
+
+/// A string member.
+#[derive(Clone, Copy)]
+pub(crate) struct StrSlot<'k>(pub(crate) Validate<'k>);
+
+impl<'de> DeserializeSeed<'de> for StrSlot<'_> {
+    type Value = Slot<Cow<'de, str>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrSlot<'_> {
+    type Value = Slot<Cow<'de, str>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Slot::Present(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Slot::Present(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Slot::Present(Cow::Owned(v)))
+    }
+    wrong_types!(bool, ints, float, unit, seq, map);
+}
+
+/// An array member, each element read as a string member.
+pub(crate) struct StrList<'k>(pub(crate) Validate<'k>);
+
+impl<'de> DeserializeSeed<'de> for StrList<'_> {
+    type Value = Slot<Vec<Slot<Cow<'de, str>>>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrList<'_> {
+    type Value = Slot<Vec<Slot<Cow<'de, str>>>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let child = self.0.child()?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(StrSlot(child))? {
+            items.push(item);
+        }
+        Ok(Slot::Present(items))
+    }
+    wrong_types!(bool, str, ints, float, unit, map);
 }
 
 #[cfg(test)]

@@ -15,21 +15,11 @@ use std::borrow::Cow;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+pub(super) use crate::json::Slot;
 use crate::json::{
-    fail, read_document, CowStr, ErrorKind, JsonError, SeenNames, Validate, MAX_JSON_DEPTH,
+    fail, read_document, take, wrong_types, CowStr, ErrorKind, JsonError, SeenNames,
+    StrSlot as Str, Validate, MAX_JSON_DEPTH,
 };
-
-/// One claim as found in the payload.
-#[derive(Debug, Default, PartialEq)]
-pub(super) enum Slot<T> {
-    /// Not in the payload.
-    #[default]
-    Absent,
-    /// Present with the JSON type the claim has.
-    Present(T),
-    /// Present with another JSON type.
-    WrongType,
-}
 
 /// The `aud` claim's value.
 #[derive(Debug, PartialEq)]
@@ -96,24 +86,6 @@ impl<'de> DeserializeSeed<'de> for Top<'_> {
     }
 }
 
-/// Fills `slot` from the next value, unless the name was already seen.
-fn take<'de, A, T, S>(
-    map: &mut A,
-    slot: &mut Slot<T>,
-    seed: S,
-    kind: &ErrorKind,
-) -> Result<(), A::Error>
-where
-    A: MapAccess<'de>,
-    S: DeserializeSeed<'de, Value = Slot<T>>,
-{
-    if !matches!(slot, Slot::Absent) {
-        return Err(fail(kind, JsonError::DuplicateMember));
-    }
-    *slot = map.next_value_seed(seed)?;
-    Ok(())
-}
-
 impl<'de> Visitor<'de> for Top<'_> {
     type Value = Option<Payload<'de>>;
 
@@ -169,88 +141,6 @@ impl<'de> Visitor<'de> for Top<'_> {
         }
         Ok(Some(p))
     }
-}
-
-/// Implements the visitor methods of a claim reader for the JSON types the
-/// claim does not have: each is checked like any value, then `WrongType`.
-macro_rules! wrong_types {
-    ($($skip:ident),*) => {
-        wrong_types!(@each $($skip),*);
-    };
-    (@each) => {};
-    (@each bool $(, $rest:ident)*) => {
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(Slot::WrongType)
-        }
-        wrong_types!(@each $($rest),*);
-    };
-    (@each str $(, $rest:ident)*) => {
-        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-            Ok(Slot::WrongType)
-        }
-        wrong_types!(@each $($rest),*);
-    };
-    (@each ints $(, $rest:ident)*) => {
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(Slot::WrongType)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(Slot::WrongType)
-        }
-        wrong_types!(@each $($rest),*);
-    };
-    (@each float $(, $rest:ident)*) => {
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            self.0.visit_f64(v).map(|()| Slot::WrongType)
-        }
-        wrong_types!(@each $($rest),*);
-    };
-    (@each unit $(, $rest:ident)*) => {
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(Slot::WrongType)
-        }
-        wrong_types!(@each $($rest),*);
-    };
-    (@each seq $(, $rest:ident)*) => {
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            self.0.visit_seq(seq).map(|()| Slot::WrongType)
-        }
-        wrong_types!(@each $($rest),*);
-    };
-    (@each map $(, $rest:ident)*) => {
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            self.0.visit_map(map).map(|()| Slot::WrongType)
-        }
-        wrong_types!(@each $($rest),*);
-    };
-}
-
-/// A string claim.
-#[derive(Clone, Copy)]
-struct Str<'k>(Validate<'k>);
-
-impl<'de> DeserializeSeed<'de> for Str<'_> {
-    type Value = Slot<Cow<'de, str>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Str<'_> {
-    type Value = Slot<Cow<'de, str>>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Slot::Present(Cow::Borrowed(v)))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Slot::Present(Cow::Owned(v.to_owned())))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Slot::Present(Cow::Owned(v)))
-    }
-    wrong_types!(bool, ints, float, unit, seq, map);
 }
 
 /// A NumericDate claim: a JSON integer (range checked by the verifier).
