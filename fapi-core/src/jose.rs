@@ -342,9 +342,9 @@ fn header_string(
 impl Header {
     /// Reads the header in one strict pass (the rules of `parse_object`,
     /// without building the object), then applies the header rules.
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, JoseError> {
+    pub(crate) fn parse(bytes: Vec<u8>) -> Result<Self, JoseError> {
         let kind = ErrorKind::default();
-        let h = json::read_document(bytes, HeaderTop { kind: &kind }, &kind)
+        let h = json::read_document(&bytes, HeaderTop { kind: &kind }, &kind)
             .and_then(|h| h.ok_or(JsonError::NotAnObject))
             .map_err(JoseError::json(Part::Header))?;
         if let Some(name) = KEY_SOURCE_HEADERS.iter().find(|n| h.names.contains(n)) {
@@ -376,13 +376,15 @@ impl Header {
                 Some(names)
             }
         };
+        let has_b64 = h.names.contains("b64");
+        drop(h);
         Ok(Self {
             alg,
             kid,
             typ,
             crit,
-            has_b64: h.names.contains("b64"),
-            bytes: bytes.to_vec(),
+            has_b64,
+            bytes,
             members: OnceLock::new(),
         })
     }
@@ -475,7 +477,7 @@ impl<'a> UnverifiedJws<'a> {
         };
         let header_bytes =
             b64url_decode_public(h, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Header))?;
-        let header = Header::parse(&header_bytes)?;
+        let header = Header::parse(header_bytes)?;
         let payload =
             b64url_decode_public(p, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Payload))?;
         let signature =
@@ -684,7 +686,7 @@ mod header_reader_equivalence {
     }
 
     fn one_pass(bytes: &[u8]) -> Result<String, JoseError> {
-        let h = Header::parse(bytes)?;
+        let h = Header::parse(bytes.to_vec())?;
         Ok(format!(
             "{:?} {:?} {:?} {:?} {} {:?} {:?}",
             h.alg,

@@ -138,7 +138,7 @@ pub fn verify_detached(
     }
     let header_bytes =
         b64url_decode_public(h, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Header))?;
-    let header = Header::parse(&header_bytes)?;
+    let header = Header::parse(header_bytes)?;
     let sig = b64url_decode_public(s, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Signature))?;
     let encoded = match header.get("b64") {
         None => true,
