@@ -79,7 +79,7 @@ impl Confirmation {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     fn from_json(v: &Value) -> Result<Self, AccessTokenError> {
         let Value::Object(m) = v else {
             return Err(AccessTokenError::MalformedConfirmation);
@@ -665,49 +665,51 @@ impl BoundAccessToken {
     }
 }
 
-#[cfg(test)]
-mod reader_equivalence {
-    //! The one-pass claim reader against the general one: for any payload,
-    //! [`AccessTokenVerifier::check_claims`] over [`payload::read`] must give
-    //! exactly what the claim checks over `parse_object` + [`Claims`] give
-    //! (the reference below is the verifier as it was before the one-pass
-    //! reader: same checks, same order).
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod reference {
+    //! The claim checks as they were before the one-pass reader
+    //! (`parse_object` + [`Claims`], same checks, same order), kept as the
+    //! reference the tests and the `claim_readers` fuzz target hold
+    //! [`payload::read`] + [`AccessTokenVerifier::check_claims`] to.
 
     use super::*;
     use crate::claims::Claims;
     use crate::jwk::{JwkSet, KeySet};
     use crate::Profile;
-    use proptest::prelude::*;
 
-    const ISS: &str = "https://bank.example";
-    const AUD: &str = "https://api.bank.example";
-    const NOW: i64 = 1_900_000_000;
+    pub(crate) const ISS: &str = "https://bank.example";
+    pub(crate) const AUD: &str = "https://api.bank.example";
+    pub(crate) const NOW: i64 = 1_900_000_000;
 
-    fn verifier() -> AccessTokenVerifier {
+    fn verifier() -> Result<AccessTokenVerifier, String> {
         let keys = KeySet::from_jwks(
             &JwkSet::new(Vec::new()),
             &*crate::crypto::default_provider(),
             &Profile::Fapi2Security.key_policy(),
         )
-        .unwrap();
-        AccessTokenVerifier::new(
+        .map_err(|e| e.to_string())?;
+        Ok(AccessTokenVerifier::new(
             Arc::new(keys),
-            Issuer::try_from(ISS).unwrap(),
+            Issuer::try_from(ISS).map_err(|e| e.to_string())?,
             AUD.into(),
             Profile::Fapi2Security.algorithms(),
-        )
+        ))
     }
 
-    fn reference(v: &AccessTokenVerifier, payload: &[u8]) -> Result<Remembered, AccessTokenError> {
-        let claims =
-            Claims::new(
-                crate::json::parse_object(payload).map_err(|e| JoseError::Json {
-                    part: Part::Payload,
-                    problem: e.into(),
-                })?,
-            );
-        let now = UnixTime::from_secs(NOW).unwrap();
+    fn payload_error(e: crate::json::JsonError) -> AccessTokenError {
+        JoseError::Json {
+            part: Part::Payload,
+            problem: e.into(),
+        }
+        .into()
+    }
+
+    fn general(
+        v: &AccessTokenVerifier,
+        payload: &[u8],
+        now: UnixTime,
+    ) -> Result<Remembered, AccessTokenError> {
+        let claims = Claims::new(crate::json::parse_object(payload).map_err(payload_error)?);
         let times = claims.check_times(&TimeRules::issued_token(true), now)?;
         if claims.required_string("iss")? != v.issuer.as_str() {
             return Err(ClaimError::WrongIssuer.into());
@@ -749,32 +751,49 @@ mod reader_equivalence {
         })
     }
 
-    fn one_pass(v: &AccessTokenVerifier, payload: &[u8]) -> Result<Remembered, AccessTokenError> {
-        let claims = payload::read(payload).map_err(|e| JoseError::Json {
-            part: Part::Payload,
-            problem: e.into(),
-        })?;
-        v.check_claims(
-            claims,
-            &TimeRules::issued_token(true),
-            UnixTime::from_secs(NOW).unwrap(),
-        )
+    fn one_pass(
+        v: &AccessTokenVerifier,
+        payload: &[u8],
+        now: UnixTime,
+    ) -> Result<Remembered, AccessTokenError> {
+        let claims = payload::read(payload).map_err(payload_error)?;
+        v.check_claims(claims, &TimeRules::issued_token(true), now)
     }
 
-    fn outcome(r: Result<Remembered, AccessTokenError>) -> String {
-        format!("{:?}", r.map(|r| (r.token, r.times)))
+    /// Both readers on `payload` at [`NOW`]: the common outcome, or both
+    /// outcomes if they differ.
+    pub(crate) fn readers_agree(payload: &[u8]) -> Result<String, String> {
+        let v = verifier()?;
+        let now = UnixTime::from_secs(NOW).ok_or("NOW out of range")?;
+        let outcome = |r: Result<Remembered, AccessTokenError>| {
+            format!("{:?}", r.map(|r| (r.token, r.times)))
+        };
+        let expected = outcome(general(&v, payload, now));
+        let got = outcome(one_pass(&v, payload, now));
+        if got == expected {
+            Ok(expected)
+        } else {
+            Err(format!(
+                "access token claim readers disagree on {:?}: one pass {got}, general {expected}",
+                String::from_utf8_lossy(payload)
+            ))
+        }
     }
+}
+
+#[cfg(test)]
+mod reader_equivalence {
+    //! The one-pass claim reader against the general one (see
+    //! [`reference`]): the same outcome on every document.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use proptest::prelude::*;
 
     fn agree(payload: &[u8]) -> String {
-        let v = verifier();
-        let expected = outcome(reference(&v, payload));
-        assert_eq!(
-            outcome(one_pass(&v, payload)),
-            expected,
-            "readers disagree on {}",
-            String::from_utf8_lossy(payload)
-        );
-        expected
+        match super::reference::readers_agree(payload) {
+            Ok(outcome) => outcome,
+            Err(disagreement) => panic!("{disagreement}"),
+        }
     }
 
     const GOOD: &str = r#"{"iss":"https://bank.example","sub":"alice","aud":"https://api.bank.example","client_id":"tpp-a","scope":"accounts","iat":1900000000,"exp":1900000300,"jti":"j-1","cnf":{"x5t#S256":"2Bd1GiFqtFGJ3AZ-AgjMRYSTSFq8Kdrtl7ocmyqu2kY"},"consent_id":"aac-1"}"#;

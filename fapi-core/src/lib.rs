@@ -9,6 +9,27 @@ pub mod client_auth;
 pub mod crypto;
 pub mod encoding;
 pub mod error;
+/// Entry points for the targets in `fuzz/` (feature `fuzzing`); not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The one-pass access token claim reader and the general reader
+    /// (`parse_object` + `Claims`) give the same outcome for `payload`.
+    ///
+    /// # Errors
+    /// Both outcomes, when they differ.
+    pub fn access_token_readers_agree(payload: &[u8]) -> Result<(), String> {
+        crate::access_token::reference::readers_agree(payload).map(|_| ())
+    }
+    /// The one-pass JWS header reader and the general reader give the
+    /// same header or the same error for `bytes`.
+    ///
+    /// # Errors
+    /// Both outcomes, when they differ.
+    pub fn header_readers_agree(bytes: &[u8]) -> Result<(), String> {
+        crate::jose::header_readers_agree(bytes).map(|_| ())
+    }
+}
 pub mod id_token;
 pub mod jose;
 pub mod json;
