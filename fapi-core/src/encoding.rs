@@ -2,15 +2,15 @@
 //! no padding, no whitespace, canonical trailing bits, bounded length.
 //!
 //! Two decoders, one rule set:
-//! - [`b64url_decode`] goes through `base64ct`, which is constant time: for
+//! - `b64url_decode` goes through `base64ct`, which is constant time: for
 //!   anything that may be secret (key material in a JWK, thumbprints
 //!   compared against stored ones).
-//! - [`b64url_decode_public`] goes through the `base64` crate's
+//! - `b64url_decode_public` goes through the `base64` crate's
 //!   general-purpose engine, configured to the same strictness (no padding,
 //!   canonical trailing bits, URL-safe alphabet only): for the three
 //!   segments of a JWS the verifier was handed. Their bytes are already
 //!   known to whoever sent them, so the decoder's timing reveals nothing new,
-//!   and it is about four times faster, which matters on a path that runs
+//!   and it is 2.5-4 times faster, which matters on a path that runs
 //!   on every API call (see BENCHMARKS.md). The two agree on every input
 //!   (tested below).
 
