@@ -19,15 +19,14 @@ use core::fmt;
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::MapAccess;
 use serde_json::{Map, Value};
 
 use crate::claims::Claims;
 use crate::crypto::{Algorithm, SigningError, SigningKey};
 use crate::encoding::{b64url_decode_public, b64url_encode, B64Error};
 use crate::json::{
-    self, parse_object, take, CowStr, ErrorKind, JsonError, SeenNames, Slot, StrList, StrSlot,
-    Validate, MAX_JSON_DEPTH,
+    self, parse_object, take, JsonError, ObjectReader, SeenNames, Slot, StrList, StrSlot, Validate,
 };
 use crate::jwk::{KeySelectionError, KeySet};
 
@@ -258,73 +257,24 @@ struct HeaderMembers<'a> {
     names: SeenNames<'a>,
 }
 
-/// The whole header document: `Some` for an object, `None` for any other
-/// (valid) value, refused after the trailing-data check as `parse_object`
-/// does.
-struct HeaderTop<'k> {
-    kind: &'k ErrorKind,
-}
-
-impl<'k> HeaderTop<'k> {
-    fn validate(&self) -> Validate<'k> {
-        Validate {
-            depth: MAX_JSON_DEPTH,
-            kind: self.kind,
+impl<'de> ObjectReader<'de> for HeaderMembers<'de> {
+    fn member<A: MapAccess<'de>>(
+        &mut self,
+        name: Cow<'de, str>,
+        map: &mut A,
+        child: Validate<'_>,
+    ) -> Result<(), A::Error> {
+        let kind = child.kind;
+        if !self.names.insert(name.clone()) {
+            return Err(json::fail(kind, JsonError::DuplicateMember));
         }
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for HeaderTop<'_> {
-    type Value = Option<HeaderMembers<'de>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for HeaderTop<'_> {
-    type Value = Option<HeaderMembers<'de>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        self.validate().visit_f64(v).map(|()| None)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        self.validate().visit_seq(seq).map(|()| None)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let kind = self.kind;
-        let child = self.validate().child()?;
-        let mut h = HeaderMembers::default();
-        while let Some(name) = map.next_key_seed(CowStr)? {
-            if !h.names.insert(name.clone()) {
-                return Err(json::fail(kind, JsonError::DuplicateMember));
-            }
-            match &*name {
-                "alg" => take(&mut map, &mut h.alg, StrSlot(child), kind)?,
-                "kid" => take(&mut map, &mut h.kid, StrSlot(child), kind)?,
-                "typ" => take(&mut map, &mut h.typ, StrSlot(child), kind)?,
-                "crit" => take(&mut map, &mut h.crit, StrList(child), kind)?,
-                _ => map.next_value_seed(child)?,
-            }
+        match &*name {
+            "alg" => take(map, &mut self.alg, StrSlot(child), kind),
+            "kid" => take(map, &mut self.kid, StrSlot(child), kind),
+            "typ" => take(map, &mut self.typ, StrSlot(child), kind),
+            "crit" => take(map, &mut self.crit, StrList(child), kind),
+            _ => map.next_value_seed(child),
         }
-        Ok(Some(h))
     }
 }
 
@@ -343,10 +293,8 @@ impl Header {
     /// Reads the header in one strict pass (the rules of `parse_object`,
     /// without building the object), then applies the header rules.
     pub(crate) fn parse(bytes: Vec<u8>) -> Result<Self, JoseError> {
-        let kind = ErrorKind::default();
-        let h = json::read_document(&bytes, HeaderTop { kind: &kind }, &kind)
-            .and_then(|h| h.ok_or(JsonError::NotAnObject))
-            .map_err(JoseError::json(Part::Header))?;
+        let h: HeaderMembers<'_> =
+            json::read_object(&bytes).map_err(JoseError::json(Part::Header))?;
         if let Some(name) = KEY_SOURCE_HEADERS.iter().find(|n| h.names.contains(n)) {
             return Err(JoseError::EmbeddedKeySource(name));
         }

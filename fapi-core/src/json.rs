@@ -8,6 +8,7 @@
 
 use core::cell::Cell;
 use core::fmt;
+use core::marker::PhantomData;
 use std::borrow::Cow;
 use std::collections::HashSet;
 
@@ -161,7 +162,7 @@ pub(crate) fn fail<E: de::Error>(kind: &ErrorKind, e: JsonError) -> E {
 
 /// Reads one whole document with `top`, the way [`parse_object`] does:
 /// the value, then nothing but whitespace after it.
-pub(crate) fn read_document<'de, T: DeserializeSeed<'de>>(
+fn read_document<'de, T: DeserializeSeed<'de>>(
     bytes: &'de [u8],
     top: T,
     kind: &ErrorKind,
@@ -170,6 +171,91 @@ pub(crate) fn read_document<'de, T: DeserializeSeed<'de>>(
     top.deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v))
         .map_err(|_| kind.get().unwrap_or(JsonError::Syntax))
+}
+
+/// A one-pass reader of the members of a top-level JSON object.
+pub(crate) trait ObjectReader<'de>: Default {
+    /// Reads the value of member `name` from `map` with `value` (the
+    /// validator for this depth). Refusing a repeated name is the reader's
+    /// job.
+    fn member<A: MapAccess<'de>>(
+        &mut self,
+        name: Cow<'de, str>,
+        map: &mut A,
+        value: Validate<'_>,
+    ) -> Result<(), A::Error>;
+}
+
+/// Reads `bytes` as one JSON object with `R`, under the rules of
+/// [`parse_object`] and with its errors (a valid document that is not an
+/// object is [`JsonError::NotAnObject`], after the trailing-data check).
+pub(crate) fn read_object<'de, R: ObjectReader<'de>>(bytes: &'de [u8]) -> Result<R, JsonError> {
+    let kind = ErrorKind::default();
+    let top = ObjectTop {
+        kind: &kind,
+        reader: PhantomData::<R>,
+    };
+    read_document(bytes, top, &kind)?.ok_or(JsonError::NotAnObject)
+}
+
+/// The whole document for [`read_object`]: `Some` for an object, `None`
+/// for any other (checked) value.
+struct ObjectTop<'k, R> {
+    kind: &'k ErrorKind,
+    reader: PhantomData<R>,
+}
+
+impl<'k, R> ObjectTop<'k, R> {
+    fn validate(&self) -> Validate<'k> {
+        Validate {
+            depth: MAX_JSON_DEPTH,
+            kind: self.kind,
+        }
+    }
+}
+
+impl<'de, R: ObjectReader<'de>> DeserializeSeed<'de> for ObjectTop<'_, R> {
+    type Value = Option<R>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, R: ObjectReader<'de>> Visitor<'de> for ObjectTop<'_, R> {
+    type Value = Option<R>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        self.validate().visit_f64(v).map(|()| None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        self.validate().visit_seq(seq).map(|()| None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let child = self.validate().child()?;
+        let mut reader = R::default();
+        while let Some(name) = map.next_key_seed(CowStr)? {
+            reader.member(name, &mut map, child)?;
+        }
+        Ok(Some(reader))
+    }
 }
 
 /// A string (or member name), borrowed from the input unless it had

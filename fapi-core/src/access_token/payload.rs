@@ -13,12 +13,12 @@
 use core::fmt;
 use std::borrow::Cow;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 pub(super) use crate::json::Slot;
 use crate::json::{
-    fail, read_document, take, wrong_types, CowStr, ErrorKind, JsonError, SeenNames,
-    StrSlot as Str, Validate, MAX_JSON_DEPTH,
+    fail, read_object, take, wrong_types, CowStr, JsonError, ObjectReader, SeenNames,
+    StrSlot as Str, Validate,
 };
 
 /// The `aud` claim's value.
@@ -36,7 +36,7 @@ pub(super) struct Cnf<'a> {
 }
 
 /// The RFC 9068 claims of one payload.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Default)]
 pub(super) struct Payload<'a> {
     pub(super) iss: Slot<Cow<'a, str>>,
     pub(super) sub: Slot<Cow<'a, str>>,
@@ -51,6 +51,8 @@ pub(super) struct Payload<'a> {
     pub(super) iat: Slot<i64>,
     /// `WrongType` unless a JSON object.
     pub(super) cnf: Slot<Cnf<'a>>,
+    /// The names of the members not read above.
+    others: SeenNames<'a>,
 }
 
 /// Reads `bytes` as an access token payload.
@@ -59,87 +61,36 @@ pub(super) struct Payload<'a> {
 /// The [`JsonError`] [`parse_object`](crate::json::parse_object) gives for
 /// the same bytes.
 pub(super) fn read(bytes: &[u8]) -> Result<Payload<'_>, JsonError> {
-    let kind = ErrorKind::default();
-    read_document(bytes, Top { kind: &kind }, &kind)?.ok_or(JsonError::NotAnObject)
+    read_object(bytes)
 }
 
-/// The whole document: `Some` for an object, `None` for any other (valid)
-/// value, which the caller refuses only after the trailing-data check, as
-/// `parse_object` does.
-struct Top<'k> {
-    kind: &'k ErrorKind,
-}
-
-impl<'k> Top<'k> {
-    fn validate(&self) -> Validate<'k> {
-        Validate {
-            depth: MAX_JSON_DEPTH,
-            kind: self.kind,
-        }
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Top<'_> {
-    type Value = Option<Payload<'de>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Top<'_> {
-    type Value = Option<Payload<'de>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        self.validate().visit_f64(v).map(|()| None)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        self.validate().visit_seq(seq).map(|()| None)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let kind = self.kind;
-        let child = self.validate().child()?;
-        let mut p = Payload::default();
-        let mut others = SeenNames::default();
-        while let Some(name) = map.next_key_seed(CowStr)? {
-            match &*name {
-                "iss" => take(&mut map, &mut p.iss, Str(child), kind)?,
-                "sub" => take(&mut map, &mut p.sub, Str(child), kind)?,
-                "aud" => take(&mut map, &mut p.aud, AudSeed(child), kind)?,
-                "client_id" => take(&mut map, &mut p.client_id, Str(child), kind)?,
-                "jti" => take(&mut map, &mut p.jti, Str(child), kind)?,
-                "scope" => take(&mut map, &mut p.scope, Str(child), kind)?,
-                "consent_id" => take(&mut map, &mut p.consent_id, Str(child), kind)?,
-                "exp" => take(&mut map, &mut p.exp, Int(child), kind)?,
-                "nbf" => take(&mut map, &mut p.nbf, Int(child), kind)?,
-                "iat" => take(&mut map, &mut p.iat, Int(child), kind)?,
-                "cnf" => take(&mut map, &mut p.cnf, CnfSeed(child), kind)?,
-                _ => {
-                    if !others.insert(name) {
-                        return Err(fail(kind, JsonError::DuplicateMember));
-                    }
-                    map.next_value_seed(child)?;
+impl<'de> ObjectReader<'de> for Payload<'de> {
+    fn member<A: MapAccess<'de>>(
+        &mut self,
+        name: Cow<'de, str>,
+        map: &mut A,
+        child: Validate<'_>,
+    ) -> Result<(), A::Error> {
+        let kind = child.kind;
+        match &*name {
+            "iss" => take(map, &mut self.iss, Str(child), kind),
+            "sub" => take(map, &mut self.sub, Str(child), kind),
+            "aud" => take(map, &mut self.aud, AudSeed(child), kind),
+            "client_id" => take(map, &mut self.client_id, Str(child), kind),
+            "jti" => take(map, &mut self.jti, Str(child), kind),
+            "scope" => take(map, &mut self.scope, Str(child), kind),
+            "consent_id" => take(map, &mut self.consent_id, Str(child), kind),
+            "exp" => take(map, &mut self.exp, Int(child), kind),
+            "nbf" => take(map, &mut self.nbf, Int(child), kind),
+            "iat" => take(map, &mut self.iat, Int(child), kind),
+            "cnf" => take(map, &mut self.cnf, CnfSeed(child), kind),
+            _ => {
+                if !self.others.insert(name) {
+                    return Err(fail(kind, JsonError::DuplicateMember));
                 }
+                map.next_value_seed(child)
             }
         }
-        Ok(Some(p))
     }
 }
 
