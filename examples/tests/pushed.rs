@@ -9,7 +9,7 @@
 )]
 
 mod common;
-use common::TempDb;
+use common::{registration, TempDb};
 
 use std::sync::Arc;
 
@@ -18,13 +18,11 @@ use fapi_core::client_auth::{
 };
 use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
 use fapi_core::jose::sign_compact;
-use fapi_core::jwk::{Jwk, JwkSet};
 use fapi_core::replay::InMemoryReplayCache;
 use fapi_core::time::UnixTime;
 use fapi_core::types::{CertificateThumbprint, ClientId, CodeVerifier, Issuer};
 use fapi_core::Profile;
 use fapi_examples::pushed::SqlitePushedRequestStore;
-use fapi_examples::registry::Registration;
 use fapi_examples::sqlite::SqliteDb;
 use fapi_par::{
     push, InMemoryPushedRequestStore, LookupError, ParConfig, PushedRequest, PushedRequestForm,
@@ -46,23 +44,6 @@ fn at(o: i64) -> UnixTime {
 
 fn config() -> ParConfig {
     ParConfig::new(PROFILE, Issuer::try_from(ISSUER).unwrap())
-}
-
-fn registration(id: &str, key: &dyn SigningKey) -> Registration {
-    Registration {
-        client_id: id.into(),
-        client_name: format!("{id} Ltd"),
-        redirect_uris: vec![format!("https://{id}.example/cb")],
-        jwks: JwkSet::new(vec![Jwk::from_public_key(
-            key.public_key().clone(),
-            Some("k".into()),
-        )])
-        .to_json(),
-        token_endpoint_auth_method: "private_key_jwt".into(),
-        software_roles: vec!["AISP".into()],
-        software_id: None,
-        org_id: None,
-    }
 }
 
 /// Registers tpp-a and tpp-b in `db` and pushes one request of tpp-a the

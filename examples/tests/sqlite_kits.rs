@@ -268,10 +268,9 @@ mod consents {
 
 mod directory {
     use super::*;
+    use crate::common::registration;
     use fapi_core::crypto::{default_provider, Algorithm};
-    use fapi_core::jwk::{Jwk, JwkSet};
     use fapi_core::types::{CertificateThumbprint, ClientId};
-    use fapi_examples::registry::Registration;
     use fapi_mtls_binding::directory::{
         ensure_registered_certificate, CertificateStatus, Standing, TppDirectory,
     };
@@ -288,21 +287,8 @@ mod directory {
         let key = default_provider()
             .generate_signing_key(Algorithm::Es256)
             .unwrap();
-        let registration = Registration {
-            client_id: client.into(),
-            client_name: format!("{client} Ltd"),
-            redirect_uris: vec![format!("https://{client}.example/cb")],
-            jwks: JwkSet::new(vec![Jwk::from_public_key(
-                key.public_key().clone(),
-                Some("k".into()),
-            )])
-            .to_json(),
-            token_endpoint_auth_method: "private_key_jwt".into(),
-            software_roles: vec!["AISP".into()],
-            software_id: None,
-            org_id: None,
-        };
-        db.put_client(&registration, &cert(n), at(0)).unwrap();
+        db.put_client(&registration(client, &*key), &cert(n), at(0))
+            .unwrap();
     }
 
     /// The trait's own composition of the two single answers.

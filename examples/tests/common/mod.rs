@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+use fapi_core::crypto::SigningKey;
+use fapi_core::jwk::{Jwk, JwkSet};
+use fapi_examples::registry::Registration;
 use fapi_examples::sqlite::SqliteDb;
 
 /// A database file that is removed (with its WAL files) when dropped.
@@ -47,5 +50,23 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A `private_key_jwt` AISP registration for `id` with `key` (kid `k`).
+pub fn registration(id: &str, key: &dyn SigningKey) -> Registration {
+    Registration {
+        client_id: id.into(),
+        client_name: format!("{id} Ltd"),
+        redirect_uris: vec![format!("https://{id}.example/cb")],
+        jwks: JwkSet::new(vec![Jwk::from_public_key(
+            key.public_key().clone(),
+            Some("k".into()),
+        )])
+        .to_json(),
+        token_endpoint_auth_method: "private_key_jwt".into(),
+        software_roles: vec!["AISP".into()],
+        software_id: None,
+        org_id: None,
     }
 }
