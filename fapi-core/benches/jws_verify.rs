@@ -13,6 +13,7 @@
     missing_docs
 )]
 
+use std::borrow::Cow;
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -138,19 +139,38 @@ fn bench(c: &mut Criterion) {
                 })
             });
             g.bench_function("parts/b64_decode_token_fast_strict", |b| {
-                use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-                use base64::Engine as _;
-                // the configuration of fapi-core's public-segment decoder
-                let engine = GeneralPurpose::new(
-                    &base64::alphabet::URL_SAFE,
-                    GeneralPurposeConfig::new()
-                        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
-                        .with_decode_allow_trailing_bits(false),
-                );
                 b.iter(|| {
                     for seg in black_box(&token).split('.') {
-                        black_box(engine.decode(seg).unwrap());
+                        black_box(fast_strict_decode(seg));
                     }
+                })
+            });
+            // The floor under any framing built on these crates: the three
+            // segments base64url-decoded by the same engine, and the header
+            // and payload read by serde_json into borrowed fields, with no
+            // rule at all (no duplicate or depth checks, unknown members
+            // ignored, no typed values, no policy, no key selection).
+            let segments: Vec<&str> = token.split('.').collect();
+            let header_bytes = fast_strict_decode(segments[0]);
+            g.bench_function("parts/floor_header_serde_borrowed", |b| {
+                b.iter(|| {
+                    serde_json::from_slice::<FloorHeader<'_>>(black_box(&header_bytes)).unwrap()
+                })
+            });
+            g.bench_function("parts/floor_payload_serde_borrowed", |b| {
+                b.iter(|| {
+                    serde_json::from_slice::<FloorPayload<'_>>(black_box(&payload_bytes)).unwrap()
+                })
+            });
+            g.bench_function("parts/floor_framing_total", |b| {
+                b.iter(|| {
+                    let mut it = black_box(&token).split('.');
+                    let h = fast_strict_decode(it.next().unwrap());
+                    let p = fast_strict_decode(it.next().unwrap());
+                    let s = fast_strict_decode(it.next().unwrap());
+                    let header = serde_json::from_slice::<FloorHeader<'_>>(&h).unwrap();
+                    let payload = serde_json::from_slice::<FloorPayload<'_>>(&p).unwrap();
+                    black_box((&header, &payload, &s));
                 })
             });
             g.bench_function("parts/sha256_of_signing_input", |b| {
@@ -168,6 +188,62 @@ fn bench(c: &mut Criterion) {
             .unwrap();
         }
     }
+}
+
+/// fapi-core's public-segment decoder configuration (strict, no padding).
+const FAST_STRICT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(false),
+);
+
+fn fast_strict_decode(segment: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    FAST_STRICT.decode(segment).unwrap()
+}
+
+/// The header members a verifier reads, borrowed, nothing checked.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct FloorHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    typ: Option<Cow<'a, str>>,
+}
+
+/// The RFC 9068 claims of the benchmark's token, borrowed, nothing checked.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct FloorPayload<'a> {
+    #[serde(borrow)]
+    iss: Cow<'a, str>,
+    #[serde(borrow)]
+    sub: Cow<'a, str>,
+    #[serde(borrow)]
+    aud: Cow<'a, str>,
+    #[serde(borrow)]
+    client_id: Cow<'a, str>,
+    #[serde(borrow)]
+    jti: Cow<'a, str>,
+    #[serde(borrow)]
+    scope: Cow<'a, str>,
+    #[serde(borrow)]
+    consent_id: Cow<'a, str>,
+    exp: i64,
+    iat: i64,
+    #[serde(borrow)]
+    cnf: FloorCnf<'a>,
+}
+
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct FloorCnf<'a> {
+    #[serde(borrow, rename = "x5t#S256")]
+    x5t_s256: Cow<'a, str>,
 }
 
 criterion_group!(benches, bench);

@@ -16,7 +16,8 @@
 //!    (`GET .../accounts/{id}/balances`: verify -> bind -> consent gate ->
 //!    core) and `N` against an unauthenticated control route on the same
 //!    listener (`GET /jwks`: same TLS, middleware and connection pool), and
-//!    the throughput ratio.
+//!    the throughput ratio, with the bank's CPU per call (`--bank-pid`) and
+//!    the load generator's own (both share the machine in a local run).
 //!
 //! Start the bank with `--rate-limit 0` for a load run (the per-client
 //! limit would otherwise be what is measured).
@@ -231,19 +232,25 @@ async fn run(flags: &Flags) -> Res<()> {
     let control = format!("{api_base}/jwks");
     // warm the pool, then measure each route
     hammer(&tpp, &control, &token, concurrency * 4, concurrency).await?;
-    let cpu_0 = bank_pid.and_then(cpu_ticks);
+    // (bank, this load generator): both share the machine when run as in
+    // BENCHMARKS.md, so the client's own cost per call is reported too
+    let me = std::process::id();
+    let ticks = || (bank_pid.and_then(cpu_ticks), cpu_ticks(me));
+    let cpu_0 = ticks();
     let control_rate = hammer(&tpp, &control, &token, calls, concurrency).await?;
-    let cpu_1 = bank_pid.and_then(cpu_ticks);
+    let cpu_1 = ticks();
     let auth_rate = hammer(&tpp, &authenticated, &token, calls, concurrency).await?;
-    let cpu_2 = bank_pid.and_then(cpu_ticks);
-    // bank CPU per call, in microseconds
+    let cpu_2 = ticks();
+    // CPU per call, in microseconds
     #[allow(clippy::cast_precision_loss)]
-    let per_call = |a: Option<u64>, b: Option<u64>| match (a, b) {
-        (Some(a), Some(b)) => format!(
-            ", bank CPU {:.0} us/call",
-            b.saturating_sub(a) as f64 / TICKS_PER_SEC / calls as f64 * 1e6
-        ),
-        _ => String::new(),
+    let micros = |a: Option<u64>, b: Option<u64>| {
+        a.zip(b)
+            .map(|(a, b)| b.saturating_sub(a) as f64 / TICKS_PER_SEC / calls as f64 * 1e6)
+    };
+    let per_call = |a: (Option<u64>, Option<u64>), b: (Option<u64>, Option<u64>)| {
+        let bank = micros(a.0, b.0).map(|us| format!(", bank CPU {us:.0} us/call"));
+        let client = micros(a.1, b.1).map(|us| format!(", loadgen CPU {us:.0} us/call"));
+        format!("{}{}", bank.unwrap_or_default(), client.unwrap_or_default())
     };
     println!("{calls} resource calls at concurrency {concurrency}");
     println!(
