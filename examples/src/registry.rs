@@ -10,6 +10,9 @@
 //! [`ClientMetadata::new`]; the certificate chain through
 //! `fapi-mtls-binding`'s [`TrustBundle`](fapi_mtls_binding::trust::TrustBundle).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use fapi_core::claims::TimeRules;
 use fapi_core::client::{AuthMethod, ClientMetadata};
 use fapi_core::crypto::{CryptoProvider, SigningKey};
@@ -250,6 +253,68 @@ pub struct RegisteredClient {
     pub certificate: CertificateThumbprint,
     /// Revoked in the directory.
     pub revoked: bool,
+}
+
+/// Each registered client's [`ClientMetadata`], built once per registration:
+/// the keys in its JWKS are parsed once (as fapi-core's [`KeySet`] is meant
+/// to be used), not again on every `/par`, `/token` and signed payment.
+///
+/// The registration itself is still read from the database on every call,
+/// so a revocation or a re-onboarding is seen at once: metadata is reused
+/// only while the registration just read is equal to the one it was built
+/// from, and rebuilt (replacing the old entry) when it differs, e.g. after
+/// a key rotation. One entry per client id the bank has served, so the
+/// cache is bounded by the registry.
+pub struct MetadataCache {
+    provider: Arc<dyn CryptoProvider>,
+    profile: Profile,
+    entries: Mutex<HashMap<String, (Registration, Arc<ClientMetadata>)>>,
+}
+
+impl core::fmt::Debug for MetadataCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MetadataCache")
+            .field("profile", &self.profile)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetadataCache {
+    /// An empty cache building metadata with `provider` under `profile`.
+    pub fn new(provider: Arc<dyn CryptoProvider>, profile: Profile) -> Self {
+        Self {
+            provider,
+            profile,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The metadata of `registration` (as [`Registration::metadata`]).
+    ///
+    /// # Errors
+    /// [`OnboardingError::Registration`] if the registration is unusable
+    /// (never remembered).
+    pub fn metadata(
+        &self,
+        registration: &Registration,
+    ) -> Result<Arc<ClientMetadata>, OnboardingError> {
+        // a poisoned lock only costs the reuse, never an answer
+        if let Ok(entries) = self.entries.lock() {
+            if let Some((built_from, metadata)) = entries.get(&registration.client_id) {
+                if built_from == registration {
+                    return Ok(metadata.clone());
+                }
+            }
+        }
+        let metadata = Arc::new(registration.metadata(&*self.provider, self.profile)?);
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(
+                registration.client_id.clone(),
+                (registration.clone(), metadata.clone()),
+            );
+        }
+        Ok(metadata)
+    }
 }
 
 /// Onboards a TPP: the transport certificate must chain to the scheme CA

@@ -17,13 +17,17 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::TempDir;
-use fapi_core::crypto::default_provider;
+use fapi_core::client::ClientMetadata;
+use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
 use fapi_core::jose::sign_compact;
+use fapi_core::jwk::{Jwk, JwkSet};
 use fapi_core::time::{Clock, SystemClock};
+use fapi_core::types::ClientId;
+use fapi_core::Profile;
 use fapi_examples::bank::tls::ConnectionInfo;
 use fapi_examples::bank::{build, BankApps, BankConfig};
 use fapi_examples::pki::{DevPki, FileKeySource, KeySource};
-use fapi_examples::registry::{onboard, verify_software_statement};
+use fapi_examples::registry::{onboard, verify_software_statement, MetadataCache};
 use fapi_mtls_binding::ClientCertificate;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -88,11 +92,14 @@ impl Fixture {
     }
 
     fn assertion(&self) -> String {
+        self.assertion_by(&*self.keys.signing_key("tpp-a-signing").unwrap())
+    }
+
+    fn assertion_by(&self, key: &dyn SigningKey) -> String {
         let now = SystemClock.now().as_secs();
-        let key = self.keys.signing_key("tpp-a-signing").unwrap();
         let claims = json!({ "iss": "tpp-a", "sub": "tpp-a", "aud": ISSUER, "jti": fapi_core::random::token(16).unwrap(), "iat": now, "exp": now + 60 });
         sign_compact(
-            &*key,
+            key,
             Some("tpp-a-signing"),
             None,
             claims.as_object().unwrap(),
@@ -101,17 +108,7 @@ impl Fixture {
     }
 
     fn authenticated_form(&self, extra: &[(&str, &str)]) -> String {
-        let mut f = url::form_urlencoded::Serializer::new(String::new());
-        f.append_pair("client_id", "tpp-a")
-            .append_pair(
-                "client_assertion_type",
-                fapi_core::client_auth::JWT_BEARER_ASSERTION_TYPE,
-            )
-            .append_pair("client_assertion", &self.assertion());
-        for (k, v) in extra {
-            f.append_pair(k, v);
-        }
-        f.finish()
+        form_with_assertion(&self.assertion(), extra)
     }
 
     /// Calls `router` with `req` as the accept loop would hand it over.
@@ -163,6 +160,21 @@ impl Fixture {
         let v: Value = serde_json::from_slice(&body).unwrap();
         v["access_token"].as_str().unwrap().to_owned()
     }
+}
+
+/// A `private_key_jwt` form for `tpp-a` carrying `assertion`, plus `extra`.
+fn form_with_assertion(assertion: &str, extra: &[(&str, &str)]) -> String {
+    let mut f = url::form_urlencoded::Serializer::new(String::new());
+    f.append_pair("client_id", "tpp-a")
+        .append_pair(
+            "client_assertion_type",
+            fapi_core::client_auth::JWT_BEARER_ASSERTION_TYPE,
+        )
+        .append_pair("client_assertion", assertion);
+    for (k, v) in extra {
+        f.append_pair(k, v);
+    }
+    f.finish()
 }
 
 fn form(path: &str, body: String) -> Request<Body> {
@@ -273,6 +285,86 @@ async fn client_assertion_replay_is_refused() {
     let (second, _, b) = f.api(form("/token", body), true).await;
     assert_eq!(second, 401);
     assert_eq!(json_of(&b)["error"], "invalid_client");
+}
+
+#[tokio::test]
+async fn a_rotated_client_key_replaces_the_old_one_on_the_next_call() {
+    let f = fixture();
+    let old_key = f.keys.signing_key("tpp-a-signing").unwrap();
+    let client_credentials = |assertion: &str| {
+        form(
+            "/token",
+            form_with_assertion(
+                assertion,
+                &[("grant_type", "client_credentials"), ("scope", "accounts")],
+            ),
+        )
+    };
+    // the registered key authenticates (and the client's metadata is built)
+    let (status, _, _) = f.api(client_credentials(&f.assertion()), true).await;
+    assert_eq!(status, 200);
+    // re-registration with a new key under the same kid
+    let new_key = default_provider()
+        .generate_signing_key(Algorithm::Ps256)
+        .unwrap();
+    let mut current = f
+        .apps
+        .db
+        .client(&ClientId::try_from("tpp-a").unwrap())
+        .unwrap()
+        .unwrap();
+    current.registration.jwks = JwkSet::new(vec![Jwk::from_public_key(
+        new_key.public_key().clone(),
+        Some("tpp-a-signing".into()),
+    )])
+    .to_json();
+    f.apps
+        .db
+        .put_client(
+            &current.registration,
+            &current.certificate,
+            SystemClock.now(),
+        )
+        .unwrap();
+    // the old key is refused on the very next call
+    let (status, _, body) = f
+        .api(client_credentials(&f.assertion_by(&*old_key)), true)
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(json_of(&body)["error"], "invalid_client");
+    // the happy twin: the new key is accepted
+    let (status, _, body) = f
+        .api(client_credentials(&f.assertion_by(&*new_key)), true)
+        .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+}
+
+#[test]
+fn client_metadata_is_built_once_per_registration() {
+    let provider = default_provider();
+    let cache = MetadataCache::new(provider.clone(), Profile::Fapi2MessageSigning);
+    let key_a = provider.generate_signing_key(Algorithm::Es256).unwrap();
+    let key_b = provider.generate_signing_key(Algorithm::Es256).unwrap();
+    let registered = common::registration("tpp-a", &*key_a);
+    let first = cache.metadata(&registered).unwrap();
+    // an equal registration (as read again from the database) reuses it
+    assert!(Arc::ptr_eq(
+        &first,
+        &cache.metadata(&registered.clone()).unwrap()
+    ));
+    // a changed registration is built anew, with its own keys
+    let rotated = common::registration("tpp-a", &*key_b);
+    let second = cache.metadata(&rotated).unwrap();
+    assert!(!Arc::ptr_eq(&first, &second));
+    let thumbprints = |m: &ClientMetadata| -> Vec<_> {
+        m.keys().entries().iter().map(|e| e.thumbprint()).collect()
+    };
+    assert_ne!(thumbprints(&first), thumbprints(&second));
+    // an unusable registration is an error and is not remembered
+    let mut unusable = rotated.clone();
+    unusable.redirect_uris.clear();
+    assert!(cache.metadata(&unusable).is_err());
+    assert!(Arc::ptr_eq(&second, &cache.metadata(&rotated).unwrap()));
 }
 
 #[tokio::test]

@@ -47,6 +47,7 @@ pub use config::{BankConfig, CustomerConfig};
 
 use crate::core_banking::{CircuitBreaker, CoreBanking, FaultInjection, MockLedger};
 use crate::pki::{FileKeySource, KeySource};
+use crate::registry::MetadataCache;
 use crate::sqlite::SqliteDb;
 
 /// Why the bank could not start.
@@ -101,7 +102,6 @@ struct Session {
 
 /// Everything the handlers share.
 pub(crate) struct BankState {
-    pub(crate) provider: Arc<dyn CryptoProvider>,
     pub(crate) profile: Profile,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) issuer: Issuer,
@@ -113,6 +113,8 @@ pub(crate) struct BankState {
     pub(crate) db: Arc<SqliteDb>,
     pub(crate) par: Arc<dyn PushedRequestStore>,
     pub(crate) trust: Arc<TrustStore>,
+    /// Each client's metadata (keys parsed once per registration).
+    pub(crate) clients: MetadataCache,
     pub(crate) gate: ConsentGate,
     pub(crate) verifier: AccessTokenVerifier,
     pub(crate) tokens: AccessTokenIssuer,
@@ -381,7 +383,6 @@ pub fn build(
     let core: Arc<dyn CoreBanking> = faults.clone();
     let token_lifetime = 300;
     let state = Arc::new(BankState {
-        provider: provider.clone(),
         profile,
         clock,
         issuer: issuer.clone(),
@@ -396,6 +397,7 @@ pub fn build(
             provider.clone(),
         )),
         trust: trust.clone(),
+        clients: MetadataCache::new(provider.clone(), profile),
         gate: ConsentGate::new(db.clone()).with_audit(db.clone()),
         verifier: AccessTokenVerifier::new(
             keys.clone(),

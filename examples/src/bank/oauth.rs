@@ -82,7 +82,7 @@ impl Form {
 pub(crate) struct Caller {
     pub(crate) client: AuthenticatedClient,
     pub(crate) registration: Registration,
-    pub(crate) metadata: ClientMetadata,
+    pub(crate) metadata: Arc<ClientMetadata>,
     pub(crate) certificate: PresentedCertificate,
 }
 
@@ -137,9 +137,9 @@ pub(crate) async fn authenticate<'f>(
             auth_failure("unknown_client");
             OAuthFailure::new(ErrorCode::InvalidClient, "client is not registered")
         })?;
-    let metadata = registered
-        .registration
-        .metadata(&*state.provider, state.profile)
+    let metadata = state
+        .clients
+        .metadata(&registered.registration)
         .map_err(|_| OAuthFailure::new(ErrorCode::ServerError, "client registration unusable"))?;
     let ctx = AssertionContext {
         profile: state.profile,

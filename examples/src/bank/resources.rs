@@ -760,9 +760,9 @@ async fn verify_tpp_signature(
         .client(token.client_id())
         .map_err(|_| ObError::internal())?
         .ok_or_else(ObError::internal)?;
-    let metadata = registered
-        .registration
-        .metadata(&*state.provider, state.profile)
+    let metadata = state
+        .clients
+        .metadata(&registered.registration)
         .map_err(|_| ObError::internal())?;
     let issuer = registered.registration.signing_issuer();
     verify_ob_jws_signature(
