@@ -768,16 +768,12 @@ pub(crate) mod reference {
         let outcome = |r: Result<Remembered, AccessTokenError>| {
             format!("{:?}", r.map(|r| (r.token, r.times)))
         };
-        let expected = outcome(general(&v, payload, now));
-        let got = outcome(one_pass(&v, payload, now));
-        if got == expected {
-            Ok(expected)
-        } else {
-            Err(format!(
-                "access token claim readers disagree on {:?}: one pass {got}, general {expected}",
-                String::from_utf8_lossy(payload)
-            ))
-        }
+        crate::json::same_outcome(
+            "access token claim",
+            payload,
+            outcome(one_pass(&v, payload, now)),
+            outcome(general(&v, payload, now)),
+        )
     }
 }
 

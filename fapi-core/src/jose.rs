@@ -641,16 +641,12 @@ pub(crate) fn header_readers_agree(bytes: &[u8]) -> Result<String, String> {
             h.get("http://openbanking.org.uk/iat")
         ))
     }
-    let expected = format!("{:?}", general(bytes));
-    let got = format!("{:?}", one_pass(bytes));
-    if got == expected {
-        Ok(expected)
-    } else {
-        Err(format!(
-            "header readers disagree on {:?}: one pass {got}, general {expected}",
-            String::from_utf8_lossy(bytes)
-        ))
-    }
+    json::same_outcome(
+        "header",
+        bytes,
+        format!("{:?}", one_pass(bytes)),
+        format!("{:?}", general(bytes)),
+    )
 }
 
 #[cfg(test)]

@@ -540,6 +540,25 @@ impl<'de> Visitor<'de> for StrList<'_> {
     wrong_types!(bool, str, ints, float, unit, map);
 }
 
+/// The verdict of a differential check between two readers of `bytes`:
+/// their common outcome, or both outcomes if they differ.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn same_outcome(
+    readers: &str,
+    bytes: &[u8],
+    one_pass: String,
+    general: String,
+) -> Result<String, String> {
+    if one_pass == general {
+        Ok(general)
+    } else {
+        Err(format!(
+            "{readers} readers disagree on {:?}: one pass {one_pass}, general {general}",
+            String::from_utf8_lossy(bytes)
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
