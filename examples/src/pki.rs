@@ -100,6 +100,8 @@ pub struct DevPki {
     pub dir: PathBuf,
     /// Scheme CA certificate (PEM): the trust anchor for client certificates.
     pub scheme_ca: PathBuf,
+    /// The scheme CA's CRL (PEM), empty, current for [`DEV_CRL_DAYS`] days.
+    pub crl: PathBuf,
     /// Bank TLS server certificate (PEM), for `localhost` / `127.0.0.1`.
     pub server_certificate: PathBuf,
     /// Its private key (PEM, 0600).
@@ -152,6 +154,14 @@ impl DevPki {
         let issuer = Issuer::new(ca_params, ca_key);
         let scheme_ca = dir.join("scheme-ca.pem");
         write_public(&scheme_ca, ca_cert.pem().as_bytes())?;
+        let crl = write_crl_valid_for(
+            dir,
+            &issuer,
+            DEV_CRL,
+            &[],
+            now,
+            time::Duration::days(DEV_CRL_DAYS),
+        )?;
 
         let server_key = KeyPair::generate().map_err(gen)?;
         let mut sp = CertificateParams::new(vec!["localhost".to_string()]).map_err(gen)?;
@@ -231,6 +241,7 @@ impl DevPki {
         Ok(Self {
             dir: dir.to_owned(),
             scheme_ca,
+            crl,
             server_certificate,
             server_key: server_key_path,
             directory_jwks,
@@ -248,14 +259,19 @@ fn client_certificate(
 ) -> Result<(PathBuf, PathBuf), PkiError> {
     let key = KeyPair::generate().map_err(gen)?;
     let mut p = CertificateParams::new(vec![format!("{client_id}.example")]).map_err(gen)?;
-    p.distinguished_name.push(DnType::CommonName, client_id);
+    // X.501 order, most significant first: the RFC 4514 string is
+    // CN=<id>,organizationIdentifier=PSDGB-FCA-<id>,O=<id> Ltd,C=GB
+    // (a fresh name: CertificateParams::new starts with a placeholder CN
+    // that would otherwise keep the first place)
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(DnType::CountryName, "GB");
     p.distinguished_name
         .push(DnType::OrganizationName, format!("{client_id} Ltd"));
-    p.distinguished_name.push(DnType::CountryName, "GB");
     p.distinguished_name.push(
         DnType::CustomDnType(vec![2, 5, 4, 97]),
         format!("PSDGB-FCA-{client_id}"),
     );
+    p.distinguished_name.push(DnType::CommonName, client_id);
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     let cert = p.signed_by(&key, issuer).map_err(gen)?;
@@ -301,35 +317,60 @@ impl DevPki {
         revoked: &[&Path],
         now: fapi_core::time::UnixTime,
     ) -> Result<PathBuf, PkiError> {
-        let issuer = scheme_issuer(dir)?;
-        let at = time::OffsetDateTime::from_unix_timestamp(now.as_secs()).map_err(gen)?;
-        let mut revoked_certs = Vec::new();
-        for path in revoked {
-            let pem = fs::read_to_string(path).map_err(io(path))?;
-            let cert = fapi_mtls_binding::ClientCertificate::from_pem(&pem).map_err(gen)?;
-            revoked_certs.push(rcgen::RevokedCertParams {
-                serial_number: rcgen::SerialNumber::from_slice(
-                    cert.certificate().tbs_certificate.serial_number.as_bytes(),
-                ),
-                revocation_time: at,
-                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
-                invalidity_date: None,
-            });
-        }
-        let crl = rcgen::CertificateRevocationListParams {
-            this_update: at,
-            next_update: at + time::Duration::days(1),
-            crl_number: rcgen::SerialNumber::from(u64::try_from(now.as_secs()).unwrap_or(1)),
-            issuing_distribution_point: None,
-            revoked_certs,
-            key_identifier_method: rcgen::KeyIdMethod::Sha256,
-        }
-        .signed_by(&issuer)
-        .map_err(gen)?;
-        let out = dir.join(name);
-        write_public(&out, crl.pem().map_err(gen)?.as_bytes())?;
-        Ok(out)
+        write_crl_valid_for(
+            dir,
+            &scheme_issuer(dir)?,
+            name,
+            revoked,
+            now,
+            time::Duration::days(1),
+        )
     }
+}
+
+/// The CRL the development configuration names: the scheme CA's, empty,
+/// written by [`DevPki::generate`] and valid for [`DEV_CRL_DAYS`] days.
+pub const DEV_CRL: &str = "scheme-ca.crl.pem";
+/// How long the CRL [`DevPki::generate`] writes is current. A development
+/// bank started later refuses every client (`crl_expired`) until a new
+/// CRL is written, as a real bank must.
+pub const DEV_CRL_DAYS: i64 = 30;
+
+fn write_crl_valid_for(
+    dir: &Path,
+    issuer: &Issuer<'_, KeyPair>,
+    name: &str,
+    revoked: &[&Path],
+    now: fapi_core::time::UnixTime,
+    lifetime: time::Duration,
+) -> Result<PathBuf, PkiError> {
+    let at = time::OffsetDateTime::from_unix_timestamp(now.as_secs()).map_err(gen)?;
+    let mut revoked_certs = Vec::new();
+    for path in revoked {
+        let pem = fs::read_to_string(path).map_err(io(path))?;
+        let cert = fapi_mtls_binding::ClientCertificate::from_pem(&pem).map_err(gen)?;
+        revoked_certs.push(rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from_slice(
+                cert.certificate().tbs_certificate.serial_number.as_bytes(),
+            ),
+            revocation_time: at,
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        });
+    }
+    let crl = rcgen::CertificateRevocationListParams {
+        this_update: at,
+        next_update: at + lifetime,
+        crl_number: rcgen::SerialNumber::from(u64::try_from(now.as_secs()).unwrap_or(1)),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(issuer)
+    .map_err(gen)?;
+    let out = dir.join(name);
+    write_public(&out, crl.pem().map_err(gen)?.as_bytes())?;
+    Ok(out)
 }
 
 /// Where signing keys come from: a key-management system in production

@@ -653,9 +653,11 @@ async fn a_new_crl_refuses_the_revoked_certificate_on_its_next_call_and_handshak
         )
         .unwrap()
     };
-    let bundle =
-        fapi_mtls_binding::trust::TrustBundle::new(2, &[ca.der()], &[], &[crl_der.as_ref()])
-            .unwrap();
+    let bundle = fapi_mtls_binding::trust::TrustBundle::builder(2)
+        .anchors(&[ca.der()])
+        .crls(&[crl_der.as_ref()])
+        .build(now)
+        .unwrap();
     let known_good = fapi_mtls_binding::ClientCertificate::from_pem(
         &std::fs::read_to_string(&p.pki.tpps[0].certificate).unwrap(),
     )

@@ -71,15 +71,30 @@ fn private_keys_are_owner_only() {
     }
 }
 
+/// The development scheme's trust bundle: its CA and the CRL `generate`
+/// wrote (the default policy requires a current CRL).
+fn scheme_bundle(pki: &DevPki) -> TrustBundle {
+    use rustls_pki_types::pem::PemObject;
+    let crl = rustls_pki_types::CertificateRevocationListDer::from_pem_slice(
+        fs::read_to_string(&pki.crl).unwrap().as_bytes(),
+    )
+    .unwrap();
+    TrustBundle::builder(1)
+        .anchors(&[cert(&pki.scheme_ca).der()])
+        .crls(&[crl.as_ref()])
+        .build(SystemClock.now())
+        .unwrap()
+}
+
 #[test]
 fn tpp_certificates_authenticate_against_the_scheme_ca() {
     let (_t, pki) = generate();
-    let bundle = TrustBundle::new(1, &[cert(&pki.scheme_ca).der()], &[], &[]).unwrap();
     let now = SystemClock.now();
+    let bundle = scheme_bundle(&pki);
     for tpp in &pki.tpps {
         let trusted = bundle.verify(&cert(&tpp.certificate), &[], now).unwrap();
         let dn = format!(
-            "CN={0},O={0} Ltd,C=GB,organizationIdentifier=PSDGB-FCA-{0}",
+            "CN={0},organizationIdentifier=PSDGB-FCA-{0},O={0} Ltd,C=GB",
             tpp.client_id
         );
         let registration = ClientMetadata::new(
@@ -95,13 +110,29 @@ fn tpp_certificates_authenticate_against_the_scheme_ca() {
         let client =
             AuthenticatedClient::from_certificate(&registration, &TlsClientAuth(&trusted)).unwrap();
         assert_eq!(client.client_id().as_str(), tpp.client_id);
+        // the same DN in OpenSSL's one-line order is another subject
+        let openssl_order = format!(
+            "C=GB, O={0} Ltd, organizationIdentifier=PSDGB-FCA-{0}, CN={0}",
+            tpp.client_id
+        );
+        let reversed = registration
+            .clone()
+            .with_tls_client_auth(TlsClientAuthMetadata::subject_dn(openssl_order));
+        assert_eq!(
+            AuthenticatedClient::from_certificate(&reversed, &TlsClientAuth(&trusted)).unwrap_err(),
+            fapi_core::client_auth::ClientAuthError::Certificate(
+                fapi_core::client_auth::CertificateAuthError::SubjectDnMismatch {
+                    reversed_would_match: true
+                }
+            )
+        );
     }
 }
 
 #[test]
 fn server_certificate_is_not_a_client_certificate() {
     let (_t, pki) = generate();
-    let bundle = TrustBundle::new(1, &[cert(&pki.scheme_ca).der()], &[], &[]).unwrap();
+    let bundle = scheme_bundle(&pki);
     assert_eq!(
         bundle
             .verify(&cert(&pki.server_certificate), &[], SystemClock.now())

@@ -49,6 +49,14 @@ impl AuthMethod {
 
 /// The RFC 8705 §2.1.2 certificate-matching metadata for `tls_client_auth`.
 /// Exactly one must be set; `fapi-mtls-binding` enforces the match.
+///
+/// The values are kept as registered. Validate them when the client is
+/// registered (`fapi_mtls_binding::client_auth::RegisteredSubject::parse`:
+/// a strict RFC 4514 reader for the DN, the same up-front rules for each
+/// SAN kind), so a malformed value is refused at onboarding; the same
+/// validator runs again at every authentication and reports
+/// [`crate::client_auth::ClientAuthError::InvalidRegistration`], never a
+/// mismatch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TlsClientAuthMetadata {
@@ -100,6 +108,27 @@ impl TlsClientAuthMetadata {
             ..Self::default()
         }
     }
+}
+
+/// Why a registered value cannot be used: the registration is malformed
+/// (a distinct outcome from a certificate that does not match it).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistrationError {
+    /// Not exactly one `tls_client_auth_*` value is set (RFC 8705 §2.1.2).
+    #[error("client registration must set exactly one tls_client_auth_* value; {found} are set")]
+    TlsClientAuthCount {
+        /// How many are set.
+        found: usize,
+    },
+    /// A registered value is malformed.
+    #[error("client registration {field} is malformed: {problem}")]
+    Malformed {
+        /// The registration field, e.g. `tls_client_auth_subject_dn`.
+        field: &'static str,
+        /// What is wrong, for the operator or the TPP that registered it.
+        problem: String,
+    },
 }
 
 /// A registered client, with its signature keys parsed once.

@@ -11,7 +11,7 @@
 //! [RFC 7523 §3]: https://www.rfc-editor.org/rfc/rfc7523#section-3
 
 use crate::claims::{ClaimError, Claims};
-use crate::client::{AuthMethod, ClientMetadata};
+use crate::client::{AuthMethod, ClientMetadata, RegistrationError};
 use crate::error::{ErrorCode, OAuthError};
 use crate::jose::{ExpectedType, JoseError, JwsPolicy, UnverifiedJws};
 use crate::profile::Profile;
@@ -62,6 +62,11 @@ pub enum ClientAuthError {
     /// The replay cache failed (fail closed).
     #[error("client assertion could not be checked for replay")]
     Store(#[from] StoreError),
+    /// The client's registration cannot authenticate it: a
+    /// `tls_client_auth_*` value is malformed, or not exactly one is set.
+    /// The registration must be corrected; the certificate was not judged.
+    #[error(transparent)]
+    InvalidRegistration(#[from] RegistrationError),
     /// The presented client certificate does not authenticate this client
     /// (RFC 8705 §2).
     #[error(transparent)]
@@ -240,13 +245,65 @@ impl PendingReplayCheck {
     }
 }
 
-/// Why a client certificate does not authenticate a client. The reason is a
-/// fixed phrase; no certificate or registration data is echoed.
+/// Why a client certificate does not authenticate a client. Each variant
+/// is one check; none echoes certificate or registration data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("client certificate does not authenticate this client: {reason}")]
-pub struct CertificateAuthError {
-    /// Which check failed.
-    pub reason: &'static str,
+#[non_exhaustive]
+pub enum CertificateAuthError {
+    /// The certificate check does not fit the client's registered method
+    /// (a `tls_client_auth` check for a `self_signed_tls_client_auth`
+    /// client, or the reverse).
+    #[error("client certificate does not authenticate this client: the check does not fit the registered token_endpoint_auth_method")]
+    WrongMethod,
+    /// The subject DN is not the registered `tls_client_auth_subject_dn`
+    /// under RFC 4517 `distinguishedNameMatch`. `reversed_would_match`:
+    /// the registered DN lists the same RDNs in the opposite order (the
+    /// likely mistake is a DN written in OpenSSL's one-line order).
+    #[error("{}", subject_dn_mismatch(*reversed_would_match))]
+    SubjectDnMismatch {
+        /// Whether the registration, with its RDNs reversed, would match.
+        reversed_would_match: bool,
+    },
+    /// No subjectAltName of the registered kind has the registered value.
+    #[error("client certificate does not authenticate this client: no {kind} subjectAltName matches the registered tls_client_auth_san_{kind}")]
+    SanMismatch {
+        /// `dns`, `uri`, `ip` or `email`.
+        kind: &'static str,
+    },
+    /// The certificate's subjectAltName extension cannot be read.
+    #[error("client certificate does not authenticate this client: its subjectAltName extension is malformed")]
+    MalformedSubjectAltName,
+    /// `self_signed_tls_client_auth`: the certificate's key is not one of
+    /// the client's registered JWKs.
+    #[error("client certificate does not authenticate this client: its key is not one of the client's registered keys")]
+    KeyNotRegistered,
+    /// `self_signed_tls_client_auth`: the certificate's key type cannot be
+    /// compared with a JWK.
+    #[error("client certificate does not authenticate this client: its key type is not RSA, P-256 or Ed25519")]
+    UnsupportedKeyType,
+    /// `tls_client_auth`: the certificate chain was refused.
+    #[error("client certificate does not authenticate this client: {reason}")]
+    ChainRejected {
+        /// A fixed phrase naming the chain rule that failed.
+        reason: &'static str,
+    },
+    /// The directory says the TPP is revoked.
+    #[error("client certificate does not authenticate this client: the TPP has been revoked in the directory")]
+    TppRevoked,
+    /// The directory says this certificate is revoked.
+    #[error("client certificate does not authenticate this client: the certificate has been revoked in the directory")]
+    CertificateRevoked,
+    /// The directory does not register this certificate to the client.
+    #[error("client certificate does not authenticate this client: the certificate is not registered to this client in the directory")]
+    NotRegistered,
+}
+
+fn subject_dn_mismatch(reversed_would_match: bool) -> &'static str {
+    if reversed_would_match {
+        "client certificate does not authenticate this client: its subject DN does not match the registered tls_client_auth_subject_dn, which lists the same RDNs in reverse order; register the DN in RFC 4514 order, most specific RDN first (CN=...,O=...,C=GB)"
+    } else {
+        "client certificate does not authenticate this client: its subject DN does not match the registered tls_client_auth_subject_dn"
+    }
 }
 
 /// A certificate-based client-authentication check ([RFC 8705 §2]):
@@ -261,8 +318,10 @@ pub trait CertificateAuthentication {
     /// client's registered method.
     ///
     /// # Errors
-    /// [`CertificateAuthError`] naming the failed check.
-    fn authenticate(&self, client: &ClientMetadata) -> Result<(), CertificateAuthError>;
+    /// [`ClientAuthError::Certificate`] naming the failed check, or
+    /// [`ClientAuthError::InvalidRegistration`] when the client's
+    /// registration itself is unusable.
+    fn authenticate(&self, client: &ClientMetadata) -> Result<(), ClientAuthError>;
 }
 
 /// A client whose identity was proven by one of the FAPI methods. No public

@@ -27,6 +27,8 @@ pub enum CertificateOrigin {
 pub struct PresentedCertificate {
     cert: ClientCertificate,
     origin: CertificateOrigin,
+    /// The intermediate CA certificates (DER) sent with it, leaf excluded.
+    intermediates: Vec<Vec<u8>>,
 }
 
 impl PresentedCertificate {
@@ -37,17 +39,48 @@ impl PresentedCertificate {
     /// # Errors
     /// [`CertificateError`] if the bytes are not a DER certificate.
     pub fn from_verified_tls_peer(der: &[u8]) -> Result<Self, CertificateError> {
+        Self::from_verified_tls_peer_chain(der, &[])
+    }
+
+    /// As [`PresentedCertificate::from_verified_tls_peer`], keeping the
+    /// intermediates the client sent in the handshake (rustls:
+    /// `peer_certificates()` after the first entry), so that a later
+    /// re-validation ([`crate::trust::TrustBundle::verify`] with
+    /// [`PresentedCertificate::intermediates`]) can build the same path.
+    ///
+    /// # Errors
+    /// [`CertificateError`] if the leaf is not a DER certificate, or
+    /// [`CertificateError::TooLarge`] for more than
+    /// [`crate::trust::MAX_PRESENTED_INTERMEDIATES`] intermediates.
+    pub fn from_verified_tls_peer_chain(
+        der: &[u8],
+        intermediates: &[&[u8]],
+    ) -> Result<Self, CertificateError> {
+        if intermediates.len() > crate::trust::MAX_PRESENTED_INTERMEDIATES {
+            return Err(CertificateError::TooLarge);
+        }
         Ok(Self {
             cert: ClientCertificate::from_der(der)?,
             origin: CertificateOrigin::TlsPeer,
+            intermediates: intermediates.iter().map(|d| d.to_vec()).collect(),
         })
     }
 
-    pub(crate) fn from_trusted_gateway(cert: ClientCertificate) -> Self {
+    pub(crate) fn from_trusted_gateway(
+        cert: ClientCertificate,
+        intermediates: Vec<Vec<u8>>,
+    ) -> Self {
         Self {
             cert,
             origin: CertificateOrigin::TrustedGateway,
+            intermediates,
         }
+    }
+
+    /// The intermediate CA certificates (DER) that came with the
+    /// certificate, for chain validation.
+    pub fn intermediates(&self) -> Vec<&[u8]> {
+        self.intermediates.iter().map(Vec::as_slice).collect()
     }
 
     /// The certificate.

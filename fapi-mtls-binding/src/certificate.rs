@@ -2,8 +2,10 @@
 
 use core::fmt;
 
+use base64::Engine as _;
+
 use fapi_core::types::CertificateThumbprint;
-use x509_cert::der::Decode;
+use x509_cert::der::{Decode, Reader, SliceReader};
 use x509_cert::Certificate;
 
 /// Largest DER certificate accepted, in bytes.
@@ -21,12 +23,63 @@ pub enum CertificateError {
     /// Not a strict PEM document with one `CERTIFICATE` block.
     #[error("client certificate is not a PEM CERTIFICATE document")]
     Pem,
-    /// Not valid URL (percent) encoding of UTF-8 text.
+    /// Not valid URL (percent) encoding of UTF-8 text: a `%` not followed
+    /// by two hex digits, or escapes that decode to non-UTF-8.
     #[error("client certificate is not valid URL-encoded text")]
     UrlEncoding,
-    /// Not a DER-encoded X.509 certificate (BER, trailing data, or garbage).
-    #[error("client certificate is not a DER-encoded X.509 certificate")]
-    Der,
+    /// Not base64 (standard alphabet, padded, no whitespace), or not an RFC
+    /// 8941 byte sequence where one is expected.
+    #[error("client certificate is not valid base64")]
+    Base64,
+    /// The bytes are not exactly one DER-encoded X.509 certificate.
+    #[error("client certificate is not a DER-encoded X.509 certificate: {0}")]
+    Der(DerFault),
+}
+
+/// What is wrong with bytes that should be one DER certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DerFault {
+    /// No bytes at all.
+    Empty,
+    /// The bytes do not start with a DER certificate (BER, another
+    /// structure, or garbage).
+    NotACertificate,
+    /// A certificate followed by bytes that are not another certificate.
+    TrailingData,
+    /// More than one certificate, where exactly one is expected.
+    MultipleCertificates,
+}
+
+impl fmt::Display for DerFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "it is empty",
+            Self::NotACertificate => "it does not start with a certificate",
+            Self::TrailingData => "bytes follow the certificate",
+            Self::MultipleCertificates => "it holds more than one certificate",
+        })
+    }
+}
+
+/// Exactly one certificate in `der`, or what else is there.
+fn one_certificate(der: &[u8]) -> Result<Certificate, DerFault> {
+    let mut reader = SliceReader::new(der).map_err(|_| DerFault::NotACertificate)?;
+    let cert = Certificate::decode(&mut reader).map_err(|_| DerFault::NotACertificate)?;
+    if reader.is_finished() {
+        return Ok(cert);
+    }
+    let rest = der
+        .get(
+            der.len()
+                .saturating_sub(usize::try_from(reader.remaining_len()).unwrap_or(0))..,
+        )
+        .unwrap_or_default();
+    let mut next = SliceReader::new(rest).map_err(|_| DerFault::TrailingData)?;
+    match Certificate::decode(&mut next) {
+        Ok(_) => Err(DerFault::MultipleCertificates),
+        Err(_) => Err(DerFault::TrailingData),
+    }
 }
 
 /// An X.509 certificate with its DER bytes and `x5t#S256` thumbprint.
@@ -56,12 +109,16 @@ impl ClientCertificate {
     /// Parses a DER certificate (strict DER: no BER, no trailing bytes).
     ///
     /// # Errors
-    /// [`CertificateError::TooLarge`] or [`CertificateError::Der`].
+    /// [`CertificateError::TooLarge`] or [`CertificateError::Der`] with the
+    /// [`DerFault`].
     pub fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
+        if der.is_empty() {
+            return Err(CertificateError::Der(DerFault::Empty));
+        }
         if der.len() > MAX_CERTIFICATE_DER {
             return Err(CertificateError::TooLarge);
         }
-        let cert = Certificate::from_der(der).map_err(|_| CertificateError::Der)?;
+        let cert = one_certificate(der).map_err(CertificateError::Der)?;
         Ok(Self {
             der: der.to_vec(),
             cert,
@@ -102,10 +159,32 @@ impl ClientCertificate {
         if text.len() > MAX_CERTIFICATE_TEXT {
             return Err(CertificateError::TooLarge);
         }
+        let mut escapes = text.split('%').skip(1);
+        if !escapes
+            .all(|rest| rest.len() >= 2 && rest.bytes().take(2).all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(CertificateError::UrlEncoding);
+        }
         let pem = percent_encoding::percent_decode_str(text)
             .decode_utf8()
             .map_err(|_| CertificateError::UrlEncoding)?;
         Self::from_pem(&pem)
+    }
+
+    /// Parses standard base64 (with padding, no whitespace) of a DER
+    /// certificate: Azure App Service's `X-ARR-ClientCert`, HAProxy's
+    /// `ssl_c_der,base64`.
+    ///
+    /// # Errors
+    /// [`CertificateError`].
+    pub fn from_base64_der(text: &str) -> Result<Self, CertificateError> {
+        if text.len() > MAX_CERTIFICATE_TEXT {
+            return Err(CertificateError::TooLarge);
+        }
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|_| CertificateError::Base64)?;
+        Self::from_der(&der)
     }
 
     /// The DER bytes.

@@ -162,22 +162,8 @@ impl TppDirectory for InMemoryTppDirectory {
     }
 }
 
-fn refused(reason: &'static str) -> ClientAuthError {
-    ClientAuthError::Certificate(CertificateAuthError { reason })
-}
-
-fn trust_reason(e: &TrustError) -> &'static str {
-    match e {
-        TrustError::Revoked => "certificate has been revoked by the scheme",
-        TrustError::Expired => "certificate has expired",
-        TrustError::NotYetValid => "certificate is not valid yet",
-        TrustError::WrongKeyUsage => "certificate is not valid for TLS client authentication",
-        TrustError::UnknownIssuer => "certificate is not issued by a trusted scheme CA",
-        TrustError::UnknownRevocationStatus | TrustError::CrlExpired => {
-            "certificate revocation status cannot be established"
-        }
-        _ => "certificate chain is invalid",
-    }
+fn chain_rejected(e: &TrustError) -> ClientAuthError {
+    ClientAuthError::Certificate(CertificateAuthError::ChainRejected { reason: e.rule() })
 }
 
 /// Authenticates `client` by the certificate of this request: for
@@ -201,8 +187,8 @@ pub async fn authenticate_by_certificate(
         fapi_core::client::AuthMethod::TlsClientAuth => {
             let trusted = trust
                 .current()
-                .verify(presented.certificate(), &[], now)
-                .map_err(|e| refused(trust_reason(&e)))?;
+                .verify(presented.certificate(), &presented.intermediates(), now)
+                .map_err(|e| chain_rejected(&e))?;
             AuthenticatedClient::from_certificate(client, &TlsClientAuth(&trusted))
         }
         _ => AuthenticatedClient::from_certificate(client, &SelfSignedTlsClientAuth(presented)),
@@ -229,11 +215,9 @@ async fn check_directory(
         .map_err(directory_unavailable)?;
     match standing.status {
         CertificateStatus::Active => {}
-        CertificateStatus::TppRevoked => {
-            return Err(refused("the TPP has been revoked in the directory"))
-        }
+        CertificateStatus::TppRevoked => return Err(CertificateAuthError::TppRevoked.into()),
         CertificateStatus::CertificateRevoked => {
-            return Err(refused("certificate has been revoked in the directory"))
+            return Err(CertificateAuthError::CertificateRevoked.into())
         }
     }
     single_identity(client, standing.owner)
@@ -266,9 +250,7 @@ pub async fn ensure_registered_certificate(
 ) -> Result<(), ClientAuthError> {
     match check_directory(client, certificate, directory).await? {
         Some(_) => Ok(()),
-        None => Err(refused(
-            "certificate is not registered to this client in the directory",
-        )),
+        None => Err(CertificateAuthError::NotRegistered.into()),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Certificates forwarded by a gateway that terminated TLS in front of this
 //! service: nginx (`$ssl_client_escaped_cert`), AWS API Gateway
-//! (`$context.identity.clientCert.clientCertPem` mapped into a header) and
-//! Envoy (`x-forwarded-client-cert`).
+//! (`$context.identity.clientCert.clientCertPem` mapped into a header),
+//! Envoy (`x-forwarded-client-cert`), the RFC 9440 `Client-Cert` and
+//! `Client-Cert-Chain` fields, and plain base64 DER (Azure App Service's
+//! `X-ARR-ClientCert`, HAProxy's `ssl_c_der,base64`).
 //!
 //! # Security
 //! Such a header is a certificate only if the gateway set it. A client can
@@ -41,6 +43,16 @@ pub enum ForwardedFormat {
         /// Number of trusted Envoy hops (1 = one edge proxy).
         trusted_hops: NonZeroUsize,
     },
+    /// [RFC 9440]: `Client-Cert` is an RFC 8941 Item whose value is a Byte
+    /// Sequence (`:base64 of DER:`); the optional `Client-Cert-Chain` is a
+    /// List of Byte Sequences, the intermediates. Parameters are ignored,
+    /// as RFC 9440 defines none.
+    ///
+    /// [RFC 9440]: https://www.rfc-editor.org/rfc/rfc9440
+    Rfc9440,
+    /// Standard base64 (padded, no whitespace) of the DER certificate:
+    /// Azure App Service `X-ARR-ClientCert`, HAProxy `ssl_c_der,base64`.
+    Base64Der,
 }
 
 /// Why a forwarded certificate was refused.
@@ -60,6 +72,15 @@ pub enum ForwardedError {
     /// The XFCC header is malformed.
     #[error("x-forwarded-client-cert header is malformed")]
     MalformedXfcc,
+    /// An RFC 9440 field is not the structured field it must be.
+    #[error("{0} is not an RFC 9440 structured field of byte sequences")]
+    MalformedRfc9440(&'static str),
+    /// A certificate chain was forwarded in a format that carries none.
+    #[error("this forwarding format carries no certificate chain")]
+    UnexpectedChain,
+    /// More intermediates than [`crate::trust::MAX_PRESENTED_INTERMEDIATES`].
+    #[error("forwarded certificate chain is too long")]
+    ChainTooLong,
     /// The XFCC header has fewer elements than trusted hops, or too many.
     #[error("x-forwarded-client-cert header does not have the configured number of elements")]
     XfccElementCount,
@@ -116,34 +137,111 @@ impl TrustedForwarder {
         peer: IpAddr,
         header: Option<&str>,
     ) -> Result<PresentedCertificate, ForwardedError> {
+        self.presented_chain(peer, header, None)
+    }
+
+    /// As [`TrustedForwarder::presented_certificate`], with the
+    /// intermediates the gateway forwarded in `chain_header`
+    /// (`Client-Cert-Chain` for [`ForwardedFormat::Rfc9440`]); they are
+    /// kept for chain validation
+    /// ([`PresentedCertificate::intermediates`]).
+    ///
+    /// # Errors
+    /// As [`TrustedForwarder::presented_certificate`];
+    /// [`ForwardedError::UnexpectedChain`] for a chain in a format that has
+    /// none, [`ForwardedError::ChainTooLong`] for too many intermediates.
+    pub fn presented_chain(
+        &self,
+        peer: IpAddr,
+        header: Option<&str>,
+        chain_header: Option<&str>,
+    ) -> Result<PresentedCertificate, ForwardedError> {
         if !self.gateways.contains(&peer) {
             return Err(ForwardedError::UntrustedPeer);
         }
         let value = header.ok_or(ForwardedError::Missing)?;
-        if value.len() > MAX_HEADER_LEN {
+        if value.len() > MAX_HEADER_LEN || chain_header.is_some_and(|c| c.len() > MAX_HEADER_LEN) {
             return Err(ForwardedError::TooLarge);
         }
         if value.trim().is_empty() {
             return Err(ForwardedError::Missing);
         }
+        if chain_header.is_some() && self.format != ForwardedFormat::Rfc9440 {
+            return Err(ForwardedError::UnexpectedChain);
+        }
+        let mut intermediates = Vec::new();
         let cert = match self.format {
             ForwardedFormat::UrlEncodedPem => {
                 ClientCertificate::from_url_encoded_pem(value.trim())?
             }
             ForwardedFormat::Pem => ClientCertificate::from_pem(value)?,
             ForwardedFormat::EnvoyXfcc { trusted_hops } => xfcc_certificate(value, trusted_hops)?,
+            ForwardedFormat::Base64Der => ClientCertificate::from_base64_der(value.trim())?,
+            ForwardedFormat::Rfc9440 => {
+                if let Some(chain) = chain_header {
+                    intermediates = rfc9440_chain(chain)?;
+                }
+                rfc9440_certificate(value)?
+            }
         };
-        Ok(PresentedCertificate::from_trusted_gateway(cert))
+        Ok(PresentedCertificate::from_trusted_gateway(
+            cert,
+            intermediates,
+        ))
     }
+}
+
+/// RFC 9440 §2.2 `Client-Cert`: one Byte Sequence Item.
+fn rfc9440_certificate(value: &str) -> Result<ClientCertificate, ForwardedError> {
+    let item: sfv::Item = sfv::Parser::new(value)
+        .parse()
+        .map_err(|_| ForwardedError::MalformedRfc9440("Client-Cert"))?;
+    let der = item
+        .bare_item
+        .as_byte_sequence()
+        .ok_or(ForwardedError::MalformedRfc9440("Client-Cert"))?;
+    Ok(ClientCertificate::from_der(der)?)
+}
+
+/// RFC 9440 §2.3 `Client-Cert-Chain`: a List of Byte Sequence Items, each
+/// one DER certificate.
+fn rfc9440_chain(value: &str) -> Result<Vec<Vec<u8>>, ForwardedError> {
+    let malformed = ForwardedError::MalformedRfc9440("Client-Cert-Chain");
+    let list: sfv::List = sfv::Parser::new(value)
+        .parse()
+        .map_err(|_| malformed.clone())?;
+    if list.len() > crate::trust::MAX_PRESENTED_INTERMEDIATES {
+        return Err(ForwardedError::ChainTooLong);
+    }
+    list.iter()
+        .map(|entry| match entry {
+            sfv::ListEntry::Item(item) => {
+                let der = item.bare_item.as_byte_sequence().ok_or(malformed.clone())?;
+                // each member is one certificate: parse it now so a bad
+                // member is reported as such, not later as a bad chain
+                ClientCertificate::from_der(der)?;
+                Ok(der.to_vec())
+            }
+            sfv::ListEntry::InnerList(_) => Err(malformed.clone()),
+        })
+        .collect()
 }
 
 /// One XFCC element: its key/value pairs (keys lower-cased).
 type Element = Vec<(String, String)>;
 
+/// Keys an XFCC element may repeat: one `DNS` or `URI` pair per SAN, as
+/// Envoy writes them. Any other repeated key is malformed.
+const XFCC_REPEATABLE: [&str; 2] = ["dns", "uri"];
+
 /// Splits an XFCC header into elements (`,`) of pairs (`;`) of `key=value`,
 /// where a value may be a double-quoted string with `\"` escapes
-/// (Envoy's `x-forwarded-client-cert` format).
+/// (Envoy's `x-forwarded-client-cert` format). A control character (CR,
+/// LF, NUL, ...) anywhere is malformed.
 fn parse_xfcc(value: &str) -> Result<Vec<Element>, ForwardedError> {
+    if value.chars().any(char::is_control) {
+        return Err(ForwardedError::MalformedXfcc);
+    }
     let mut elements: Vec<Element> = Vec::new();
     let mut pairs: Element = Vec::new();
     let mut chars = value.chars().peekable();
@@ -194,7 +292,7 @@ fn parse_xfcc(value: &str) -> Result<Vec<Element>, ForwardedError> {
                 chars.next();
             }
         }
-        if pairs.iter().any(|(k, _)| *k == key) {
+        if pairs.iter().any(|(k, _)| *k == key) && !XFCC_REPEATABLE.contains(&key.as_str()) {
             return Err(ForwardedError::MalformedXfcc);
         }
         pairs.push((key, val));
@@ -260,6 +358,8 @@ mod tests {
         assert_eq!(e[1][0], ("hash".to_string(), "cd".to_string()));
         let e = parse_xfcc(r#"Subject="a\"b""#).unwrap();
         assert_eq!(e[0][0].1, "a\"b");
+        let e = parse_xfcc("Cert=c;DNS=a.example;DNS=b.example;URI=x;URI=y").unwrap();
+        assert_eq!(e[0].len(), 5);
         for bad in [
             "",
             "x",
@@ -270,6 +370,9 @@ mod tests {
             "a=b\"c",
             "a=b;a=c",
             "a=\"x\"y",
+            "Hash=a;Hash=a",
+            "a=b\nc",
+            "a=\"b\r\"",
         ] {
             assert!(parse_xfcc(bad).is_err(), "{bad}");
         }

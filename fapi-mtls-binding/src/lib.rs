@@ -6,11 +6,14 @@ pub mod binding;
 pub mod certificate;
 pub mod client_auth;
 pub mod directory;
+pub mod dn;
 pub mod forwarded;
 #[doc = include_str!("../MANUAL.md")]
 pub mod manual {}
 pub mod trust;
 
 pub use binding::PresentedCertificate;
-pub use certificate::{CertificateError, ClientCertificate};
+pub use certificate::{CertificateError, ClientCertificate, DerFault};
+pub use client_auth::RegisteredSubject;
+pub use dn::DistinguishedName;
 pub use forwarded::{ForwardedError, ForwardedFormat, TrustedForwarder};

@@ -18,13 +18,15 @@ use fapi_core::time::UnixTime;
 use fapi_core::types::{CertificateThumbprint, ClientId, Issuer, Scope};
 use fapi_core::{AccessTokenVerifier, Profile};
 use fapi_mtls_binding::{
-    CertificateError, ClientCertificate, ForwardedError, ForwardedFormat, PresentedCertificate,
-    TrustedForwarder,
+    CertificateError, ClientCertificate, DerFault, ForwardedError, ForwardedFormat,
+    PresentedCertificate, TrustedForwarder,
 };
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer as CaIssuer, KeyPair};
 
 struct Pki {
+    /// The scheme CA certificate (DER).
+    ca: Vec<u8>,
     tpp_a: rcgen::Certificate,
     tpp_b: rcgen::Certificate,
     attacker: rcgen::Certificate,
@@ -40,6 +42,7 @@ fn pki() -> &'static Pki {
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca.distinguished_name
             .push(DnType::CommonName, "Scheme Test CA");
+        let ca_der = ca.self_signed(&ca_key).unwrap().der().to_vec();
         let issuer = CaIssuer::new(ca, ca_key);
         let leaf = |name: &str| {
             let mut p = CertificateParams::new(vec![format!("{name}.example")]).unwrap();
@@ -52,6 +55,7 @@ fn pki() -> &'static Pki {
             .unwrap()
             .cert;
         Pki {
+            ca: ca_der,
             tpp_a: leaf("tpp-a"),
             tpp_b: leaf("tpp-b"),
             attacker,
@@ -133,19 +137,22 @@ fn every_input_form_yields_the_same_thumbprint() {
 fn malformed_certificates_are_typed_errors() {
     let c = &pki().tpp_a;
     let der = c.der().to_vec();
+    let der_fault = |bytes: &[u8]| match ClientCertificate::from_der(bytes).unwrap_err() {
+        CertificateError::Der(f) => f,
+        e => panic!("{e:?}"),
+    };
+    assert_eq!(der_fault(&[]), DerFault::Empty);
     let mut trailing = der.clone();
     trailing.push(0);
+    assert_eq!(der_fault(&trailing), DerFault::TrailingData);
+    let two = [der.clone(), pki().tpp_b.der().to_vec()].concat();
+    assert_eq!(der_fault(&two), DerFault::MultipleCertificates);
+    assert_eq!(der_fault(&der[..der.len() - 1]), DerFault::NotACertificate);
+    assert_eq!(der_fault(b"not a certificate"), DerFault::NotACertificate);
+    // a DER SEQUENCE that is not a certificate
     assert_eq!(
-        ClientCertificate::from_der(&trailing).unwrap_err(),
-        CertificateError::Der
-    );
-    assert_eq!(
-        ClientCertificate::from_der(&der[..der.len() - 1]).unwrap_err(),
-        CertificateError::Der
-    );
-    assert_eq!(
-        ClientCertificate::from_der(b"not a certificate").unwrap_err(),
-        CertificateError::Der
+        der_fault(&[0x30, 0x03, 0x02, 0x01, 0x01]),
+        DerFault::NotACertificate
     );
     assert_eq!(
         ClientCertificate::from_der(&vec![0x30; 20_000]).unwrap_err(),
@@ -168,11 +175,143 @@ fn malformed_certificates_are_typed_errors() {
         ClientCertificate::from_pem("garbage").unwrap_err(),
         CertificateError::Pem
     );
-    assert_eq!(
-        ClientCertificate::from_url_encoded_pem("%ff%fe").unwrap_err(),
-        CertificateError::UrlEncoding
-    );
     assert!(ClientCertificate::from_der(&der).is_ok());
+}
+
+/// A bad percent escape was reported as a PEM error (the lenient decoder
+/// passed `%zz` through); it is a URL-encoding error.
+#[test]
+fn bad_percent_escapes_are_url_encoding_errors() {
+    let good = url_encoded(&pki().tpp_a.pem());
+    assert!(ClientCertificate::from_url_encoded_pem(&good).is_ok());
+    for bad in [
+        "%ff%fe".to_owned(),
+        format!("{good}%"),
+        format!("{good}%4"),
+        format!("%zz{good}"),
+        good.replacen("%2D", "%-D", 1),
+    ] {
+        assert_eq!(
+            ClientCertificate::from_url_encoded_pem(&bad).unwrap_err(),
+            CertificateError::UrlEncoding,
+            "{bad}"
+        );
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn plain_base64_der_from_azure_or_haproxy() {
+    let fwd = TrustedForwarder::new(ForwardedFormat::Base64Der, vec![gateway()]).unwrap();
+    let der = pki().tpp_a.der();
+    let p = fwd
+        .presented_certificate(gateway(), Some(&base64(der)))
+        .unwrap();
+    assert_eq!(p.certificate().der(), der.as_ref());
+    let unpadded = base64(der).trim_end_matches('=').to_owned();
+    for bad in [
+        format!("{}\n{}", &base64(der)[..40], &base64(der)[40..]),
+        base64(der).replace('+', "-"),
+        "!!!!".to_owned(),
+    ] {
+        assert_eq!(
+            fwd.presented_certificate(gateway(), Some(&bad))
+                .unwrap_err(),
+            ForwardedError::Certificate(CertificateError::Base64),
+            "{bad}"
+        );
+    }
+    // unpadded is refused unless the DER length needs no padding
+    if !unpadded.len().is_multiple_of(4) {
+        assert!(fwd
+            .presented_certificate(gateway(), Some(&unpadded))
+            .is_err());
+    }
+    assert_eq!(
+        fwd.presented_certificate(gateway(), Some(&base64(b"junk")))
+            .unwrap_err(),
+        ForwardedError::Certificate(CertificateError::Der(DerFault::NotACertificate))
+    );
+    assert_eq!(
+        fwd.presented_certificate(client_ip(), Some(&base64(der)))
+            .unwrap_err(),
+        ForwardedError::UntrustedPeer
+    );
+}
+
+#[test]
+fn rfc9440_client_cert_and_chain() {
+    let fwd = TrustedForwarder::new(ForwardedFormat::Rfc9440, vec![gateway()]).unwrap();
+    let der = pki().tpp_a.der();
+    let ca = pki().ca.as_slice();
+    let cert_field = format!(":{}:", base64(der));
+    let p = fwd
+        .presented_chain(
+            gateway(),
+            Some(&cert_field),
+            Some(&format!(":{}:", base64(ca))),
+        )
+        .unwrap();
+    assert_eq!(p.certificate().der(), der.as_ref());
+    assert_eq!(p.intermediates(), vec![ca]);
+    // without the chain field, and with parameters (ignored, none defined)
+    let p = fwd
+        .presented_certificate(gateway(), Some(&format!("{cert_field};x=1")))
+        .unwrap();
+    assert!(p.intermediates().is_empty());
+    for bad in [
+        base64(der),                           // a token, not a byte sequence
+        format!("\"{}\"", base64(der)),        // a string
+        format!(":{}", base64(der)),           // unterminated
+        format!("{cert_field}, {cert_field}"), // a list, not an item
+    ] {
+        assert_eq!(
+            fwd.presented_certificate(gateway(), Some(&bad))
+                .unwrap_err(),
+            ForwardedError::MalformedRfc9440("Client-Cert"),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        fwd.presented_certificate(gateway(), Some(&format!(":{}:", base64(b"junk"))))
+            .unwrap_err(),
+        ForwardedError::Certificate(CertificateError::Der(DerFault::NotACertificate))
+    );
+    for bad_chain in [
+        "(:AAAA:)".to_owned(),
+        "abc".to_owned(),
+        format!(":{}:, 1", base64(ca)),
+    ] {
+        assert_eq!(
+            fwd.presented_chain(gateway(), Some(&cert_field), Some(&bad_chain))
+                .unwrap_err(),
+            ForwardedError::MalformedRfc9440("Client-Cert-Chain"),
+            "{bad_chain}"
+        );
+    }
+    let nine = vec![format!(":{}:", base64(ca)); 9].join(", ");
+    assert_eq!(
+        fwd.presented_chain(gateway(), Some(&cert_field), Some(&nine))
+            .unwrap_err(),
+        ForwardedError::ChainTooLong
+    );
+    assert_eq!(
+        fwd.presented_chain(client_ip(), Some(&cert_field), None)
+            .unwrap_err(),
+        ForwardedError::UntrustedPeer
+    );
+    // a chain field in a format that has none is refused, not ignored
+    let pem_fwd = TrustedForwarder::new(ForwardedFormat::Pem, vec![gateway()]).unwrap();
+    assert_eq!(
+        pem_fwd
+            .presented_chain(gateway(), Some(&pki().tpp_a.pem()), Some(&cert_field))
+            .unwrap_err(),
+        ForwardedError::UnexpectedChain
+    );
 }
 
 fn token_bound_to(cnf: Confirmation) -> fapi_core::VerifiedAccessToken {
@@ -392,4 +531,52 @@ fn xfcc_element_without_cert_rejected() {
             .unwrap_err(),
         ForwardedError::XfccNoCertificate
     );
+}
+
+/// Envoy writes one `DNS` (and `URI`) pair per SAN: a TPP certificate with
+/// two DNS SANs was refused behind Envoy.
+#[test]
+fn xfcc_repeats_dns_and_uri_but_nothing_else() {
+    let cert = url_encoded(&pki().tpp_a.pem());
+    let ok = format!(
+        "By=spiffe://bank/api;Cert=\"{cert}\";Subject=\"CN=tpp-a,O=TPP Ltd\";URI=spiffe://tpp-a;URI=https://tpp-a.example;DNS=tpp-a.example;DNS=api.tpp-a.example"
+    );
+    assert!(xfcc(1).presented_certificate(gateway(), Some(&ok)).is_ok());
+    let hash = hex(CertificateThumbprint::of_der(pki().tpp_a.der()).as_bytes());
+    for repeated in [
+        format!("Hash={hash};Hash={hash};Cert={cert}"),
+        format!("Cert={cert};Cert={cert}"),
+        format!("Chain={cert};Chain={cert};Cert={cert}"),
+        format!("Subject=\"CN=a\";Subject=\"CN=b\";Cert={cert}"),
+        format!("By=spiffe://a;By=spiffe://b;Cert={cert}"),
+        format!("Cert={cert};X=1;x=2"),
+    ] {
+        assert_eq!(
+            xfcc(1)
+                .presented_certificate(gateway(), Some(&repeated))
+                .unwrap_err(),
+            ForwardedError::MalformedXfcc,
+            "{repeated}"
+        );
+    }
+}
+
+#[test]
+fn xfcc_value_with_a_raw_line_break_refused() {
+    let cert = url_encoded(&pki().tpp_a.pem());
+    for bad in [
+        format!("Cert={cert};Subject=\"CN=a\nX-Injected: 1\""),
+        format!("Cert={cert};DNS=a\r\n.example"),
+        format!("Cert={cert};DNS=a\u{0}b"),
+    ] {
+        assert_eq!(
+            xfcc(1)
+                .presented_certificate(gateway(), Some(&bad))
+                .unwrap_err(),
+            ForwardedError::MalformedXfcc
+        );
+    }
+    assert!(xfcc(1)
+        .presented_certificate(gateway(), Some(&format!("Cert={cert};Subject=\"CN=a b\"")))
+        .is_ok());
 }

@@ -22,12 +22,13 @@ proptest! {
         let _ = ClientCertificate::from_pem(&text);
         let _ = ClientCertificate::from_pem(&format!("-----BEGIN CERTIFICATE-----\n{text}\n-----END CERTIFICATE-----"));
         let _ = ClientCertificate::from_url_encoded_pem(&text);
+        let _ = ClientCertificate::from_base64_der(&text);
     }
 
     #[test]
     fn registered_dn_parser_never_panics(dn in "[A-Za-z0-9=,+ .\\#\"<>;]{0,120}", any_text in any::<String>()) {
-        let _ = fapi_mtls_binding::client_auth::DistinguishedName::parse(&dn);
-        let _ = fapi_mtls_binding::client_auth::DistinguishedName::parse(&any_text);
+        let _ = fapi_mtls_binding::DistinguishedName::parse(&dn);
+        let _ = fapi_mtls_binding::DistinguishedName::parse(&any_text);
     }
 
     #[test]
@@ -38,10 +39,13 @@ proptest! {
             ForwardedFormat::Pem,
             ForwardedFormat::EnvoyXfcc { trusted_hops: NonZeroUsize::new(1).unwrap() },
             ForwardedFormat::EnvoyXfcc { trusted_hops: NonZeroUsize::new(3).unwrap() },
+            ForwardedFormat::Rfc9440,
+            ForwardedFormat::Base64Der,
         ] {
             let fwd = TrustedForwarder::new(format, vec![gw]).unwrap();
             let _ = fwd.presented_certificate(gw, Some(&header));
             let _ = fwd.presented_certificate(gw, Some(&any_text));
+            let _ = fwd.presented_chain(gw, Some(&header), Some(&any_text));
         }
     }
 }

@@ -75,7 +75,9 @@ pub struct BankConfig {
     pub public_host: String,
     /// Scheme CA bundle (PEM), the trust anchors for client certificates.
     pub scheme_ca: PathBuf,
-    /// CRLs (PEM); with any, every client certificate must be covered.
+    /// The scheme CAs' CRLs (PEM). At least one: every client certificate
+    /// must be covered by a current CRL of its issuer, and the bank does
+    /// not start with a CRL past its nextUpdate.
     #[serde(default)]
     pub crls: Vec<PathBuf>,
     /// Server certificate chain (PEM).
@@ -124,7 +126,7 @@ impl BankConfig {
             admin_listen: Some(any),
             public_host: "localhost".into(),
             scheme_ca: "scheme-ca.pem".into(),
-            crls: Vec::new(),
+            crls: vec![crate::pki::DEV_CRL.into()],
             server_certificate: "bank-server.pem".into(),
             server_key: "bank-server".into(),
             signing_key: "bank-signing".into(),

@@ -360,7 +360,7 @@ pub fn build(
     let keys =
         Arc::new(KeySet::from_jwks(&jwks, &*provider, &profile.key_policy()).map_err(config_err)?);
 
-    let trust = Arc::new(config.scheme_trust()?);
+    let trust = Arc::new(config.scheme_trust(clock.now())?);
 
     let issuer = Issuer::try_from(issuer_url).map_err(config_err)?;
     let api_base = api_base.to_owned();
@@ -453,11 +453,15 @@ impl BankConfig {
     }
 
     /// The scheme trust store: the CA bundle and CRLs of this
-    /// configuration.
+    /// configuration, checked at `now` under fapi-mtls-binding's default
+    /// chain and revocation policies (every client certificate covered by
+    /// a current CRL of its issuer; the bank never runs without revocation
+    /// checking).
     ///
     /// # Errors
-    /// [`StartError::Config`].
-    pub fn scheme_trust(&self) -> Result<TrustStore, StartError> {
+    /// [`StartError::Config`], e.g. when no CRL is configured, a CRL is past
+    /// its nextUpdate or a CA certificate is outside its validity.
+    pub fn scheme_trust(&self, now: UnixTime) -> Result<TrustStore, StartError> {
         let anchors = pem_certificates(&self.read(&self.scheme_ca)?)?;
         let crls = self
             .crls
@@ -467,7 +471,11 @@ impl BankConfig {
         let anchor_refs: Vec<&[u8]> = anchors.iter().map(Vec::as_slice).collect();
         let crl_refs: Vec<&[u8]> = crls.iter().map(Vec::as_slice).collect();
         Ok(TrustStore::new(
-            TrustBundle::new(1, &anchor_refs, &[], &crl_refs).map_err(config_err)?,
+            TrustBundle::builder(1)
+                .anchors(&anchor_refs)
+                .crls(&crl_refs)
+                .build(now)
+                .map_err(config_err)?,
         ))
     }
 

@@ -67,9 +67,22 @@ pub struct ConnectionInfo {
 impl ConnectionInfo {
     /// A connection from `remote` that presented `peer_certificate`.
     pub fn new(peer_certificate: Option<Arc<Vec<u8>>>, remote: SocketAddr) -> Self {
+        Self::with_intermediates(peer_certificate, &[], remote)
+    }
+
+    /// A connection from `remote` that presented `peer_certificate` and,
+    /// after it in the handshake, `intermediates` (kept so the chain is
+    /// re-validated the same way when the trust bundle changes).
+    pub fn with_intermediates(
+        peer_certificate: Option<Arc<Vec<u8>>>,
+        intermediates: &[&[u8]],
+        remote: SocketAddr,
+    ) -> Self {
         let presented = peer_certificate
             .as_deref()
-            .and_then(|der| PresentedCertificate::from_verified_tls_peer(der).ok())
+            .and_then(|der| {
+                PresentedCertificate::from_verified_tls_peer_chain(der, intermediates).ok()
+            })
             .map(Arc::new);
         Self {
             peer_certificate,
@@ -102,7 +115,7 @@ impl ConnectionInfo {
             return Ok(());
         }
         let cert = self.presented().ok_or(TrustError::Invalid)?;
-        bundle.verify(cert.certificate(), &[], now)?;
+        bundle.verify(cert.certificate(), &cert.intermediates(), now)?;
         self.verified_bundle
             .store(bundle.version(), Ordering::Release);
         Ok(())
@@ -131,7 +144,9 @@ fn rustls_error(e: &TrustError) -> rustls::Error {
         TrustError::NotYetValid => C::NotValidYet,
         TrustError::UnknownIssuer => C::UnknownIssuer,
         TrustError::WrongKeyUsage => C::InvalidPurpose,
-        TrustError::UnknownRevocationStatus | TrustError::CrlExpired => C::UnknownRevocationStatus,
+        TrustError::CrlUnavailable | TrustError::CrlExpired | TrustError::CrlSignatureInvalid => {
+            C::UnknownRevocationStatus
+        }
         _ => C::ApplicationVerificationFailure,
     })
 }
@@ -264,13 +279,10 @@ pub async fn serve(
                     }
                     Err(_) => return,
                 };
-            let peer_certificate = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| Arc::new(c.to_vec()));
-            let info = ConnectionInfo::new(peer_certificate, remote);
+            let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
+            let peer_certificate = chain.first().map(|c| Arc::new(c.to_vec()));
+            let intermediates: Vec<&[u8]> = chain.iter().skip(1).map(|c| c.as_ref()).collect();
+            let info = ConnectionInfo::with_intermediates(peer_certificate, &intermediates, remote);
             let service = app.map_request(
                 move |mut req: axum::extract::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(info.clone());

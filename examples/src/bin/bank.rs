@@ -190,7 +190,7 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
                     .get("certificate")
                     .ok_or("--certificate is required")?,
             )?)?;
-            let trust = config.scheme_trust()?;
+            let trust = config.scheme_trust(now)?;
             onboard(&db, &registration, &cert, &trust, &*provider, profile, now)?;
             println!(
                 "onboarded {} ({}), certificate x5t#S256 {}",
