@@ -88,6 +88,7 @@ fn bench(c: &mut Criterion) {
                 require_nbf: false,
                 require_iat: true,
                 max_future_skew_secs: 10,
+                exp_leeway_secs: 0,
                 max_nbf_age_secs: None,
                 max_lifetime_secs: None,
             };

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::claims::{ClaimError, TimeRules, Times};
+use crate::claims::{ClaimError, TimeRules, TimeRulesError, Times};
 use crate::crypto::{Algorithm, JwkThumbprint, SigningError, SigningKey};
 use crate::error::{ErrorCode, OAuthError};
 use crate::jose::{sign_compact, ExpectedType, JoseError, JwsPolicy, Part, UnverifiedJws};
@@ -232,7 +232,9 @@ impl AccessTokenIssuer {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AccessTokenError {
-    /// The `Authorization` header is not `Bearer <token>`.
+    /// The `Authorization` header is not `Bearer <token>` with an RFC 6750
+    /// `b64token`. (A header of that shape whose token is not a compact JWS
+    /// reports the framing fault instead, as [`AccessTokenError::Jose`].)
     #[error("authorization header must be `Bearer` followed by one space and the token")]
     MalformedAuthorization,
     /// The JWS failed a JOSE rule.
@@ -289,6 +291,7 @@ pub struct AccessTokenVerifier {
     issuer: Issuer,
     audience: String,
     algorithms: Vec<Algorithm>,
+    rules: TimeRules,
     cache: Option<Arc<VerifiedTokenCache>>,
 }
 
@@ -331,12 +334,14 @@ impl VerifiedTokenCache {
         self.entries()?.by_digest.get(digest).cloned()
     }
 
-    fn remember(&self, digest: [u8; 32], remembered: Remembered, now: UnixTime) {
+    fn remember(&self, digest: [u8; 32], remembered: Remembered, rules: &TimeRules, now: UnixTime) {
         let Some(mut entries) = self.entries() else {
             return;
         };
         if entries.by_digest.len() >= self.capacity && entries.last_sweep != Some(now) {
-            entries.by_digest.retain(|_, r| r.times.exp > now);
+            entries
+                .by_digest
+                .retain(|_, r| r.times.exp.saturating_add(rules.exp_leeway_secs) > now);
             entries.last_sweep = Some(now);
         }
         // full of live tokens: verify the newcomer in full each time until
@@ -353,7 +358,11 @@ impl VerifiedTokenCache {
 
 impl AccessTokenVerifier {
     /// A verifier trusting `keys` (the authorization server's own JWKS) for
-    /// tokens from `issuer` to `audience`, signed with one of `algorithms`.
+    /// tokens from `issuer` to `audience`, signed with one of `algorithms`,
+    /// under the default time rules ([`Profile::access_token_times`]:
+    /// `iat`/`nbf` up to 10 s ahead, expired exactly at `exp`).
+    ///
+    /// [`Profile::access_token_times`]: crate::Profile::access_token_times
     pub fn new(
         keys: Arc<KeySet>,
         issuer: Issuer,
@@ -365,8 +374,31 @@ impl AccessTokenVerifier {
             issuer,
             audience,
             algorithms: algorithms.to_vec(),
+            rules: TimeRules::issued_token(true),
             cache: None,
         }
+    }
+
+    /// Replaces the time rules (clock skew for `iat`/`nbf`, leeway after
+    /// `exp`), e.g. `Profile::access_token_times()` adjusted to the bank's
+    /// clock discipline. `exp` and `iat` stay required whatever `rules`
+    /// says. A remembered token is judged by the same rules.
+    ///
+    /// # Errors
+    /// [`TimeRulesError`] when an allowance is negative or above 60 s
+    /// ([`TimeRules::validate`]).
+    pub fn with_time_rules(mut self, rules: TimeRules) -> Result<Self, TimeRulesError> {
+        rules.validate()?;
+        self.rules = TimeRules {
+            require_iat: true,
+            ..rules
+        };
+        Ok(self)
+    }
+
+    /// The time rules in force.
+    pub fn time_rules(&self) -> &TimeRules {
+        &self.rules
     }
 
     /// Remembers up to `capacity` accepted tokens so that presenting the
@@ -400,7 +432,7 @@ impl AccessTokenVerifier {
         now: UnixTime,
     ) -> Result<VerifiedAccessToken, AccessTokenError> {
         let token = bearer_token(authorization)?;
-        let rules = TimeRules::issued_token(true);
+        let rules = self.rules;
         let Some(cache) = &self.cache else {
             return self.verify_token(token, &rules, now).map(|r| r.token);
         };
@@ -411,7 +443,7 @@ impl AccessTokenVerifier {
             return Ok(hit.token);
         }
         let remembered = self.verify_token(token, &rules, now)?;
-        cache.remember(digest, remembered.clone(), now);
+        cache.remember(digest, remembered.clone(), &rules, now);
         Ok(remembered.token)
     }
 
@@ -537,9 +569,24 @@ fn bearer_token(authorization: &str) -> Result<&str, AccessTokenError> {
         ok & (b.is_ascii_alphanumeric() | (b == b'-') | (b == b'_') | (b == b'.'))
     });
     if !b64token {
+        // the right shape (an RFC 6750 b64token after `Bearer `) but not a
+        // compact JWS: say which segment is at fault rather than "malformed"
+        if is_rfc6750_b64token(token) {
+            UnverifiedJws::parse(token)?;
+        }
         return Err(AccessTokenError::MalformedAuthorization);
     }
     Ok(token)
+}
+
+/// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /
+/// "+" / "/" ) *"="`.
+fn is_rfc6750_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
 
 /// An access token whose signature and claims are verified, but which is not

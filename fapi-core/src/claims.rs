@@ -192,8 +192,13 @@ pub struct TimeRules {
     pub require_nbf: bool,
     /// `iat` must be present.
     pub require_iat: bool,
-    /// How far in the future `nbf`/`iat` may be (clock skew).
+    /// How far in the future `nbf`/`iat` may be (clock skew): accepted up
+    /// to exactly `now + max_future_skew_secs`.
     pub max_future_skew_secs: i64,
+    /// How long after `exp` the token is still accepted (clock skew the
+    /// other way): accepted while `now < exp + exp_leeway_secs`. 0 (the
+    /// default everywhere in this crate) means expired at `exp` exactly.
+    pub exp_leeway_secs: i64,
     /// How far in the past `nbf` may be.
     pub max_nbf_age_secs: Option<i64>,
     /// Longest allowed `exp` - `nbf` (or - `iat`, or - now).
@@ -224,7 +229,7 @@ impl TimeRules {
         if self.require_iat && iat.is_none() {
             return Err(ClaimError::Missing("iat"));
         }
-        if now >= exp {
+        if now >= exp.saturating_add(self.exp_leeway_secs) {
             return Err(ClaimError::Expired { now, exp });
         }
         let latest_start = now.saturating_add(self.max_future_skew_secs);
@@ -269,10 +274,57 @@ impl TimeRules {
             require_nbf: false,
             require_iat,
             max_future_skew_secs: crate::profile::MAX_FUTURE_SKEW_SECS,
+            exp_leeway_secs: 0,
             max_nbf_age_secs: None,
             max_lifetime_secs: None,
         }
     }
+
+    /// Checks that the clock allowances are within what FAPI permits:
+    /// `max_future_skew_secs` and `exp_leeway_secs` each between 0 and
+    /// [`MAX_CLOCK_SKEW_SECS`](crate::profile::MAX_CLOCK_SKEW_SECS) (FAPI 2.0
+    /// SP §5.3.2.1: reject `iat`/`nbf` more than 60 s ahead).
+    ///
+    /// # Errors
+    /// [`TimeRulesError`] naming the allowance out of range.
+    pub fn validate(&self) -> Result<(), TimeRulesError> {
+        let max = crate::profile::MAX_CLOCK_SKEW_SECS;
+        if !(0..=max).contains(&self.max_future_skew_secs) {
+            return Err(TimeRulesError::FutureSkew {
+                secs: self.max_future_skew_secs,
+                max,
+            });
+        }
+        if !(0..=max).contains(&self.exp_leeway_secs) {
+            return Err(TimeRulesError::ExpLeeway {
+                secs: self.exp_leeway_secs,
+                max,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Why a set of time rules was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TimeRulesError {
+    /// The allowed future skew for `iat`/`nbf` is negative or too large.
+    #[error("future clock skew of {secs} s is outside 0 to {max} s")]
+    FutureSkew {
+        /// The value given.
+        secs: i64,
+        /// The limit.
+        max: i64,
+    },
+    /// The `exp` leeway is negative or too large.
+    #[error("exp leeway of {secs} s is outside 0 to {max} s")]
+    ExpLeeway {
+        /// The value given.
+        secs: i64,
+        /// The limit.
+        max: i64,
+    },
 }
 
 /// The checked time claims.

@@ -205,6 +205,35 @@ impl PublicKeyMaterial {
 /// The largest RSA modulus accepted, bounding the cost of one verification.
 pub const MAX_RSA_BITS: usize = 8192;
 
+/// The least RSA public exponent either provider loads (NIST SP 800-56B,
+/// FIPS 186-5: e > 2^16).
+pub const MIN_RSA_EXPONENT: u64 = 65_537;
+/// The largest RSA public exponent either provider loads: 2^33 - 1, the
+/// most both AWS-LC and the `rsa` crate accept.
+pub const MAX_RSA_EXPONENT: u64 = (1 << 33) - 1;
+
+/// The one RSA public-exponent rule both providers apply when they load a
+/// key (public or private): minimally encoded, odd, and between
+/// [`MIN_RSA_EXPONENT`] and [`MAX_RSA_EXPONENT`]. AWS-LC on its own loads `e = 1` (every message is
+/// then its own signature) while the `rsa` crate refuses it; this makes the
+/// two agree, with the same error.
+///
+/// # Errors
+/// [`KeyError::RsaExponent`].
+pub fn check_rsa_exponent(e: &[u8]) -> Result<(), KeyError> {
+    // minimal big-endian (as JWK requires, and as AWS-LC reads it): no
+    // leading zero octet
+    if e.first().is_none_or(|b| *b == 0) || e.len() > 8 {
+        return Err(KeyError::RsaExponent);
+    }
+    let value = e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    if value % 2 == 1 && (MIN_RSA_EXPONENT..=MAX_RSA_EXPONENT).contains(&value) {
+        Ok(())
+    } else {
+        Err(KeyError::RsaExponent)
+    }
+}
+
 /// Minimum key sizes (FAPI 1.0 Part 2 §8.6, FAPI 2.0 Security Profile §5.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyPolicy {
@@ -264,6 +293,10 @@ pub enum KeyError {
     /// The key's encoding is malformed or the key is not valid for its type.
     #[error("key is malformed: {0}")]
     Malformed(&'static str),
+    /// An RSA public exponent that is even, below 65537, above 2^33 - 1 or
+    /// not minimally encoded ([`check_rsa_exponent`]).
+    #[error("RSA public exponent must be odd and between 65537 and 2^33 - 1")]
+    RsaExponent,
     /// The key type or curve is not one this crate uses.
     #[error("key type is not supported: {0}")]
     Unsupported(&'static str),

@@ -162,6 +162,10 @@ pub enum JoseError {
         /// The expected value.
         expected: &'static str,
     },
+    /// `cty` is `JWT`: a nested JWT (RFC 7519 §5.2), which no FAPI token
+    /// is. Its claims would be another token's, signed by someone else.
+    #[error("token cty says it is a nested JWT; nested tokens are not accepted")]
+    NestedJwt,
     /// No single key could be chosen.
     #[error(transparent)]
     Key(#[from] KeySelectionError),
@@ -239,6 +243,7 @@ pub struct Header {
     alg: String,
     kid: Option<String>,
     typ: Option<String>,
+    cty: Option<String>,
     crit: Option<Vec<String>>,
     has_b64: bool,
     /// The decoded header, for [`Header::get`] (already checked).
@@ -253,6 +258,7 @@ struct HeaderMembers<'a> {
     alg: Slot<Cow<'a, str>>,
     kid: Slot<Cow<'a, str>>,
     typ: Slot<Cow<'a, str>>,
+    cty: Slot<Cow<'a, str>>,
     crit: Slot<Vec<Slot<Cow<'a, str>>>>,
     names: SeenNames<'a>,
 }
@@ -272,6 +278,7 @@ impl<'de> ObjectReader<'de> for HeaderMembers<'de> {
             "alg" => take(map, &mut self.alg, StrSlot(child), kind),
             "kid" => take(map, &mut self.kid, StrSlot(child), kind),
             "typ" => take(map, &mut self.typ, StrSlot(child), kind),
+            "cty" => take(map, &mut self.cty, StrSlot(child), kind),
             "crit" => take(map, &mut self.crit, StrList(child), kind),
             _ => map.next_value_seed(child),
         }
@@ -301,6 +308,7 @@ impl Header {
         let alg = header_string(&h.alg, "alg")?.ok_or(JoseError::MissingAlgorithm)?;
         let kid = header_string(&h.kid, "kid")?;
         let typ = header_string(&h.typ, "typ")?;
+        let cty = header_string(&h.cty, "cty")?;
         let crit = match &h.crit {
             Slot::Absent => None,
             Slot::WrongType => return Err(JoseError::MalformedCritical),
@@ -330,6 +338,7 @@ impl Header {
             alg,
             kid,
             typ,
+            cty,
             crit,
             has_b64,
             bytes,
@@ -348,6 +357,10 @@ impl Header {
     /// `typ`.
     pub fn typ(&self) -> Option<&str> {
         self.typ.as_deref()
+    }
+    /// `cty`.
+    pub fn cty(&self) -> Option<&str> {
+        self.cty.as_deref()
     }
     /// `crit` names.
     pub fn crit(&self) -> &[String] {
@@ -374,6 +387,9 @@ impl Header {
             return Err(JoseError::AlgorithmNotAllowed(alg));
         }
         policy.typ.check(self.typ())?;
+        if self.cty().is_some_and(|c| media_type_eq(c, "JWT")) {
+            return Err(JoseError::NestedJwt);
+        }
         for name in self.crit() {
             let understood =
                 policy.understood_critical.contains(&name.as_str()) || (detached && name == "b64");
@@ -598,6 +614,7 @@ pub(crate) fn header_readers_agree(bytes: &[u8]) -> Result<String, String> {
         let alg = opt_str("alg")?.ok_or(JoseError::MissingAlgorithm)?;
         let kid = opt_str("kid")?;
         let typ = opt_str("typ")?;
+        let cty = opt_str("cty")?;
         let crit = match members.get("crit") {
             None => None,
             Some(Value::Array(items)) => {
@@ -622,7 +639,7 @@ pub(crate) fn header_readers_agree(bytes: &[u8]) -> Result<String, String> {
             Some(_) => return Err(JoseError::MalformedCritical),
         };
         Ok(format!(
-            "{alg:?} {kid:?} {typ:?} {crit:?} {} {:?} {:?}",
+            "{alg:?} {kid:?} {typ:?} {cty:?} {crit:?} {} {:?} {:?}",
             members.contains_key("b64"),
             members.get("b64"),
             members.get("http://openbanking.org.uk/iat")
@@ -631,10 +648,11 @@ pub(crate) fn header_readers_agree(bytes: &[u8]) -> Result<String, String> {
     fn one_pass(bytes: &[u8]) -> Result<String, JoseError> {
         let h = Header::parse(bytes.to_vec())?;
         Ok(format!(
-            "{:?} {:?} {:?} {:?} {} {:?} {:?}",
+            "{:?} {:?} {:?} {:?} {:?} {} {:?} {:?}",
             h.alg,
             h.kid,
             h.typ,
+            h.cty,
             h.crit,
             h.has_b64,
             h.get("b64"),
@@ -682,6 +700,9 @@ mod header_reader_equivalence {
             r#"{"kid":"k"}"#,
             r#"{"alg":"PS256","kid":7}"#,
             r#"{"alg":"PS256","typ":null}"#,
+            r#"{"alg":"PS256","cty":"JWT"}"#,
+            r#"{"alg":"PS256","cty":7}"#,
+            r#"{"alg":"PS256","cty":"json","cty":"JWT"}"#,
             r#"{"alg":"PS256","x5c":["a"],"jwk":{}}"#,
             r#"{"jku":"https://x","alg":7}"#,
             r#"{"alg":"PS256","x":{"y":1,"y":2}}"#,
@@ -713,6 +734,7 @@ mod header_reader_equivalence {
             "alg",
             "kid",
             "typ",
+            "cty",
             "crit",
             "b64",
             "jwk",

@@ -58,6 +58,46 @@ pub enum JwkError {
     /// The key is not acceptable (size policy or invalid key).
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// One key of a set failed: which one, and why. A set with one bad key
+    /// is refused whole, whatever the other keys are.
+    #[error("{}", named_key(*index, kid.as_deref(), reason))]
+    InSet {
+        /// Its position in the set's `keys` (0-based).
+        index: usize,
+        /// Its `kid`, if it has one (at most 64 characters are kept).
+        kid: Option<String>,
+        /// What is wrong with it.
+        reason: Box<JwkError>,
+    },
+}
+
+/// Longest `kid` an error repeats.
+const MAX_KID_IN_ERROR: usize = 64;
+
+fn named_key(index: usize, kid: Option<&str>, reason: &JwkError) -> String {
+    match kid {
+        Some(kid) => format!("jwk set key {index} (kid {kid:?}) is refused: {reason}"),
+        None => format!("jwk set key {index} (no kid) is refused: {reason}"),
+    }
+}
+
+impl JwkError {
+    /// What is wrong, without the naming of [`JwkError::InSet`].
+    pub fn reason(&self) -> &JwkError {
+        match self {
+            Self::InSet { reason, .. } => reason.reason(),
+            other => other,
+        }
+    }
+
+    /// `self`, as the fault of key `index` of a set, named by `kid`.
+    fn in_set(self, index: usize, kid: Option<&str>) -> Self {
+        Self::InSet {
+            index,
+            kid: kid.map(|k| k.chars().take(MAX_KID_IN_ERROR).collect()),
+            reason: Box::new(self),
+        }
+    }
 }
 
 /// Intended use of a key (`use`, [RFC 7517 §4.2]).
@@ -275,7 +315,8 @@ impl JwkSet {
     /// anywhere, a malformed supported key, or too many keys reject the set.
     ///
     /// # Errors
-    /// [`JwkError`] as above.
+    /// [`JwkError`] as above; a fault of one key is [`JwkError::InSet`],
+    /// naming it by its position in the document and its `kid`.
     pub fn from_json(bytes: &[u8]) -> Result<Self, JwkError> {
         if bytes.len() > MAX_JWKS_LEN {
             return Err(JwkError::TooLarge { max: MAX_JWKS_LEN });
@@ -288,11 +329,12 @@ impl JwkSet {
             return Err(JwkError::TooManyKeys);
         }
         let mut keys = Vec::with_capacity(items.len());
-        for item in items {
+        for (index, item) in items.iter().enumerate() {
             let Value::Object(m) = item else {
-                return Err(JwkError::Malformed("keys"));
+                return Err(JwkError::Malformed("keys").in_set(index, None));
             };
-            if let Parsed::Key(k) = Jwk::parse(m)? {
+            let kid = m.get("kid").and_then(Value::as_str);
+            if let Parsed::Key(k) = Jwk::parse(m).map_err(|e| e.in_set(index, kid))? {
                 keys.push(k);
             }
         }
@@ -358,19 +400,25 @@ impl KeySet {
     /// `policy` and parse.
     ///
     /// # Errors
-    /// [`JwkError::Key`] when a signature key is too small or invalid.
+    /// [`JwkError::InSet`] naming the first signature key that is too
+    /// small or invalid (its index in `jwks` and its `kid`), with the
+    /// [`JwkError::Key`] reason.
     pub fn from_jwks(
         jwks: &JwkSet,
         provider: &dyn CryptoProvider,
         policy: &KeyPolicy,
     ) -> Result<Self, JwkError> {
         let mut entries = Vec::new();
-        for jwk in jwks.keys().iter().filter(|k| k.usable_for_signatures()) {
-            jwk.material.check_policy(policy)?;
+        for (index, jwk) in jwks.keys().iter().enumerate() {
+            if !jwk.usable_for_signatures() {
+                continue;
+            }
+            let named = |e: KeyError| JwkError::Key(e).in_set(index, jwk.kid());
+            jwk.material.check_policy(policy).map_err(named)?;
             entries.push(KeyEntry {
                 kid: jwk.kid.clone(),
                 thumbprint: jwk.thumbprint(),
-                key: provider.verifying_key(&jwk.material)?,
+                key: provider.verifying_key(&jwk.material).map_err(named)?,
             });
         }
         Ok(Self { entries })

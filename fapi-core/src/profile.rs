@@ -20,6 +20,10 @@ pub enum Profile {
 /// How far ahead of the server's clock `iat`/`nbf` may be (FAPI 2.0 SP §5.3.2.1:
 /// accept 10 s, reject beyond 60 s; this crate accepts exactly 10 s).
 pub const MAX_FUTURE_SKEW_SECS: i64 = 10;
+/// The largest clock allowance a verifier may be configured with, for
+/// `iat`/`nbf` in the future or past `exp` (FAPI 2.0 SP §5.3.2.1: reject
+/// beyond 60 s).
+pub const MAX_CLOCK_SKEW_SECS: i64 = 60;
 /// Longest request object validity, `exp - nbf` (FAPI 1 Adv §5.2.2-13).
 pub const MAX_REQUEST_OBJECT_LIFETIME_SECS: i64 = 3600;
 /// Oldest acceptable request object `nbf` (FAPI 1 Adv §5.2.2-17).
@@ -83,6 +87,7 @@ impl Profile {
             require_nbf: true,
             require_iat: false,
             max_future_skew_secs: MAX_FUTURE_SKEW_SECS,
+            exp_leeway_secs: 0,
             max_nbf_age_secs: Some(MAX_REQUEST_OBJECT_NBF_AGE_SECS),
             max_lifetime_secs: Some(MAX_REQUEST_OBJECT_LIFETIME_SECS),
         }
@@ -94,9 +99,18 @@ impl Profile {
             require_nbf: false,
             require_iat: false,
             max_future_skew_secs: MAX_FUTURE_SKEW_SECS,
+            exp_leeway_secs: 0,
             max_nbf_age_secs: None,
             max_lifetime_secs: Some(MAX_CLIENT_ASSERTION_LIFETIME_SECS),
         }
+    }
+
+    /// Time rules for JWT access tokens at the resource server: `exp` and
+    /// `iat` required, `iat`/`nbf` up to [`MAX_FUTURE_SKEW_SECS`] ahead, no
+    /// leeway after `exp`. The same for every profile today; change them
+    /// with [`crate::AccessTokenVerifier::with_time_rules`].
+    pub fn access_token_times(self) -> TimeRules {
+        TimeRules::issued_token(true)
     }
 
     /// Default PAR `expires_in` (60 s) and the exclusive maximum (600 s).

@@ -308,3 +308,137 @@ fn access_token_error_descriptions_do_not_echo_the_token() {
     let body = serde_json::to_string(&e.to_response()).unwrap();
     assert!(body.contains("invalid_token") && !body.contains(&t[..20]));
 }
+
+fn rules(skew: i64, leeway: i64) -> fapi_core::claims::TimeRules {
+    fapi_core::claims::TimeRules {
+        max_future_skew_secs: skew,
+        exp_leeway_secs: leeway,
+        ..Profile::Fapi2Security.access_token_times()
+    }
+}
+
+/// The clock allowances were fixed (10 s ahead, no leeway after `exp`);
+/// they are a setting now, checked exactly at their edges, also for a
+/// token the verifier remembers.
+#[test]
+fn time_rules_are_configurable_and_hold_at_their_edges() {
+    let t = issue(Confirmation::CertificateThumbprint(tpp_a_cert().0)); // iat NOW, exp NOW + 300
+    for v in [
+        verifier().with_time_rules(rules(30, 5)).unwrap(),
+        verifier()
+            .with_cache(8)
+            .with_time_rules(rules(30, 5))
+            .unwrap(),
+    ] {
+        // exp + leeway: accepted one second before, refused at it
+        assert!(v.verify(&bearer(&t), at(304)).is_ok());
+        assert_eq!(
+            v.verify(&bearer(&t), at(305)).unwrap_err(),
+            AccessTokenError::Claim(ClaimError::Expired {
+                now: at(305),
+                exp: at(300)
+            })
+        );
+        // iat up to 30 s ahead of the verifier's clock
+        assert!(v.verify(&bearer(&t), at(-30)).is_ok());
+        assert!(matches!(
+            v.verify(&bearer(&t), at(-31)).unwrap_err(),
+            AccessTokenError::Claim(ClaimError::IssuedInFuture { .. })
+        ));
+    }
+    // the default: no leeway, 10 s skew
+    assert_eq!(
+        verifier().time_rules(),
+        &Profile::Fapi2Security.access_token_times()
+    );
+    assert_eq!(verifier().time_rules().exp_leeway_secs, 0);
+    assert!(verifier().verify(&bearer(&t), at(300)).is_err());
+    assert!(verifier().verify(&bearer(&t), at(-11)).is_err());
+}
+
+#[test]
+fn time_rules_out_of_fapi_bounds_refused() {
+    use fapi_core::claims::TimeRulesError;
+    assert_eq!(
+        verifier().with_time_rules(rules(61, 0)).unwrap_err(),
+        TimeRulesError::FutureSkew { secs: 61, max: 60 }
+    );
+    assert_eq!(
+        verifier().with_time_rules(rules(-1, 0)).unwrap_err(),
+        TimeRulesError::FutureSkew { secs: -1, max: 60 }
+    );
+    assert_eq!(
+        verifier().with_time_rules(rules(10, 61)).unwrap_err(),
+        TimeRulesError::ExpLeeway { secs: 61, max: 60 }
+    );
+    assert_eq!(
+        verifier().with_time_rules(rules(10, -5)).unwrap_err(),
+        TimeRulesError::ExpLeeway { secs: -5, max: 60 }
+    );
+    assert!(verifier().with_time_rules(rules(60, 60)).is_ok());
+    // iat stays required whatever the rules say
+    let lax = fapi_core::claims::TimeRules {
+        require_iat: false,
+        ..rules(10, 0)
+    };
+    let v = verifier().with_time_rules(lax).unwrap();
+    let no_iat = sign(
+        keys(),
+        Algorithm::Es256,
+        Some("at+jwt"),
+        json!({}),
+        json!({ "iss": ISSUER, "aud": AUD, "sub": "alice", "client_id": CLIENT, "jti": "j1", "exp": NOW + 60,
+                "cnf": { "x5t#S256": tpp_a_cert().0.to_b64url() } }),
+    );
+    assert_eq!(
+        v.verify(&bearer(&no_iat), now()).unwrap_err(),
+        AccessTokenError::Claim(ClaimError::Missing("iat"))
+    );
+}
+
+/// A header of the right shape (`Bearer` and an RFC 6750 b64token) whose
+/// token is not a compact JWS now says what is wrong with it.
+#[test]
+fn bearer_shaped_header_reports_the_framing_fault() {
+    use fapi_core::jose::Part;
+    let t = issue(Confirmation::CertificateThumbprint(tpp_a_cert().0));
+    let parts: Vec<&str> = t.split('.').collect();
+    for (token, fault) in [
+        (
+            format!("{}+.{}.{}", parts[0], parts[1], parts[2]),
+            JoseError::Base64(Part::Header),
+        ),
+        (
+            format!("{}.{}/x.{}", parts[0], parts[1], parts[2]),
+            JoseError::Base64(Part::Payload),
+        ),
+        (
+            format!("{}.{}.{}==", parts[0], parts[1], parts[2]),
+            JoseError::Base64(Part::Signature),
+        ),
+        (
+            format!("{}~.{}", parts[0], parts[1]),
+            JoseError::SegmentCount,
+        ),
+    ] {
+        assert_eq!(
+            verifier().verify(&bearer(&token), now()).unwrap_err(),
+            AccessTokenError::Jose(fault.clone()),
+            "{token:.30}"
+        );
+        assert!(fault.to_string().contains("token"));
+    }
+    // not a b64token at all: still the header's shape that is wrong
+    for bad in [
+        format!("Bearer {t},x"),
+        format!("Bearer \"{t}\""),
+        "Bearer =abc".into(),
+    ] {
+        assert_eq!(
+            verifier().verify(&bad, now()).unwrap_err(),
+            AccessTokenError::MalformedAuthorization,
+            "{bad:.20}"
+        );
+    }
+    assert!(verifier().verify(&bearer(&t), now()).is_ok());
+}

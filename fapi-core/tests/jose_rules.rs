@@ -691,3 +691,48 @@ fn fapi_core_decode(s: &str) -> Vec<u8> {
     use base64ct::{Base64UrlUnpadded, Encoding};
     Base64UrlUnpadded::decode_vec(s).unwrap()
 }
+
+/// RFC 7519 §5.2: `cty: JWT` marks a nested JWT, whose payload is another
+/// token. It was refused only by accident (the payload was not a claims
+/// object); now it is a named rule, checked before the signature.
+#[test]
+fn nested_jwt_refused_by_its_own_rule() {
+    let inner = good(Algorithm::Es256);
+    for cty in ["JWT", "jwt", "application/JWT"] {
+        // even a payload that is a claims object is refused
+        let t = sign(
+            keys(),
+            Algorithm::Es256,
+            Some("at+jwt"),
+            json!({ "cty": cty }),
+            claims(),
+        );
+        assert_eq!(verify(&t).unwrap_err(), JoseError::NestedJwt, "{cty}");
+        let nested = sign_raw(
+            keys(),
+            Algorithm::Es256,
+            &format!(r#"{{"alg":"ES256","kid":"es","typ":"at+jwt","cty":"{cty}"}}"#),
+            &inner,
+        );
+        assert_eq!(verify(&nested).unwrap_err(), JoseError::NestedJwt, "{cty}");
+    }
+    // the twins: no cty, or a content type that is not a JWT
+    assert!(verify(&good(Algorithm::Es256)).is_ok());
+    let json_cty = sign(
+        keys(),
+        Algorithm::Es256,
+        Some("at+jwt"),
+        json!({ "cty": "json" }),
+        claims(),
+    );
+    assert!(verify(&json_cty).is_ok());
+    // a cty that is not a string is a header type error
+    let t = sign(
+        keys(),
+        Algorithm::Es256,
+        Some("at+jwt"),
+        json!({ "cty": 1 }),
+        claims(),
+    );
+    assert_eq!(verify(&t).unwrap_err(), JoseError::HeaderType("cty"));
+}

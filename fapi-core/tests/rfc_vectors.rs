@@ -126,8 +126,8 @@ fn jwk_with_private_material_rejected() {
         jwk[member] = json!("AAAA");
         let set = json!({ "keys": [jwk] }).to_string();
         assert_eq!(
-            JwkSet::from_json(set.as_bytes()).unwrap_err(),
-            JwkError::PrivateKeyMaterial,
+            JwkSet::from_json(set.as_bytes()).unwrap_err().reason(),
+            &JwkError::PrivateKeyMaterial,
             "{member}"
         );
     }
@@ -162,7 +162,9 @@ fn jwk_shape_rules() {
     for p in all_providers() {
         assert!(
             matches!(
-                KeySet::from_jwks(&set, &*p, &Profile::Fapi2Security.key_policy()).unwrap_err(),
+                KeySet::from_jwks(&set, &*p, &Profile::Fapi2Security.key_policy())
+                    .unwrap_err()
+                    .reason(),
                 JwkError::Key(KeyError::Malformed(_))
             ),
             "{}",
@@ -185,8 +187,10 @@ fn jwks_skips_unsupported_key_types_but_keeps_the_rest() {
     // but an "oct" (HMAC) key is never a key source either
     let oct = json!({ "keys": [{ "kty": "oct", "k": "c2VjcmV0" }] });
     assert_eq!(
-        JwkSet::from_json(oct.to_string().as_bytes()).unwrap_err(),
-        JwkError::PrivateKeyMaterial
+        JwkSet::from_json(oct.to_string().as_bytes())
+            .unwrap_err()
+            .reason(),
+        &JwkError::PrivateKeyMaterial
     );
 }
 
@@ -284,4 +288,149 @@ fn pem_with_wrong_label_or_garbage_rejected() {
             .signing_key_from_pkcs8_der(b"\x30\x03\x02\x01\x00")
             .is_err());
     }
+}
+
+fn rsa_public(e: Vec<u8>) -> fapi_core::crypto::PublicKeyMaterial {
+    match keys().ps256.public_key().clone() {
+        fapi_core::crypto::PublicKeyMaterial::Rsa { n, .. } => {
+            fapi_core::crypto::PublicKeyMaterial::Rsa { n, e }
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// AWS-LC loaded an RSA key with e = 1 (every message its own signature
+/// base) while the rustcrypto provider refused it: both now apply one rule
+/// at key load, with one error.
+#[test]
+fn rsa_public_exponent_rule_is_the_same_in_every_provider() {
+    let big = |v: u64| {
+        let b = v.to_be_bytes();
+        b[b.iter().position(|x| *x != 0).unwrap_or(7)..].to_vec()
+    };
+    let refused = [
+        vec![1],
+        vec![3],
+        vec![17],
+        big(65_535),
+        big(65_538), // even
+        big(65_536),
+        big((1 << 33) + 1), // above 2^33 - 1
+        big(u64::MAX),
+        vec![1, 0, 0, 0, 0, 0, 0, 0, 1],
+        vec![],
+        vec![0, 1, 0, 1], // not minimal: AWS-LC refused it, rustcrypto read it
+    ];
+    let accepted = [big(65_537), big(65_539), big((1 << 33) - 1)];
+    for p in all_providers() {
+        for e in &refused {
+            assert_eq!(
+                p.verifying_key(&rsa_public(e.clone())).unwrap_err(),
+                KeyError::RsaExponent,
+                "{} e={e:02x?}",
+                p.name()
+            );
+        }
+        for e in &accepted {
+            assert!(
+                p.verifying_key(&rsa_public(e.clone())).is_ok(),
+                "{} e={e:02x?}",
+                p.name()
+            );
+        }
+    }
+    // and through a client's JWKS, named
+    let bad = Jwk::from_public_key(rsa_public(vec![1]), Some("e-one".into()));
+    let set = JwkSet::new(vec![bad]);
+    let e = KeySet::from_jwks(
+        &set,
+        &*all_providers()[0],
+        &Profile::Fapi2Security.key_policy(),
+    )
+    .unwrap_err();
+    assert_eq!(e.reason(), &JwkError::Key(KeyError::RsaExponent));
+    assert!(e.to_string().contains("e-one"), "{e}");
+}
+
+/// A client's JWKS with one key below the policy next to good keys is
+/// refused, and the error names that key, at registration and wherever a
+/// key set is built for verification.
+#[test]
+fn one_bad_key_among_good_ones_is_named() {
+    let small_n = {
+        let mut n = vec![0xC5u8; 128];
+        n[127] |= 1;
+        n
+    };
+    let weak = Jwk::from_public_key(
+        fapi_core::crypto::PublicKeyMaterial::Rsa {
+            n: small_n,
+            e: vec![1, 0, 1],
+        },
+        Some("legacy-1024".into()),
+    );
+    let good_es = Jwk::from_public_key(keys().es256.public_key().clone(), Some("es".into()));
+    let good_ps = Jwk::from_public_key(keys().ps256.public_key().clone(), Some("ps".into()));
+    let set = JwkSet::new(vec![good_es.clone(), weak, good_ps.clone()]);
+    let expected = JwkError::InSet {
+        index: 1,
+        kid: Some("legacy-1024".into()),
+        reason: Box::new(JwkError::Key(KeyError::TooSmall {
+            bits: 1024,
+            min: 2048,
+        })),
+    };
+    for p in all_providers() {
+        assert_eq!(
+            KeySet::from_jwks(&set, &*p, &Profile::Fapi2Security.key_policy()).unwrap_err(),
+            expected
+        );
+        let e = fapi_core::client::ClientMetadata::new(
+            fapi_core::types::ClientId::try_from("tpp-a").unwrap(),
+            fapi_core::client::AuthMethod::PrivateKeyJwt,
+            vec![],
+            set.clone(),
+            &*p,
+            Profile::Fapi2Security,
+        )
+        .unwrap_err();
+        assert_eq!(e, expected);
+        assert_eq!(
+            e.to_string(),
+            "jwk set key 1 (kid \"legacy-1024\") is refused: key of 1024 bits is below the minimum of 2048 bits"
+        );
+    }
+    // the twin: the same set without the weak key
+    let fine = JwkSet::new(vec![good_es, good_ps]);
+    assert_eq!(
+        KeySet::from_jwks(
+            &fine,
+            &*all_providers()[0],
+            &Profile::Fapi2Security.key_policy()
+        )
+        .unwrap()
+        .entries()
+        .len(),
+        2
+    );
+    // a malformed key in a JWKS document is named by its position and kid
+    let doc = json!({ "keys": [
+        Jwk::from_public_key(keys().es256.public_key().clone(), Some("a".into())).to_json(),
+        { "kty": "EC", "crv": "P-256", "kid": "broken", "x": "AAAA", "y": "AAAA" },
+    ] });
+    let e = JwkSet::from_json(doc.to_string().as_bytes()).unwrap_err();
+    assert_eq!(
+        e,
+        JwkError::InSet {
+            index: 1,
+            kid: Some("broken".into()),
+            reason: Box::new(JwkError::WrongLength("x"))
+        }
+    );
+    // a kid is repeated at most 64 characters long
+    let long = "k".repeat(500);
+    let doc =
+        json!({ "keys": [{ "kty": "EC", "crv": "P-256", "kid": long, "x": "AAAA", "y": "AAAA" }] });
+    let e = JwkSet::from_json(doc.to_string().as_bytes()).unwrap_err();
+    assert!(e.to_string().len() < 200, "{e}");
 }

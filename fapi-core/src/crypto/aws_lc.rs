@@ -108,7 +108,13 @@ fn rsa_material(k: &RsaKeyPair) -> PublicKeyMaterial {
 
 fn wrap(pair: Pair) -> Result<Arc<dyn SigningKey>, KeyError> {
     let public = match &pair {
-        Pair::Rsa(k) => rsa_material(k),
+        Pair::Rsa(k) => {
+            let material = rsa_material(k);
+            if let PublicKeyMaterial::Rsa { e, .. } = &material {
+                super::check_rsa_exponent(e)?;
+            }
+            material
+        }
         Pair::Ec(k) => coords(k.public_key().as_ref())?,
         Pair::Ed(k) => PublicKeyMaterial::Ed25519 {
             x: k.public_key()
@@ -127,11 +133,14 @@ impl CryptoProvider for AwsLcProvider {
 
     fn verifying_key(&self, key: &PublicKeyMaterial) -> Result<Arc<dyn VerifyingKey>, KeyError> {
         let parsed = match key {
-            PublicKeyMaterial::Rsa { n, e } => PublicKeyComponents {
-                n: n.as_slice(),
-                e: e.as_slice(),
+            PublicKeyMaterial::Rsa { n, e } => {
+                super::check_rsa_exponent(e)?;
+                PublicKeyComponents {
+                    n: n.as_slice(),
+                    e: e.as_slice(),
+                }
+                .to_parsed_public_key(&signature::RSA_PSS_2048_8192_SHA256)
             }
-            .to_parsed_public_key(&signature::RSA_PSS_2048_8192_SHA256),
             PublicKeyMaterial::P256 { x, y } => {
                 let mut point = Vec::with_capacity(65);
                 point.push(0x04);

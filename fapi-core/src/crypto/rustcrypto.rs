@@ -145,10 +145,14 @@ fn p256_material(k: &p256::ecdsa::SigningKey) -> Result<PublicKeyMaterial, KeyEr
 
 fn wrap(signer: Signer) -> Result<Arc<dyn SigningKey>, KeyError> {
     let public = match &signer {
-        Signer::Rsa(k) => PublicKeyMaterial::Rsa {
-            n: k.n().to_bytes_be(),
-            e: k.e().to_bytes_be(),
-        },
+        Signer::Rsa(k) => {
+            let e = k.e().to_bytes_be();
+            super::check_rsa_exponent(&e)?;
+            PublicKeyMaterial::Rsa {
+                n: k.n().to_bytes_be(),
+                e,
+            }
+        }
         Signer::P256(k) => p256_material(k)?,
         Signer::Ed25519(k) => PublicKeyMaterial::Ed25519 {
             x: k.verifying_key().to_bytes(),
@@ -166,6 +170,7 @@ impl CryptoProvider for RustCryptoProvider {
         let malformed = |_| KeyError::Malformed("not a valid public key");
         let v = match key {
             PublicKeyMaterial::Rsa { n, e } => {
+                super::check_rsa_exponent(e)?;
                 let pk = rsa::RsaPublicKey::new_with_max_size(
                     rsa::BigUint::from_bytes_be(n),
                     rsa::BigUint::from_bytes_be(e),
