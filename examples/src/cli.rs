@@ -1,5 +1,6 @@
 //! Command-line flags for the example programs: `--name value` pairs,
-//! strictly (unknown, repeated or valueless flags are errors).
+//! strictly (unknown, repeated or valueless flags are errors), and a few
+//! named switches that take no value (`--force`).
 
 /// Any error, for the programs.
 pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -19,6 +20,9 @@ pub fn profile_named(name: &str) -> Option<fapi_core::Profile> {
 /// Flags that may be given more than once.
 const REPEATABLE: [&str; 2] = ["tpp", "account"];
 
+/// Flags that take no value.
+const SWITCHES: [&str; 1] = ["force"];
+
 /// Parsed `--name value` pairs; each name at most once unless listed as
 /// repeatable.
 #[derive(Debug)]
@@ -36,13 +40,24 @@ impl Flags {
             let Some(name) = name.strip_prefix("--") else {
                 return Err(format!("unexpected argument {name:?}").into());
             };
-            let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
+            let value = if SWITCHES.contains(&name) {
+                "true".to_owned()
+            } else {
+                it.next()
+                    .ok_or_else(|| format!("--{name} needs a value"))?
+                    .clone()
+            };
             if !REPEATABLE.contains(&name) && out.iter().any(|(n, _)| n == name) {
                 return Err(format!("--{name} given twice").into());
             }
-            out.push((name.to_owned(), value.clone()));
+            out.push((name.to_owned(), value));
         }
         Ok(Self(out))
+    }
+
+    /// Whether the switch `--name` was given.
+    pub fn switch(&self, name: &str) -> bool {
+        self.get(name).is_some()
     }
 
     /// The value of `--name`.

@@ -258,3 +258,105 @@ fn loadgen_reports_flows_steps_and_the_route_ratio() {
         assert!(text.contains(expected), "missing {expected:?}:\n{text}");
     }
 }
+
+/// A second `bank init` replaced the scheme CA and every key while the
+/// database stayed, so onboarded TPPs no longer chained and the audit trail
+/// no longer verified. It is refused now; `--force` replaces, says what,
+/// and moves the database aside.
+#[test]
+fn init_refuses_an_existing_data_directory_unless_forced() {
+    let tmp = TempDir::new("reinit");
+    let dir = tmp.0.to_str().unwrap().to_owned();
+    ok(&bank(&["init", "--data-dir", &dir]));
+    let config = format!("{dir}/bank.json");
+    ok(&bank(&[
+        "tpp",
+        "onboard",
+        "--config",
+        &config,
+        "--software-statement",
+        &format!("{dir}/tpp-a.ssa.jwt"),
+        "--certificate",
+        &format!("{dir}/tpp-a.pem"),
+    ]));
+    let ca = std::fs::read(format!("{dir}/scheme-ca.pem")).unwrap();
+    let key = std::fs::read(format!("{dir}/bank-signing.key.pem")).unwrap();
+
+    let again = bank(&["init", "--data-dir", &dir]);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("already holds a bank") && err.contains("--force"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bank.db") && err.contains("bank-signing.key.pem"),
+        "{err}"
+    );
+    // nothing changed: same CA, same key, and the trail still verifies
+    assert_eq!(std::fs::read(format!("{dir}/scheme-ca.pem")).unwrap(), ca);
+    assert_eq!(
+        std::fs::read(format!("{dir}/bank-signing.key.pem")).unwrap(),
+        key
+    );
+    ok(&bank(&["verify-audit", "--config", &config]));
+
+    let forced = ok(&bank(&["init", "--data-dir", &dir, "--force"]));
+    assert!(
+        forced.contains("--force: replacing") && forced.contains("bank.db"),
+        "{forced}"
+    );
+    assert!(forced.contains("bank.db.replaced-"), "{forced}");
+    assert_ne!(std::fs::read(format!("{dir}/scheme-ca.pem")).unwrap(), ca);
+    let aside: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("bank.db.replaced-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(!std::path::Path::new(&format!("{dir}/bank.db")).exists());
+    // a fresh directory needs no --force
+    let fresh = TempDir::new("reinit-fresh");
+    ok(&bank(&["init", "--data-dir", fresh.0.to_str().unwrap()]));
+}
+
+/// SIGTERM (systemd, Docker, Kubernetes) killed `serve` at once, without
+/// the final signed checkpoint Ctrl-C writes. It stops the same way now.
+#[test]
+fn sigterm_stops_serve_like_ctrl_c_with_a_final_checkpoint() {
+    let tmp = TempDir::new("sigterm");
+    let dir = tmp.0.to_str().unwrap().to_owned();
+    ok(&bank(&["init", "--data-dir", &dir]));
+    let config = format!("{dir}/bank.json");
+    ok(&bank(&[
+        "tpp",
+        "onboard",
+        "--config",
+        &config,
+        "--software-statement",
+        &format!("{dir}/tpp-a.ssa.jwt"),
+        "--certificate",
+        &format!("{dir}/tpp-a.pem"),
+    ]));
+    let (mut child, discovery, lines) = serve(&config, &[]);
+    // one flow, so the trail has entries for the final checkpoint to cover
+    ok(&tpp(&dir, &discovery, "tpp-a", &["accounts"]));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?} {rest:?}");
+    assert!(
+        rest.iter().any(|l| l.starts_with("SIGTERM: stopping")),
+        "{rest:?}"
+    );
+    let out = ok(&bank(&["verify-audit", "--config", &config]));
+    // the final checkpoint covers the flow's entries
+    assert!(
+        out.contains("audit trail verified") && !out.contains(" 0 signed checkpoints"),
+        "{out}"
+    );
+}

@@ -1,7 +1,7 @@
 //! The example bank.
 //!
 //! ```text
-//! bank init          --data-dir DIR [--tpp NAME]...   development PKI + bank.json
+//! bank init          --data-dir DIR [--tpp NAME]... [--force]   development PKI + bank.json
 //! bank serve         [--config FILE] [--data-dir DIR] [flags]
 //! bank verify-audit  [--config FILE] [--data-dir DIR]
 //! bank tpp onboard   [--config FILE] (--software-statement FILE | --metadata FILE) --certificate FILE
@@ -32,7 +32,7 @@ use fapi_mtls_binding::ClientCertificate;
 use fapi_examples::cli::{Flags, Res};
 
 const USAGE: &str = "usage:
-  bank init          --data-dir DIR [--tpp NAME]...
+  bank init          --data-dir DIR [--tpp NAME]... [--force]
   bank serve         [--config FILE] [--data-dir DIR] [--api-listen ADDR] [--customer-listen ADDR]
                      [--admin-listen ADDR] [--public-host HOST] [--profile NAME]
                      [--core-latency-ms N] [--core-fail-rate F] [--core-timeout-ms N] [--rate-limit N]
@@ -56,12 +56,64 @@ fn config(flags: &Flags) -> Res<BankConfig> {
     Ok(config)
 }
 
+/// What `bank init` would replace in `dir`: the database, the
+/// configuration and every key or certificate a previous init wrote.
+fn existing_bank(dir: &std::path::Path) -> Res<Vec<String>> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(found);
+    };
+    for entry in entries {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        let ours = name == "bank.db"
+            || name == "bank.json"
+            || name.ends_with(".key.pem")
+            || name == "scheme-ca.pem";
+        if ours {
+            found.push(name);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 fn init(flags: &Flags) -> Res<()> {
-    flags.only(&["data-dir", "tpp"])?;
+    flags.only(&["data-dir", "tpp", "force"])?;
     let dir = PathBuf::from(flags.get("data-dir").ok_or("--data-dir is required")?);
     let mut tpps = flags.all("tpp");
     if tpps.is_empty() {
         tpps = vec!["tpp-a", "tpp-b"];
+    }
+    // A second init would replace the scheme CA and every key while the
+    // database stays: onboarded TPPs would no longer chain and the audit
+    // trail would no longer verify. Only --force does that, and says so.
+    let existing = existing_bank(&dir)?;
+    if !existing.is_empty() {
+        if !flags.switch("force") {
+            return Err(format!(
+                "{} already holds a bank ({}); nothing was changed. To start over, \
+                 re-run with --force: it replaces the scheme CA, every key and certificate \
+                 and bank.json, and moves bank.db aside",
+                dir.display(),
+                existing.join(", ")
+            )
+            .into());
+        }
+        println!("--force: replacing {}", existing.join(", "));
+        let db = dir.join("bank.db");
+        if db.exists() {
+            let aside = dir.join(format!("bank.db.replaced-{}", SystemClock.now().as_secs()));
+            for suffix in ["", "-wal", "-shm"] {
+                let from = PathBuf::from(format!("{}{suffix}", db.display()));
+                if from.exists() {
+                    std::fs::rename(&from, format!("{}{suffix}", aside.display()))?;
+                }
+            }
+            println!(
+                "--force: the database (its audit trail was signed by the replaced keys) is now {}",
+                aside.display()
+            );
+        }
     }
     let pki = DevPki::generate(&dir, &*default_provider(), &tpps, SystemClock.now())?;
     let mut config = BankConfig::development(&dir);
@@ -141,10 +193,23 @@ async fn serve(flags: &Flags) -> Res<()> {
         println!("  metrics: http://{a}/metrics");
     }
     println!("  dashboard: {}/dashboard", running.issuer);
-    tokio::signal::ctrl_c().await?;
+    let signal = stop_signal().await?;
+    println!("{signal}: stopping (no new connections; draining requests in flight)");
     running.stop().await;
     println!("stopped; audit checkpoint signed");
     Ok(())
+}
+
+/// Waits for SIGTERM (what systemd, Docker and Kubernetes send) or SIGINT
+/// (Ctrl-C), and names the one that came: both stop the bank the same way.
+async fn stop_signal() -> Res<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
 }
 
 async fn verify(flags: &Flags) -> Res<()> {
