@@ -367,6 +367,9 @@ pub struct FaultInjection<C> {
     /// Failure rate in millionths.
     rate_ppm: std::sync::atomic::AtomicU64,
     calls: std::sync::atomic::AtomicU64,
+    /// How many calls have begun (before their delay), for tests that act
+    /// while a call is in flight.
+    entered: tokio::sync::watch::Sender<u64>,
 }
 
 fn rate_ppm(fail_rate: f64) -> u64 {
@@ -391,7 +394,14 @@ impl<C: CoreBanking> FaultInjection<C> {
             ),
             rate_ppm: std::sync::atomic::AtomicU64::new(rate_ppm(fail_rate)),
             calls: std::sync::atomic::AtomicU64::new(0),
+            entered: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// The number of calls that have begun, as a watch: a test waits on it
+    /// (`wait_for`) to act while a call is inside the core.
+    pub fn calls_entered(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.entered.subscribe()
     }
 
     /// The wrapped core.
@@ -418,6 +428,7 @@ impl<C: CoreBanking> FaultInjection<C> {
     /// holds no thread, and a caller's timeout cancels it.
     async fn fault(&self) -> Result<(), CoreError> {
         use std::sync::atomic::Ordering::SeqCst;
+        self.entered.send_modify(|n| *n += 1);
         let latency = self.latency_ms.load(SeqCst);
         if latency > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(latency)).await;

@@ -768,3 +768,55 @@ async fn an_outside_tpp_with_its_own_keys_onboards_from_a_metadata_file() {
     let e = x.client_credentials("payments").await.unwrap_err();
     assert_eq!(e.error_code().as_deref(), Some("invalid_scope"));
 }
+
+/// Stopping the bank (what SIGTERM and Ctrl-C do) stops accepting
+/// connections at once and lets a request in flight finish before the
+/// final checkpoint. It used to end the accept loops only: `main` then
+/// returned and the request died with the process. The bank runs here on a
+/// runtime of its own that is shut down the moment `stop` returns, as the
+/// process exits.
+#[tokio::test(flavor = "multi_thread")]
+async fn stopping_drains_requests_in_flight() {
+    let dir = TempDir::new("e2e-drain");
+    let bank_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let data_dir = dir.0.clone();
+    let p = bank_runtime
+        .spawn(async move {
+            Platform::start(&data_dir, &["tpp-a"], |c| {
+                c.core.timeout_ms = 10_000;
+                c.listeners.drain_timeout_ms = 10_000;
+            })
+            .await
+            .unwrap()
+        })
+        .await
+        .unwrap();
+    let (_, tokens) = account_tokens(&p, &p.tpps[0]).await;
+    let balances = url(&p, &format!("{AISP}/accounts/acc-1/balances"));
+    let api = p.bank.api_addr;
+    let Platform { bank, tpps, .. } = p;
+    let mut entered = bank.faults().calls_entered();
+    let before = *entered.borrow();
+    bank.faults()
+        .set_latency(std::time::Duration::from_millis(1_500));
+    let request = tpps[0].get(&balances, &tokens.access_token);
+    let stop_and_exit = async {
+        // the request is inside the (slow) core when the stop begins
+        entered.wait_for(|n| *n > before).await.unwrap();
+        bank_runtime.spawn(bank.stop()).await.unwrap();
+        bank_runtime.shutdown_background();
+    };
+    let (response, ()) = tokio::join!(request, stop_and_exit);
+    let response = response.unwrap();
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert!(tokio::net::TcpStream::connect(api).await.is_err());
+}

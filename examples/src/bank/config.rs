@@ -106,6 +106,10 @@ pub struct BankConfig {
     /// off.
     #[serde(default = "default_token_cache")]
     pub verified_token_cache: usize,
+    /// Connection caps and deadlines of each listener, and the drain
+    /// deadline on stop (see `bank::listener`).
+    #[serde(default)]
+    pub listeners: crate::bank::listener::ListenersConfig,
 }
 
 fn default_token_cache() -> usize {
@@ -165,6 +169,7 @@ impl BankConfig {
             core: CoreConfig::default(),
             rate_limit_per_second: 50,
             verified_token_cache: default_token_cache(),
+            listeners: crate::bank::listener::ListenersConfig::default(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod config;
 mod customer;
 mod errors;
 mod grants;
+pub mod listener;
 mod oauth;
 mod observe;
 mod resources;
@@ -192,8 +193,9 @@ pub struct RunningBank {
 }
 
 impl RunningBank {
-    /// Stops accepting connections, waits for the accept loops to end,
-    /// and signs a final checkpoint of the audit chain.
+    /// Stops accepting connections, lets requests in flight finish (up to
+    /// the configured drain deadline), and signs a final checkpoint of the
+    /// audit chain.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
@@ -250,19 +252,36 @@ pub async fn start_with_clock(
     let apps = build(config, clock, &issuer, &api_base)?;
 
     let (shutdown, rx) = watch::channel(false);
+    let limits = config.listeners;
+    let drain = Duration::from_millis(limits.drain_timeout_ms);
     let mut tasks = vec![
-        tokio::spawn(tls::serve(api, apps.api_tls, apps.api, rx.clone())),
+        tokio::spawn(tls::serve(
+            api,
+            Some(apps.api_tls),
+            apps.api,
+            limits.api,
+            "api",
+            drain,
+            rx.clone(),
+        )),
         tokio::spawn(tls::serve(
             customer,
-            apps.customer_tls,
+            Some(apps.customer_tls),
             apps.customer,
+            limits.customer,
+            "customer",
+            drain,
             rx.clone(),
         )),
     ];
     if let Some(admin) = admin {
-        tasks.push(tokio::spawn(observe::serve_admin(
+        tasks.push(tokio::spawn(tls::serve(
             admin,
+            None,
             apps.admin,
+            limits.admin,
+            "admin",
+            drain,
             rx.clone(),
         )));
     }

@@ -24,8 +24,6 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::tls::ConnectionInfo;
@@ -223,17 +221,4 @@ pub(crate) fn admin_router(state: Arc<BankState>) -> Router {
             get(|State(s): State<Arc<BankState>>| async move { s.metrics.render() }),
         )
         .with_state(state)
-}
-
-/// Serves the admin router (plain HTTP) until `shutdown`.
-pub(crate) async fn serve_admin(
-    listener: TcpListener,
-    app: Router,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let _ = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.changed().await;
-        })
-        .await;
 }

@@ -11,12 +11,14 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use axum::http::StatusCode;
 use axum::Router;
 use fapi_mtls_binding::trust::{TrustError, TrustStore};
 use fapi_mtls_binding::PresentedCertificate;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -29,6 +31,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+use tower_http::timeout::TimeoutLayer;
+
+use super::listener::{AcceptBackoff, Admission, ListenerLimits, LogGate};
 
 /// The four TLS 1.2 suites FAPI allows.
 const FAPI_TLS12_SUITES: [CipherSuite; 4] = [
@@ -246,57 +251,162 @@ pub fn customer_server_config(
     Ok(Arc::new(config))
 }
 
-/// Accepts TLS connections on `listener` and serves `app` over HTTP/1.1
-/// until `shutdown` turns true. Each request carries a [`ConnectionInfo`]
-/// extension. Handshakes and request headers are bounded in time.
+/// Accepts connections on `listener` (TLS with `tls`, plain TCP without)
+/// and serves `app` over HTTP/1.1 until `shutdown` turns true, within the
+/// listener's [`ListenerLimits`] (see [`super::listener`]): at most
+/// `max_connections` open (and `max_per_peer` from one address), deadlines
+/// for the handshake, the headers and the whole request (408), and a
+/// backoff when `accept()` fails for want of descriptors. Each request
+/// carries a [`ConnectionInfo`] extension. On shutdown it stops accepting,
+/// lets requests in flight finish for up to `drain`, then returns.
 pub async fn serve(
     listener: TcpListener,
-    tls: Arc<ServerConfig>,
+    tls: Option<Arc<ServerConfig>>,
     app: Router,
+    limits: ListenerLimits,
+    name: &'static str,
+    drain: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
+    let acceptor = tls.map(TlsAcceptor::from);
+    let admission = Admission::new(&limits);
+    let app = app.layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        limits.request_timeout(),
+    ));
+    let graceful = GracefulShutdown::new();
+    let mut backoff = AcceptBackoff::new();
+    let mut accept_log = LogGate::new(Duration::from_secs(5));
+    let mut refusal_log = LogGate::new(Duration::from_secs(5));
     loop {
         let (tcp, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok(a) => {
+                    backoff.reset();
+                    a
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    metrics::counter!("fapi_accept_errors_total", "listener" => name).increment(1);
+                    let wait = backoff.after(&e);
+                    if let Some(held_back) = accept_log.pass(Instant::now()) {
+                        tracing::warn!(
+                            listener = name,
+                            error = %e,
+                            held_back,
+                            retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                            "accept failed"
+                        );
+                    }
+                    if !wait.is_zero() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = shutdown.changed() => break,
+                        }
+                    }
                     continue;
                 }
             },
             _ = shutdown.changed() => break,
         };
+        let slot = match admission.admit(remote.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                metrics::counter!(
+                    "fapi_connections_refused_total",
+                    "listener" => name,
+                    "reason" => refusal.label()
+                )
+                .increment(1);
+                if let Some(held_back) = refusal_log.pass(Instant::now()) {
+                    tracing::warn!(
+                        listener = name,
+                        reason = refusal.label(),
+                        held_back,
+                        "connection refused: limit reached"
+                    );
+                }
+                drop(tcp);
+                continue;
+            }
+        };
+        metrics::gauge!("fapi_open_connections", "listener" => name).set(admission.open() as f64);
+        let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let admission = admission.clone();
         tokio::spawn(async move {
-            let stream =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::info!(%remote, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-            let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
-            let peer_certificate = chain.first().map(|c| Arc::new(c.to_vec()));
-            let intermediates: Vec<&[u8]> = chain.iter().skip(1).map(|c| c.as_ref()).collect();
-            let info = ConnectionInfo::with_intermediates(peer_certificate, &intermediates, remote);
-            let service = app.map_request(
-                move |mut req: axum::extract::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(info.clone());
-                    req
-                },
-            );
-            let served = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-                .await;
-            if let Err(e) = served {
-                tracing::debug!(%remote, error = %e, "connection ended with an error");
+            match acceptor {
+                Some(acceptor) => {
+                    let stream = match tokio::time::timeout(
+                        limits.handshake_timeout(),
+                        acceptor.accept(tcp),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
+                    let peer_certificate = chain.first().map(|c| Arc::new(c.to_vec()));
+                    let intermediates: Vec<&[u8]> =
+                        chain.iter().skip(1).map(|c| c.as_ref()).collect();
+                    let info = ConnectionInfo::with_intermediates(
+                        peer_certificate,
+                        &intermediates,
+                        remote,
+                    );
+                    serve_connection(stream, info, app, &limits, watcher).await;
+                }
+                None => {
+                    let info = ConnectionInfo::new(None, remote);
+                    serve_connection(tcp, info, app, &limits, watcher).await;
+                }
             }
+            drop(slot);
+            metrics::gauge!("fapi_open_connections", "listener" => name)
+                .set(admission.open() as f64);
         });
+    }
+    let in_flight = graceful.count();
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = name,
+            connections = in_flight,
+            "drain deadline passed; closing the connections still open"
+        );
+    }
+}
+
+/// Serves one connection's requests; ends early (after the request in
+/// flight) when the listener drains.
+async fn serve_connection<I>(
+    io: I,
+    info: ConnectionInfo,
+    app: Router,
+    limits: &ListenerLimits,
+    watcher: Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let remote = info.remote;
+    let service = app.map_request(
+        move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(info.clone());
+            req
+        },
+    );
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout())
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(%remote, error = %e, "connection ended with an error");
     }
 }
