@@ -43,10 +43,15 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(|_| {})
+}
+
+fn fixture_with(adjust: impl FnOnce(&mut BankConfig)) -> Fixture {
     let dir = TempDir::new("handlers");
     let provider = default_provider();
     let pki = DevPki::generate(&dir.0, &*provider, &["tpp-a"], SystemClock.now()).unwrap();
-    let config = BankConfig::development(&dir.0);
+    let mut config = BankConfig::development(&dir.0);
+    adjust(&mut config);
     let apps = build(&config, Arc::new(SystemClock), ISSUER, API).unwrap();
     let profile = config.profile().unwrap();
     let files = &pki.tpps[0];
@@ -596,4 +601,205 @@ async fn interaction_id_is_echoed_when_a_uuid_and_minted_otherwise() {
     let minted = headers["x-fapi-interaction-id"].to_str().unwrap();
     assert_ne!(minted, "<script>");
     assert_eq!(minted.len(), 36);
+}
+
+fn assert_oauth_error(headers: &axum::http::HeaderMap, body: &[u8], code: &str) {
+    assert_eq!(headers["content-type"], "application/json", "{headers:?}");
+    assert_eq!(headers["cache-control"], "no-store");
+    let v = json_of(body);
+    assert_eq!(v["error"], code, "{v}");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{v}"
+    );
+}
+
+fn assert_html(headers: &axum::http::HeaderMap, body: &[u8]) {
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{headers:?}"
+    );
+    assert!(String::from_utf8_lossy(body).starts_with("<!doctype html>"));
+}
+
+/// Answers the framework gives (an oversized body, a bad query, an
+/// unknown path, a wrong method) were plain text. Every error now has the
+/// shape of its endpoint: RFC 6749 JSON on `/par` and `/token`,
+/// `OBErrorResponse1` on the resources, an HTML page on the customer pages.
+#[tokio::test]
+async fn every_error_has_the_shape_of_its_endpoint() {
+    let f = fixture();
+    let huge = "x=".to_owned() + &"a".repeat(300 * 1024);
+    // OAuth endpoints: RFC 6749 bodies
+    for path in ["/par", "/token"] {
+        let (status, headers, body) = f.api(form(path, huge.clone()), true).await;
+        assert_eq!(status, 413, "{path}");
+        assert_oauth_error(&headers, &body, "invalid_request");
+        let (status, headers, body) = f
+            .api(Request::get(path).body(Body::empty()).unwrap(), true)
+            .await;
+        assert_eq!(status, 405, "{path}");
+        assert_oauth_error(&headers, &body, "invalid_request");
+    }
+    // resources: OBErrorResponse1
+    let (status, headers, body) = f
+        .api(
+            Request::post("/open-banking/v3.1/aisp/account-access-consents")
+                .header("content-type", "application/json")
+                .body(Body::from(huge.clone()))
+                .unwrap(),
+            true,
+        )
+        .await;
+    assert_eq!(status, 413);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_ob_error(&body, "UK.OBIE.Resource.InvalidFormat");
+    let (status, _, body) = f
+        .api(
+            Request::get("/open-banking/v3.1/aisp/nothing-here")
+                .body(Body::empty())
+                .unwrap(),
+            true,
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_ob_error(&body, "UK.OBIE.Resource.NotFound");
+    // customer pages: HTML
+    let (status, headers, body) = f
+        .customer(
+            Request::get("/authorize?client_id=tpp-a&client_id=tpp-b&request_uri=x")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_html(&headers, &body);
+    let (status, headers, body) = f
+        .customer(
+            Request::post("/login")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(huge))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, 413);
+    assert_html(&headers, &body);
+    let (status, headers, body) = f
+        .customer(Request::get("/nowhere").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, 404);
+    assert_html(&headers, &body);
+}
+
+/// `/token` accepted a body with no or the wrong `Content-Type`.
+#[tokio::test]
+async fn par_and_token_require_a_form_content_type() {
+    let f = fixture();
+    for path in ["/par", "/token"] {
+        for content_type in [
+            None,
+            Some("application/json"),
+            Some("text/plain"),
+            Some("application/x-www-form-urlencodedx"),
+        ] {
+            let mut req = Request::post(path);
+            if let Some(ct) = content_type {
+                req = req.header("content-type", ct);
+            }
+            let body = f
+                .authenticated_form(&[("grant_type", "client_credentials"), ("scope", "accounts")]);
+            let (status, headers, body) = f.api(req.body(Body::from(body)).unwrap(), true).await;
+            assert_eq!(status, 400, "{path} {content_type:?}");
+            assert_oauth_error(&headers, &body, "invalid_request");
+            assert!(
+                String::from_utf8_lossy(&body).contains("application/x-www-form-urlencoded"),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+    // the twin: the form type, with a charset parameter, is accepted
+    let (status, _, body) = f
+        .api(
+            Request::post("/token")
+                .header(
+                    "content-type",
+                    "application/x-www-form-urlencoded; charset=UTF-8",
+                )
+                .body(Body::from(f.authenticated_form(&[
+                    ("grant_type", "client_credentials"),
+                    ("scope", "accounts"),
+                ])))
+                .unwrap(),
+            true,
+        )
+        .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+}
+
+/// The API listener's rate limit answered `/token` with a UK OB body, and
+/// the customer listener had none. `/par` and `/token` now answer 429 with
+/// an RFC 6749 body, resources with `OBErrorResponse1`, the customer pages
+/// (limited per peer address) with an HTML page; all with `Retry-After`.
+#[tokio::test]
+async fn rate_limited_answers_have_the_shape_of_their_endpoint() {
+    let f = fixture_with(|c| {
+        c.rate_limit_per_second = 2;
+        c.customer_rate_limit_per_second = 2;
+    });
+    let token_form = || {
+        form(
+            "/token",
+            f.authenticated_form(&[("grant_type", "client_credentials"), ("scope", "accounts")]),
+        )
+    };
+    let mut limited = None;
+    for _ in 0..6 {
+        let (status, headers, body) = f.api(token_form(), true).await;
+        if status == 429 {
+            limited = Some((headers, body));
+            break;
+        }
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    let (headers, body) = limited.expect("the token endpoint is rate-limited");
+    assert_oauth_error(&headers, &body, "temporarily_unavailable");
+    assert!(headers.contains_key("retry-after"));
+    // the same client's next resource call: an OB body
+    let (status, headers, body) = f
+        .api(
+            Request::get("/open-banking/v3.1/aisp/accounts")
+                .header("authorization", "Bearer x")
+                .body(Body::empty())
+                .unwrap(),
+            true,
+        )
+        .await;
+    assert_eq!(status, 429);
+    assert!(headers.contains_key("retry-after"));
+    assert_ob_error(&body, "UK.OBIE.UnexpectedError");
+    // the customer pages, per address
+    let discovery = || {
+        Request::get("/.well-known/openid-configuration")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let mut statuses = Vec::new();
+    let mut page = None;
+    for _ in 0..6 {
+        let (status, headers, body) = f.customer(discovery()).await;
+        if status == 429 {
+            page = Some((headers, body));
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses[0], 200);
+    let (headers, body) = page.unwrap_or_else(|| panic!("{statuses:?}"));
+    assert_html(&headers, &body);
+    assert!(headers.contains_key("retry-after"));
 }

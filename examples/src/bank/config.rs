@@ -97,8 +97,13 @@ pub struct BankConfig {
     /// Core banking.
     #[serde(default)]
     pub core: CoreConfig,
-    /// Requests per second each client may make (burst of the same size).
+    /// Requests per second each client may make on the TPP API, keyed by
+    /// its certificate (burst of the same size).
     pub rate_limit_per_second: u32,
+    /// Requests per second each peer address may make on the customer
+    /// pages (burst of the same size); 0 turns the limit off.
+    #[serde(default = "default_customer_rate")]
+    pub customer_rate_limit_per_second: u32,
     /// How many accepted access tokens the resource server remembers, so a
     /// token presented again skips the signature check (never the expiry,
     /// the certificate binding, the revocation list or the live consent
@@ -114,6 +119,10 @@ pub struct BankConfig {
 
 fn default_token_cache() -> usize {
     10_000
+}
+
+fn default_customer_rate() -> u32 {
+    20
 }
 
 impl BankConfig {
@@ -168,6 +177,7 @@ impl BankConfig {
             ],
             core: CoreConfig::default(),
             rate_limit_per_second: 50,
+            customer_rate_limit_per_second: default_customer_rate(),
             verified_token_cache: default_token_cache(),
             listeners: crate::bank::listener::ListenersConfig::default(),
         }

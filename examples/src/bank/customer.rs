@@ -38,7 +38,7 @@ const COOKIE: &str = "bank_session";
 const SESSION_SECS: i64 = 15 * 60;
 const MAX_FORM: usize = 8 * 1024;
 
-pub(crate) fn router(state: Arc<BankState>) -> Router {
+pub(crate) fn router(state: Arc<BankState>, request_timeout: std::time::Duration) -> Router {
     Router::new()
         .route(
             "/.well-known/openid-configuration",
@@ -50,9 +50,34 @@ pub(crate) fn router(state: Arc<BankState>) -> Router {
         .route("/authorize/decision", post(decision))
         .route("/dashboard", get(dashboard))
         .route("/dashboard/revoke", post(revoke))
+        .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::customer_rate_limit,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(axum::middleware::from_fn(shape))
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
+}
+
+/// Answers the framework makes itself (oversized body, malformed query,
+/// unknown path, wrong method, past the deadline) as the bank's error page.
+async fn shape(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(req).await;
+    if !super::errors::unshaped(&response) {
+        return response;
+    }
+    let status = response.status();
+    let mut page = error_page(status, super::errors::framework_message(status));
+    if let Some(v) = response.headers().get(header::ALLOW) {
+        page.headers_mut().insert(header::ALLOW, v.clone());
+    }
+    page
 }
 
 /// HTML-escapes text for element content and quoted attribute values.
@@ -98,7 +123,7 @@ fn page(status: StatusCode, title: &str, body: &str, form_targets: &[&str]) -> R
     r
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
     page(
         status,
         "The request cannot be completed",

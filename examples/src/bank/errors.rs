@@ -1,8 +1,16 @@
 //! Error responses: RFC 6749 §5.2 bodies on the OAuth endpoints, UK Open
 //! Banking `OBErrorResponse1` on the resources. Descriptions come from the
 //! crates' error `Display`s, which never carry a secret or request data.
+//!
+//! Answers the framework makes itself (an oversized body, a body it cannot
+//! read, an unknown path, a wrong method, a request past its deadline) are
+//! given the same shapes by [`shape_api`] here and by the customer pages'
+//! own shaper, with a fixed description per status (never the framework's
+//! text, which can quote the request).
 
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use fapi_core::error::{ErrorCode, ErrorResponse, OAuthError};
@@ -13,6 +21,8 @@ use serde_json::json;
 pub(crate) struct OAuthFailure {
     pub(crate) code: ErrorCode,
     pub(crate) description: String,
+    /// The HTTP status, when not the one the code implies (413, 429, ...).
+    status: Option<StatusCode>,
 }
 
 impl OAuthFailure {
@@ -20,7 +30,14 @@ impl OAuthFailure {
         Self {
             code,
             description: description.into(),
+            status: None,
         }
+    }
+
+    /// The same body under another HTTP status.
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
     }
 
     /// From any crate error, with its code and description.
@@ -31,8 +48,9 @@ impl OAuthFailure {
 
 impl IntoResponse for OAuthFailure {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let status = self.status.unwrap_or_else(|| {
+            StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+        });
         tracing::info!(error = %self.code, description = %self.description, "oauth request refused");
         let mut r = (
             status,
@@ -145,4 +163,71 @@ impl IntoResponse for ObError {
         }
         r
     }
+}
+
+/// Whether a response is an error the framework made (not JSON, not one
+/// of the bank's pages), which needs the endpoint's shape.
+pub(crate) fn unshaped(r: &Response) -> bool {
+    (r.status().is_client_error() || r.status().is_server_error())
+        && !r
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/html"))
+}
+
+/// The fixed description of a framework answer.
+pub(crate) fn framework_message(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        404 => "there is no such endpoint",
+        405 => "this endpoint does not accept this method",
+        408 => "the request was not completed in time",
+        413 => "the request body is larger than this endpoint accepts",
+        415 => "the request body does not have the content type this endpoint expects",
+        422 => "the request body could not be read as this endpoint expects",
+        s if s >= 500 => "the request could not be completed; retry later",
+        _ => "the request is malformed: check its parameters and body",
+    }
+}
+
+/// Keeps the headers a framework answer carries that still apply.
+fn keep_headers(from: &Response, to: &mut Response) {
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = from.headers().get(&name) {
+            to.headers_mut().insert(name, v.clone());
+        }
+    }
+}
+
+/// The TPP API's shaper: RFC 6749 bodies on `/par` and `/token`
+/// (`invalid_request`, or `server_error` for 5xx), `OBErrorResponse1`
+/// elsewhere.
+pub(crate) async fn shape_api(req: Request, next: Next) -> Response {
+    let oauth = matches!(req.uri().path(), "/par" | "/token");
+    let response = next.run(req).await;
+    if !unshaped(&response) {
+        return response;
+    }
+    let status = response.status();
+    let message = framework_message(status);
+    let mut shaped = if oauth {
+        let code = if status.is_server_error() {
+            ErrorCode::ServerError
+        } else {
+            ErrorCode::InvalidRequest
+        };
+        OAuthFailure::new(code, message)
+            .with_status(status)
+            .into_response()
+    } else {
+        let code = match status.as_u16() {
+            404 => "UK.OBIE.Resource.NotFound",
+            400 | 413 | 422 => "UK.OBIE.Resource.InvalidFormat",
+            415 => "UK.OBIE.Header.Invalid",
+            _ => "UK.OBIE.UnexpectedError",
+        };
+        ObError::new(status, code, message).into_response()
+    };
+    keep_headers(&response, &mut shaped);
+    shaped
 }

@@ -15,7 +15,7 @@
 
 pub mod audit;
 pub mod config;
-mod customer;
+pub(crate) mod customer;
 mod errors;
 mod grants;
 pub mod listener;
@@ -127,6 +127,7 @@ pub(crate) struct BankState {
     pub(crate) customers: Vec<CustomerConfig>,
     sessions: Mutex<HashMap<String, Session>>,
     pub(crate) limiter: observe::ClientRateLimiter,
+    pub(crate) customer_limiter: observe::KeyedRateLimiter<std::net::IpAddr>,
     pub(crate) metrics: observe::Metrics,
 }
 
@@ -309,7 +310,11 @@ async fn checkpoints(state: Arc<BankState>, mut shutdown: watch::Receiver<bool>)
     every.tick().await; // the first tick is immediate
     loop {
         tokio::select! {
-            _ = every.tick() => state.checkpoint().await,
+            _ = every.tick() => {
+                state.checkpoint().await;
+                state.limiter.sweep();
+                state.customer_limiter.sweep();
+            }
             _ = shutdown.changed() => return,
         }
     }
@@ -440,6 +445,7 @@ pub fn build(
         customers: config.customers.clone(),
         sessions: Mutex::new(HashMap::new()),
         limiter: observe::ClientRateLimiter::new(config.rate_limit_per_second),
+        customer_limiter: observe::KeyedRateLimiter::new(config.customer_rate_limit_per_second),
         metrics: observe::Metrics::install()?,
     });
 
@@ -453,9 +459,9 @@ pub fn build(
     let customer_tls = tls::customer_server_config(server_certs, server_key).map_err(config_err)?;
 
     Ok(BankApps {
-        api: resources::api_router(state.clone()),
-        customer: customer::router(state.clone()),
-        admin: observe::admin_router(state.clone()),
+        api: resources::api_router(state.clone(), config.listeners.api.request_timeout()),
+        customer: customer::router(state.clone(), config.listeners.customer.request_timeout()),
+        admin: observe::admin_router(state.clone(), config.listeners.admin.request_timeout()),
         api_tls,
         customer_tls,
         db,

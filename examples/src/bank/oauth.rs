@@ -180,11 +180,42 @@ fn labelled(mut r: Response, client: &ClientId) -> Response {
 }
 
 /// `POST /par` (RFC 9126).
+/// RFC 6749 §3.2 / RFC 9126 §2.1: the body of `/token` and `/par` is
+/// `application/x-www-form-urlencoded` (one `Content-Type` header; the only
+/// parameter allowed is `charset=utf-8`).
+fn form_content_type(headers: &axum::http::HeaderMap) -> Result<(), OAuthFailure> {
+    let mut values = headers.get_all(axum::http::header::CONTENT_TYPE).iter();
+    let ok = match (values.next().and_then(|v| v.to_str().ok()), values.next()) {
+        (Some(ct), None) => {
+            let mut parts = ct.split(';');
+            let media = parts.next().unwrap_or_default().trim();
+            media.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                && parts.all(|p| {
+                    p.split_once('=').is_some_and(|(k, v)| {
+                        k.trim().eq_ignore_ascii_case("charset")
+                            && v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+                    })
+                })
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(OAuthFailure::new(
+            ErrorCode::InvalidRequest,
+            "the request body must be sent with Content-Type: application/x-www-form-urlencoded",
+        ))
+    }
+}
+
 pub(crate) async fn par(
     State(state): State<Arc<BankState>>,
     Extension(info): Extension<ConnectionInfo>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthFailure> {
+    form_content_type(&headers)?;
     let form = PushedRequestForm::parse(&body)
         .map_err(|e| OAuthFailure::new(ErrorCode::InvalidRequest, e.to_string()))?;
     let endpoint = state.endpoint("/par");
@@ -219,8 +250,10 @@ pub(crate) async fn par(
 pub(crate) async fn token(
     State(state): State<Arc<BankState>>,
     Extension(info): Extension<ConnectionInfo>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthFailure> {
+    form_content_type(&headers)?;
     let form = Form::parse(&body, MAX_TOKEN_BODY)?;
     let endpoint = state.endpoint("/token");
     let caller = authenticate(&state, &info, |n| form.get(n), Endpoint::Token(&endpoint)).await?;

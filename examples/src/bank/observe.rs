@@ -85,22 +85,26 @@ pub(crate) fn payment(outcome: &'static str) {
     metrics::counter!("fapi_payments_total", "outcome" => outcome).increment(1);
 }
 
-/// A per-key (client certificate) rate limiter.
-pub(crate) struct ClientRateLimiter {
-    limiter: Option<RateLimiter<[u8; 32], DefaultKeyedStateStore<[u8; 32]>, DefaultClock>>,
+/// A rate limiter per key: the client certificate's thumbprint on the TPP
+/// API, the peer address on the customer pages.
+pub(crate) struct KeyedRateLimiter<K: std::hash::Hash + Eq + Clone> {
+    limiter: Option<RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>>,
 }
 
-impl std::fmt::Debug for ClientRateLimiter {
+/// The TPP API's limiter, keyed by the client certificate's `x5t#S256`.
+pub(crate) type ClientRateLimiter = KeyedRateLimiter<[u8; 32]>;
+
+impl<K: std::hash::Hash + Eq + Clone> std::fmt::Debug for KeyedRateLimiter<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientRateLimiter")
+        f.debug_struct("KeyedRateLimiter")
             .field("enabled", &self.limiter.is_some())
             .finish()
     }
 }
 
-impl ClientRateLimiter {
-    /// `per_second` requests per second per client with the same burst;
-    /// 0 disables the limit.
+impl<K: std::hash::Hash + Eq + Clone> KeyedRateLimiter<K> {
+    /// `per_second` requests per second per key with the same burst; 0
+    /// disables the limit.
     pub(crate) fn new(per_second: u32) -> Self {
         Self {
             limiter: NonZeroU32::new(per_second).map(|n| RateLimiter::keyed(Quota::per_second(n))),
@@ -108,7 +112,7 @@ impl ClientRateLimiter {
     }
 
     /// `Ok` or the whole seconds to wait.
-    fn check(&self, key: &[u8; 32]) -> Result<(), u64> {
+    fn check(&self, key: &K) -> Result<(), u64> {
         match &self.limiter {
             None => Ok(()),
             Some(l) => l.check_key(key).map_err(|not_until| {
@@ -117,6 +121,22 @@ impl ClientRateLimiter {
             }),
         }
     }
+
+    /// Forgets keys whose limit has fully recovered, so a stream of new
+    /// keys (addresses) cannot grow the table without bound.
+    pub(crate) fn sweep(&self) {
+        if let Some(l) = &self.limiter {
+            l.retain_recent();
+        }
+    }
+}
+
+/// A `Retry-After` of `secs` (at least 1) on `r`.
+fn retry_after(mut r: Response, secs: u64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+    }
+    r
 }
 
 /// Mints an interaction id (a version-4 UUID).
@@ -198,27 +218,62 @@ pub(crate) async fn rate_limit(
     if let Some(key) = key {
         if let Err(wait) = state.limiter.check(&key) {
             auth_failure("rate_limited");
-            let mut r = super::errors::ObError::new(
+            let message = "too many requests from this client; retry after the Retry-After delay";
+            let r = if matches!(req.uri().path(), "/par" | "/token") {
+                super::errors::OAuthFailure::new(
+                    fapi_core::error::ErrorCode::TemporarilyUnavailable,
+                    message,
+                )
+                .with_status(StatusCode::TOO_MANY_REQUESTS)
+                .into_response()
+            } else {
+                super::errors::ObError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "UK.OBIE.UnexpectedError",
+                    message,
+                )
+                .into_response()
+            };
+            return retry_after(r, wait);
+        }
+    }
+    next.run(req).await
+}
+
+/// The customer pages' rate limit, per peer address: 429 with an HTML
+/// page and `Retry-After`.
+pub(crate) async fn customer_rate_limit(
+    State(state): State<Arc<BankState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectionInfo>()
+        .map(|c| c.remote.ip());
+    if let Some(peer) = peer {
+        if let Err(wait) = state.customer_limiter.check(&peer) {
+            metrics::counter!("fapi_customer_rate_limited_total").increment(1);
+            let page = super::customer::error_page(
                 StatusCode::TOO_MANY_REQUESTS,
-                "UK.OBIE.UnexpectedError",
-                "too many requests from this client; retry after the Retry-After delay",
-            )
-            .into_response();
-            if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
-                r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
-            }
-            return r;
+                "Too many requests from your network. Wait a moment, then try again.",
+            );
+            return retry_after(page, wait);
         }
     }
     next.run(req).await
 }
 
 /// The admin router: `/metrics` in the Prometheus text format.
-pub(crate) fn admin_router(state: Arc<BankState>) -> Router {
+pub(crate) fn admin_router(state: Arc<BankState>, request_timeout: std::time::Duration) -> Router {
     Router::new()
         .route(
             "/metrics",
             get(|State(s): State<Arc<BankState>>| async move { s.metrics.render() }),
         )
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
         .with_state(state)
 }

@@ -49,7 +49,7 @@ const X_IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("x-idempotency-key
 /// UK OB trust anchor in `x-jws-signature` headers.
 const TRUST_ANCHOR: &str = "openbanking.org.uk";
 
-pub(crate) fn api_router(state: Arc<BankState>) -> Router {
+pub(crate) fn api_router(state: Arc<BankState>, request_timeout: std::time::Duration) -> Router {
     Router::new()
         .route(
             "/.well-known/openid-configuration",
@@ -90,11 +90,17 @@ pub(crate) fn api_router(state: Arc<BankState>) -> Router {
             &format!("{PISP}/domestic-payments/{{id}}/authorisation-record"),
             get(payment_record),
         )
+        .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(axum::extract::DefaultBodyLimit::max(192 * 1024))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::rate_limit,
         ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(axum::middleware::from_fn(super::errors::shape_api))
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
 }

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use axum::Router;
 use fapi_mtls_binding::trust::{TrustError, TrustStore};
 use fapi_mtls_binding::PresentedCertificate;
@@ -31,7 +30,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
-use tower_http::timeout::TimeoutLayer;
 
 use super::listener::{AcceptBackoff, Admission, ListenerLimits, LogGate};
 
@@ -255,7 +253,8 @@ pub fn customer_server_config(
 /// and serves `app` over HTTP/1.1 until `shutdown` turns true, within the
 /// listener's [`ListenerLimits`] (see [`super::listener`]): at most
 /// `max_connections` open (and `max_per_peer` from one address), deadlines
-/// for the handshake, the headers and the whole request (408), and a
+/// for the handshake and the headers (each router applies the whole-request
+/// deadline itself, so its 408 has the router's error shape), and a
 /// backoff when `accept()` fails for want of descriptors. Each request
 /// carries a [`ConnectionInfo`] extension. On shutdown it stops accepting,
 /// lets requests in flight finish for up to `drain`, then returns.
@@ -270,10 +269,6 @@ pub async fn serve(
 ) {
     let acceptor = tls.map(TlsAcceptor::from);
     let admission = Admission::new(&limits);
-    let app = app.layer(TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        limits.request_timeout(),
-    ));
     let graceful = GracefulShutdown::new();
     let mut backoff = AcceptBackoff::new();
     let mut accept_log = LogGate::new(Duration::from_secs(5));
