@@ -67,6 +67,11 @@ CREATE TABLE IF NOT EXISTS pushed_requests (
 CREATE TABLE IF NOT EXISTS checkpoints (
     seq INTEGER PRIMARY KEY, jws TEXT NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS login_attempts (
+    scope TEXT NOT NULL, key TEXT NOT NULL, failures INTEGER NOT NULL, window_start INTEGER NOT NULL,
+    locked_until INTEGER NOT NULL, lockouts INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+) STRICT;
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, event TEXT NOT NULL
 ) STRICT;
@@ -103,6 +108,101 @@ impl SqliteDb {
         Ok(Self {
             conn: Mutex::new(conn),
         })
+    }
+
+    /// The failed logins remembered for `key` in `scope` (`customer` or
+    /// `address`).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub fn login_attempts(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<crate::bank::throttle::Attempts, StoreError> {
+        let conn = self.conn()?;
+        Self::read_attempts(&conn, scope, key)
+    }
+
+    fn read_attempts(
+        conn: &Connection,
+        scope: &str,
+        key: &str,
+    ) -> Result<crate::bank::throttle::Attempts, StoreError> {
+        conn.prepare_cached(
+            "SELECT failures, window_start, locked_until, lockouts FROM login_attempts WHERE scope = ?1 AND key = ?2",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![scope, key], |r| {
+                Ok(crate::bank::throttle::Attempts {
+                    failures: r.get(0)?,
+                    window_start: r.get(1)?,
+                    locked_until: r.get(2)?,
+                    lockouts: r.get(3)?,
+                })
+            })
+            .optional()
+        })
+        .map(Option::unwrap_or_default)
+        .map_err(unavailable)
+    }
+
+    /// Records one failed login for `key` in `scope` under `rule` at `now`
+    /// (read and write in one transaction) and returns the new count.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub fn record_login_failure(
+        &self,
+        scope: &str,
+        key: &str,
+        rule: &crate::bank::throttle::Rule,
+        now: UnixTime,
+    ) -> Result<crate::bank::throttle::Attempts, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        let before = Self::read_attempts(&tx, scope, key)?;
+        let after = rule.failed(before, now.as_secs());
+        tx.execute(
+            "INSERT INTO login_attempts (scope, key, failures, window_start, locked_until, lockouts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (scope, key) DO UPDATE SET failures = ?3, window_start = ?4, locked_until = ?5, lockouts = ?6",
+            params![scope, key, after.failures, after.window_start, after.locked_until, after.lockouts],
+        )
+        .map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+        Ok(after)
+    }
+
+    /// Forgets failed-login rows idle for a day (no lock, no failure since):
+    /// run in the background, never on a login.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub fn sweep_login_attempts(&self, now: UnixTime) -> Result<usize, StoreError> {
+        let day_ago = now.as_secs().saturating_sub(24 * 60 * 60);
+        self.conn()?
+            .execute(
+                "DELETE FROM login_attempts WHERE locked_until < ?1 AND window_start < ?1",
+                params![day_ago],
+            )
+            .map_err(unavailable)
+    }
+
+    /// Forgets the failed logins of `key` in `scope` (a successful login).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub fn clear_login_attempts(&self, scope: &str, key: &str) -> Result<(), StoreError> {
+        self.conn()?
+            .execute(
+                "DELETE FROM login_attempts WHERE scope = ?1 AND key = ?2",
+                params![scope, key],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
     }
 
     pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {

@@ -697,6 +697,20 @@ pub struct ScriptedCustomer<'a> {
     pub password: &'a str,
 }
 
+/// The `name=value` of the cookie `name` a response sets, if it does.
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|kv| {
+            kv.split_once('=')
+                .is_some_and(|(k, v)| k == name && !v.is_empty())
+        })
+        .map(str::to_owned)
+}
+
 /// The value of the hidden input `name` in `html` (the scripted customer's
 /// reading of a form; the bank's pages are its own, escaped, HTML).
 fn hidden(html: &str, name: &str) -> Option<String> {
@@ -707,58 +721,65 @@ fn hidden(html: &str, name: &str) -> Option<String> {
 }
 
 impl ScriptedCustomer<'_> {
-    /// Posts the login form (for an authorization request, or the
-    /// dashboard when both are empty); returns the session cookie and
-    /// where the bank sends the browser next.
+    /// Posts the login form of `login_page` (for an authorization request,
+    /// or the dashboard), with the login cookie the page came with; returns
+    /// the session cookie and where the bank sends the browser next.
     async fn login(
         &self,
         base: &str,
-        client_id: &str,
-        request_uri: &str,
+        login_page: &str,
+        login_cookie: Option<&str>,
     ) -> Result<(String, String), TppError> {
         let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("csrf", &hidden(login_page, "csrf").unwrap_or_default())
             .append_pair("username", self.username)
             .append_pair("password", self.password)
-            .append_pair("client_id", client_id)
-            .append_pair("request_uri", request_uri)
+            .append_pair(
+                "client_id",
+                &hidden(login_page, "client_id").unwrap_or_default(),
+            )
+            .append_pair(
+                "request_uri",
+                &hidden(login_page, "request_uri").unwrap_or_default(),
+            )
             .finish();
-        let resp = self
+        let mut req = self
             .browser
             .post(format!("{base}/login"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form)
-            .send()
-            .await
-            .map_err(transport)?;
+            .header("content-type", "application/x-www-form-urlencoded");
+        if let Some(c) = login_cookie {
+            req = req.header("cookie", c);
+        }
+        let resp = req.body(form).send().await.map_err(transport)?;
         if resp.status() != StatusCode::SEE_OTHER {
             return Err(TppError::Protocol("login failed".into()));
         }
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let cookie = header("set-cookie")
-            .and_then(|v| v.split(';').next().map(str::to_owned))
+        let cookie = set_cookie(&resp, "bank_session")
             .ok_or_else(|| TppError::Protocol("no session cookie".into()))?;
-        let next = header("location")
+        let next = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
             .ok_or_else(|| TppError::Protocol("no redirect after login".into()))?;
         Ok((cookie, next))
     }
 
+    /// GETs `url` (with `cookie`); the status, the page, and the login
+    /// cookie if the page set one.
     async fn follow_to_page(
         &self,
         url: &str,
         cookie: Option<&str>,
-    ) -> Result<(u16, String), TppError> {
+    ) -> Result<(u16, String, Option<String>), TppError> {
         let mut req = self.browser.get(url);
         if let Some(c) = cookie {
             req = req.header("cookie", c);
         }
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status().as_u16();
-        Ok((status, resp.text().await.map_err(transport)?))
+        let login_cookie = set_cookie(&resp, "__Host-bank_login");
+        Ok((status, resp.text().await.map_err(transport)?, login_cookie))
     }
 
     /// Goes through login and the consent screen; `accounts` are the
@@ -773,7 +794,7 @@ impl ScriptedCustomer<'_> {
         accounts: &[&str],
         approve: bool,
     ) -> Result<String, TppError> {
-        let (status, login) = self.follow_to_page(authorization_url, None).await?;
+        let (status, login, login_cookie) = self.follow_to_page(authorization_url, None).await?;
         if status != 200 {
             return Err(TppError::Status {
                 status,
@@ -784,14 +805,8 @@ impl ScriptedCustomer<'_> {
             .split("/authorize")
             .next()
             .unwrap_or_default();
-        let (cookie, next) = self
-            .login(
-                base,
-                &hidden(&login, "client_id").unwrap_or_default(),
-                &hidden(&login, "request_uri").unwrap_or_default(),
-            )
-            .await?;
-        let (status, consent) = self
+        let (cookie, next) = self.login(base, &login, login_cookie.as_deref()).await?;
+        let (status, consent, _) = self
             .follow_to_page(&format!("{base}{next}"), Some(&cookie))
             .await?;
         if status != 200 {
@@ -845,8 +860,11 @@ impl ScriptedCustomer<'_> {
         base: &str,
         consent_id: &str,
     ) -> Result<String, TppError> {
-        let (cookie, _) = self.login(base, "", "").await?;
-        let (status, page) = self
+        let (_, login, login_cookie) = self
+            .follow_to_page(&format!("{base}/dashboard"), None)
+            .await?;
+        let (cookie, _) = self.login(base, &login, login_cookie.as_deref()).await?;
+        let (status, page, _) = self
             .follow_to_page(&format!("{base}/dashboard"), Some(&cookie))
             .await?;
         if status != 200 || !page.contains(consent_id) {

@@ -172,7 +172,8 @@ fn operator_and_tpp_programs_work_together() {
     ]));
     let out = tpp(&dir, &discovery, "tpp-b", &["accounts"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_client"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid_client"), "{err}");
     assert!(ok(&bank(&["tpp", "list", "--config", &config])).contains("tpp-b\ttpp-b Ltd\trevoked"));
 
     // stop with SIGINT: the bank signs a final checkpoint
@@ -220,8 +221,12 @@ fn loadgen_reports_flows_steps_and_the_route_ratio() {
         "--certificate",
         &format!("{dir}/tpp-a.pem"),
     ]));
-    // the per-client limit would otherwise be what loadgen measures
-    let (mut child, discovery, _lines) = serve(&config, &["--rate-limit", "0"]);
+    // the per-client and per-address limits would otherwise be what
+    // loadgen measures
+    let (mut child, discovery, _lines) = serve(
+        &config,
+        &["--rate-limit", "0", "--customer-rate-limit", "0"],
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args([
             "--discovery",

@@ -37,6 +37,8 @@ const API: &str = "https://localhost:9443";
 
 struct Fixture {
     _dir: TempDir,
+    /// The clock the bank reads (tests move it forward).
+    clock: Arc<fapi_examples::bank::OffsetClock>,
     apps: BankApps,
     pki: DevPki,
     keys: FileKeySource,
@@ -52,7 +54,8 @@ fn fixture_with(adjust: impl FnOnce(&mut BankConfig)) -> Fixture {
     let pki = DevPki::generate(&dir.0, &*provider, &["tpp-a"], SystemClock.now()).unwrap();
     let mut config = BankConfig::development(&dir.0);
     adjust(&mut config);
-    let apps = build(&config, Arc::new(SystemClock), ISSUER, API).unwrap();
+    let clock = Arc::new(fapi_examples::bank::OffsetClock::default());
+    let apps = build(&config, clock.clone(), ISSUER, API).unwrap();
     let profile = config.profile().unwrap();
     let files = &pki.tpps[0];
     let registration = verify_software_statement(
@@ -78,6 +81,7 @@ fn fixture_with(adjust: impl FnOnce(&mut BankConfig)) -> Fixture {
     let keys = FileKeySource::new(&dir.0, provider);
     Fixture {
         _dir: dir,
+        clock,
         apps,
         pki,
         keys,
@@ -86,13 +90,17 @@ fn fixture_with(adjust: impl FnOnce(&mut BankConfig)) -> Fixture {
 
 impl Fixture {
     fn connection(&self, with_certificate: bool) -> ConnectionInfo {
+        self.connection_from(with_certificate, "127.0.0.1:40000")
+    }
+
+    fn connection_from(&self, with_certificate: bool, remote: &str) -> ConnectionInfo {
         let cert = ClientCertificate::from_pem(
             &std::fs::read_to_string(&self.pki.tpps[0].certificate).unwrap(),
         )
         .unwrap();
         ConnectionInfo::new(
             with_certificate.then(|| Arc::new(cert.der().to_vec())),
-            "127.0.0.1:40000".parse().unwrap(),
+            remote.parse().unwrap(),
         )
     }
 
@@ -802,4 +810,224 @@ async fn rate_limited_answers_have_the_shape_of_their_endpoint() {
     let (headers, body) = page.unwrap_or_else(|| panic!("{statuses:?}"));
     assert_html(&headers, &body);
     assert!(headers.contains_key("retry-after"));
+}
+
+fn hidden_input(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap() + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_owned()
+}
+
+fn set_cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|kv| kv.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+fn customer_form(path: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> Request<Body> {
+    let mut f = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        f.append_pair(k, v);
+    }
+    let mut req = Request::post(path).header("content-type", "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    req.body(Body::from(f.finish())).unwrap()
+}
+
+/// The login form had no CSRF token (the consent form and revoke did), so
+/// a cross-site page could log a customer into someone else's session; and
+/// there was no logout.
+#[tokio::test]
+async fn login_needs_its_forms_csrf_token_and_logout_ends_the_session() {
+    let f = fixture();
+    let (status, headers, body) = f
+        .customer(Request::get("/dashboard").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, 200);
+    let login_cookie = set_cookie_value(&headers, "__Host-bank_login").unwrap();
+    let cookie_header = headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("__Host-bank_login="))
+        .unwrap();
+    assert!(
+        cookie_header.contains("SameSite=Strict")
+            && cookie_header.contains("Secure")
+            && cookie_header.contains("HttpOnly")
+    );
+    let csrf = hidden_input(&String::from_utf8_lossy(&body), "csrf");
+    let post = |cookie: Option<&str>, token: &str| {
+        customer_form(
+            "/login",
+            cookie,
+            &[
+                ("username", "alice"),
+                ("password", "alice-password"),
+                ("csrf", token),
+            ],
+        )
+    };
+    // the right password, but the form did not come with this browser's
+    // cookie (a cross-site post: SameSite=Strict keeps the cookie out)
+    let (status, headers, _) = f.customer(post(None, &csrf)).await;
+    assert_eq!(status, 403);
+    assert!(set_cookie_value(&headers, "bank_session").is_none());
+    // the cookie, but another form's token
+    let (status, headers, _) = f.customer(post(Some(&login_cookie), "00")).await;
+    assert_eq!(status, 403);
+    assert!(set_cookie_value(&headers, "bank_session").is_none());
+    // the twin: the page's own form
+    let (status, headers, _) = f.customer(post(Some(&login_cookie), &csrf)).await;
+    assert_eq!(status, 303);
+    let session = set_cookie_value(&headers, "bank_session").unwrap();
+
+    let (status, _, body) = f
+        .customer(
+            Request::get("/dashboard")
+                .header("cookie", &session)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8_lossy(&body).into_owned();
+    assert!(page.contains("action=\"/logout\""), "{page}");
+    let session_csrf = hidden_input(&page, "csrf");
+    // logout needs the session's token too
+    let (status, _, _) = f
+        .customer(customer_form("/logout", Some(&session), &[("csrf", "00")]))
+        .await;
+    assert_eq!(status, 403);
+    let (status, headers, _) = f
+        .customer(customer_form(
+            "/logout",
+            Some(&session),
+            &[("csrf", &session_csrf)],
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        set_cookie_value(&headers, "bank_session").unwrap(),
+        "bank_session="
+    );
+    // the old cookie opens nothing any more
+    let (status, _, body) = f
+        .customer(
+            Request::get("/dashboard")
+                .header("cookie", &session)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("Log in to your bank"));
+}
+
+/// Logs in (page, then form) as `username` from `remote`; the status.
+async fn try_login(
+    f: &Fixture,
+    remote: &str,
+    username: &str,
+    password: &str,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let call = |req: Request<Body>| {
+        let mut req = req;
+        req.extensions_mut()
+            .insert(f.connection_from(false, remote));
+        f.apps.customer.clone().oneshot(req)
+    };
+    let page = call(Request::get("/dashboard").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let cookie = set_cookie_value(page.headers(), "__Host-bank_login").unwrap();
+    let html = String::from_utf8_lossy(
+        &axum::body::to_bytes(page.into_body(), 1 << 20)
+            .await
+            .unwrap(),
+    )
+    .into_owned();
+    let csrf = hidden_input(&html, "csrf");
+    let r = call(customer_form(
+        "/login",
+        Some(&cookie),
+        &[
+            ("username", username),
+            ("password", password),
+            ("csrf", &csrf),
+        ],
+    ))
+    .await
+    .unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    let body =
+        String::from_utf8_lossy(&axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap())
+            .into_owned();
+    (status, headers, body)
+}
+
+/// 300 wrong passwords for one customer all got a normal page, then the
+/// right password logged in. Now 5 failures lock the id for a minute (the
+/// right password too), and 20 from one address lock the address.
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_customer_then_the_address() {
+    // (the per-address request rate limit is a separate rule: off here)
+    let f = fixture_with(|c| c.customer_rate_limit_per_second = 0);
+    let attacker = "198.51.100.7:5000";
+    for i in 0..4 {
+        let (status, _, page) = try_login(&f, attacker, "alice", "guess").await;
+        assert_eq!(status, 200, "attempt {i}");
+        assert!(page.contains("Customer id or password is wrong."));
+    }
+    let (status, headers, page) = try_login(&f, attacker, "alice", "guess").await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "60");
+    assert!(page.contains("Too many attempts"), "{page}");
+    // locked: the right password is refused too, from anywhere
+    let (status, _, _) = try_login(&f, "203.0.113.1:1", "alice", "alice-password").await;
+    assert_eq!(status, 429);
+    // another customer is not locked
+    let (status, _, _) = try_login(&f, "203.0.113.1:1", "bob", "bob-password").await;
+    assert_eq!(status, 303);
+    // the minute passes, to the second
+    f.clock.advance(59);
+    assert_eq!(
+        try_login(&f, "203.0.113.1:1", "alice", "alice-password")
+            .await
+            .0,
+        429
+    );
+    f.clock.advance(1);
+    assert_eq!(
+        try_login(&f, "203.0.113.1:1", "alice", "alice-password")
+            .await
+            .0,
+        303
+    );
+
+    // credential stuffing: one address, many ids; its 20th failure locks it
+    for i in 0..14 {
+        let (status, _, _) = try_login(&f, attacker, &format!("user{i}"), "guess").await;
+        assert_eq!(status, 200, "id {i}");
+    }
+    let (status, headers, _) = try_login(&f, attacker, "user14", "guess").await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "600");
+    let (status, _, page) = try_login(&f, attacker, "bob", "bob-password").await;
+    assert_eq!(status, 429, "{page}");
+    // the same customer from elsewhere is fine
+    assert_eq!(
+        try_login(&f, "203.0.113.1:1", "bob", "bob-password")
+            .await
+            .0,
+        303
+    );
 }

@@ -122,7 +122,7 @@ fn default_token_cache() -> usize {
 }
 
 fn default_customer_rate() -> u32 {
-    20
+    50
 }
 
 impl BankConfig {

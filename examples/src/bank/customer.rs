@@ -17,6 +17,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::Router;
 use fapi_consent::consent::{Actor, ConsentTerms};
 use fapi_consent::store::apply_event_audited;
@@ -35,6 +36,9 @@ use super::{BankState, Session};
 use crate::codes::{AuthorizationCodeStore, CodeGrant};
 
 const COOKIE: &str = "bank_session";
+/// The login form's CSRF cookie: `__Host-` so no other origin (not even a
+/// sibling subdomain) can set it; the form carries a value derived from it.
+const LOGIN_COOKIE: &str = "__Host-bank_login";
 const SESSION_SECS: i64 = 15 * 60;
 const MAX_FORM: usize = 8 * 1024;
 
@@ -47,6 +51,7 @@ pub(crate) fn router(state: Arc<BankState>, request_timeout: std::time::Duration
         .route("/jwks", get(super::oauth::jwks))
         .route("/authorize", get(authorize))
         .route("/login", post(login))
+        .route("/logout", post(logout))
         .route("/authorize/decision", post(decision))
         .route("/dashboard", get(dashboard))
         .route("/dashboard/revoke", post(revoke))
@@ -142,16 +147,27 @@ fn see_other(location: &str) -> Response {
     r
 }
 
+/// The value of cookie `name` in the request.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn set_cookie(r: &mut Response, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
 impl BankState {
     fn session(&self, headers: &HeaderMap) -> Option<(String, Session)> {
-        let token = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|kv| kv.trim().split_once('='))
-            .find(|(k, _)| *k == COOKIE)
-            .map(|(_, v)| v.to_owned())?;
+        let token = cookie(headers, COOKIE)?;
         let now = self.now();
         let mut sessions = self.sessions.lock().ok()?;
         sessions.retain(|_, s| s.expires_at > now);
@@ -174,6 +190,15 @@ impl BankState {
 fn csrf_of(session_token: &str) -> String {
     use sha2::{Digest, Sha256};
     let d = Sha256::digest(format!("csrf:{session_token}").as_bytes());
+    base16ct::lower::encode_string(&d)
+}
+
+/// The login form's CSRF token, derived from its cookie (a double submit:
+/// a cross-site form cannot read the cookie, and SameSite=Strict keeps it
+/// from being sent with one).
+fn login_csrf_of(login_token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("login-csrf:{login_token}").as_bytes());
     base16ct::lower::encode_string(&d)
 }
 
@@ -246,24 +271,54 @@ async fn consent_of(
 }
 
 fn login_page(client_id: &str, request_uri: &str, note: Option<&str>) -> Response {
+    login_page_with(StatusCode::OK, client_id, request_uri, note)
+}
+
+/// The login form, with a fresh login CSRF token and its cookie.
+fn login_page_with(
+    status: StatusCode,
+    client_id: &str,
+    request_uri: &str,
+    note: Option<&str>,
+) -> Response {
+    let Ok(login_token) = fapi_core::random::token(32) else {
+        return error_page(StatusCode::SERVICE_UNAVAILABLE, "try again");
+    };
     let note = note.map_or_else(String::new, |n| {
         format!("<p><strong>{}</strong></p>", esc(n))
     });
-    page(
-        StatusCode::OK,
+    let mut r = page(
+        status,
         "Log in to your bank",
         &format!(
             "{note}<p>This login stands in for strong customer authentication. Test customers are listed in the README.</p>\
              <form method=\"post\" action=\"/login\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <input type=\"hidden\" name=\"client_id\" value=\"{}\">\
              <input type=\"hidden\" name=\"request_uri\" value=\"{}\">\
              <label>Customer id <input name=\"username\" autocomplete=\"username\"></label>\
              <label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\"></label>\
              <button type=\"submit\">Log in</button></form>",
+            esc(&login_csrf_of(&login_token)),
             esc(client_id),
             esc(request_uri)
         ),
         &[],
+    );
+    set_cookie(
+        &mut r,
+        &format!(
+            "{LOGIN_COOKIE}={login_token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}"
+        ),
+    );
+    r
+}
+
+/// A form that logs the session out.
+fn logout_form(session_token: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Log out</button></form>",
+        esc(&csrf_of(session_token))
     )
 }
 
@@ -396,8 +451,9 @@ async fn consent_screen(
     let body = format!(
         "<p>Logged in as {}.</p>{what}<form method=\"post\" action=\"/authorize/decision\">{hidden}{choices}\
          <button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button> \
-         <button type=\"submit\" name=\"decision\" value=\"reject\">Reject</button></form>",
-        esc(&session.customer_id)
+         <button type=\"submit\" name=\"decision\" value=\"reject\">Reject</button></form>{}",
+        esc(&session.customer_id),
+        logout_form(session_token)
     );
     page(
         StatusCode::OK,
@@ -409,28 +465,114 @@ async fn consent_screen(
 
 /// `POST /login`: checks a test customer's password (constant time), opens
 /// a session, and returns to the authorization request or the dashboard.
-async fn login(State(state): State<Arc<BankState>>, body: Bytes) -> Response {
+/// Seconds either throttling rule still locks `customer` or `address`,
+/// and which (see [`super::throttle`]).
+fn login_locked(state: &BankState, customer: &str, address: &str) -> Option<(&'static str, i64)> {
+    use super::throttle::{PER_ADDRESS, PER_CUSTOMER};
+    let now = state.now().as_secs();
+    // fail closed: a store that cannot answer throttles everyone
+    let locked = |scope: &'static str, key: &str, rule: &super::throttle::Rule| match state
+        .db
+        .login_attempts(scope, key)
+    {
+        Ok(a) => rule.locked(&a, now).map(|w| (scope, w)),
+        Err(_) => Some((scope, 60)),
+    };
+    locked("address", address, &PER_ADDRESS).or_else(|| locked("customer", customer, &PER_CUSTOMER))
+}
+
+/// The login page saying logging in is paused, with 429 and `Retry-After`.
+fn throttled_page(
+    client_id: &str,
+    request_uri: &str,
+    scope: &'static str,
+    wait_secs: i64,
+) -> Response {
+    observe::login_attempt("throttled");
+    metrics::counter!("fapi_login_throttled_total", "scope" => scope).increment(1);
+    let minutes = (wait_secs + 59) / 60;
+    let note = format!(
+        "Too many attempts. For your security, logging in is paused; try again in {minutes} minute{}.",
+        if minutes == 1 { "" } else { "s" }
+    );
+    let mut r = login_page_with(
+        StatusCode::TOO_MANY_REQUESTS,
+        client_id,
+        request_uri,
+        Some(&note),
+    );
+    if let Ok(v) = HeaderValue::from_str(&wait_secs.max(1).to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+async fn login(
+    State(state): State<Arc<BankState>>,
+    Extension(info): Extension<super::tls::ConnectionInfo>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Ok(form) = Form::parse(&body, MAX_FORM) else {
         return error_page(StatusCode::BAD_REQUEST, "malformed form");
     };
+    // login CSRF: the form must be the one this browser was given
+    let fresh = cookie(&headers, LOGIN_COOKIE).is_some_and(|t| {
+        form.get("csrf")
+            .is_some_and(|p| bool::from(p.as_bytes().ct_eq(login_csrf_of(&t).as_bytes())))
+    });
+    if !fresh {
+        observe::auth_failure("login_csrf");
+        return login_page_with(
+            StatusCode::FORBIDDEN,
+            form.get("client_id").unwrap_or_default(),
+            form.get("request_uri").unwrap_or_default(),
+            Some("The login form expired or did not come from this bank. Log in again."),
+        );
+    }
     let username = form.get("username").unwrap_or_default();
     let password = form.get("password").unwrap_or_default();
+    let client_id = form.get("client_id").unwrap_or_default();
+    let request_uri = form.get("request_uri").unwrap_or_default();
+    let address = info.remote.ip().to_string();
+    // throttled: refused before the password is even looked at
+    if let Some((scope, wait)) = login_locked(&state, username, &address) {
+        return throttled_page(client_id, request_uri, scope, wait);
+    }
     let known = state.customers.iter().find(|c| c.id == username);
     // compare against a dummy for unknown users so timing does not tell
     let expected = known.map_or("\u{0}unknown", |c| c.password.as_str());
     let ok = bool::from(password.as_bytes().ct_eq(expected.as_bytes())) && known.is_some();
-    let client_id = form.get("client_id").unwrap_or_default();
-    let request_uri = form.get("request_uri").unwrap_or_default();
     if !ok {
         observe::auth_failure("customer_login");
-        if client_id.is_empty() {
-            return dashboard_login(Some("Customer id or password is wrong."));
+        observe::login_attempt("failure");
+        let now = state.now();
+        let counted = [
+            ("customer", username, &super::throttle::PER_CUSTOMER),
+            ("address", address.as_str(), &super::throttle::PER_ADDRESS),
+        ]
+        .map(|(scope, key, rule)| {
+            state
+                .db
+                .record_login_failure(scope, key, rule, now)
+                .map(|a| rule.locked(&a, now.as_secs()).map(|w| (scope, w)))
+        });
+        // this failure locked the id or the address: say so at once
+        if let Some((scope, wait)) = counted
+            .iter()
+            .find_map(|c| c.as_ref().ok().copied().flatten())
+        {
+            return throttled_page(client_id, request_uri, scope, wait);
         }
         return login_page(
             client_id,
             request_uri,
             Some("Customer id or password is wrong."),
         );
+    }
+    observe::login_attempt("success");
+    if let Err(e) = state.db.clear_login_attempts("customer", username) {
+        tracing::warn!(error = %e, "login attempts could not be cleared");
     }
     let Some(token) = state.new_session(username) else {
         return error_page(StatusCode::SERVICE_UNAVAILABLE, "sessions are unavailable");
@@ -445,12 +587,45 @@ async fn login(State(state): State<Arc<BankState>>, body: Bytes) -> Response {
         format!("/authorize?{q}")
     };
     let mut r = see_other(&target);
-    let cookie = format!(
-        "{COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}"
+    set_cookie(
+        &mut r,
+        &format!(
+            "{COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}"
+        ),
     );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        r.headers_mut().insert(header::SET_COOKIE, v);
+    set_cookie(
+        &mut r,
+        &format!("{LOGIN_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    r
+}
+
+/// `POST /logout`: ends the session (with its CSRF token).
+async fn logout(State(state): State<Arc<BankState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(form) = Form::parse(&body, MAX_FORM) else {
+        return error_page(StatusCode::BAD_REQUEST, "malformed form");
+    };
+    let Some((token, session)) = state.session(&headers) else {
+        return dashboard_login(Some("You are not logged in."));
+    };
+    if !csrf_ok(&token, form.get("csrf")) {
+        observe::auth_failure("csrf");
+        return error_page(StatusCode::FORBIDDEN, "the form is stale; reload the page");
     }
+    if let Ok(mut sessions) = state.sessions.lock() {
+        sessions.remove(&token);
+    }
+    tracing::info!(customer = %session.customer_id, "customer logged out");
+    let mut r = page(
+        StatusCode::OK,
+        "You are logged out",
+        "<p>Your session has ended. <a href=\"/dashboard\">Log in again</a>.</p>",
+        &[],
+    );
+    set_cookie(
+        &mut r,
+        &format!("{COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
     r
 }
 
@@ -640,8 +815,9 @@ async fn dashboard(State(state): State<Arc<BankState>>, headers: HeaderMap) -> R
         StatusCode::OK,
         "Your connected apps",
         &format!(
-            "<p>Logged in as {}.</p><table><tr><th>Consent</th><th>Provider</th><th>What it allows</th><th>Status</th><th></th></tr>{rows}</table>",
-            esc(&session.customer_id)
+            "<p>Logged in as {}.</p>{}<table><tr><th>Consent</th><th>Provider</th><th>What it allows</th><th>Status</th><th></th></tr>{rows}</table>",
+            esc(&session.customer_id),
+            logout_form(&token)
         ),
         &[],
     )

@@ -22,6 +22,7 @@ pub mod listener;
 mod oauth;
 mod observe;
 mod resources;
+pub mod throttle;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -314,6 +315,9 @@ async fn checkpoints(state: Arc<BankState>, mut shutdown: watch::Receiver<bool>)
                 state.checkpoint().await;
                 state.limiter.sweep();
                 state.customer_limiter.sweep();
+                if let Err(e) = state.db.sweep_login_attempts(state.now()) {
+                    tracing::warn!(error = %e, "login attempts could not be swept");
+                }
             }
             _ = shutdown.changed() => return,
         }

@@ -80,6 +80,11 @@ pub(crate) fn consent_event(kind: &'static str) {
     metrics::counter!("fapi_consent_events_total", "event" => kind).increment(1);
 }
 
+/// Counts a customer login attempt (`success`, `failure`, `throttled`).
+pub(crate) fn login_attempt(outcome: &'static str) {
+    metrics::counter!("fapi_login_attempts_total", "outcome" => outcome).increment(1);
+}
+
 /// Counts a payment outcome (`accepted`, `refused`, `core_unavailable`).
 pub(crate) fn payment(outcome: &'static str) {
     metrics::counter!("fapi_payments_total", "outcome" => outcome).increment(1);

@@ -12,7 +12,7 @@
 //! `serve` flags override the configuration file: `--api-listen ADDR`,
 //! `--customer-listen ADDR`, `--admin-listen ADDR`, `--public-host HOST`,
 //! `--profile NAME`, `--core-latency-ms N`, `--core-fail-rate F`,
-//! `--core-timeout-ms N`, `--rate-limit N`. Without `--config`, the
+//! `--core-timeout-ms N`, `--rate-limit N`, `--customer-rate-limit N`. Without `--config`, the
 //! development configuration for `--data-dir` is used. Logs go to stderr
 //! (`RUST_LOG` filters); keys are never logged.
 
@@ -36,6 +36,7 @@ const USAGE: &str = "usage:
   bank serve         [--config FILE] [--data-dir DIR] [--api-listen ADDR] [--customer-listen ADDR]
                      [--admin-listen ADDR] [--public-host HOST] [--profile NAME]
                      [--core-latency-ms N] [--core-fail-rate F] [--core-timeout-ms N] [--rate-limit N]
+                     [--customer-rate-limit N]
   bank verify-audit  [--config FILE] [--data-dir DIR]
   bank tpp onboard   [--config FILE] [--data-dir DIR] (--software-statement FILE | --metadata FILE) --certificate FILE
   bank tpp revoke    [--config FILE] [--data-dir DIR] (--client ID | --certificate FILE)
@@ -152,6 +153,7 @@ async fn serve(flags: &Flags) -> Res<()> {
         "core-fail-rate",
         "core-timeout-ms",
         "rate-limit",
+        "customer-rate-limit",
     ])?;
     let mut config = config(flags)?;
     if let Some(a) = flags.parsed("api-listen")? {
@@ -177,6 +179,9 @@ async fn serve(flags: &Flags) -> Res<()> {
     }
     if let Some(v) = flags.parsed("core-timeout-ms")? {
         config.core.timeout_ms = v;
+    }
+    if let Some(v) = flags.parsed("customer-rate-limit")? {
+        config.customer_rate_limit_per_second = v;
     }
     if let Some(v) = flags.parsed("rate-limit")? {
         config.rate_limit_per_second = v;

@@ -19,8 +19,9 @@
 //!    the throughput ratio, with the bank's CPU per call (`--bank-pid`) and
 //!    the load generator's own (both share the machine in a local run).
 //!
-//! Start the bank with `--rate-limit 0` for a load run (the per-client
-//! limit would otherwise be what is measured).
+//! Start the bank with `--rate-limit 0 --customer-rate-limit 0` for a load
+//! run (the per-client and per-address limits would otherwise be what is
+//! measured).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
