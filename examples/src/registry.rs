@@ -47,6 +47,10 @@ pub enum OnboardingError {
     /// The certificate does not chain to the scheme CA.
     #[error("transport certificate rejected: {0}")]
     Certificate(String),
+    /// The client is registered and revoked: onboarding it again would
+    /// silently reinstate it.
+    #[error("{0} is revoked; if the directory has reinstated it, run `bank tpp reinstate --client {0}` first")]
+    Revoked(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -337,12 +341,16 @@ pub fn onboard(
         .current()
         .verify(certificate, &[], now)
         .map_err(|e| OnboardingError::Certificate(e.to_string()))?;
-    db.put_client(registration, certificate.thumbprint(), now)?;
+    if !db.put_client(registration, certificate.thumbprint(), now)? {
+        return Err(OnboardingError::Revoked(registration.client_id.clone()));
+    }
     Ok(metadata)
 }
 
 impl SqliteDb {
-    /// Stores a registration and its certificate (active).
+    /// Stores a registration and its certificate: a new client, or an
+    /// update of an active one. `false` (nothing written) for a revoked
+    /// client: only [`SqliteDb::reinstate_client`] makes it active again.
     ///
     /// # Errors
     /// [`StoreError`]; also when the certificate is registered to another
@@ -352,22 +360,40 @@ impl SqliteDb {
         registration: &Registration,
         certificate: &CertificateThumbprint,
         now: UnixTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let body = serde_json::to_string(registration).map_err(unavailable)?;
         let conn = self.conn()?;
-        conn.execute(
-            "INSERT INTO clients (client_id, registration, certificate, revoked, onboarded_at)
+        let written = conn
+            .execute(
+                "INSERT INTO clients (client_id, registration, certificate, revoked, onboarded_at)
              VALUES (?1, ?2, ?3, 0, ?4)
-             ON CONFLICT (client_id) DO UPDATE SET registration = ?2, certificate = ?3, revoked = 0",
-            params![
-                registration.client_id,
-                body,
-                &certificate.as_bytes()[..],
-                now.as_secs()
-            ],
-        )
-        .map_err(unavailable)?;
-        Ok(())
+             ON CONFLICT (client_id) DO UPDATE SET registration = ?2, certificate = ?3
+             WHERE clients.revoked = 0",
+                params![
+                    registration.client_id,
+                    body,
+                    &certificate.as_bytes()[..],
+                    now.as_secs()
+                ],
+            )
+            .map_err(unavailable)?;
+        Ok(written == 1)
+    }
+
+    /// Makes a revoked client active again (the directory reinstated it);
+    /// `false` if it is not registered.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn reinstate_client(&self, id: &ClientId) -> Result<bool, StoreError> {
+        let n = self
+            .conn()?
+            .execute(
+                "UPDATE clients SET revoked = 0 WHERE client_id = ?1",
+                params![id.as_str()],
+            )
+            .map_err(unavailable)?;
+        Ok(n == 1)
     }
 
     /// A registered client.

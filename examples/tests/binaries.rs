@@ -365,3 +365,117 @@ fn sigterm_stops_serve_like_ctrl_c_with_a_final_checkpoint() {
         "{out}"
     );
 }
+
+/// Re-onboarding a revoked TPP silently reinstated it. Reinstatement is its
+/// own command now; onboarding a revoked client is an error saying so.
+#[test]
+fn a_revoked_tpp_is_reinstated_only_explicitly() {
+    let tmp = TempDir::new("reinstate");
+    let dir = tmp.0.to_str().unwrap().to_owned();
+    ok(&bank(&["init", "--data-dir", &dir]));
+    let config = format!("{dir}/bank.json");
+    let onboard = || {
+        bank(&[
+            "tpp",
+            "onboard",
+            "--config",
+            &config,
+            "--software-statement",
+            &format!("{dir}/tpp-b.ssa.jwt"),
+            "--certificate",
+            &format!("{dir}/tpp-b.pem"),
+        ])
+    };
+    let first = ok(&onboard());
+    assert!(
+        first.contains("x-jws-signature http://openbanking.org.uk/iss: tpp-b-org/tpp-b-software"),
+        "{first}"
+    );
+    ok(&bank(&[
+        "tpp", "revoke", "--config", &config, "--client", "tpp-b",
+    ]));
+    let again = onboard();
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("revoked") && err.contains("bank tpp reinstate --client tpp-b"),
+        "{err}"
+    );
+    assert!(ok(&bank(&["tpp", "list", "--config", &config])).contains("tpp-b\ttpp-b Ltd\trevoked"));
+    let out = ok(&bank(&[
+        "tpp",
+        "reinstate",
+        "--config",
+        &config,
+        "--client",
+        "tpp-b",
+    ]));
+    assert!(out.contains("reinstated tpp-b"), "{out}");
+    assert!(ok(&bank(&["tpp", "list", "--config", &config])).contains("tpp-b\ttpp-b Ltd\tactive"));
+    // an active client may be onboarded again (new keys or certificate)
+    ok(&onboard());
+    assert!(!bank(&[
+        "tpp",
+        "reinstate",
+        "--config",
+        &config,
+        "--client",
+        "nobody"
+    ])
+    .status
+    .success());
+}
+
+/// `bank init` always wrote ports 8443/8444/9090.
+#[test]
+fn init_takes_the_listen_addresses() {
+    let tmp = TempDir::new("init-ports");
+    let dir = tmp.0.to_str().unwrap().to_owned();
+    ok(&bank(&[
+        "init",
+        "--data-dir",
+        &dir,
+        "--api-listen",
+        "127.0.0.1:18443",
+        "--customer-listen",
+        "0.0.0.0:18444",
+        "--admin-listen",
+        "127.0.0.1:19090",
+    ]));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/bank.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["api_listen"], "127.0.0.1:18443");
+    assert_eq!(config["customer_listen"], "0.0.0.0:18444");
+    assert_eq!(config["admin_listen"], "127.0.0.1:19090");
+    let defaults = TempDir::new("init-ports-default");
+    ok(&bank(&["init", "--data-dir", defaults.0.to_str().unwrap()]));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(defaults.0.join("bank.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["api_listen"], "127.0.0.1:8443");
+    assert!(
+        !bank(&["init", "--data-dir", "/tmp/x", "--api-listen", "nope"])
+            .status
+            .success()
+    );
+}
+
+/// The example registration file the README points to is a complete,
+/// usable registration (every field documented there).
+#[test]
+fn the_registration_example_file_is_complete_and_usable() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/registration.example.json"
+    ))
+    .unwrap();
+    let r: fapi_examples::registry::Registration = serde_json::from_str(&text).unwrap();
+    r.metadata(
+        &*fapi_core::crypto::default_provider(),
+        fapi_core::Profile::Fapi2MessageSigning,
+    )
+    .unwrap();
+    assert_eq!(r.signing_issuer(), "0015800001041RHAAY/acme-payments-app");
+    assert!(r.has_role("PISP"));
+}

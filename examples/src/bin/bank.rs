@@ -1,11 +1,14 @@
 //! The example bank.
 //!
 //! ```text
-//! bank init          --data-dir DIR [--tpp NAME]... [--force]   development PKI + bank.json
+//! bank init          --data-dir DIR [--tpp NAME]... [--force]
+//!                    [--api-listen ADDR] [--customer-listen ADDR] [--admin-listen ADDR]
+//!                    (the development PKI and bank.json)
 //! bank serve         [--config FILE] [--data-dir DIR] [flags]
 //! bank verify-audit  [--config FILE] [--data-dir DIR]
 //! bank tpp onboard   [--config FILE] (--software-statement FILE | --metadata FILE) --certificate FILE
 //! bank tpp revoke    [--config FILE] (--client ID | --certificate FILE)
+//! bank tpp reinstate [--config FILE] --client ID
 //! bank tpp list      [--config FILE]
 //! ```
 //!
@@ -33,6 +36,7 @@ use fapi_examples::cli::{Flags, Res};
 
 const USAGE: &str = "usage:
   bank init          --data-dir DIR [--tpp NAME]... [--force]
+                     [--api-listen ADDR] [--customer-listen ADDR] [--admin-listen ADDR]
   bank serve         [--config FILE] [--data-dir DIR] [--api-listen ADDR] [--customer-listen ADDR]
                      [--admin-listen ADDR] [--public-host HOST] [--profile NAME]
                      [--core-latency-ms N] [--core-fail-rate F] [--core-timeout-ms N] [--rate-limit N]
@@ -40,6 +44,7 @@ const USAGE: &str = "usage:
   bank verify-audit  [--config FILE] [--data-dir DIR]
   bank tpp onboard   [--config FILE] [--data-dir DIR] (--software-statement FILE | --metadata FILE) --certificate FILE
   bank tpp revoke    [--config FILE] [--data-dir DIR] (--client ID | --certificate FILE)
+  bank tpp reinstate [--config FILE] [--data-dir DIR] --client ID
   bank tpp list      [--config FILE] [--data-dir DIR]";
 
 /// The bank's configuration from the flags: the file, or the
@@ -79,7 +84,14 @@ fn existing_bank(dir: &std::path::Path) -> Res<Vec<String>> {
 }
 
 fn init(flags: &Flags) -> Res<()> {
-    flags.only(&["data-dir", "tpp", "force"])?;
+    flags.only(&[
+        "data-dir",
+        "tpp",
+        "force",
+        "api-listen",
+        "customer-listen",
+        "admin-listen",
+    ])?;
     let dir = PathBuf::from(flags.get("data-dir").ok_or("--data-dir is required")?);
     let mut tpps = flags.all("tpp");
     if tpps.is_empty() {
@@ -118,9 +130,17 @@ fn init(flags: &Flags) -> Res<()> {
     }
     let pki = DevPki::generate(&dir, &*default_provider(), &tpps, SystemClock.now())?;
     let mut config = BankConfig::development(&dir);
-    config.api_listen = "127.0.0.1:8443".parse()?;
-    config.customer_listen = "127.0.0.1:8444".parse()?;
-    config.admin_listen = Some("127.0.0.1:9090".parse()?);
+    config.api_listen = flags
+        .parsed("api-listen")?
+        .unwrap_or(([127, 0, 0, 1], 8443).into());
+    config.customer_listen = flags
+        .parsed("customer-listen")?
+        .unwrap_or(([127, 0, 0, 1], 8444).into());
+    config.admin_listen = Some(
+        flags
+            .parsed("admin-listen")?
+            .unwrap_or(([127, 0, 0, 1], 9090).into()),
+    );
     let path = dir.join("bank.json");
     std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
     println!(
@@ -268,6 +288,18 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
                 registration.client_name,
                 cert.thumbprint().to_b64url()
             );
+            println!(
+                "  its x-jws-signature http://openbanking.org.uk/iss: {}",
+                registration.signing_issuer()
+            );
+        }
+        "reinstate" => {
+            flags.only(&["config", "data-dir", "client"])?;
+            let id = flags.get("client").ok_or("--client is required")?;
+            if !db.reinstate_client(&ClientId::try_from(id)?)? {
+                return Err(format!("{id} is not registered").into());
+            }
+            println!("reinstated {id}: its calls are served again");
         }
         "revoke" => {
             flags.only(&["config", "data-dir", "client", "certificate"])?;
