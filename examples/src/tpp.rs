@@ -534,6 +534,24 @@ impl Tpp {
         }
     }
 
+    /// Verifies a signed authorization response that carries no `state`:
+    /// the bank's error for a request it can no longer read (a reused or
+    /// expired `request_uri`), sent to the client's registered redirect URI.
+    ///
+    /// # Errors
+    /// [`TppError::Protocol`] if the response is not the bank's, signed for
+    /// this client.
+    pub fn verify_stateless_response(&self, location: &str) -> Result<JarmOutcome, TppError> {
+        JarmVerifier::new(
+            self.server_keys.clone(),
+            self.discovery.issuer.clone(),
+            self.id.clone(),
+            self.config.profile.algorithms(),
+        )
+        .verify_redirect(location, None, self.now())
+        .map_err(|e| TppError::Protocol(format!("JARM response rejected: {e}")))
+    }
+
     /// Exchanges a code for tokens.
     ///
     /// # Errors

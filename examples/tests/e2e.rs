@@ -301,12 +301,144 @@ async fn pushed_request_expires_at_its_lifetime() {
         .unwrap();
     let page = |url: String| {
         let browser = p.browser.clone();
-        async move { browser.get(url).send().await.unwrap().status().as_u16() }
+        async move {
+            let r = browser.get(url).send().await.unwrap();
+            let location = r
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned());
+            (r.status().as_u16(), location)
+        }
     };
     p.clock.advance(59);
-    assert_eq!(page(pending.authorization_url.clone()).await, 200);
+    assert_eq!(page(pending.authorization_url.clone()).await.0, 200);
     p.clock.advance(1);
-    assert_eq!(page(pending.authorization_url.clone()).await, 400);
+    // expired: the TPP hears it, signed, at its registered redirect URI
+    let (status, location) = page(pending.authorization_url.clone()).await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        a.verify_stateless_response(&location.unwrap()).unwrap(),
+        fapi_jarm::JarmOutcome::Error {
+            error: "invalid_request_uri".into(),
+            description: Some(
+                "the request_uri has expired; push the authorization request again".into()
+            )
+        }
+    );
+}
+
+/// Errors at the authorization endpoint were an HTML page even when the
+/// client and its redirect URI were known. A reused `request_uri` beside a
+/// valid `client_id` now comes back to the TPP as a signed JARM error; an
+/// unknown client still gets the page (no redirect the bank cannot trust).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_used_request_uri_comes_back_to_the_tpp_as_a_signed_error() {
+    let dir = TempDir::new("e2e-reused-uri");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    let consent = account_consent(&p, a).await;
+    let pending = a
+        .push_authorization(&consent, "openid accounts")
+        .await
+        .unwrap();
+    let location = alice(&p)
+        .authorize(&pending.authorization_url, &["acc-1"], true)
+        .await
+        .unwrap();
+    a.complete(&pending, &location).await.unwrap();
+    let again = p
+        .browser
+        .get(&pending.authorization_url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 303);
+    let back = again.headers()["location"].to_str().unwrap().to_owned();
+    assert!(back.starts_with("https://tpp-a.example/cb"), "{back}");
+    assert_eq!(
+        a.verify_stateless_response(&back).unwrap(),
+        fapi_jarm::JarmOutcome::Error {
+            error: "invalid_request_uri".into(),
+            description: Some("the request_uri has already been used".into())
+        }
+    );
+    // the same request_uri under an unknown client id: the error page
+    let unknown = pending
+        .authorization_url
+        .replace("client_id=tpp-a", "client_id=nobody");
+    let r = p.browser.get(&unknown).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+}
+
+/// The login page had no way to cancel: the customer could only leave,
+/// and the TPP never heard back. Cancelling now sends it a signed
+/// `access_denied` carrying its state, and uses the request up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customer_cancels_at_login_and_the_tpp_hears_access_denied() {
+    let dir = TempDir::new("e2e-cancel");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    let consent = account_consent(&p, a).await;
+    let pending = a
+        .push_authorization(&consent, "openid accounts")
+        .await
+        .unwrap();
+    let login = p
+        .browser
+        .get(&pending.authorization_url)
+        .send()
+        .await
+        .unwrap();
+    let cookie = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-bank_login="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
+    let html = login.text().await.unwrap();
+    let cancel_at = html
+        .find("action=\"/authorize/cancel\"")
+        .expect("a cancel form");
+    let field = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = html[cancel_at..].find(&marker).unwrap() + cancel_at + marker.len();
+        html[start..start + html[start..].find('"').unwrap()].to_owned()
+    };
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("csrf", &field("csrf"))
+        .append_pair("client_id", &field("client_id"))
+        .append_pair("request_uri", &field("request_uri"))
+        .finish();
+    let cancel = |cookie: Option<String>, body: String| {
+        let mut req = p
+            .browser
+            .post(format!("{}/authorize/cancel", p.customer_base()))
+            .header("content-type", "application/x-www-form-urlencoded");
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.body(body).send()
+    };
+    // without the page's cookie (a cross-site post): refused
+    assert_eq!(cancel(None, form.clone()).await.unwrap().status(), 403);
+    let r = cancel(Some(cookie.clone()), form.clone()).await.unwrap();
+    assert_eq!(r.status(), 303);
+    let back = r.headers()["location"].to_str().unwrap().to_owned();
+    let refused = a.complete(&pending, &back).await.unwrap_err();
+    assert!(refused.to_string().contains("access_denied"), "{refused}");
+    // used up: cancelling again is a (stateless) invalid_request_uri
+    let r = cancel(Some(cookie), form).await.unwrap();
+    assert_eq!(r.status(), 303);
+    let again = a
+        .verify_stateless_response(r.headers()["location"].to_str().unwrap())
+        .unwrap();
+    assert!(
+        matches!(again, fapi_jarm::JarmOutcome::Error { error, .. } if error == "invalid_request_uri")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -566,14 +566,21 @@ async fn discovery_advertises_the_fapi_metadata() {
     );
 }
 
+/// No open redirect: an unknown `request_uri` under an unknown client is
+/// an error page; under a registered client it is a signed error to that
+/// client's registered redirect URI, and nowhere else.
 #[tokio::test]
-async fn authorize_with_an_unknown_request_uri_is_an_error_page_not_a_redirect() {
+async fn authorize_errors_redirect_only_to_a_registered_client() {
     let f = fixture();
+    let uri =
+        "request_uri=urn:ietf:params:oauth:request_uri:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     let (status, headers, body) = f
         .customer(
-            Request::get("/authorize?client_id=tpp-a&request_uri=urn:ietf:params:oauth:request_uri:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-                .body(Body::empty())
-                .unwrap(),
+            Request::get(format!(
+                "/authorize?client_id=nobody&{uri}&redirect_uri=https://evil.example/"
+            ))
+            .body(Body::empty())
+            .unwrap(),
         )
         .await;
     assert_eq!(status, 400);
@@ -581,6 +588,21 @@ async fn authorize_with_an_unknown_request_uri_is_an_error_page_not_a_redirect()
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
     assert!(String::from_utf8_lossy(&body).contains("cannot be completed"));
+    let (status, headers, _) = f
+        .customer(
+            Request::get(format!(
+                "/authorize?client_id=tpp-a&{uri}&redirect_uri=https://evil.example/"
+            ))
+            .body(Body::empty())
+            .unwrap(),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let location = headers["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("https://tpp-a.example/cb?response="),
+        "{location}"
+    );
 }
 
 #[tokio::test]
@@ -1030,4 +1052,75 @@ async fn repeated_wrong_passwords_lock_the_customer_then_the_address() {
             .0,
         303
     );
+}
+
+impl Fixture {
+    /// tpp-a's signed request object naming `intent` (or none).
+    fn request_object(&self, intent: Option<&str>) -> String {
+        let now = SystemClock.now().as_secs();
+        let mut claims = json!({
+            "iss": "tpp-a", "aud": ISSUER, "client_id": "tpp-a", "nbf": now, "exp": now + 300,
+            "response_type": "code", "response_mode": "jwt", "redirect_uri": "https://tpp-a.example/cb",
+            "scope": "openid accounts", "state": "s-1", "nonce": "n-1",
+            "code_challenge": fapi_core::types::CodeVerifier::generate().unwrap().challenge().as_str(),
+            "code_challenge_method": "S256",
+        });
+        if let Some(i) = intent {
+            claims["claims"] = json!({ "id_token": { "openbanking_intent_id": { "value": i, "essential": true } } });
+        }
+        sign_compact(
+            &*self.keys.signing_key("tpp-a-signing").unwrap(),
+            Some("tpp-a-signing"),
+            Some("oauth-authz-req+jwt"),
+            claims.as_object().unwrap(),
+        )
+        .unwrap()
+    }
+}
+
+/// A request object naming no consent was accepted at /par and refused
+/// only after the customer had logged in. /par now requires the intent:
+/// a consent of this client that awaits authorisation.
+#[tokio::test]
+async fn par_requires_an_intent_awaiting_authorisation() {
+    let f = fixture();
+    let push = |ro: String| form("/par", f.authenticated_form(&[("request", &ro)]));
+    let refused = |body: &[u8], part: &str| {
+        let v = json_of(body);
+        assert_eq!(v["error"], "invalid_request_object", "{v}");
+        assert!(
+            v["error_description"].as_str().unwrap().contains(part),
+            "{v}"
+        );
+    };
+    let (status, _, body) = f.api(push(f.request_object(None)), true).await;
+    assert_eq!(status, 400);
+    refused(&body, "openbanking_intent_id");
+    let (status, _, body) = f
+        .api(push(f.request_object(Some("aac-nonexistent"))), true)
+        .await;
+    assert_eq!(status, 400);
+    refused(&body, "does not exist");
+    // the twin: a consent tpp-a created
+    let cc = f.client_credentials("accounts").await;
+    let (status, _, body) = f
+        .api(
+            Request::post("/open-banking/v3.1/aisp/account-access-consents")
+                .header("authorization", format!("Bearer {cc}"))
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    json!({ "Data": { "Permissions": ["ReadAccountsBasic"] }, "Risk": {} })
+                        .to_string(),
+                ))
+                .unwrap(),
+            true,
+        )
+        .await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let consent = json_of(&body)["Data"]["ConsentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, body) = f.api(push(f.request_object(Some(&consent))), true).await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
 }

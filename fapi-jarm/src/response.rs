@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use base64ct::{Base64, Encoding};
+use fapi_core::client::ClientMetadata;
 use fapi_core::crypto::SigningKey;
 use fapi_core::error::ErrorCode;
 use fapi_core::jose::sign_compact;
@@ -28,9 +29,11 @@ pub struct JarmSigner {
 }
 
 /// An authorization response ready to send to the client's registered
-/// redirect URI. Made only from a [`ValidatedAuthorizationRequest`]: a
-/// request whose client or redirect URI failed validation has no response
-/// to redirect, and the caller shows its error instead (no open redirector).
+/// redirect URI. Made only from a [`ValidatedAuthorizationRequest`], or
+/// from a registered client's one redirect URI
+/// ([`JarmSigner::error_for_client`]): a request whose client or redirect
+/// URI failed validation has no response to redirect, and the caller shows
+/// its error instead (no open redirector).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthorizationResponse {
     redirect_uri: String,
@@ -136,6 +139,48 @@ impl JarmSigner {
         m.insert("error".into(), json!(error.as_str()));
         m.insert("error_description".into(), json!(description));
         self.respond(request, m, now)
+    }
+
+    /// An error response for a client whose request cannot be read any
+    /// more (its `request_uri` was used, has expired, or is unknown, but
+    /// the `client_id` beside it is a registered client): RFC 6749
+    /// §4.1.2.1 sends the error to the client once its redirect URI is
+    /// trusted. With no request there is no `redirect_uri` parameter, so
+    /// the registration decides: the client's one registered redirect URI,
+    /// in `query.jwt` (JARM), without `state` (none is known). `None` when
+    /// the client registered several redirect URIs: which one is meant is
+    /// unknown, and the caller shows its error page instead.
+    /// `description` must be a fixed phrase, never request data.
+    ///
+    /// # Errors
+    /// [`JarmError::Signing`].
+    pub fn error_for_client(
+        &self,
+        client: &ClientMetadata,
+        error: ErrorCode,
+        description: &str,
+        now: UnixTime,
+    ) -> Result<Option<AuthorizationResponse>, JarmError> {
+        let [redirect_uri] = client.redirect_uris() else {
+            return Ok(None);
+        };
+        let mut m = Map::new();
+        m.insert("error".into(), json!(error.as_str()));
+        m.insert("error_description".into(), json!(description));
+        m.insert("iss".into(), json!(self.issuer.as_str()));
+        m.insert("aud".into(), json!(client.client_id().as_str()));
+        m.insert(
+            "exp".into(),
+            json!(now.saturating_add(self.lifetime_secs).as_secs()),
+        );
+        Ok(Some(AuthorizationResponse {
+            redirect_uri: redirect_uri.as_str().to_owned(),
+            mode: ResponseMode::QueryJwt,
+            params: vec![(
+                "response".to_owned(),
+                sign_compact(&*self.key, Some(&self.kid), None, &m)?,
+            )],
+        }))
     }
 
     fn respond(

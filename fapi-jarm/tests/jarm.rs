@@ -489,3 +489,63 @@ fn lifetime_bounds() {
     assert!(verifier().verify(&t, Some(&state()), at(599)).is_ok());
     assert!(verifier().verify(&t, Some(&state()), at(600)).is_err());
 }
+
+fn registered(redirects: &[&str]) -> ClientMetadata {
+    ClientMetadata::new(
+        ClientId::try_from("tpp-a").unwrap(),
+        AuthMethod::PrivateKeyJwt,
+        redirects
+            .iter()
+            .map(|r| RedirectUri::try_from(*r).unwrap())
+            .collect(),
+        JwkSet::default(),
+        &*default_provider(),
+        Profile::Fapi2MessageSigning,
+    )
+    .unwrap()
+}
+
+/// A used or expired `request_uri` beside a registered `client_id`: the
+/// request is gone, the client is not. The error goes, signed, to the one
+/// redirect URI the client registered (RFC 6749 §4.1.2.1), never to one
+/// the request could have named.
+#[test]
+fn error_for_a_client_whose_request_is_gone_goes_to_its_one_registered_uri() {
+    let resp = signer(Algorithm::Es256)
+        .error_for_client(
+            &registered(&[REDIRECT]),
+            ErrorCode::InvalidRequestUri,
+            "the request_uri has already been used",
+            at(0),
+        )
+        .unwrap()
+        .unwrap();
+    let location = delivered(&resp.render().unwrap());
+    assert!(
+        location.starts_with(REDIRECT) && location.contains("&response="),
+        "{location}"
+    );
+    // the TPP verifies it like any response; there is no state to match
+    let out = verifier().verify_redirect(&location, None, at(1)).unwrap();
+    assert_eq!(
+        out,
+        JarmOutcome::Error {
+            error: "invalid_request_uri".into(),
+            description: Some("the request_uri has already been used".into())
+        }
+    );
+    // several registered URIs: which one is unknown, so no response
+    assert!(signer(Algorithm::Es256)
+        .error_for_client(
+            &registered(&[REDIRECT, "https://tpp-a.example/other"]),
+            ErrorCode::InvalidRequestUri,
+            "x",
+            at(0),
+        )
+        .unwrap()
+        .is_none());
+    assert!(signer(Algorithm::Es256)
+        .error_for_client(&registered(&[]), ErrorCode::AccessDenied, "x", at(0))
+        .unwrap()
+        .is_none());
+}

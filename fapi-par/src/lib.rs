@@ -166,6 +166,9 @@ pub fn revalidate(
 /// 201 body returned. The reference expires at the configured lifetime or
 /// the request object's `exp`, whichever is sooner.
 ///
+/// It is [`validate_push`] then [`ValidatedPush::store`]; call those two
+/// to apply a policy of your own to the validated request in between.
+///
 /// [RFC 9126 §2]: https://www.rfc-editor.org/rfc/rfc9126#section-2
 ///
 /// # Errors
@@ -178,6 +181,31 @@ pub async fn push(
     store: &dyn PushedRequestStore,
     now: UnixTime,
 ) -> Result<ParResponse, ParError> {
+    validate_push(form, client, registration, config, now)?
+        .store(store, now)
+        .await
+}
+
+/// A pushed request that passed every rule of [`push`] and is not stored
+/// yet: no `request_uri` exists for it until [`ValidatedPush::store`].
+#[derive(Debug)]
+pub struct ValidatedPush {
+    source: PushSource,
+    request: fapi_core::request_object::ValidatedAuthorizationRequest,
+    expires_at: UnixTime,
+}
+
+/// The validation half of [`push`].
+///
+/// # Errors
+/// [`ParError`].
+pub fn validate_push(
+    form: &PushedRequestForm,
+    client: &AuthenticatedClient,
+    registration: &ClientMetadata,
+    config: &ParConfig,
+    now: UnixTime,
+) -> Result<ValidatedPush, ParError> {
     if registration.client_id() != client.client_id() {
         return Err(ParError::RegistrationMismatch);
     }
@@ -191,26 +219,50 @@ pub async fn push(
         parameters: form.authorization_parameters(),
         pushed_at: now,
     };
-    let validated = revalidate(&source, registration, config)?;
+    let request = revalidate(&source, registration, config)?;
     let mut expires_at = now.saturating_add(config.expires_in_secs);
-    if let Some(exp) = validated.request_object_expires_at() {
+    if let Some(exp) = request.request_object_expires_at() {
         expires_at = expires_at.min(exp);
     }
-    let request_uri = RequestUri::generate()?;
-    let response = ParResponse {
-        request_uri: request_uri.as_str().to_owned(),
-        expires_in: expires_at.secs_since(now),
-    };
-    store
-        .put(
-            PushedRequest {
-                request_uri,
-                request: Arc::new(validated),
-                expires_at,
-                source: Arc::new(source),
-            },
-            now,
-        )
-        .await?;
-    Ok(response)
+    Ok(ValidatedPush {
+        source,
+        request,
+        expires_at,
+    })
+}
+
+impl ValidatedPush {
+    /// The validated request, for the caller's own checks.
+    pub fn request(&self) -> &fapi_core::request_object::ValidatedAuthorizationRequest {
+        &self.request
+    }
+
+    /// Stores the request under a fresh 256-bit `request_uri` and returns
+    /// the 201 body.
+    ///
+    /// # Errors
+    /// [`ParError`] if the CSPRNG or the store fails.
+    pub async fn store(
+        self,
+        store: &dyn PushedRequestStore,
+        now: UnixTime,
+    ) -> Result<ParResponse, ParError> {
+        let request_uri = RequestUri::generate()?;
+        let response = ParResponse {
+            request_uri: request_uri.as_str().to_owned(),
+            expires_in: self.expires_at.secs_since(now),
+        };
+        store
+            .put(
+                PushedRequest {
+                    request_uri,
+                    request: Arc::new(self.request),
+                    expires_at: self.expires_at,
+                    source: Arc::new(self.source),
+                },
+                now,
+            )
+            .await?;
+        Ok(response)
+    }
 }

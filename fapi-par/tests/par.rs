@@ -475,3 +475,35 @@ fn source_does_not_revalidate_against_another_clients_registration() {
     )
     .is_err());
 }
+
+/// `validate_push` then `store` is `push`, with room for the caller's own
+/// policy on the validated request in between.
+#[test]
+fn validation_and_storage_are_separable() {
+    let store = InMemoryPushedRequestStore::new(100);
+    let validated = fapi_par::validate_push(
+        &form_for("tpp-a", 300),
+        &authenticated("tpp-a", Profile::Fapi2MessageSigning),
+        &registration("tpp-a", Profile::Fapi2MessageSigning),
+        &config(Profile::Fapi2MessageSigning),
+        at(0),
+    )
+    .unwrap();
+    assert_eq!(validated.request().client_id().as_str(), "tpp-a");
+    let r = b(validated.store(&store, at(0))).unwrap();
+    assert_eq!(r.expires_in, 60);
+    let uri = RequestUri::parse(&r.request_uri).unwrap();
+    assert!(b(store.peek(&uri, &client("tpp-a"), at(1))).is_ok());
+    // the same rules as push: another client's registration is refused
+    assert_eq!(
+        fapi_par::validate_push(
+            &form_for("tpp-a", 300),
+            &authenticated("tpp-a", Profile::Fapi2MessageSigning),
+            &registration("tpp-b", Profile::Fapi2MessageSigning),
+            &config(Profile::Fapi2MessageSigning),
+            at(0),
+        )
+        .unwrap_err(),
+        fapi_par::ParError::RegistrationMismatch
+    );
+}

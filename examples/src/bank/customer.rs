@@ -53,6 +53,7 @@ pub(crate) fn router(state: Arc<BankState>, request_timeout: std::time::Duration
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/authorize/decision", post(decision))
+        .route("/authorize/cancel", post(cancel))
         .route("/dashboard", get(dashboard))
         .route("/dashboard/revoke", post(revoke))
         .fallback(|| async { StatusCode::NOT_FOUND })
@@ -224,21 +225,91 @@ async fn pushed(
         .and_then(|c| ClientId::try_from(c).ok())
         .ok_or_else(|| error_page(StatusCode::BAD_REQUEST, "client_id is missing or invalid"))?;
     tracing::Span::current().record("client_id", client.as_str());
-    let uri = request_uri.and_then(RequestUri::parse).ok_or_else(|| {
-        error_page(
-            StatusCode::BAD_REQUEST,
+    let Some(uri) = request_uri.and_then(RequestUri::parse) else {
+        observe::auth_failure("request_uri");
+        return Err(request_gone(
+            state,
+            &client,
             "request_uri is missing or is not one this bank issued",
-        )
-    })?;
-    let found = state
-        .par
-        .peek(&uri, &client, state.now())
-        .await
-        .map_err(|e| {
+        ));
+    };
+    match state.par.peek(&uri, &client, state.now()).await {
+        Ok(found) => Ok((client, uri, found.request)),
+        Err(fapi_par::LookupError::Store(_)) => Err(error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "authorization requests are unavailable; try again shortly",
+        )),
+        Err(e) => {
             observe::auth_failure("request_uri");
-            error_page(StatusCode::BAD_REQUEST, &e.to_string())
-        })?;
-    Ok((client, uri, found.request))
+            Err(request_gone(state, &client, lookup_phrase(&e)))
+        }
+    }
+}
+
+/// A fixed phrase for a failed `request_uri` lookup.
+fn lookup_phrase(e: &fapi_par::LookupError) -> &'static str {
+    use fapi_par::LookupError as L;
+    match e {
+        L::Expired => "the request_uri has expired; push the authorization request again",
+        L::AlreadyUsed => "the request_uri has already been used",
+        L::WrongClient => "the request_uri was not issued to this client",
+        L::NoLongerValid => "the pushed request no longer validates; push it again",
+        _ => "the request_uri is unknown",
+    }
+}
+
+/// The answer when the pushed request cannot be read (used, expired,
+/// unknown) but `client` is an active registered client: RFC 6749
+/// §4.1.2.1 sends the error back to the client, here a signed JARM
+/// `invalid_request_uri` to its one registered redirect URI. Otherwise
+/// (unknown client, several redirect URIs) the error page: no redirect
+/// the bank cannot trust.
+fn request_gone(state: &BankState, client: &ClientId, phrase: &'static str) -> Response {
+    let metadata = match state.db.client(client) {
+        Ok(Some(c)) if !c.revoked => state.clients.metadata(&c.registration).ok(),
+        _ => None,
+    };
+    match metadata.map(|m| {
+        state
+            .jarm
+            .error_for_client(&m, ErrorCode::InvalidRequestUri, phrase, state.now())
+    }) {
+        Some(Ok(Some(response))) => deliver(Ok(response), None),
+        _ => error_page(StatusCode::BAD_REQUEST, phrase),
+    }
+}
+
+/// Sends an authorization response to the client: a redirect, or the
+/// self-posting form (whose CSP allows posting to `form_action`).
+fn deliver(
+    response: Result<fapi_jarm::AuthorizationResponse, fapi_jarm::JarmError>,
+    form_action: Option<&str>,
+) -> Response {
+    match response.and_then(|r| r.render()) {
+        Ok(Rendered::Redirect { location }) => see_other(&location),
+        Ok(Rendered::FormPost { html }) => {
+            let mut r = (StatusCode::OK, html).into_response();
+            let csp = format!(
+                "default-src 'none'; script-src {}; form-action {}; frame-ancestors 'none'",
+                fapi_jarm::response::form_post_script_hash(),
+                form_action.unwrap_or("'none'")
+            );
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            if let Ok(v) = HeaderValue::from_str(&csp) {
+                h.insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            r
+        }
+        Ok(_) | Err(_) => error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "response could not be signed",
+        ),
+    }
 }
 
 async fn consent_of(
@@ -298,10 +369,11 @@ fn login_page_with(
              <input type=\"hidden\" name=\"request_uri\" value=\"{}\">\
              <label>Customer id <input name=\"username\" autocomplete=\"username\"></label>\
              <label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\"></label>\
-             <button type=\"submit\">Log in</button></form>",
+             <button type=\"submit\">Log in</button></form>{}",
             esc(&login_csrf_of(&login_token)),
             esc(client_id),
-            esc(request_uri)
+            esc(request_uri),
+            cancel_form(&login_csrf_of(&login_token), client_id, request_uri)
         ),
         &[],
     );
@@ -312,6 +384,31 @@ fn login_page_with(
         ),
     );
     r
+}
+
+/// For an authorization request: a form that cancels it.
+fn cancel_form(csrf: &str, client_id: &str, request_uri: &str) -> String {
+    if client_id.is_empty() {
+        return String::new();
+    }
+    format!(
+        "<form method=\"post\" action=\"/authorize/cancel\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <input type=\"hidden\" name=\"client_id\" value=\"{}\">\
+         <input type=\"hidden\" name=\"request_uri\" value=\"{}\">\
+         <button type=\"submit\">Cancel and return to the application</button></form>",
+        esc(csrf),
+        esc(client_id),
+        esc(request_uri)
+    )
+}
+
+/// Whether `presented` is the login form token of this browser's login
+/// cookie.
+fn login_form_fresh(headers: &HeaderMap, presented: Option<&str>) -> bool {
+    cookie(headers, LOGIN_COOKIE).is_some_and(|t| {
+        presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(login_csrf_of(&t).as_bytes())))
+    })
 }
 
 /// A form that logs the session out.
@@ -517,11 +614,7 @@ async fn login(
         return error_page(StatusCode::BAD_REQUEST, "malformed form");
     };
     // login CSRF: the form must be the one this browser was given
-    let fresh = cookie(&headers, LOGIN_COOKIE).is_some_and(|t| {
-        form.get("csrf")
-            .is_some_and(|p| bool::from(p.as_bytes().ct_eq(login_csrf_of(&t).as_bytes())))
-    });
-    if !fresh {
+    if !login_form_fresh(&headers, form.get("csrf")) {
         observe::auth_failure("login_csrf");
         return login_page_with(
             StatusCode::FORBIDDEN,
@@ -681,7 +774,7 @@ async fn decision(
     // single use: of two concurrent decisions only one gets the request
     let taken = match state.par.take(&uri, &client, now).await {
         Ok(t) => t,
-        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => return request_gone(&state, &client, lookup_phrase(&e)),
     };
     let kind = if approve {
         EventKind::Authorise {
@@ -731,31 +824,37 @@ async fn decision(
             now,
         )
     };
-    match response.and_then(|r| r.render()) {
-        Ok(Rendered::Redirect { location }) => see_other(&location),
-        Ok(Rendered::FormPost { html }) => {
-            let mut r = (StatusCode::OK, html).into_response();
-            let csp = format!(
-                "default-src 'none'; script-src {}; form-action {}; frame-ancestors 'none'",
-                fapi_jarm::response::form_post_script_hash(),
-                taken.request.redirect_uri().as_str()
-            );
-            let h = r.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            if let Ok(v) = HeaderValue::from_str(&csp) {
-                h.insert(header::CONTENT_SECURITY_POLICY, v);
-            }
-            r
-        }
-        Ok(_) | Err(_) => error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "response could not be signed",
-        ),
+    deliver(response, Some(taken.request.redirect_uri().as_str()))
+}
+
+/// `POST /authorize/cancel`: the customer cancels at the login page; the
+/// TPP gets a signed `access_denied` and the pushed request is used up.
+async fn cancel(State(state): State<Arc<BankState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(form) = Form::parse(&body, MAX_FORM) else {
+        return error_page(StatusCode::BAD_REQUEST, "malformed form");
+    };
+    if !login_form_fresh(&headers, form.get("csrf")) {
+        observe::auth_failure("login_csrf");
+        return error_page(StatusCode::FORBIDDEN, "the form is stale; reload the page");
     }
+    let (client, uri, _) =
+        match pushed(&state, form.get("client_id"), form.get("request_uri")).await {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+    let now = state.now();
+    let taken = match state.par.take(&uri, &client, now).await {
+        Ok(t) => t,
+        Err(e) => return request_gone(&state, &client, lookup_phrase(&e)),
+    };
+    tracing::info!("the customer cancelled the authorization");
+    let response = state.jarm.error(
+        &taken.request,
+        ErrorCode::AccessDenied,
+        "the customer cancelled the authorization",
+        now,
+    );
+    deliver(response, Some(taken.request.redirect_uri().as_str()))
 }
 
 fn dashboard_login(note: Option<&str>) -> Response {

@@ -21,7 +21,7 @@ use fapi_core::types::{ClientId, CodeVerifier, Scope};
 use fapi_core::AuthenticatedClient;
 use fapi_mtls_binding::directory::ensure_registered_certificate;
 use fapi_mtls_binding::PresentedCertificate;
-use fapi_par::{push, ParConfig, PushedRequestForm};
+use fapi_par::{validate_push, ParConfig, PushedRequestForm};
 use serde_json::{json, Value};
 
 use super::errors::OAuthFailure;
@@ -226,23 +226,69 @@ pub(crate) async fn par(
         Endpoint::PushedAuthorization(&endpoint),
     )
     .await?;
-    let pushed = push(
+    let refused = |e: fapi_par::ParError| {
+        auth_failure("pushed_request");
+        OAuthFailure::from_error(&e)
+    };
+    let validated = validate_push(
         &form,
         &caller.client,
         &caller.metadata,
         &ParConfig::new(state.profile, state.issuer.clone()),
-        &*state.par,
         state.now(),
     )
-    .await
-    .map_err(|e| {
-        auth_failure("pushed_request");
-        OAuthFailure::from_error(&e)
-    })?;
+    .map_err(refused)?;
+    // this bank authorizes UK OB intents: the request must name a consent
+    // the client created that awaits authorisation, refused here rather
+    // than after the customer has logged in
+    intent_awaits_authorisation(&state, validated.request()).await?;
+    let pushed = validated
+        .store(&*state.par, state.now())
+        .await
+        .map_err(refused)?;
     Ok(labelled(
         no_store((StatusCode::CREATED, Json(pushed)).into_response()),
         caller.client.client_id(),
     ))
+}
+
+/// Whether `request` names, in `openbanking_intent_id`, a consent of its
+/// client awaiting authorisation.
+async fn intent_awaits_authorisation(
+    state: &BankState,
+    request: &fapi_core::request_object::ValidatedAuthorizationRequest,
+) -> Result<(), OAuthFailure> {
+    use fapi_consent::ConsentStore as _;
+    let code = if state.profile.requires_signed_request_object() {
+        ErrorCode::InvalidRequestObject
+    } else {
+        ErrorCode::InvalidRequest
+    };
+    let refused = |why: &str| {
+        auth_failure("pushed_request");
+        Err(OAuthFailure::new(code, why))
+    };
+    let Some(id) = request
+        .openbanking_intent_id()
+        .and_then(|i| fapi_core::types::ConsentId::try_from(i).ok())
+    else {
+        return refused("the request must name, in openbanking_intent_id, a consent created with a client_credentials token");
+    };
+    let consent = state
+        .db
+        .get(&id)
+        .await
+        .map_err(|_| OAuthFailure::new(ErrorCode::ServerError, "consents are unavailable"))?;
+    match consent {
+        Some(c) if c.client_id() == request.client_id() => {
+            if c.status() == fapi_consent::consent::ConsentStatus::AwaitingAuthorisation {
+                Ok(())
+            } else {
+                refused("the openbanking_intent_id consent does not await authorisation")
+            }
+        }
+        _ => refused("the openbanking_intent_id consent does not exist for this client"),
+    }
 }
 
 /// `POST /token`: `authorization_code` (PKCE), `client_credentials`,
