@@ -952,3 +952,76 @@ async fn stopping_drains_requests_in_flight() {
     );
     assert!(tokio::net::TcpStream::connect(api).await.is_err());
 }
+
+/// A flood of account reads must not starve payments (the reference
+/// design reserves capacity for payment initiation): account information
+/// and payments each have their own budget of requests in flight and of
+/// the core's capacity. The flood goes past its budget (the excess is
+/// refused at once); the payment is served meanwhile, while the admitted
+/// reads are still queued for their lane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_account_reads_cannot_starve_payments() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = TempDir::new("e2e-bulkheads");
+    let p = start_with(&dir, |c| {
+        c.rate_limit_per_second = 0;
+        c.core.timeout_ms = 3_000;
+        c.bulkheads.accounts_in_flight = 12;
+        c.bulkheads.core_accounts = 2;
+        c.bulkheads.core_payments = 2;
+    })
+    .await;
+    let a = &p.tpps[0];
+    let (_, ais) = account_tokens(&p, a).await;
+    let (consent, pis) = payment_token(&p, a, "instr-flood").await;
+    let mut entered = p.bank.faults().calls_entered();
+    let before = *entered.borrow();
+    p.bank
+        .faults()
+        .set_latency(std::time::Duration::from_millis(800));
+
+    let balances = url(&p, &format!("{AISP}/accounts/acc-1/balances"));
+    let done = AtomicUsize::new(0);
+    let flood = futures_util::future::join_all((0..16).map(|_| async {
+        let r = a.get(&balances, &ais.access_token).await.unwrap();
+        if !String::from_utf8_lossy(&r.body).contains("busy with other requests") {
+            done.fetch_add(1, Ordering::SeqCst);
+        }
+        r
+    }));
+    let payment = async {
+        // the flood holds the accounts lane of the core
+        entered.wait_for(|n| *n >= before + 2).await.unwrap();
+        let body = json!({ "Data": { "ConsentId": consent, "Initiation": payment_body("instr-flood") }, "Risk": {} });
+        let r = a
+            .post_json(
+                &url(&p, &format!("{PISP}/domestic-payments")),
+                &pis,
+                &body,
+                Some("flood-1"),
+            )
+            .await
+            .unwrap();
+        (r, done.load(Ordering::SeqCst))
+    };
+    let (reads, (paid, reads_done_when_paid)) = tokio::join!(flood, payment);
+    assert_eq!(paid.status, 201, "{}", String::from_utf8_lossy(&paid.body));
+    let busy = reads
+        .iter()
+        .filter(|r| {
+            r.status == 503 && String::from_utf8_lossy(&r.body).contains("busy with other requests")
+        })
+        .count();
+    // 16 reads against a budget of 12: 4 refused at once
+    assert_eq!(
+        busy,
+        4,
+        "{:?}",
+        reads.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    // the payment was served while admitted reads were still waiting
+    assert!(
+        reads_done_when_paid < 12,
+        "all {reads_done_when_paid} admitted reads had finished"
+    );
+}

@@ -58,6 +58,36 @@ impl Default for CoreConfig {
     }
 }
 
+/// Concurrency budgets (bulkheads), so that a flood of one kind of call
+/// cannot starve another: account information and payments each have
+/// their own share of in-flight API requests and of the core's capacity
+/// (the reference design reserves capacity for payment initiation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BulkheadConfig {
+    /// Account-information requests (`/aisp`) in flight; one more is
+    /// answered 503 at once.
+    pub accounts_in_flight: usize,
+    /// Payment-initiation requests (`/pisp`) in flight.
+    pub payments_in_flight: usize,
+    /// Core calls for account information (API and consent screen) at
+    /// once; more wait, within the core timeout.
+    pub core_accounts: usize,
+    /// Core calls for payments at once.
+    pub core_payments: usize,
+}
+
+impl Default for BulkheadConfig {
+    fn default() -> Self {
+        Self {
+            accounts_in_flight: 64,
+            payments_in_flight: 32,
+            core_accounts: 16,
+            core_payments: 8,
+        }
+    }
+}
+
 /// Everything the bank needs to start.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,6 +145,9 @@ pub struct BankConfig {
     /// deadline on stop (see `bank::listener`).
     #[serde(default)]
     pub listeners: crate::bank::listener::ListenersConfig,
+    /// Separate concurrency budgets for account information and payments.
+    #[serde(default)]
+    pub bulkheads: BulkheadConfig,
 }
 
 fn default_token_cache() -> usize {
@@ -180,6 +213,7 @@ impl BankConfig {
             customer_rate_limit_per_second: default_customer_rate(),
             verified_token_cache: default_token_cache(),
             listeners: crate::bank::listener::ListenersConfig::default(),
+            bulkheads: BulkheadConfig::default(),
         }
     }
 

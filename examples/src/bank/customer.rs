@@ -454,7 +454,7 @@ async fn customer_accounts(
     customer: &str,
 ) -> Result<Vec<(String, String)>, Response> {
     state
-        .core_call(|c| c.accounts(customer))
+        .core_call(super::Lane::Accounts, |c| c.accounts(customer))
         .await
         .map_err(|_| {
             error_page(

@@ -125,6 +125,11 @@ pub(crate) struct BankState {
     pub(crate) faults: Arc<FaultInjection<MockLedger>>,
     pub(crate) breaker: CircuitBreaker,
     pub(crate) core_timeout: Duration,
+    /// The core's capacity for account information, and for payments.
+    pub(crate) core_lanes: CoreLanes,
+    /// In-flight budgets of the `/aisp` and `/pisp` endpoints.
+    pub(crate) aisp_bulkhead: Arc<tokio::sync::Semaphore>,
+    pub(crate) pisp_bulkhead: Arc<tokio::sync::Semaphore>,
     pub(crate) customers: Vec<CustomerConfig>,
     sessions: Mutex<HashMap<String, Session>>,
     pub(crate) limiter: observe::ClientRateLimiter,
@@ -146,17 +151,31 @@ impl BankState {
         self.clock.now()
     }
 
-    /// Calls the core within the timeout, through the circuit breaker. No
-    /// answer in time counts as a failure: the caller answers 503, never
-    /// hangs, and the abandoned call is cancelled.
+    /// Calls the core within the timeout, through the circuit breaker and
+    /// within `lane`'s share of the core's capacity (waiting for a share
+    /// counts against the timeout). No answer in time counts as a failure:
+    /// the caller answers 503, never hangs, and the abandoned call is
+    /// cancelled.
     pub(crate) async fn core_call<'a, T>(
         &'a self,
+        lane: Lane,
         f: impl FnOnce(&'a dyn CoreBanking) -> crate::core_banking::CoreFuture<'a, T>,
     ) -> Result<T, crate::core_banking::CoreError> {
         use crate::core_banking::CoreError;
         let now = self.now();
         self.breaker.admit(now)?;
-        let result = tokio::time::timeout(self.core_timeout, f(&*self.core))
+        let started = std::time::Instant::now();
+        // waiting for the lane's share is not the core failing: a flood of
+        // one lane must not open the breaker both lanes go through
+        let Ok(Ok(_share)) =
+            tokio::time::timeout(self.core_timeout, self.core_lanes.of(lane).acquire()).await
+        else {
+            metrics::counter!("fapi_core_lane_exhausted_total", "lane" => lane.label())
+                .increment(1);
+            return Err(CoreError::Unavailable);
+        };
+        let remaining = self.core_timeout.saturating_sub(started.elapsed());
+        let result = tokio::time::timeout(remaining, f(&*self.core))
             .await
             .unwrap_or(Err(CoreError::Unavailable));
         self.breaker
@@ -169,6 +188,47 @@ impl BankState {
 
     pub(crate) fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.api_base)
+    }
+}
+
+/// Which share of the core's capacity a call draws on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// Accounts, balances, transactions (the API and the consent screen).
+    Accounts,
+    /// Payments.
+    Payments,
+}
+
+impl Lane {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Accounts => "accounts",
+            Self::Payments => "payments",
+        }
+    }
+}
+
+/// The core's capacity, split by lane.
+#[derive(Debug)]
+pub(crate) struct CoreLanes {
+    accounts: tokio::sync::Semaphore,
+    payments: tokio::sync::Semaphore,
+}
+
+impl CoreLanes {
+    fn new(config: &config::BulkheadConfig) -> Self {
+        Self {
+            accounts: tokio::sync::Semaphore::new(config.core_accounts.max(1)),
+            payments: tokio::sync::Semaphore::new(config.core_payments.max(1)),
+        }
+    }
+
+    fn of(&self, lane: Lane) -> &tokio::sync::Semaphore {
+        match lane {
+            Lane::Accounts => &self.accounts,
+            Lane::Payments => &self.payments,
+        }
     }
 }
 
@@ -446,6 +506,13 @@ pub fn build(
         faults,
         breaker: CircuitBreaker::new(5, 30),
         core_timeout: Duration::from_millis(config.core.timeout_ms),
+        core_lanes: CoreLanes::new(&config.bulkheads),
+        aisp_bulkhead: Arc::new(tokio::sync::Semaphore::new(
+            config.bulkheads.accounts_in_flight.max(1),
+        )),
+        pisp_bulkhead: Arc::new(tokio::sync::Semaphore::new(
+            config.bulkheads.payments_in_flight.max(1),
+        )),
         customers: config.customers.clone(),
         sessions: Mutex::new(HashMap::new()),
         limiter: observe::ClientRateLimiter::new(config.rate_limit_per_second),

@@ -245,6 +245,27 @@ pub(crate) async fn rate_limit(
     next.run(req).await
 }
 
+/// A bulkhead: at most its permits' worth of requests of one kind in
+/// flight; one more is answered 503 at once (UK OB body, `Retry-After`),
+/// so a flood of one kind of call cannot starve another.
+pub(crate) async fn bulkhead(
+    State((permits, name)): State<(Arc<tokio::sync::Semaphore>, &'static str)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Ok(_slot) = permits.try_acquire_owned() else {
+        metrics::counter!("fapi_bulkhead_rejected_total", "bulkhead" => name).increment(1);
+        let r = super::errors::ObError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UK.OBIE.UnexpectedError",
+            "the bank is busy with other requests of this kind; retry shortly",
+        )
+        .into_response();
+        return retry_after(r, 1);
+    };
+    next.run(req).await
+}
+
 /// The customer pages' rate limit, per peer address: 429 with an HTML
 /// page and `Retry-After`.
 pub(crate) async fn customer_rate_limit(

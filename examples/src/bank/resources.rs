@@ -38,7 +38,7 @@ use super::errors::ObError;
 use super::oauth::presented;
 use super::observe::{self, auth_failure, ClientLabel, InteractionId};
 use super::tls::ConnectionInfo;
-use super::BankState;
+use super::{BankState, Lane};
 use crate::core_banking::{CoreBanking, CoreError, CoreFuture, Minor};
 use crate::registry::Registration;
 
@@ -50,14 +50,8 @@ const X_IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("x-idempotency-key
 const TRUST_ANCHOR: &str = "openbanking.org.uk";
 
 pub(crate) fn api_router(state: Arc<BankState>, request_timeout: std::time::Duration) -> Router {
-    Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            get(super::oauth::discovery),
-        )
-        .route("/jwks", get(super::oauth::jwks))
-        .route("/par", post(super::oauth::par))
-        .route("/token", post(super::oauth::token))
+    // each kind of resource call in flight within its own budget
+    let aisp = Router::new()
         .route(
             &format!("{AISP}/account-access-consents"),
             post(create_account_access_consent),
@@ -73,6 +67,11 @@ pub(crate) fn api_router(state: Arc<BankState>, request_timeout: std::time::Dura
             &format!("{AISP}/accounts/{{id}}/transactions"),
             get(transactions),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            (state.aisp_bulkhead.clone(), "accounts"),
+            observe::bulkhead,
+        ));
+    let pisp = Router::new()
         .route(
             &format!("{PISP}/domestic-payment-consents"),
             post(create_payment_consent),
@@ -90,6 +89,20 @@ pub(crate) fn api_router(state: Arc<BankState>, request_timeout: std::time::Dura
             &format!("{PISP}/domestic-payments/{{id}}/authorisation-record"),
             get(payment_record),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            (state.pisp_bulkhead.clone(), "payments"),
+            observe::bulkhead,
+        ));
+    Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(super::oauth::discovery),
+        )
+        .route("/jwks", get(super::oauth::jwks))
+        .route("/par", post(super::oauth::par))
+        .route("/token", post(super::oauth::token))
+        .merge(aisp)
+        .merge(pisp)
         .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(axum::extract::DefaultBodyLimit::max(192 * 1024))
         .layer(axum::middleware::from_fn_with_state(
@@ -212,9 +225,10 @@ fn gate_error(e: &fapi_consent::gate::GateError) -> ObError {
 /// A core call (timeout, breaker) with its failures as OB errors.
 async fn core<'a, T>(
     state: &'a BankState,
+    lane: super::Lane,
     f: impl FnOnce(&'a dyn CoreBanking) -> CoreFuture<'a, T>,
 ) -> Result<T, ObError> {
-    state.core_call(f).await.map_err(|e| match e {
+    state.core_call(lane, f).await.map_err(|e| match e {
         CoreError::Unavailable => ObError::core_unavailable(),
         CoreError::UnknownAccount => ObError::not_found(),
         CoreError::InsufficientFunds => ObError::bad_request(
@@ -595,7 +609,7 @@ async fn accounts(
     let customer = authorized.customer_id().unwrap_or_default().to_owned();
     let selected = authorized.accounts().to_vec();
     let detail = authorized.detail_level() == DetailLevel::Detail;
-    let all = core(&state, |c| c.accounts(&customer)).await?;
+    let all = core(&state, Lane::Accounts, |c| c.accounts(&customer)).await?;
     let list: Vec<Value> = all
         .into_iter()
         .filter(|(id, _)| selected.contains(id))
@@ -636,7 +650,7 @@ async fn account(
         .map_err(|e| gate_error(&e))?;
     let customer = authorized.customer_id().unwrap_or_default().to_owned();
     let detail = authorized.detail_level() == DetailLevel::Detail;
-    let all = core(&state, |c| c.accounts(&customer)).await?;
+    let all = core(&state, Lane::Accounts, |c| c.accounts(&customer)).await?;
     let (_, name) = all
         .into_iter()
         .find(|(a, _)| *a == id)
@@ -662,7 +676,7 @@ async fn balances(
         .await
         .map_err(|e| gate_error(&e))?;
     let account = id.clone();
-    let balance = core(&state, |c| c.balance(&account)).await?;
+    let balance = core(&state, Lane::Accounts, |c| c.balance(&account)).await?;
     let body = ob_body(
         json!({ "Balance": [{
             "AccountId": id,
@@ -716,7 +730,10 @@ async fn transactions(
     let (credits, debits) = authorized.transaction_directions();
     let detail = authorized.detail_level() == DetailLevel::Detail;
     let account = id.clone();
-    let booked = core(&state, |c| c.transactions(&account, from, to)).await?;
+    let booked = core(&state, Lane::Accounts, |c| {
+        c.transactions(&account, from, to)
+    })
+    .await?;
     let list: Vec<Value> = booked
         .into_iter()
         .filter(|t| if t.amount < 0 { debits } else { credits })
@@ -972,7 +989,10 @@ async fn create_payment(
             i.creditor_account.name.clone(),
             i.remittance_reference.clone().unwrap_or_default(),
         );
-        let moved = core(&st, |c| c.pay(&debtor, minor, &creditor, &reference, now)).await;
+        let moved = core(&st, Lane::Payments, |c| {
+            c.pay(&debtor, minor, &creditor, &reference, now)
+        })
+        .await;
         if let Err(e) = moved {
             observe::payment("core_unavailable");
             return Err(e);
