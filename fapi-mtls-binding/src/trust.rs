@@ -439,6 +439,8 @@ pub struct TrustBundle {
     anchor_validity: Vec<Validity>,
     intermediates: Vec<CertificateDer<'static>>,
     crls: Vec<CertRevocationList<'static>>,
+    /// The soonest nextUpdate of the CRLs.
+    crl_next_update: Option<UnixTime>,
     policy: ChainPolicy,
     revocation: RevocationPolicy,
 }
@@ -563,6 +565,7 @@ impl TrustBundleBuilder {
             return Err(TrustError::NoRevocationList);
         }
         let mut crls = Vec::with_capacity(self.crls.len());
+        let mut crl_next_update: Option<UnixTime> = None;
         for der in &self.crls {
             let malformed = TrustError::MalformedBundle("certificate revocation list");
             if der.len() > MAX_BUNDLE_ENTRY {
@@ -581,6 +584,11 @@ impl TrustBundleBuilder {
             if now.as_secs() > seconds(next_update) {
                 return Err(TrustError::CrlExpired);
             }
+            let next = UnixTime::from_secs(seconds(next_update));
+            crl_next_update = match (crl_next_update, next) {
+                (Some(a), Some(b)) => Some(if a < b { a } else { b }),
+                (a, b) => a.or(b),
+            };
             let crl = OwnedCertRevocationList::from_der(der).map_err(|_| malformed)?;
             crls.push(CertRevocationList::from(crl));
         }
@@ -590,6 +598,7 @@ impl TrustBundleBuilder {
             anchor_validity,
             intermediates,
             crls,
+            crl_next_update,
             policy: self.policy,
             revocation: self.revocation,
         })
@@ -638,6 +647,13 @@ impl TrustBundle {
     /// The revocation policy in force (log it when it does not check).
     pub fn revocation(&self) -> RevocationPolicy {
         self.revocation
+    }
+
+    /// The soonest `nextUpdate` among the bundle's CRLs (`None` without
+    /// CRLs): past it, verification answers [`TrustError::CrlExpired`] for
+    /// that issuer's certificates, so an operator alerts well before.
+    pub fn crl_next_update(&self) -> Option<UnixTime> {
+        self.crl_next_update
     }
 
     /// The chain policy in force.

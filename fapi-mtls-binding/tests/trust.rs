@@ -492,6 +492,8 @@ fn expired_crl_rejected_at_load_and_at_verification() {
     );
     // current when the bundle was built, stale when the client calls
     let b = bundle(1);
+    // the soonest nextUpdate of its CRLs, for an operator's alert
+    assert_eq!(b.crl_next_update(), Some(at(2027, 6, 1)));
     assert_eq!(
         b.verify(&cert(&p.good), &[], at(2027, 6, 2)).unwrap_err(),
         TrustError::CrlExpired

@@ -46,6 +46,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use config::{BankConfig, CustomerConfig};
+pub use observe::{MetricKind, EXPORTED};
 
 use crate::core_banking::{CircuitBreaker, CoreBanking, FaultInjection, MockLedger};
 use crate::pki::{FileKeySource, KeySource};
@@ -180,6 +181,11 @@ impl BankState {
             .unwrap_or(Err(CoreError::Unavailable));
         self.breaker
             .record(now, matches!(result, Err(CoreError::Unavailable)));
+        let open = matches!(
+            self.breaker.state(now),
+            crate::core_banking::BreakerState::Open { .. }
+        );
+        metrics::gauge!("fapi_core_breaker_open").set(if open { 1.0 } else { 0.0 });
         if matches!(result, Err(CoreError::Unavailable)) {
             tracing::warn!("core banking unavailable or too slow");
         }
@@ -347,6 +353,7 @@ pub async fn start_with_clock(
             rx.clone(),
         )));
     }
+    apps.state.publish_crl_next_update();
     tasks.push(tokio::spawn(checkpoints(apps.state.clone(), rx)));
     tracing::info!(%api_addr, %customer_addr, %issuer, "bank started");
     Ok(RunningBank {
@@ -373,6 +380,7 @@ async fn checkpoints(state: Arc<BankState>, mut shutdown: watch::Receiver<bool>)
         tokio::select! {
             _ = every.tick() => {
                 state.checkpoint().await;
+                state.publish_crl_next_update();
                 state.limiter.sweep();
                 state.customer_limiter.sweep();
                 if let Err(e) = state.db.sweep_login_attempts(state.now()) {
@@ -385,6 +393,17 @@ async fn checkpoints(state: Arc<BankState>, mut shutdown: watch::Receiver<bool>)
 }
 
 impl BankState {
+    /// Exports the soonest nextUpdate of the CRLs in force (refreshed each
+    /// minute, so an activated bundle shows up).
+    fn publish_crl_next_update(&self) {
+        if let Some(next) = self.trust.current().crl_next_update() {
+            // seconds since the epoch fit an f64 exactly for any real date
+            #[allow(clippy::cast_precision_loss)]
+            let secs = next.as_secs() as f64;
+            metrics::gauge!("fapi_crl_next_update_timestamp_seconds").set(secs);
+        }
+    }
+
     async fn checkpoint(&self) {
         match audit::write_checkpoint(&self.db, &*self.key, &self.kid, self.now()).await {
             Ok(Some(seq)) => tracing::info!(seq, "audit checkpoint signed"),

@@ -49,6 +49,63 @@ pub(crate) struct Metrics {
 
 static RECORDER: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 
+/// The kind of an exported metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// A counter.
+    Counter,
+    /// A gauge.
+    Gauge,
+    /// A histogram.
+    Histogram,
+}
+
+/// Every metric the bank exports, with its help text. Each is described
+/// and registered when the recorder is installed, so dashboards and alert
+/// rules (`examples/ops/`) find every one from the first scrape; a test
+/// holds those files to this list.
+pub const EXPORTED: &[(&str, MetricKind, &str)] = &[
+    ("fapi_requests_total", MetricKind::Counter, "Requests by client, route and status."),
+    ("fapi_request_duration_seconds", MetricKind::Histogram, "Request latency by client and route."),
+    ("fapi_auth_failures_total", MetricKind::Counter, "Authentication and authorization failures by reason (cnf_mismatch: a token presented with another certificate)."),
+    ("fapi_consent_events_total", MetricKind::Counter, "Consent lifecycle events: granted, rejected, revoked."),
+    ("fapi_payments_total", MetricKind::Counter, "Payment outcomes: accepted, refused, core_unavailable."),
+    ("fapi_login_attempts_total", MetricKind::Counter, "Customer logins by outcome: success, failure, throttled."),
+    ("fapi_login_throttled_total", MetricKind::Counter, "Logins refused by throttling, by scope (customer, address)."),
+    ("fapi_customer_rate_limited_total", MetricKind::Counter, "Customer-page requests refused by the per-address rate limit."),
+    ("fapi_bulkhead_rejected_total", MetricKind::Counter, "Requests refused because their kind's in-flight budget was full."),
+    ("fapi_core_lane_exhausted_total", MetricKind::Counter, "Core calls that found no share of their lane's capacity in time."),
+    ("fapi_core_breaker_open", MetricKind::Gauge, "1 while the core-banking circuit breaker is open."),
+    ("fapi_crl_next_update_timestamp_seconds", MetricKind::Gauge, "The soonest nextUpdate of the scheme CRLs in force (Unix seconds)."),
+    ("fapi_connections_refused_total", MetricKind::Counter, "Connections closed on accept by listener and reason (listener_full, peer_share)."),
+    ("fapi_accept_errors_total", MetricKind::Counter, "Failed accept() calls by listener (e.g. out of descriptors)."),
+    ("fapi_open_connections", MetricKind::Gauge, "Connections open by listener."),
+];
+
+/// Describes and registers every metric of [`EXPORTED`] (once per
+/// process: banks started in one test process share the recorder).
+fn describe_all() {
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    DESCRIBED.call_once(|| {
+        for (name, kind, help) in EXPORTED {
+            match kind {
+                MetricKind::Counter => {
+                    metrics::describe_counter!(*name, *help);
+                    metrics::counter!(*name).increment(0);
+                }
+                MetricKind::Gauge => {
+                    metrics::describe_gauge!(*name, *help);
+                    metrics::gauge!(*name).increment(0.0);
+                }
+                MetricKind::Histogram => {
+                    metrics::describe_histogram!(*name, *help);
+                    let _registered = metrics::histogram!(*name);
+                }
+            }
+        }
+    });
+}
+
 impl Metrics {
     pub(crate) fn install() -> Result<Self, StartError> {
         let handle = RECORDER
@@ -62,6 +119,7 @@ impl Metrics {
             })
             .clone()
             .map_err(StartError::Config)?;
+        describe_all();
         Ok(Self { handle })
     }
 
