@@ -140,6 +140,21 @@ impl DevPki {
         tpps: &[&str],
         now: fapi_core::time::UnixTime,
     ) -> Result<Self, PkiError> {
+        Self::generate_with(dir, provider, tpps, now, Algorithm::Ps256)
+    }
+
+    /// As [`Self::generate`], with the bank's signing key of `bank_alg`
+    /// (`bank init --signing-alg`).
+    ///
+    /// # Errors
+    /// [`PkiError`].
+    pub fn generate_with(
+        dir: &Path,
+        provider: &dyn CryptoProvider,
+        tpps: &[&str],
+        now: fapi_core::time::UnixTime,
+        bank_alg: Algorithm,
+    ) -> Result<Self, PkiError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
         let ca_key = KeyPair::generate().map_err(gen)?;
@@ -178,7 +193,7 @@ impl DevPki {
 
         let mut directory_key = None;
         for (name, alg) in [
-            ("bank-signing", Algorithm::Ps256),
+            ("bank-signing", bank_alg),
             ("directory-signing", Algorithm::Es256),
         ] {
             let key = provider.generate_signing_key(alg).map_err(gen)?;
@@ -383,6 +398,17 @@ pub trait KeySource: Send + Sync + fmt::Debug {
     /// [`PkiError`].
     fn signing_key(&self, name: &str) -> Result<Arc<dyn SigningKey>, PkiError>;
 
+    /// Generates a new signing key of `alg` and keeps it as `name` (an HSM
+    /// generates it inside; never over an existing one).
+    ///
+    /// # Errors
+    /// [`PkiError`], also when `name` is taken.
+    fn generate_signing_key(
+        &self,
+        name: &str,
+        alg: Algorithm,
+    ) -> Result<Arc<dyn SigningKey>, PkiError>;
+
     /// The TLS private key called `name` (for rustls), as PKCS#8/SEC1/PKCS#1 DER.
     ///
     /// # Errors
@@ -417,18 +443,23 @@ impl FileKeySource {
     }
 }
 
+/// Key names are plain identifiers: no path separators, no traversal.
+fn check_key_name(dir: &Path, name: &str) -> Result<(), PkiError> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(PkiError::KeyFileContent(dir.join(name)));
+    }
+    Ok(())
+}
+
 impl FileKeySource {
     /// Reads `<dir>/<name>.key.pem` if `name` is a plain identifier and the
     /// file is owner-only.
     fn read_key_file(&self, name: &str) -> Result<(PathBuf, zeroize::Zeroizing<String>), PkiError> {
-        // names are plain identifiers: no path separators, no traversal
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(PkiError::KeyFileContent(self.dir.join(name)));
-        }
+        check_key_name(&self.dir, name)?;
         let path = self.dir.join(format!("{name}.key.pem"));
         let meta = fs::metadata(&path).map_err(io(&path))?;
         if meta.permissions().mode() & 0o077 != 0 {
@@ -444,6 +475,27 @@ impl KeySource for FileKeySource {
         let (path, pem) = self.read_key_file(name)?;
         signing_key_from_pkcs8_pem(&*self.provider, &pem)
             .map_err(|_| PkiError::KeyFileContent(path))
+    }
+
+    fn generate_signing_key(
+        &self,
+        name: &str,
+        alg: Algorithm,
+    ) -> Result<Arc<dyn SigningKey>, PkiError> {
+        check_key_name(&self.dir, name)?;
+        let path = self.dir.join(format!("{name}.key.pem"));
+        let key = self.provider.generate_signing_key(alg).map_err(gen)?;
+        let pem = signing_key_to_pkcs8_pem(&*key).map_err(gen)?;
+        // create_new: a name already taken is an error, never overwritten
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(&path))?;
+        f.write_all(pem.as_bytes()).map_err(io(&path))?;
+        f.sync_all().map_err(io(&path))?;
+        Ok(key)
     }
 
     fn tls_private_key(

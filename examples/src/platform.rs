@@ -86,7 +86,7 @@ impl Platform {
             let tpp = Tpp::connect(
                 tpp_config(&bank, &pki, files, profile),
                 &key_source,
-                &*provider,
+                provider.clone(),
                 clock.clone(),
             )
             .await?;

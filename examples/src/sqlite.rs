@@ -72,6 +72,10 @@ CREATE TABLE IF NOT EXISTS login_attempts (
     locked_until INTEGER NOT NULL, lockouts INTEGER NOT NULL,
     PRIMARY KEY (scope, key)
 ) STRICT;
+CREATE TABLE IF NOT EXISTS signing_keys (
+    kid TEXT PRIMARY KEY, alg TEXT NOT NULL, public_jwk TEXT NOT NULL, created_at INTEGER NOT NULL,
+    activates_at INTEGER NOT NULL, retires_at INTEGER, publish_until INTEGER
+) STRICT;
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, event TEXT NOT NULL
 ) STRICT;
@@ -203,6 +207,140 @@ impl SqliteDb {
             )
             .map(|_| ())
             .map_err(unavailable)
+    }
+
+    /// The bank's signing keys and their schedule, oldest first (see
+    /// [`crate::bank::keys`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], also for a row that does not parse.
+    pub fn signing_keys(&self) -> Result<Vec<crate::bank::keys::KeyRecord>, StoreError> {
+        let conn = self.conn()?;
+        let mut st = conn
+            .prepare_cached(
+                "SELECT kid, alg, public_jwk, created_at, activates_at, retires_at, publish_until
+                 FROM signing_keys ORDER BY activates_at, created_at",
+            )
+            .map_err(unavailable)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                ))
+            })
+            .map_err(unavailable)?;
+        let time = |secs: i64| {
+            UnixTime::from_secs(secs).ok_or_else(|| unavailable("signing_keys: time out of range"))
+        };
+        let mut out = Vec::new();
+        for row in rows {
+            let (kid, alg, jwk, created, activates, retires, until) = row.map_err(unavailable)?;
+            out.push(crate::bank::keys::KeyRecord {
+                alg: fapi_core::crypto::Algorithm::from_jose_name(&alg).ok_or_else(|| {
+                    unavailable(format!("signing_keys: {kid} has algorithm {alg}"))
+                })?,
+                public_jwk: serde_json::from_str(&jwk).map_err(unavailable)?,
+                created_at: time(created)?,
+                activates_at: time(activates)?,
+                retires_at: retires.map(time).transpose()?,
+                publish_until: until.map(time).transpose()?,
+                kid,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Writes `first` as the first signing key, unless the schedule
+    /// already holds one (another instance seeded it).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub fn seed_signing_key(&self, first: &crate::bank::keys::KeyRecord) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        let any: i64 = tx
+            .query_row("SELECT COUNT(*) FROM signing_keys", [], |r| r.get(0))
+            .map_err(unavailable)?;
+        if any == 0 {
+            Self::insert_signing_key(&tx, first)?;
+        }
+        tx.commit().map_err(unavailable)
+    }
+
+    /// Adds `new` to the schedule and retires `old` at `new`'s activation,
+    /// published until `old_published_until`, in one transaction that
+    /// fails if another rotation is pending (a key not yet active) or
+    /// `old` is not the key in force.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub fn schedule_signing_key(
+        &self,
+        new: &crate::bank::keys::KeyRecord,
+        old: &str,
+        old_published_until: UnixTime,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        let pending: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM signing_keys WHERE activates_at > ?1",
+                params![new.created_at.as_secs()],
+                |r| r.get(0),
+            )
+            .map_err(unavailable)?;
+        if pending != 0 {
+            return Err(unavailable("a rotation is already pending"));
+        }
+        let retired = tx
+            .execute(
+                "UPDATE signing_keys SET retires_at = ?2, publish_until = ?3
+                 WHERE kid = ?1 AND retires_at IS NULL",
+                params![
+                    old,
+                    new.activates_at.as_secs(),
+                    old_published_until.as_secs()
+                ],
+            )
+            .map_err(unavailable)?;
+        if retired != 1 {
+            return Err(unavailable(format!(
+                "{old} is not the signing key in force"
+            )));
+        }
+        Self::insert_signing_key(&tx, new)?;
+        tx.commit().map_err(unavailable)
+    }
+
+    fn insert_signing_key(
+        conn: &Connection,
+        r: &crate::bank::keys::KeyRecord,
+    ) -> Result<(), StoreError> {
+        conn.execute(
+            "INSERT INTO signing_keys (kid, alg, public_jwk, created_at, activates_at, retires_at, publish_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                r.kid,
+                r.alg.jose_name(),
+                r.public_jwk.to_string(),
+                r.created_at.as_secs(),
+                r.activates_at.as_secs(),
+                r.retires_at.map(UnixTime::as_secs),
+                r.publish_until.map(UnixTime::as_secs),
+            ],
+        )
+        .map(|_| ())
+        .map_err(unavailable)
     }
 
     pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {

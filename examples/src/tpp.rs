@@ -15,14 +15,15 @@ use std::time::Duration;
 
 use fapi_core::crypto::{Algorithm, CryptoProvider, SigningKey};
 use fapi_core::jose::detached::{
-    sign_ob_jws_signature, verify_ob_jws_signature, ObSignatureExpectations,
+    sign_ob_jws_signature, verify_ob_jws_signature, DetachedJwsError, ObSignatureExpectations,
 };
 use fapi_core::jose::sign_compact;
-use fapi_core::jwk::{JwkSet, KeySet};
+use fapi_core::jose::JoseError;
+use fapi_core::jwk::{JwkSet, KeySelectionError, KeySet};
 use fapi_core::time::{Clock, UnixTime};
 use fapi_core::types::{ClientId, CodeVerifier, Issuer, State};
 use fapi_core::{random, Profile};
-use fapi_jarm::{JarmOutcome, JarmVerifier};
+use fapi_jarm::{JarmError, JarmOutcome, JarmVerifier};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -267,15 +268,39 @@ pub struct Tpp {
     public: reqwest::Client,
     signing: Arc<dyn SigningKey>,
     discovery: Discovery,
-    server_keys: Arc<KeySet>,
+    jwks_uri: String,
+    provider: Arc<dyn CryptoProvider>,
+    server_keys: std::sync::RwLock<Arc<KeySet>>,
+    /// When the JWKS was last fetched again: one fetch at a time, at most
+    /// one every [`JWKS_REFETCH_INTERVAL`].
+    jwks_fetched: tokio::sync::Mutex<Option<std::time::Instant>>,
     clock: Arc<dyn Clock>,
 }
+
+/// The shortest interval between two fetches of the server's JWKS on an
+/// unknown `kid`, so a stream of forged `kid`s cannot make the TPP hammer
+/// the server.
+pub const JWKS_REFETCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn string(v: &Value, name: &str) -> Result<String, TppError> {
     v.get(name)
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| TppError::Protocol(format!("{name} missing")))
+}
+
+/// The server's signing keys from its `jwks_uri`.
+async fn fetch_jwks(
+    public: &reqwest::Client,
+    jwks_uri: &str,
+    provider: &dyn CryptoProvider,
+    config: &TppConfig,
+) -> Result<KeySet, TppError> {
+    let jwks = read(public.get(jwks_uri).send().await.map_err(transport)?)
+        .await?
+        .ok()?;
+    let jwks = JwkSet::from_json(&jwks.body).map_err(local)?;
+    KeySet::from_jwks(&jwks, provider, &config.profile.key_policy()).map_err(local)
 }
 
 async fn read(resp: reqwest::Response) -> Result<ApiResponse, TppError> {
@@ -298,7 +323,7 @@ impl Tpp {
     pub async fn connect(
         config: TppConfig,
         keys: &dyn KeySource,
-        provider: &dyn CryptoProvider,
+        provider: Arc<dyn CryptoProvider>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, TppError> {
         use rustls_pki_types::pem::PemObject;
@@ -350,13 +375,7 @@ impl Tpp {
                 .map(str::to_owned),
         };
         let jwks_uri = string(&meta, "jwks_uri")?;
-        let jwks = read(public.get(&jwks_uri).send().await.map_err(transport)?)
-            .await?
-            .ok()?;
-        let jwks = JwkSet::from_json(&jwks.body).map_err(local)?;
-        let server_keys = Arc::new(
-            KeySet::from_jwks(&jwks, provider, &config.profile.key_policy()).map_err(local)?,
-        );
+        let server_keys = fetch_jwks(&public, &jwks_uri, &*provider, &config).await?;
         Ok(Self {
             id: ClientId::try_from(config.client_id.as_str()).map_err(local)?,
             config,
@@ -364,19 +383,59 @@ impl Tpp {
             public,
             signing,
             discovery,
-            server_keys,
+            jwks_uri,
+            provider,
+            server_keys: std::sync::RwLock::new(Arc::new(server_keys)),
+            jwks_fetched: tokio::sync::Mutex::new(None),
             clock,
         })
+    }
+
+    /// The server's signing keys as last fetched.
+    pub fn server_keys(&self) -> Arc<KeySet> {
+        self.server_keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Runs `verify` with the server's keys; if it fails because no key
+    /// has the response's `kid` (the server rotated its signing key), fetches
+    /// the JWKS again (at most once per [`JWKS_REFETCH_INTERVAL`]) and runs
+    /// it once more.
+    async fn with_server_keys<T, E>(
+        &self,
+        verify: impl Fn(&Arc<KeySet>) -> Result<T, E>,
+        unknown_key: impl Fn(&E) -> bool,
+    ) -> Result<Result<T, E>, TppError> {
+        let before = self.server_keys();
+        let first = verify(&before);
+        match &first {
+            Err(e) if unknown_key(e) => {}
+            _ => return Ok(first),
+        }
+        {
+            let mut fetched = self.jwks_fetched.lock().await;
+            // another call may have fetched meanwhile
+            if Arc::ptr_eq(&before, &self.server_keys()) {
+                if fetched.is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL) {
+                    return Ok(first);
+                }
+                let keys =
+                    fetch_jwks(&self.public, &self.jwks_uri, &*self.provider, &self.config).await?;
+                *fetched = Some(std::time::Instant::now());
+                *self
+                    .server_keys
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+            }
+        }
+        Ok(verify(&self.server_keys()))
     }
 
     /// The server's metadata.
     pub fn discovery(&self) -> &Discovery {
         &self.discovery
-    }
-
-    /// The server's signing keys (from its `jwks_uri`).
-    pub fn server_keys(&self) -> &Arc<KeySet> {
-        &self.server_keys
     }
 
     /// This TPP's client id.
@@ -503,7 +562,7 @@ impl Tpp {
         pending: &PendingAuthorization,
         location: &str,
     ) -> Result<Tokens, TppError> {
-        let code = self.verify_response(pending, location)?;
+        let code = self.verify_response(pending, location).await?;
         self.exchange_code(&code, &pending.verifier).await
     }
 
@@ -511,21 +570,12 @@ impl Tpp {
     ///
     /// # Errors
     /// [`TppError::Protocol`].
-    pub fn verify_response(
+    pub async fn verify_response(
         &self,
         pending: &PendingAuthorization,
         location: &str,
     ) -> Result<String, TppError> {
-        let jarm = JarmVerifier::new(
-            self.server_keys.clone(),
-            self.discovery.issuer.clone(),
-            self.id.clone(),
-            self.config.profile.algorithms(),
-        );
-        match jarm
-            .verify_redirect(location, Some(&pending.state), self.now())
-            .map_err(|e| TppError::Protocol(format!("JARM response rejected: {e}")))?
-        {
+        match self.verify_jarm(location, Some(&pending.state)).await? {
             JarmOutcome::Code(code) => Ok(code),
             JarmOutcome::Error { error, .. } => Err(TppError::Protocol(format!(
                 "authorization refused: {error}"
@@ -541,14 +591,34 @@ impl Tpp {
     /// # Errors
     /// [`TppError::Protocol`] if the response is not the bank's, signed for
     /// this client.
-    pub fn verify_stateless_response(&self, location: &str) -> Result<JarmOutcome, TppError> {
-        JarmVerifier::new(
-            self.server_keys.clone(),
-            self.discovery.issuer.clone(),
-            self.id.clone(),
-            self.config.profile.algorithms(),
+    pub async fn verify_stateless_response(&self, location: &str) -> Result<JarmOutcome, TppError> {
+        self.verify_jarm(location, None).await
+    }
+
+    async fn verify_jarm(
+        &self,
+        location: &str,
+        state: Option<&fapi_core::types::State>,
+    ) -> Result<JarmOutcome, TppError> {
+        let now = self.now();
+        self.with_server_keys(
+            |keys| {
+                JarmVerifier::new(
+                    keys.clone(),
+                    self.discovery.issuer.clone(),
+                    self.id.clone(),
+                    self.config.profile.algorithms(),
+                )
+                .verify_redirect(location, state, now)
+            },
+            |e| {
+                matches!(
+                    e,
+                    JarmError::Jose(JoseError::Key(KeySelectionError::NotFound))
+                )
+            },
         )
-        .verify_redirect(location, None, self.now())
+        .await?
         .map_err(|e| TppError::Protocol(format!("JARM response rejected: {e}")))
     }
 
@@ -673,25 +743,37 @@ impl Tpp {
     ///
     /// # Errors
     /// [`TppError::Protocol`].
-    pub fn verify_response_signature(&self, response: &ApiResponse) -> Result<(), TppError> {
+    pub async fn verify_response_signature(&self, response: &ApiResponse) -> Result<(), TppError> {
         let signature = response
             .headers
             .get("x-jws-signature")
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| TppError::Protocol("response has no x-jws-signature".into()))?;
-        verify_ob_jws_signature(
-            signature,
-            &response.body,
-            &self.server_keys,
-            &[Algorithm::Ps256, Algorithm::Es256, Algorithm::EdDsa],
-            &ObSignatureExpectations {
-                issuer: self.discovery.issuer.as_str(),
-                trust_anchor: "openbanking.org.uk",
-                max_future_skew_secs: 10,
-                max_age_secs: 300,
+        let now = self.now();
+        self.with_server_keys(
+            |keys| {
+                verify_ob_jws_signature(
+                    signature,
+                    &response.body,
+                    keys,
+                    &[Algorithm::Ps256, Algorithm::Es256, Algorithm::EdDsa],
+                    &ObSignatureExpectations {
+                        issuer: self.discovery.issuer.as_str(),
+                        trust_anchor: "openbanking.org.uk",
+                        max_future_skew_secs: 10,
+                        max_age_secs: 300,
+                    },
+                    now,
+                )
             },
-            self.now(),
+            |e| {
+                matches!(
+                    e,
+                    DetachedJwsError::Jose(JoseError::Key(KeySelectionError::NotFound))
+                )
+            },
         )
+        .await?
         .map(|_| ())
         .map_err(|e| TppError::Protocol(format!("response signature rejected: {e}")))
     }

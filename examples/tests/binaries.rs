@@ -479,3 +479,58 @@ fn the_registration_example_file_is_complete_and_usable() {
     assert_eq!(r.signing_issuer(), "0015800001041RHAAY/acme-payments-app");
     assert!(r.has_role("PISP"));
 }
+
+/// `bank init --signing-alg` and `bank keys rotate` / `list` as an
+/// operator runs them; the bank signing with the rotated key is in
+/// `tests/key_rotation.rs`.
+#[test]
+fn keys_rotate_and_list_from_the_command_line() {
+    let tmp = TempDir::new("keys-cli");
+    let dir = tmp.0.to_str().unwrap().to_owned();
+    let refused = bank(&["init", "--data-dir", &dir, "--signing-alg", "RS256"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not PS256, ES256 or EdDSA"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let out = ok(&bank(&[
+        "init",
+        "--data-dir",
+        &dir,
+        "--signing-alg",
+        "ES256",
+    ]));
+    assert!(out.contains("bank signing key: ES256"), "{out}");
+    let list = ok(&bank(&["keys", "list", "--data-dir", &dir]));
+    assert_eq!(list.trim(), "bank-signing\tES256\tsigning");
+
+    let too_short = bank(&["keys", "rotate", "--data-dir", &dir, "--publish-delay", "5"]);
+    assert!(!too_short.status.success());
+    assert!(String::from_utf8_lossy(&too_short.stderr).contains("below the minimum of 10 s"));
+    let out = ok(&bank(&[
+        "keys",
+        "rotate",
+        "--data-dir",
+        &dir,
+        "--alg",
+        "EdDSA",
+        "--publish-delay",
+        "600",
+    ]));
+    assert!(
+        out.contains("(EdDSA) published now; it signs from"),
+        "{out}"
+    );
+    let list = ok(&bank(&["keys", "list", "--data-dir", &dir]));
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert_eq!(lines[0], "bank-signing\tES256\tsigning");
+    assert!(
+        lines[1].starts_with("bank-signing-")
+            && lines[1].contains("\tEdDSA\tpublished, signs from ")
+    );
+    let again = bank(&["keys", "rotate", "--data-dir", &dir]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("a rotation is already pending"));
+}

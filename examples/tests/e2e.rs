@@ -91,7 +91,7 @@ async fn payment_token(p: &Platform, tpp: &Tpp, instruction: &str) -> (String, S
         .await
         .unwrap();
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    tpp.verify_response_signature(&r).unwrap();
+    tpp.verify_response_signature(&r).await.unwrap();
     let consent = r.json()["Data"]["ConsentId"].as_str().unwrap().to_owned();
     let pending = tpp
         .push_authorization(&consent, "openid payments")
@@ -268,7 +268,7 @@ async fn replayed_code_is_refused_and_revokes_what_it_issued() {
         .authorize(&pending.authorization_url, &["acc-1"], true)
         .await
         .unwrap();
-    let code = a.verify_response(&pending, &location).unwrap();
+    let code = a.verify_response(&pending, &location).await.unwrap();
     let tokens = a.exchange_code(&code, &pending.verifier).await.unwrap();
     let accounts = url(&p, &format!("{AISP}/accounts"));
     assert_eq!(
@@ -317,7 +317,9 @@ async fn pushed_request_expires_at_its_lifetime() {
     let (status, location) = page(pending.authorization_url.clone()).await;
     assert_eq!(status, 303);
     assert_eq!(
-        a.verify_stateless_response(&location.unwrap()).unwrap(),
+        a.verify_stateless_response(&location.unwrap())
+            .await
+            .unwrap(),
         fapi_jarm::JarmOutcome::Error {
             error: "invalid_request_uri".into(),
             description: Some(
@@ -356,7 +358,7 @@ async fn a_used_request_uri_comes_back_to_the_tpp_as_a_signed_error() {
     let back = again.headers()["location"].to_str().unwrap().to_owned();
     assert!(back.starts_with("https://tpp-a.example/cb"), "{back}");
     assert_eq!(
-        a.verify_stateless_response(&back).unwrap(),
+        a.verify_stateless_response(&back).await.unwrap(),
         fapi_jarm::JarmOutcome::Error {
             error: "invalid_request_uri".into(),
             description: Some("the request_uri has already been used".into())
@@ -435,6 +437,7 @@ async fn the_customer_cancels_at_login_and_the_tpp_hears_access_denied() {
     assert_eq!(r.status(), 303);
     let again = a
         .verify_stateless_response(r.headers()["location"].to_str().unwrap())
+        .await
         .unwrap();
     assert!(
         matches!(again, fapi_jarm::JarmOutcome::Error { error, .. } if error == "invalid_request_uri")
@@ -496,7 +499,7 @@ async fn payment_with_signed_record_and_idempotent_retry() {
         "{}",
         String::from_utf8_lossy(&first.body)
     );
-    a.verify_response_signature(&first).unwrap();
+    a.verify_response_signature(&first).await.unwrap();
     assert_eq!(balance(&p, a, &ais.access_token).await, "975.00");
 
     // the same key and body: the same payment back, nothing moves twice
@@ -506,7 +509,7 @@ async fn payment_with_signed_record_and_idempotent_retry() {
         .unwrap();
     assert_eq!(retry.status, 201);
     assert_eq!(retry.body, first.body);
-    a.verify_response_signature(&retry).unwrap();
+    a.verify_response_signature(&retry).await.unwrap();
     assert_eq!(balance(&p, a, &ais.access_token).await, "975.00");
     // the same key with another body is refused
     let other = json!({ "Data": { "ConsentId": consent, "Initiation": payment_body("instr-2") }, "Risk": {} });
@@ -528,7 +531,7 @@ async fn payment_with_signed_record_and_idempotent_retry() {
         .to_owned();
     let got = a.get(&format!("{payments}/{id}"), &token).await.unwrap();
     assert_eq!(got.status, 200);
-    a.verify_response_signature(&got).unwrap();
+    a.verify_response_signature(&got).await.unwrap();
     let record = a
         .get(&format!("{payments}/{id}/authorisation-record"), &token)
         .await
@@ -536,7 +539,7 @@ async fn payment_with_signed_record_and_idempotent_retry() {
     let record = String::from_utf8(record.body).unwrap();
     let verified = PaymentAuthorisationRecord::verify(
         &record,
-        a.server_keys(),
+        &a.server_keys(),
         fapi_core::Profile::Fapi2MessageSigning.algorithms(),
     )
     .unwrap();
@@ -597,7 +600,7 @@ async fn customer_rejection_comes_back_as_a_signed_access_denied() {
         .authorize(&pending.authorization_url, &[], false)
         .await
         .unwrap();
-    let e = a.verify_response(&pending, &location).unwrap_err();
+    let e = a.verify_response(&pending, &location).await.unwrap_err();
     assert!(e.to_string().contains("access_denied"), "{e}");
     let cc = a.client_credentials("accounts").await.unwrap();
     let c = a
@@ -808,7 +811,7 @@ async fn a_new_crl_refuses_the_revoked_certificate_on_its_next_call_and_handshak
             p.config.profile().unwrap(),
         ),
         &fapi_examples::pki::FileKeySource::new(&dir.0, p.provider()),
-        &*p.provider(),
+        p.provider(),
         p.clock.clone(),
     )
     .await
@@ -885,7 +888,7 @@ async fn an_outside_tpp_with_its_own_keys_onboards_from_a_metadata_file() {
             profile,
         },
         &fapi_examples::pki::FileKeySource::new(&dir.0, provider.clone()),
-        &*provider,
+        provider.clone(),
         p.clock.clone(),
     )
     .await

@@ -20,6 +20,9 @@ impl UnixTime {
     /// The largest accepted NumericDate: 9999-12-31T23:59:59Z.
     pub const MAX_SECS: i64 = 253_402_300_799;
 
+    /// 1970-01-01T00:00:00Z.
+    pub const EPOCH: UnixTime = UnixTime(0);
+
     /// A time from seconds since the epoch; `None` when negative or past
     /// year 9999.
     pub fn from_secs(secs: i64) -> Option<Self> {

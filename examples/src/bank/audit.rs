@@ -7,13 +7,12 @@ use std::sync::Arc;
 
 use fapi_consent::audit::{sign_checkpoint, verify_chain, AuditLog};
 use fapi_core::crypto::SigningKey;
-use fapi_core::jwk::{Jwk, JwkSet, KeySet};
+use fapi_core::jwk::KeySet;
 use fapi_core::replay::StoreError;
 use fapi_core::time::UnixTime;
 use rusqlite::params;
 
 use super::{config_err, BankConfig, StartError};
-use crate::pki::{FileKeySource, KeySource};
 use crate::sqlite::{unavailable, SqliteDb};
 
 /// Most entries read at once when verifying.
@@ -92,16 +91,12 @@ pub async fn write_checkpoint(
 /// A description of the first problem: which entry changed, was removed,
 /// inserted or reordered, or which checkpoint does not match.
 pub async fn verify_audit(config: &BankConfig) -> Result<(u64, usize), StartError> {
-    let provider = fapi_core::crypto::default_provider();
     let profile = config.profile()?;
-    let key = FileKeySource::new(&config.data_dir, provider.clone())
-        .signing_key(&config.signing_key)
-        .map_err(config_err)?;
-    let jwks = JwkSet::new(vec![Jwk::from_public_key(
-        key.public_key().clone(),
-        Some(config.signing_key.clone()),
-    )]);
-    let keys = KeySet::from_jwks(&jwks, &*provider, &profile.key_policy()).map_err(config_err)?;
+    // every key the bank ever signed with: old checkpoints keep verifying
+    // after a rotation
+    let db = SqliteDb::open(&config.data_dir.join("bank.db")).map_err(config_err)?;
+    let keys = super::keys::all_public_keys(config, &db)?;
+    drop(db);
     verify_database(&config.data_dir.join("bank.db"), &keys, profile).await
 }
 

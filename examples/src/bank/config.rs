@@ -148,6 +148,10 @@ pub struct BankConfig {
     /// Separate concurrency budgets for account information and payments.
     #[serde(default)]
     pub bulkheads: BulkheadConfig,
+    /// How the bank's signing keys are refreshed and rotated
+    /// (`bank keys rotate`).
+    #[serde(default)]
+    pub signing_keys: crate::bank::keys::SigningKeysConfig,
 }
 
 fn default_token_cache() -> usize {
@@ -214,6 +218,7 @@ impl BankConfig {
             verified_token_cache: default_token_cache(),
             listeners: crate::bank::listener::ListenersConfig::default(),
             bulkheads: BulkheadConfig::default(),
+            signing_keys: crate::bank::keys::SigningKeysConfig::default(),
         }
     }
 

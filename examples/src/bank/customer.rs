@@ -271,6 +271,7 @@ fn request_gone(state: &BankState, client: &ClientId, phrase: &'static str) -> R
     };
     match metadata.map(|m| {
         state
+            .ring()
             .jarm
             .error_for_client(&m, ErrorCode::InvalidRequestUri, phrase, state.now())
     }) {
@@ -815,9 +816,9 @@ async fn decision(
         if state.db.issue(&code, grant).await.is_err() {
             return error_page(StatusCode::SERVICE_UNAVAILABLE, "try again");
         }
-        state.jarm.success(&taken.request, &code, now)
+        state.ring().jarm.success(&taken.request, &code, now)
     } else {
-        state.jarm.error(
+        state.ring().jarm.error(
             &taken.request,
             ErrorCode::AccessDenied,
             "the customer rejected the request",
@@ -848,7 +849,7 @@ async fn cancel(State(state): State<Arc<BankState>>, headers: HeaderMap, body: B
         Err(e) => return request_gone(&state, &client, lookup_phrase(&e)),
     };
     tracing::info!("the customer cancelled the authorization");
-    let response = state.jarm.error(
+    let response = state.ring().jarm.error(
         &taken.request,
         ErrorCode::AccessDenied,
         "the customer cancelled the authorization",

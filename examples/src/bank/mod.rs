@@ -18,6 +18,7 @@ pub mod config;
 pub(crate) mod customer;
 mod errors;
 mod grants;
+pub mod keys;
 pub mod listener;
 mod oauth;
 mod observe;
@@ -32,16 +33,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fapi_consent::ConsentGate;
-use fapi_core::access_token::AccessTokenIssuer;
-use fapi_core::crypto::{CryptoProvider, SigningKey};
-use fapi_core::jwk::{Jwk, JwkSet, KeySet};
+use fapi_core::crypto::CryptoProvider;
+use fapi_core::jwk::{JwkSet, KeySet};
 use fapi_core::time::{Clock, SystemClock, UnixTime};
 use fapi_core::types::Issuer;
-use fapi_core::{AccessTokenVerifier, Profile};
-use fapi_jarm::JarmSigner;
+use fapi_core::Profile;
 use fapi_mtls_binding::trust::{TrustBundle, TrustStore};
 use fapi_par::PushedRequestStore;
-use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -110,18 +108,14 @@ pub(crate) struct BankState {
     pub(crate) issuer: Issuer,
     /// Base URL of the TPP API listener (`aud` of access tokens).
     pub(crate) api_base: String,
-    pub(crate) key: Arc<dyn SigningKey>,
-    pub(crate) kid: String,
-    pub(crate) jwks: Value,
+    /// The bank's signing keys and their schedule.
+    pub(crate) keys: keys::SigningKeys,
     pub(crate) db: Arc<SqliteDb>,
     pub(crate) par: Arc<dyn PushedRequestStore>,
     pub(crate) trust: Arc<TrustStore>,
     /// Each client's metadata (keys parsed once per registration).
     pub(crate) clients: MetadataCache,
     pub(crate) gate: ConsentGate,
-    pub(crate) verifier: AccessTokenVerifier,
-    pub(crate) tokens: AccessTokenIssuer,
-    pub(crate) jarm: JarmSigner,
     pub(crate) core: Arc<dyn CoreBanking>,
     pub(crate) faults: Arc<FaultInjection<MockLedger>>,
     pub(crate) breaker: CircuitBreaker,
@@ -150,6 +144,11 @@ impl std::fmt::Debug for BankState {
 impl BankState {
     pub(crate) fn now(&self) -> UnixTime {
         self.clock.now()
+    }
+
+    /// The keys that sign and verify now.
+    pub(crate) fn ring(&self) -> Arc<keys::Keyring> {
+        self.keys.at(self.now())
     }
 
     /// Calls the core within the timeout, through the circuit breaker and
@@ -354,6 +353,11 @@ pub async fn start_with_clock(
         )));
     }
     apps.state.publish_crl_next_update();
+    tasks.push(tokio::spawn(refresh_keys(
+        apps.state.clone(),
+        Duration::from_millis(config.signing_keys.refresh_ms.max(10)),
+        rx.clone(),
+    )));
     tasks.push(tokio::spawn(checkpoints(apps.state.clone(), rx)));
     tracing::info!(%api_addr, %customer_addr, %issuer, "bank started");
     Ok(RunningBank {
@@ -372,6 +376,24 @@ pub async fn start_with_clock(
 
 /// How often the running bank signs a checkpoint of the audit chain.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
+
+/// Re-reads the signing-key schedule every `every`, so a rotation made by
+/// `bank keys rotate` (or on another instance) is published here before
+/// its key signs.
+async fn refresh_keys(state: Arc<BankState>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(every);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if let Err(e) = state.keys.refresh(state.now()) {
+                    tracing::error!(error = %e, "signing-key schedule could not be read; keeping the keys in force");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
 
 async fn checkpoints(state: Arc<BankState>, mut shutdown: watch::Receiver<bool>) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
@@ -405,7 +427,8 @@ impl BankState {
     }
 
     async fn checkpoint(&self) {
-        match audit::write_checkpoint(&self.db, &*self.key, &self.kid, self.now()).await {
+        let ring = self.ring();
+        match audit::write_checkpoint(&self.db, &*ring.key, &ring.kid, self.now()).await {
             Ok(Some(seq)) => tracing::info!(seq, "audit checkpoint signed"),
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "audit checkpoint failed"),
@@ -455,18 +478,6 @@ pub fn build(
     };
     let profile = config.profile()?;
 
-    // keys (through the key source; never logged)
-    let key_source = FileKeySource::new(dir, provider.clone());
-    let key = key_source
-        .signing_key(&config.signing_key)
-        .map_err(config_err)?;
-    let jwks = JwkSet::new(vec![Jwk::from_public_key(
-        key.public_key().clone(),
-        Some(config.signing_key.clone()),
-    )]);
-    let keys =
-        Arc::new(KeySet::from_jwks(&jwks, &*provider, &profile.key_policy()).map_err(config_err)?);
-
     let trust = Arc::new(config.scheme_trust(clock.now())?);
 
     let issuer = Issuer::try_from(issuer_url).map_err(config_err)?;
@@ -488,15 +499,22 @@ pub fn build(
         config.core.fail_rate,
     ));
     let core: Arc<dyn CoreBanking> = faults.clone();
-    let token_lifetime = 300;
+    // keys (through the key source; never logged), on the schedule the
+    // database holds
+    let signing_keys = keys::SigningKeys::open(
+        config,
+        db.clone(),
+        provider.clone(),
+        issuer.clone(),
+        api_base.clone(),
+        clock.now(),
+    )?;
     let state = Arc::new(BankState {
         profile,
         clock,
         issuer: issuer.clone(),
         api_base: api_base.clone(),
-        key: key.clone(),
-        kid: config.signing_key.clone(),
-        jwks: jwks.to_json(),
+        keys: signing_keys,
         db: db.clone(),
         par: Arc::new(crate::pushed::SqlitePushedRequestStore::new(
             db.clone(),
@@ -506,21 +524,6 @@ pub fn build(
         trust: trust.clone(),
         clients: MetadataCache::new(provider.clone(), profile),
         gate: ConsentGate::new(db.clone()).with_audit(db.clone()),
-        verifier: AccessTokenVerifier::new(
-            keys.clone(),
-            issuer.clone(),
-            api_base.clone(),
-            profile.algorithms(),
-        )
-        .with_cache(config.verified_token_cache),
-        tokens: AccessTokenIssuer::new(
-            key.clone(),
-            config.signing_key.clone(),
-            issuer.clone(),
-            api_base.clone(),
-            token_lifetime,
-        ),
-        jarm: JarmSigner::new(key, config.signing_key.clone(), issuer),
         core,
         faults,
         breaker: CircuitBreaker::new(5, 30),
@@ -540,7 +543,7 @@ pub fn build(
     });
 
     let server_certs = pem_certificates(&read(&config.server_certificate)?)?;
-    let server_key = key_source
+    let server_key = FileKeySource::new(dir, provider.clone())
         .tls_private_key(&config.server_key)
         .map_err(config_err)?;
     let api_tls =

@@ -401,7 +401,11 @@ async fn authorization_code(
         consent_id: Some(grant.consent_id.clone()),
         confirmation: caller.certificate.confirmation(),
     };
-    let issued = state.tokens.issue(&claims, now).map_err(signing_failed)?;
+    let issued = state
+        .ring()
+        .tokens
+        .issue(&claims, now)
+        .map_err(signing_failed)?;
     state
         .db
         .record_token(code, issued.jti.clone())
@@ -439,11 +443,12 @@ async fn authorization_code(
         }
     }
     if scope.contains("openid") {
+        let ring = state.ring();
         let id_tokens = IdTokenIssuer::new(
-            state.key.clone(),
-            state.kid.clone(),
+            ring.key.clone(),
+            ring.kid.clone(),
             state.issuer.clone(),
-            300,
+            super::keys::TOKEN_LIFETIME_SECS,
         );
         let mut extra = serde_json::Map::new();
         extra.insert(
@@ -506,6 +511,7 @@ fn client_credentials(
         confirmation: caller.certificate.confirmation(),
     };
     let issued = state
+        .ring()
         .tokens
         .issue(&claims, state.now())
         .map_err(signing_failed)?;
@@ -550,7 +556,11 @@ async fn refresh(state: &BankState, caller: &Caller, form: &Form) -> Result<Valu
         consent_id: Some(grant.consent_id.clone()),
         confirmation: caller.certificate.confirmation(),
     };
-    let issued = state.tokens.issue(&claims, now).map_err(signing_failed)?;
+    let issued = state
+        .ring()
+        .tokens
+        .issue(&claims, now)
+        .map_err(signing_failed)?;
     Ok(token_body(&issued, &grant.scope))
 }
 
@@ -601,5 +611,5 @@ pub(crate) async fn discovery(State(state): State<Arc<BankState>>) -> Response {
 
 /// `GET /jwks`: the bank's public signing keys.
 pub(crate) async fn jwks(State(state): State<Arc<BankState>>) -> Response {
-    Json(state.jwks.clone()).into_response()
+    Json(state.ring().jwks.clone()).into_response()
 }

@@ -132,6 +132,7 @@ async fn bound_token(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let verified = state
+        .ring()
         .verifier
         .verify(authorization, state.now())
         .map_err(|e| {
@@ -810,9 +811,10 @@ async fn verify_tpp_signature(
 
 /// A response signed by the bank (`x-jws-signature`).
 fn signed(state: &BankState, status: StatusCode, body: Vec<u8>) -> Result<Response, ObError> {
+    let ring = state.ring();
     let signature = sign_ob_jws_signature(
-        &*state.key,
-        &state.kid,
+        &*ring.key,
+        &ring.kid,
         state.issuer.as_str(),
         TRUST_ANCHOR,
         state.now(),
@@ -998,6 +1000,7 @@ async fn create_payment(
             return Err(e);
         }
         observe::payment("accepted");
+        let ring = st.ring();
         let id = format!(
             "dp-{}",
             fapi_core::random::uuid_v4().map_err(|_| ObError::internal())?
@@ -1019,7 +1022,7 @@ async fn create_payment(
             authorised_at,
             None,
         )
-        .sign(&*st.key, &st.kid)
+        .sign(&*ring.key, &ring.kid)
         .map_err(|_| ObError::internal())?;
         let view = json!({
             "Data": {

@@ -1,7 +1,7 @@
 //! The example bank.
 //!
 //! ```text
-//! bank init          --data-dir DIR [--tpp NAME]... [--force]
+//! bank init          --data-dir DIR [--tpp NAME]... [--force] [--signing-alg PS256|ES256|EdDSA]
 //!                    [--api-listen ADDR] [--customer-listen ADDR] [--admin-listen ADDR]
 //!                    (the development PKI and bank.json)
 //! bank serve         [--config FILE] [--data-dir DIR] [flags]
@@ -10,6 +10,8 @@
 //! bank tpp revoke    [--config FILE] (--client ID | --certificate FILE)
 //! bank tpp reinstate [--config FILE] --client ID
 //! bank tpp list      [--config FILE]
+//! bank keys rotate   [--config FILE] [--data-dir DIR] [--alg PS256|ES256|EdDSA] [--publish-delay SECS]
+//! bank keys list     [--config FILE] [--data-dir DIR]
 //! ```
 //!
 //! `serve` flags override the configuration file: `--api-listen ADDR`,
@@ -23,7 +25,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use fapi_core::crypto::default_provider;
+use fapi_core::crypto::{default_provider, Algorithm};
 use fapi_core::time::{Clock, SystemClock};
 use fapi_core::types::ClientId;
 use fapi_examples::bank::{self, audit, BankConfig};
@@ -35,7 +37,7 @@ use fapi_mtls_binding::ClientCertificate;
 use fapi_examples::cli::{Flags, Res};
 
 const USAGE: &str = "usage:
-  bank init          --data-dir DIR [--tpp NAME]... [--force]
+  bank init          --data-dir DIR [--tpp NAME]... [--force] [--signing-alg PS256|ES256|EdDSA]
                      [--api-listen ADDR] [--customer-listen ADDR] [--admin-listen ADDR]
   bank serve         [--config FILE] [--data-dir DIR] [--api-listen ADDR] [--customer-listen ADDR]
                      [--admin-listen ADDR] [--public-host HOST] [--profile NAME]
@@ -45,7 +47,9 @@ const USAGE: &str = "usage:
   bank tpp onboard   [--config FILE] [--data-dir DIR] (--software-statement FILE | --metadata FILE) --certificate FILE
   bank tpp revoke    [--config FILE] [--data-dir DIR] (--client ID | --certificate FILE)
   bank tpp reinstate [--config FILE] [--data-dir DIR] --client ID
-  bank tpp list      [--config FILE] [--data-dir DIR]";
+  bank tpp list      [--config FILE] [--data-dir DIR]
+  bank keys rotate   [--config FILE] [--data-dir DIR] [--alg PS256|ES256|EdDSA] [--publish-delay SECS]
+  bank keys list     [--config FILE] [--data-dir DIR]";
 
 /// The bank's configuration from the flags: the file, or the
 /// development one for the data directory; `--data-dir` overrides the
@@ -88,11 +92,13 @@ fn init(flags: &Flags) -> Res<()> {
         "data-dir",
         "tpp",
         "force",
+        "signing-alg",
         "api-listen",
         "customer-listen",
         "admin-listen",
     ])?;
     let dir = PathBuf::from(flags.get("data-dir").ok_or("--data-dir is required")?);
+    let signing_alg = algorithm(flags, "signing-alg")?.unwrap_or(Algorithm::Ps256);
     let mut tpps = flags.all("tpp");
     if tpps.is_empty() {
         tpps = vec!["tpp-a", "tpp-b"];
@@ -128,7 +134,13 @@ fn init(flags: &Flags) -> Res<()> {
             );
         }
     }
-    let pki = DevPki::generate(&dir, &*default_provider(), &tpps, SystemClock.now())?;
+    let pki = DevPki::generate_with(
+        &dir,
+        &*default_provider(),
+        &tpps,
+        SystemClock.now(),
+        signing_alg,
+    )?;
     let mut config = BankConfig::development(&dir);
     config.api_listen = flags
         .parsed("api-listen")?
@@ -156,7 +168,73 @@ fn init(flags: &Flags) -> Res<()> {
             t.software_statement.display()
         );
     }
+    println!("  bank signing key: {signing_alg}");
     println!("next: bank serve --config {}", path.display());
+    Ok(())
+}
+
+/// `--name` as a JWS algorithm name, exactly as JOSE spells it.
+fn algorithm(flags: &Flags, name: &str) -> Res<Option<Algorithm>> {
+    flags
+        .get(name)
+        .map(|v| {
+            Algorithm::from_jose_name(v)
+                .ok_or_else(|| format!("--{name}: {v:?} is not PS256, ES256 or EdDSA").into())
+        })
+        .transpose()
+}
+
+/// `bank keys rotate` and `bank keys list`.
+fn keys(sub: &str, flags: &Flags) -> Res<()> {
+    let config = {
+        let f = flags.subset(&["config", "data-dir"]);
+        config(&f)?
+    };
+    let now = SystemClock.now();
+    match sub {
+        "rotate" => {
+            flags.only(&["config", "data-dir", "alg", "publish-delay"])?;
+            let r = bank::keys::rotate(
+                &config,
+                algorithm(flags, "alg")?,
+                flags.parsed("publish-delay")?,
+                now,
+            )?;
+            println!(
+                "new signing key {} ({}) published now; it signs from {} ({} s from now)",
+                r.new_kid,
+                r.alg,
+                r.activates_at,
+                r.activates_at.secs_since(now)
+            );
+            println!(
+                "  {} signs until then and stays published until {}, when everything it signed has expired",
+                r.old_kid, r.old_published_until
+            );
+            println!("  running instances pick the schedule up within signing_keys.refresh_ms");
+        }
+        "list" => {
+            flags.only(&["config", "data-dir"])?;
+            let records = bank::keys::list(&config)?;
+            let signing = bank::keys::schedule(&records, now).map(|s| s.signing);
+            for r in records {
+                let state = if signing.as_deref() == Some(r.kid.as_str()) {
+                    "signing".to_owned()
+                } else if r.activates_at > now {
+                    format!("published, signs from {}", r.activates_at)
+                } else if r.publish_until.is_some_and(|u| now < u) {
+                    format!(
+                        "retired, published until {}",
+                        r.publish_until.map(|u| u.as_secs()).unwrap_or_default()
+                    )
+                } else {
+                    "retired".to_owned()
+                };
+                println!("{}\t{}\t{state}", r.kid, r.alg);
+            }
+        }
+        other => return Err(format!("unknown keys command {other:?}").into()),
+    }
     Ok(())
 }
 
@@ -364,6 +442,7 @@ fn main() -> ExitCode {
             };
             match (cmd.as_str(), rest) {
                 ("tpp", [sub, rest @ ..]) => Flags::parse(rest).and_then(|f| tpp(sub, &f)),
+                ("keys", [sub, rest @ ..]) => Flags::parse(rest).and_then(|f| keys(sub, &f)),
                 ("init", rest) => Flags::parse(rest).and_then(|f| init(&f)),
                 ("serve", rest) => Flags::parse(rest).and_then(|f| runtime.block_on(serve(&f))),
                 ("verify-audit", rest) => {

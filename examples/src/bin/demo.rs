@@ -146,7 +146,7 @@ async fn run(data_dir: PathBuf) -> Result<bool, BoxError> {
     let mixed = Tpp::connect(
         mixed_config,
         &FileKeySource::new(&data_dir, provider.clone()),
-        &*provider,
+        provider.clone(),
         p.clock.clone(),
     )
     .await?;
@@ -267,7 +267,7 @@ async fn run(data_dir: PathBuf) -> Result<bool, BoxError> {
         &paid,
         201,
     ) {
-        match a.verify_response_signature(&paid) {
+        match a.verify_response_signature(&paid).await {
             Ok(()) => steps.ok("the bank's x-jws-signature on the payment response verified"),
             Err(e) => steps.fail("the bank's response signature", &e.to_string()),
         }
@@ -293,7 +293,7 @@ async fn run(data_dir: PathBuf) -> Result<bool, BoxError> {
         .await?;
     match PaymentAuthorisationRecord::verify(
         &String::from_utf8_lossy(&record.body),
-        a.server_keys(),
+        &a.server_keys(),
         p.config.profile()?.algorithms(),
     ) {
         Ok(r) => steps.ok(&format!(

@@ -152,7 +152,7 @@ async fn run(flags: &Flags) -> Res<()> {
         fapi_core::Profile::Fapi2MessageSigning,
     );
     let keys = FileKeySource::new(&PathBuf::from(need("key-dir")?), provider.clone());
-    let tpp = Arc::new(Tpp::connect(config, &keys, &*provider, Arc::new(SystemClock)).await?);
+    let tpp = Arc::new(Tpp::connect(config, &keys, provider.clone(), Arc::new(SystemClock)).await?);
     let aisp = tpp
         .discovery()
         .aisp

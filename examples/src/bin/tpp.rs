@@ -83,7 +83,7 @@ async fn connect(flags: &Flags) -> Res<Tpp> {
     }
     let provider = default_provider();
     let keys = FileKeySource::new(&PathBuf::from(need("key-dir")?), provider.clone());
-    Ok(Tpp::connect(config, &keys, &*provider, Arc::new(SystemClock)).await?)
+    Ok(Tpp::connect(config, &keys, provider.clone(), Arc::new(SystemClock)).await?)
 }
 
 /// The customer's part: scripted against the example bank, or by hand.
@@ -223,7 +223,7 @@ async fn pay(flags: &Flags) -> Res<()> {
         )
         .await?;
     let consent = check(&created, "payment consent")?;
-    tpp.verify_response_signature(&created)?;
+    tpp.verify_response_signature(&created).await?;
     let id = consent
         .pointer("/Data/ConsentId")
         .and_then(Value::as_str)
@@ -242,7 +242,7 @@ async fn pay(flags: &Flags) -> Res<()> {
         )
         .await?;
     let body = check(&paid, "payment")?;
-    tpp.verify_response_signature(&paid)?;
+    tpp.verify_response_signature(&paid).await?;
     println!(
         "payment {} {} (bank signature verified)",
         body.pointer("/Data/DomesticPaymentId")
