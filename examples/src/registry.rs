@@ -396,6 +396,23 @@ impl SqliteDb {
         Ok(n == 1)
     }
 
+    /// The id of the client registered with the certificate of
+    /// `thumbprint` (x5t#S256), revoked or not.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn client_id_by_certificate(
+        &self,
+        thumbprint: &[u8; 32],
+    ) -> Result<Option<String>, StoreError> {
+        self.conn()?
+            .prepare_cached("SELECT client_id FROM clients WHERE certificate = ?1")
+            .map_err(unavailable)?
+            .query_row(params![&thumbprint[..]], |r| r.get(0))
+            .optional()
+            .map_err(unavailable)
+    }
+
     /// A registered client.
     ///
     /// # Errors

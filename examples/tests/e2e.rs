@@ -1028,3 +1028,92 @@ async fn a_flood_of_account_reads_cannot_starve_payments() {
         "all {reads_done_when_paid} admitted reads had finished"
     );
 }
+
+/// The metrics the reference design names, from one bank after real
+/// traffic: consent grants and revocations, authentication failures with
+/// `cnf_mismatch`, payment outcomes, per-TPP volume and errors, and the
+/// latency histogram per API that p95 is computed from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_design_metrics_are_exported_after_traffic() {
+    let dir = TempDir::new("e2e-metrics");
+    let p = start(&dir).await;
+    let (a, b) = (&p.tpps[0], &p.tpps[1]);
+    let (consent, tokens) = account_tokens(&p, a).await;
+    // tpp-b presents tpp-a's token: refused, counted as cnf_mismatch
+    let accounts = url(&p, &format!("{AISP}/accounts"));
+    assert_eq!(
+        b.get(&accounts, &tokens.access_token).await.unwrap().status,
+        401
+    );
+    let (pay_consent, token) = payment_token(&p, a, "instr-m").await;
+    let body = json!({ "Data": { "ConsentId": pay_consent, "Initiation": payment_body("instr-m") }, "Risk": {} });
+    let paid = a
+        .post_json(
+            &url(&p, &format!("{PISP}/domestic-payments")),
+            &token,
+            &body,
+            Some("pay-m"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(paid.status, 201, "{}", String::from_utf8_lossy(&paid.body));
+    let revoked = a
+        .delete(
+            &url(&p, &format!("{AISP}/account-access-consents/{consent}")),
+            &a.client_credentials("accounts").await.unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        revoked.status,
+        204,
+        "{}",
+        String::from_utf8_lossy(&revoked.body)
+    );
+
+    let admin = p.bank.admin_addr.unwrap();
+    let text = reqwest::Client::builder()
+        .use_preconfigured_tls(
+            rustls::ClientConfig::builder_with_provider(
+                fapi_examples::bank::tls::fapi_crypto_provider(),
+            )
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+        )
+        .build()
+        .unwrap()
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} not exported:\n{text}"))
+    };
+    assert!(value(r#"fapi_consent_events_total{event="granted"}"#) >= 2.0);
+    assert!(value(r#"fapi_consent_events_total{event="revoked"}"#) >= 1.0);
+    assert!(value(r#"fapi_auth_failures_total{reason="cnf_mismatch"}"#) >= 1.0);
+    assert!(value(r#"fapi_payments_total{outcome="accepted"}"#) >= 1.0);
+    // per-TPP volume and errors
+    assert!(value(r#"fapi_requests_total{client="tpp-a",route="/token",status="200"}"#) >= 3.0);
+    assert!(
+        value(
+            r#"fapi_requests_total{client="tpp-b",route="/open-banking/v3.1/aisp/accounts",status="401"}"#
+        ) >= 1.0
+    );
+    // p95 per API comes from this histogram (examples/ops)
+    assert!(
+        value(
+            r#"fapi_request_duration_seconds_count{client="tpp-a",route="/open-banking/v3.1/pisp/domestic-payments"}"#
+        ) >= 1.0
+    );
+    assert!(
+        text.contains(r#"fapi_request_duration_seconds_bucket{client="tpp-a",route="/par",le="#)
+    );
+}

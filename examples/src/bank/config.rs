@@ -152,6 +152,10 @@ pub struct BankConfig {
     /// (`bank keys rotate`).
     #[serde(default)]
     pub signing_keys: crate::bank::keys::SigningKeysConfig,
+    /// OpenTelemetry traces over OTLP/HTTP; none are exported without it
+    /// (see `bank::telemetry`).
+    #[serde(default)]
+    pub otlp: Option<crate::bank::telemetry::OtlpConfig>,
 }
 
 fn default_token_cache() -> usize {
@@ -219,6 +223,7 @@ impl BankConfig {
             listeners: crate::bank::listener::ListenersConfig::default(),
             bulkheads: BulkheadConfig::default(),
             signing_keys: crate::bank::keys::SigningKeysConfig::default(),
+            otlp: None,
         }
     }
 

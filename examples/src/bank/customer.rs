@@ -338,7 +338,7 @@ async fn consent_of(
                 "the consent does not exist for this client",
             )
         })?;
-    tracing::Span::current().record("consent_id", consent.id().as_str());
+    super::telemetry::join_flow(consent.id().as_str(), consent.client_id().as_str());
     Ok(consent)
 }
 

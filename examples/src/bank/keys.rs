@@ -38,12 +38,18 @@ use crate::sqlite::SqliteDb;
 
 /// The longest a bank signature is relied on after it is made: access
 /// tokens and ID tokens (300 s), JARM responses
-/// ([`fapi_jarm::DEFAULT_LIFETIME_SECS`]) and the `x-jws-signature`
+/// ([`fapi_jarm::response::DEFAULT_LIFETIME_SECS`]) and the `x-jws-signature`
 /// acceptance window a TPP applies (300 s).
 pub const MAX_SIGNED_LIFETIME_SECS: i64 = 300;
 
 /// Lifetime of the access and ID tokens the bank issues.
 pub(crate) const TOKEN_LIFETIME_SECS: i64 = 300;
+
+// a retired key is published for as long as anything it signed is relied on
+const _: () = assert!(
+    MAX_SIGNED_LIFETIME_SECS >= TOKEN_LIFETIME_SECS
+        && MAX_SIGNED_LIFETIME_SECS >= fapi_jarm::response::DEFAULT_LIFETIME_SECS
+);
 
 /// How the bank's signing keys are refreshed and rotated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,6 +23,7 @@ pub mod listener;
 mod oauth;
 mod observe;
 mod resources;
+pub mod telemetry;
 pub mod throttle;
 pub mod tls;
 

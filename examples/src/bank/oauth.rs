@@ -281,6 +281,8 @@ async fn intent_awaits_authorisation(
         .map_err(|_| OAuthFailure::new(ErrorCode::ServerError, "consents are unavailable"))?;
     match consent {
         Some(c) if c.client_id() == request.client_id() => {
+            // only the consent's own client puts a span into its trace
+            super::telemetry::join_flow(c.id().as_str(), c.client_id().as_str());
             if c.status() == fapi_consent::consent::ConsentStatus::AwaitingAuthorisation {
                 Ok(())
             } else {
@@ -375,7 +377,10 @@ async fn authorization_code(
             return Err(OAuthFailure::from_error(&e));
         }
     };
-    tracing::Span::current().record("consent_id", grant.consent_id.as_str());
+    super::telemetry::join_flow(
+        grant.consent_id.as_str(),
+        caller.client.client_id().as_str(),
+    );
     let consent = state
         .gate
         .check_grant(&grant.consent_id, caller.client.client_id(), now)
@@ -540,7 +545,10 @@ async fn refresh(state: &BankState, caller: &Caller, form: &Form) -> Result<Valu
             "refresh token is bound to another certificate of this client",
         ));
     }
-    tracing::Span::current().record("consent_id", grant.consent_id.as_str());
+    super::telemetry::join_flow(
+        grant.consent_id.as_str(),
+        caller.client.client_id().as_str(),
+    );
     state
         .gate
         .check_grant(&grant.consent_id, caller.client.client_id(), now)

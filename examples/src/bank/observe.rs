@@ -242,7 +242,7 @@ pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
     );
     let mut response = next.run(req).instrument(span.clone()).await;
     let status = response.status();
-    span.record("outcome", status.as_u16());
+    span.record("outcome", i64::from(status.as_u16()));
     let client = response
         .extensions()
         .get::<ClientLabel>()
@@ -297,10 +297,35 @@ pub(crate) async fn rate_limit(
                 )
                 .into_response()
             };
-            return retry_after(r, wait);
+            return labelled_by_certificate(&state, retry_after(r, wait), &key);
         }
     }
-    next.run(req).await
+    let response = next.run(req).await;
+    match key {
+        Some(key) => labelled_by_certificate(&state, response, &key),
+        None => response,
+    }
+}
+
+/// A response no handler labelled (a refused call: bad token, another
+/// client's token, rate-limited) counts against the client registered
+/// with the connection's certificate, so per-TPP errors are per TPP;
+/// an unregistered certificate counts as `unregistered`. Read only on
+/// that path; the label is always a registered client id or a constant.
+fn labelled_by_certificate(
+    state: &BankState,
+    mut response: Response,
+    thumbprint: &[u8; 32],
+) -> Response {
+    if response.extensions().get::<ClientLabel>().is_none() {
+        let label = match state.db.client_id_by_certificate(thumbprint) {
+            Ok(Some(id)) => id,
+            Ok(None) => "unregistered".to_owned(),
+            Err(_) => "-".to_owned(),
+        };
+        response.extensions_mut().insert(ClientLabel(label));
+    }
+    response
 }
 
 /// A bulkhead: at most its permits' worth of requests of one kind in

@@ -142,7 +142,7 @@ async fn bound_token(
     let span = tracing::Span::current();
     span.record("client_id", verified.client_id().as_str());
     if let Some(c) = verified.consent_id() {
-        span.record("consent_id", c.as_str());
+        super::telemetry::join_flow(c.as_str(), verified.client_id().as_str());
     }
     match state.db.is_token_revoked(verified.jti().as_str()) {
         Ok(false) => {}
@@ -526,7 +526,7 @@ async fn create_account_access_consent(
     )
     .await
     .map_err(|_| ObError::internal())?;
-    tracing::Span::current().record("consent_id", consent.id().as_str());
+    super::telemetry::join_flow(consent.id().as_str(), consent.client_id().as_str());
     let view = consent_view(&state, &consent, &format!("{AISP}/account-access-consents"));
     Ok(labelled(
         (StatusCode::CREATED, Json(view)).into_response(),
@@ -933,7 +933,7 @@ async fn create_payment_consent(
         )
         .await
         .map_err(|_| ObError::internal())?;
-        tracing::Span::current().record("consent_id", consent.id().as_str());
+        super::telemetry::join_flow(consent.id().as_str(), consent.client_id().as_str());
         let view = consent_view(&st, &consent, &format!("{PISP}/domestic-payment-consents"));
         Ok((StatusCode::CREATED, view.to_string().into_bytes()))
     })

@@ -17,7 +17,8 @@
 //! `serve` flags override the configuration file: `--api-listen ADDR`,
 //! `--customer-listen ADDR`, `--admin-listen ADDR`, `--public-host HOST`,
 //! `--profile NAME`, `--core-latency-ms N`, `--core-fail-rate F`,
-//! `--core-timeout-ms N`, `--rate-limit N`, `--customer-rate-limit N`. Without `--config`, the
+//! `--core-timeout-ms N`, `--rate-limit N`, `--customer-rate-limit N`,
+//! `--otlp-endpoint URL` (OpenTelemetry traces, see `bank::telemetry`). Without `--config`, the
 //! development configuration for `--data-dir` is used. Logs go to stderr
 //! (`RUST_LOG` filters); keys are never logged.
 
@@ -42,7 +43,7 @@ const USAGE: &str = "usage:
   bank serve         [--config FILE] [--data-dir DIR] [--api-listen ADDR] [--customer-listen ADDR]
                      [--admin-listen ADDR] [--public-host HOST] [--profile NAME]
                      [--core-latency-ms N] [--core-fail-rate F] [--core-timeout-ms N] [--rate-limit N]
-                     [--customer-rate-limit N]
+                     [--customer-rate-limit N] [--otlp-endpoint URL]
   bank verify-audit  [--config FILE] [--data-dir DIR]
   bank tpp onboard   [--config FILE] [--data-dir DIR] (--software-statement FILE | --metadata FILE) --certificate FILE
   bank tpp revoke    [--config FILE] [--data-dir DIR] (--client ID | --certificate FILE)
@@ -252,8 +253,23 @@ async fn serve(flags: &Flags) -> Res<()> {
         "core-timeout-ms",
         "rate-limit",
         "customer-rate-limit",
+        "otlp-endpoint",
     ])?;
     let mut config = config(flags)?;
+    if let Some(endpoint) = flags.get("otlp-endpoint") {
+        let mut otlp = config.otlp.take().unwrap_or(bank::telemetry::OtlpConfig {
+            endpoint: String::new(),
+            service_name: "fapi-bank".into(),
+            ca_file: None,
+            timeout_ms: 10_000,
+        });
+        endpoint.clone_into(&mut otlp.endpoint);
+        config.otlp = Some(otlp);
+    }
+    let telemetry = bank::telemetry::install(config.otlp.as_ref())?;
+    if let Some(otlp) = &config.otlp {
+        tracing::info!(endpoint = %otlp.endpoint, "exporting traces over OTLP");
+    }
     if let Some(a) = flags.parsed("api-listen")? {
         config.api_listen = a;
     }
@@ -300,6 +316,8 @@ async fn serve(flags: &Flags) -> Res<()> {
     println!("{signal}: stopping (no new connections; draining requests in flight)");
     running.stop().await;
     println!("stopped; audit checkpoint signed");
+    // the last spans reach the collector before the process ends
+    tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
     Ok(())
 }
 
@@ -419,15 +437,14 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `serve` installs its own subscriber, with OTLP export when configured
+    if args.first().map(String::as_str) != Some("serve") {
+        if let Err(e) = bank::telemetry::install(None) {
+            eprintln!("bank: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match args.split_first() {
         Some((cmd, rest)) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
