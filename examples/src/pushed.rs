@@ -82,11 +82,6 @@ impl SqlitePushedRequestStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            tx.execute(
-                "DELETE FROM pushed_requests WHERE expires_at <= ?1 - 3600",
-                params![now.as_secs()],
-            )
-            .map_err(unavailable)?;
             let row: Option<(String, i64, i64, String)> = tx
                 .query_row(
                     "SELECT client_id, expires_at, used, source FROM pushed_requests WHERE uri_hash = ?1",

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS consents (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS consents_by_customer ON consents (customer_id, created_at);
 CREATE TABLE IF NOT EXISTS codes (
-    hash BLOB PRIMARY KEY, body TEXT NOT NULL
+    hash BLOB PRIMARY KEY, body TEXT NOT NULL, expires_at INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE TABLE IF NOT EXISTS clients (
     client_id TEXT PRIMARY KEY, registration TEXT NOT NULL, certificate BLOB NOT NULL UNIQUE,
@@ -81,6 +81,88 @@ CREATE TABLE IF NOT EXISTS audit (
 ) STRICT;
 ";
 
+/// Indexes the background sweeps delete by (never read on a request path,
+/// which looks rows up by their keys); created after the migrations, so an
+/// older database gains them too.
+const SWEEP_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS jti_by_expiry ON jti (expires_at);
+CREATE INDEX IF NOT EXISTS idempotency_by_expiry ON idempotency (expires_at);
+CREATE INDEX IF NOT EXISTS pushed_requests_by_expiry ON pushed_requests (expires_at);
+CREATE INDEX IF NOT EXISTS codes_by_expiry ON codes (expires_at);
+CREATE INDEX IF NOT EXISTS revoked_tokens_by_age ON revoked_tokens (revoked_at);
+";
+
+/// How long a used or expired authorization code is remembered past its
+/// expiry, so a late replay is still recognised as a replay (and the
+/// tokens issued for it revoked) rather than as an unknown code.
+pub const CODE_MEMORY_SECS: i64 = 3_600;
+
+/// How long a pushed request is remembered past its expiry (a late use
+/// is told "expired", not "unknown").
+pub const PUSHED_REQUEST_MEMORY_SECS: i64 = 3_600;
+
+/// How long a revoked access-token id is kept: past the longest access
+/// token lifetime plus the clock skew, a token with that id no longer
+/// verifies anyway.
+pub const REVOKED_TOKEN_MEMORY_SECS: i64 = 300 + 60;
+
+/// Rows the background sweep deleted, by table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// `jti` replay entries past their expiry.
+    pub jti: usize,
+    /// `x-idempotency-key` entries past their window.
+    pub idempotency: usize,
+    /// Pushed requests [`PUSHED_REQUEST_MEMORY_SECS`] past expiry.
+    pub pushed_requests: usize,
+    /// Authorization codes [`CODE_MEMORY_SECS`] past expiry.
+    pub codes: usize,
+    /// Revoked access-token ids older than [`REVOKED_TOKEN_MEMORY_SECS`].
+    pub revoked_tokens: usize,
+}
+
+impl Swept {
+    /// Rows deleted in all.
+    pub fn total(&self) -> usize {
+        self.jti + self.idempotency + self.pushed_requests + self.codes + self.revoked_tokens
+    }
+}
+
+/// Brings a database written by an earlier version up to the schema:
+/// `codes.expires_at` (filled from each stored code's own expiry).
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let has_expiry: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('codes') WHERE name = 'expires_at')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(unavailable)?;
+    if !has_expiry {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             ALTER TABLE codes ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+             UPDATE codes SET expires_at = COALESCE(json_extract(body, '$.grant.expires_at'), 0);
+             COMMIT;",
+        )
+        .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// The statement tracer set by [`SqliteDb::trace_statements`].
+static TRACE_FN: Mutex<Option<fn(&str)>> = Mutex::new(None);
+
+fn forward(event: rusqlite::trace::TraceEvent<'_>) {
+    if let rusqlite::trace::TraceEvent::Stmt(_, sql) = event {
+        if let Ok(f) = TRACE_FN.lock() {
+            if let Some(f) = *f {
+                f(sql);
+            }
+        }
+    }
+}
+
 /// An idempotency row: body hash, then the stored response once complete.
 type IdempotencyRow = (Vec<u8>, Option<i64>, Option<Vec<u8>>);
 
@@ -109,6 +191,8 @@ impl SqliteDb {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        migrate(&conn)?;
+        conn.execute_batch(SWEEP_INDEXES).map_err(unavailable)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -343,6 +427,86 @@ impl SqliteDb {
         .map_err(unavailable)
     }
 
+    /// Deletes expired rows, at most `batch` per table per statement and
+    /// at most `rounds` statements per table: run in the background (the
+    /// request paths never delete by expiry), each statement a short
+    /// transaction through the expiry index. Consents, payments, the
+    /// audit trail and the registry are never swept.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub fn sweep_expired(
+        &self,
+        now: UnixTime,
+        batch: u32,
+        rounds: u32,
+    ) -> Result<Swept, StoreError> {
+        let now = now.as_secs();
+        let mut swept = Swept::default();
+        for (table, column, before, count) in [
+            ("jti", "expires_at", now, &mut swept.jti),
+            ("idempotency", "expires_at", now, &mut swept.idempotency),
+            (
+                "pushed_requests",
+                "expires_at",
+                now - PUSHED_REQUEST_MEMORY_SECS,
+                &mut swept.pushed_requests,
+            ),
+            (
+                "codes",
+                "expires_at",
+                now - CODE_MEMORY_SECS,
+                &mut swept.codes,
+            ),
+            (
+                "revoked_tokens",
+                "revoked_at",
+                now - REVOKED_TOKEN_MEMORY_SECS,
+                &mut swept.revoked_tokens,
+            ),
+        ] {
+            let sql = format!(
+                "DELETE FROM {table} WHERE rowid IN \
+                 (SELECT rowid FROM {table} WHERE {column} <= ?1 LIMIT ?2)"
+            );
+            for _ in 0..rounds {
+                // the lock is taken per batch: requests interleave
+                let n = self
+                    .conn()?
+                    .prepare_cached(&sql)
+                    .map_err(unavailable)?
+                    .execute(params![before, batch])
+                    .map_err(unavailable)?;
+                *count += n;
+                if n < usize::try_from(batch).unwrap_or(usize::MAX) {
+                    break;
+                }
+            }
+        }
+        Ok(swept)
+    }
+
+    /// Calls `f` with the text of every statement this database runs from
+    /// now (`None` stops): the query-plan test records what the request
+    /// paths execute.
+    #[doc(hidden)]
+    pub fn trace_statements(&self, f: Option<fn(&str)>) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        match f {
+            Some(f) => {
+                *TRACE_FN
+                    .lock()
+                    .map_err(|_| unavailable("trace lock poisoned"))? = Some(f);
+                conn.trace_v2(
+                    rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
+                    Some(forward),
+                );
+            }
+            None => conn.trace_v2(rusqlite::trace::TraceEventCodes::empty(), None),
+        }
+        Ok(())
+    }
+
     pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         self.conn
             .lock()
@@ -386,21 +550,29 @@ impl SqliteDb {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
-        tx.execute(
-            "DELETE FROM idempotency WHERE expires_at <= ?1",
-            params![now.as_secs()],
-        )
-        .map_err(unavailable)?;
-        let row: Option<IdempotencyRow> = tx
+        // a key past its window counts as new (the background sweep
+        // deletes such rows; this request only replaces its own)
+        let row: Option<(IdempotencyRow, i64)> = tx
             .prepare_cached(
-                "SELECT body_hash, status, body FROM idempotency WHERE client_id = ?1 AND key = ?2",
+                "SELECT body_hash, status, body, expires_at FROM idempotency WHERE client_id = ?1 AND key = ?2",
             )
             .map_err(unavailable)?
             .query_row(params![client.as_str(), key.as_str()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?))
             })
             .optional()
             .map_err(unavailable)?;
+        let row = match row {
+            Some((_, expires_at)) if expires_at <= now.as_secs() => {
+                tx.execute(
+                    "DELETE FROM idempotency WHERE client_id = ?1 AND key = ?2",
+                    params![client.as_str(), key.as_str()],
+                )
+                .map_err(unavailable)?;
+                None
+            }
+            other => other.map(|(row, _)| row),
+        };
         let outcome = match row {
             None => {
                 tx.execute(
@@ -461,7 +633,7 @@ impl SqliteDb {
             .map_err(unavailable)?;
         let last: Option<(i64, String, String, String)> = tx
             .prepare_cached(
-                "SELECT seq, prev_hash, hash, event FROM audit ORDER BY seq DESC LIMIT 1",
+                "SELECT seq, prev_hash, hash, event FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)",
             )
             .map_err(unavailable)?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
@@ -608,8 +780,8 @@ impl SqliteDb {
     ) -> Result<(), StoreError> {
         let body = serde_json::to_string(code).map_err(unavailable)?;
         tx.execute(
-            "INSERT OR REPLACE INTO codes (hash, body) VALUES (?1, ?2)",
-            params![&hash[..], body],
+            "INSERT OR REPLACE INTO codes (hash, body, expires_at) VALUES (?1, ?2, ?3)",
+            params![&hash[..], body, code.grant.expires_at.as_secs()],
         )
         .map_err(unavailable)?;
         Ok(())

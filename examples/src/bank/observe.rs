@@ -80,6 +80,7 @@ pub const EXPORTED: &[(&str, MetricKind, &str)] = &[
     ("fapi_connections_refused_total", MetricKind::Counter, "Connections closed on accept by listener and reason (listener_full, peer_share)."),
     ("fapi_accept_errors_total", MetricKind::Counter, "Failed accept() calls by listener (e.g. out of descriptors)."),
     ("fapi_open_connections", MetricKind::Gauge, "Connections open by listener."),
+    ("fapi_store_swept_total", MetricKind::Counter, "Expired rows deleted by the background sweep, by table."),
 ];
 
 /// Describes and registers every metric of [`EXPORTED`] (once per
@@ -215,6 +216,19 @@ fn is_uuid(s: &str) -> bool {
             8 | 13 | 18 | 23 => c == b'-',
             _ => c.is_ascii_hexdigit(),
         })
+}
+
+/// Counts what a background sweep deleted.
+pub(crate) fn swept(s: &crate::sqlite::Swept) {
+    for (table, n) in [
+        ("jti", s.jti),
+        ("idempotency", s.idempotency),
+        ("pushed_requests", s.pushed_requests),
+        ("codes", s.codes),
+        ("revoked_tokens", s.revoked_tokens),
+    ] {
+        metrics::counter!("fapi_store_swept_total", "table" => table).increment(n as u64);
+    }
 }
 
 /// Interaction id, tracing span, per-client metrics: wraps every route.

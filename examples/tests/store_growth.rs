@@ -1,0 +1,365 @@
+//! Cost stays flat as stored data grows: no statement the request paths
+//! run scans a table (every statement of real flows is recorded and its
+//! `EXPLAIN QUERY PLAN` checked), and expired rows go in the background,
+//! exactly at their edges, never consents or the audit trail.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use common::TempDir;
+use fapi_consent::idempotency::{
+    Begin, IdempotencyKey, IdempotencyStore, StoredResponse, WINDOW_SECS,
+};
+use fapi_core::time::{Clock, UnixTime};
+use fapi_core::types::ClientId;
+use fapi_examples::platform::Platform;
+use fapi_examples::sqlite::{
+    SqliteDb, CODE_MEMORY_SECS, PUSHED_REQUEST_MEMORY_SECS, REVOKED_TOKEN_MEMORY_SECS,
+};
+use fapi_examples::tpp::{initiation, ScriptedCustomer};
+use rusqlite::{params, Connection};
+use serde_json::json;
+
+const AISP: &str = "/open-banking/v3.1/aisp";
+const PISP: &str = "/open-banking/v3.1/pisp";
+
+/// Tables whose size is bounded by configuration, not by traffic: a scan
+/// of one costs the same after a million flows.
+const SMALL_TABLES: &[&str] = &["signing_keys"];
+
+static STATEMENTS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+fn record(sql: &str) {
+    STATEMENTS.lock().unwrap().insert(sql.trim().to_owned());
+}
+
+/// The `SCAN` steps of `sql`'s query plan over tables that grow.
+fn scans(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    // the plan does not depend on the values: every parameter NULL
+    let nulls = vec![rusqlite::types::Null; st.parameter_count()];
+    let details: Vec<String> = st
+        .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    details
+        .into_iter()
+        .filter(|d| {
+            d.strip_prefix("SCAN ").is_some_and(|rest| {
+                let table = rest.split_whitespace().next().unwrap_or_default();
+                table != "CONSTANT" && !SMALL_TABLES.contains(&table)
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_statement_on_a_request_path_scans_a_growing_table() {
+    let dir = TempDir::new("plans");
+    let p = Platform::start(&dir.0, &["tpp-a"], |_| {}).await.unwrap();
+    let a = &p.tpps[0];
+    let api = &p.bank.api_base;
+    p.bank.db.trace_statements(Some(record)).unwrap();
+
+    // account information: consent, PAR, login and consent pages, JARM,
+    // token, reads, refresh, the dashboard's revoke
+    let cc = a.client_credentials("accounts").await.unwrap();
+    let r = a
+        .post_json(
+            &format!("{api}{AISP}/account-access-consents"),
+            &cc,
+            &json!({ "Data": { "Permissions": ["ReadAccountsDetail", "ReadBalances", "ReadTransactionsDetail", "ReadTransactionsCredits", "ReadTransactionsDebits"] }, "Risk": {} }),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201);
+    let consent = r.json()["Data"]["ConsentId"].as_str().unwrap().to_owned();
+    let alice = ScriptedCustomer {
+        browser: &p.browser,
+        username: "alice",
+        password: "alice-password",
+    };
+    let pending = a
+        .push_authorization(&consent, "openid accounts")
+        .await
+        .unwrap();
+    let location = alice
+        .authorize(&pending.authorization_url, &["acc-1"], true)
+        .await
+        .unwrap();
+    let tokens = a.complete(&pending, &location).await.unwrap();
+    for path in [
+        "/accounts",
+        "/accounts/acc-1",
+        "/accounts/acc-1/balances",
+        "/accounts/acc-1/transactions",
+    ] {
+        let r = a
+            .get(&format!("{api}{AISP}{path}"), &tokens.access_token)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{path}");
+    }
+    let r = a
+        .get(
+            &format!("{api}{AISP}/account-access-consents/{consent}"),
+            &cc,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    a.refresh(tokens.refresh_token.as_deref().unwrap())
+        .await
+        .unwrap();
+
+    // a payment: consent, authorisation, submission, reads
+    let cc = a.client_credentials("payments").await.unwrap();
+    let body = initiation("plan-1", "5.00", "ACME Ltd", "08080021325698", "INV-9");
+    let r = a
+        .post_json(
+            &format!("{api}{PISP}/domestic-payment-consents"),
+            &cc,
+            &json!({ "Data": { "Initiation": body }, "Risk": {} }),
+            Some("plan-consent"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201);
+    let pay_consent = r.json()["Data"]["ConsentId"].as_str().unwrap().to_owned();
+    let pending = a
+        .push_authorization(&pay_consent, "openid payments")
+        .await
+        .unwrap();
+    let location = alice
+        .authorize(&pending.authorization_url, &["acc-1"], true)
+        .await
+        .unwrap();
+    let pay = a.complete(&pending, &location).await.unwrap();
+    let r = a
+        .post_json(
+            &format!("{api}{PISP}/domestic-payments"),
+            &pay.access_token,
+            &json!({ "Data": { "ConsentId": pay_consent, "Initiation": body }, "Risk": {} }),
+            Some("plan-pay"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["Data"]["DomesticPaymentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for path in [
+        format!("/domestic-payments/{id}"),
+        format!("/domestic-payments/{id}/authorisation-record"),
+    ] {
+        let r = a
+            .get(&format!("{api}{PISP}{path}"), &pay.access_token)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{path}");
+    }
+    alice
+        .revoke_on_dashboard(&p.bank.issuer, &consent)
+        .await
+        .unwrap();
+    p.bank.db.trace_statements(None).unwrap();
+
+    let statements = STATEMENTS.lock().unwrap().clone();
+    let plans = Connection::open(dir.0.join("bank.db")).unwrap();
+    let tables_seen: BTreeSet<&str> = [
+        "jti",
+        "idempotency",
+        "consents",
+        "codes",
+        "clients",
+        "refresh_tokens",
+        "revoked_tokens",
+        "payments",
+        "pushed_requests",
+        "audit",
+        "login_attempts",
+    ]
+    .into_iter()
+    .filter(|t| statements.iter().any(|s| s.contains(t)))
+    .collect();
+    // the flows reached every kind of state the bank keeps per request
+    assert_eq!(tables_seen.len(), 11, "{statements:#?}");
+    let mut offending = Vec::new();
+    for sql in &statements {
+        let upper = sql.to_ascii_uppercase();
+        if !(upper.starts_with("SELECT")
+            || upper.starts_with("INSERT")
+            || upper.starts_with("UPDATE")
+            || upper.starts_with("DELETE"))
+        {
+            continue; // BEGIN, COMMIT, PRAGMA
+        }
+        let found = scans(&plans, sql);
+        if !found.is_empty() {
+            offending.push(format!("{sql}\n    -> {found:?}"));
+        }
+    }
+    assert!(
+        offending.is_empty(),
+        "statements that scan a growing table:\n{}",
+        offending.join("\n")
+    );
+    p.bank.stop().await;
+}
+
+/// The twin: the check finds a scan where there is one.
+#[test]
+fn the_plan_check_sees_a_scan() {
+    let dir = TempDir::new("plans-twin");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let _db = SqliteDb::open(&dir.0.join("bank.db")).unwrap();
+    let conn = Connection::open(dir.0.join("bank.db")).unwrap();
+    assert_eq!(
+        scans(&conn, "SELECT body FROM consents WHERE body LIKE ?1").len(),
+        1
+    );
+    assert!(scans(&conn, "SELECT body FROM consents WHERE id = ?1").is_empty());
+}
+
+#[test]
+fn the_sweep_deletes_expired_rows_exactly_at_their_edges_and_nothing_else() {
+    let dir = TempDir::new("sweep");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let db = SqliteDb::open(&dir.0.join("bank.db")).unwrap();
+    let now = 1_800_000_000;
+    let conn = Connection::open(dir.0.join("bank.db")).unwrap();
+    // for each table: one row at the edge (swept), one a second later (kept)
+    for (i, (at, next)) in [(now, now + 1)].iter().enumerate() {
+        conn.execute_batch(&format!(
+            "INSERT INTO jti VALUES ('s', 'a{i}', {at}), ('s', 'b{i}', {next});
+             INSERT INTO idempotency (client_id, key, body_hash, expires_at) VALUES ('c', 'a{i}', x'00', {at}), ('c', 'b{i}', x'00', {next});
+             INSERT INTO pushed_requests VALUES (x'01', 'c', {p}, 0, '{{}}'), (x'02', 'c', {pn}, 0, '{{}}');
+             INSERT INTO codes VALUES (x'01', '{{}}', {c}), (x'02', '{{}}', {cn});
+             INSERT INTO revoked_tokens VALUES ('a{i}', {r}), ('b{i}', {rn});
+             INSERT INTO consents VALUES ('old', 'alice', 0, 1, '{{}}');
+             INSERT INTO audit VALUES (1, 'x', 'y', '{{}}');",
+            p = at - PUSHED_REQUEST_MEMORY_SECS,
+            pn = next - PUSHED_REQUEST_MEMORY_SECS,
+            c = at - CODE_MEMORY_SECS,
+            cn = next - CODE_MEMORY_SECS,
+            r = at - REVOKED_TOKEN_MEMORY_SECS,
+            rn = next - REVOKED_TOKEN_MEMORY_SECS,
+        ))
+        .unwrap();
+    }
+    let swept = db
+        .sweep_expired(UnixTime::from_secs(now).unwrap(), 500, 10)
+        .unwrap();
+    assert_eq!(
+        (
+            swept.jti,
+            swept.idempotency,
+            swept.pushed_requests,
+            swept.codes,
+            swept.revoked_tokens
+        ),
+        (1, 1, 1, 1, 1)
+    );
+    for table in [
+        "jti",
+        "idempotency",
+        "pushed_requests",
+        "codes",
+        "revoked_tokens",
+    ] {
+        let left: i64 = conn
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 1, "{table}: the row a second short of its edge stays");
+    }
+    for table in ["consents", "audit"] {
+        let left: i64 = conn
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 1, "{table} is never swept");
+    }
+    // each sweep statement goes through its expiry index
+    for (table, column) in [
+        ("jti", "expires_at"),
+        ("idempotency", "expires_at"),
+        ("pushed_requests", "expires_at"),
+        ("codes", "expires_at"),
+        ("revoked_tokens", "revoked_at"),
+    ] {
+        let sql = format!(
+            "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {column} <= ?1 LIMIT ?2)"
+        );
+        assert!(scans(&conn, &sql).is_empty(), "{sql}");
+    }
+    // a second later the rest goes; batches are bounded
+    let swept = db
+        .sweep_expired(UnixTime::from_secs(now + 1).unwrap(), 1, 1)
+        .unwrap();
+    assert_eq!(swept.total(), 5);
+}
+
+#[test]
+fn a_batch_bound_leaves_the_rest_for_the_next_sweep() {
+    let dir = TempDir::new("sweep-batch");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let db = SqliteDb::open(&dir.0.join("bank.db")).unwrap();
+    let conn = Connection::open(dir.0.join("bank.db")).unwrap();
+    for i in 0..25 {
+        conn.execute(
+            "INSERT INTO jti VALUES ('s', ?1, 10)",
+            params![format!("j{i}")],
+        )
+        .unwrap();
+    }
+    let at = UnixTime::from_secs(100).unwrap();
+    assert_eq!(db.sweep_expired(at, 10, 2).unwrap().jti, 20);
+    assert_eq!(db.sweep_expired(at, 10, 2).unwrap().jti, 5);
+    assert_eq!(db.sweep_expired(at, 10, 2).unwrap().jti, 0);
+}
+
+#[tokio::test]
+async fn a_key_past_its_window_is_new_without_a_sweep() {
+    let dir = TempDir::new("idem-window");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let db = SqliteDb::open(&dir.0.join("bank.db")).unwrap();
+    let client = ClientId::try_from("tpp-a").unwrap();
+    let key = IdempotencyKey::parse("k-1").unwrap();
+    let t0 = fapi_core::time::SystemClock.now();
+    assert!(matches!(
+        db.begin(&client, &key, [1; 32], t0).await.unwrap(),
+        Begin::New
+    ));
+    db.complete(
+        &client,
+        &key,
+        StoredResponse {
+            status: 201,
+            body: b"{}".to_vec(),
+        },
+    )
+    .await
+    .unwrap();
+    // within the window: the same response back
+    let last = t0.saturating_add(WINDOW_SECS - 1);
+    assert!(matches!(
+        db.begin(&client, &key, [1; 32], last).await.unwrap(),
+        Begin::Replay(_)
+    ));
+    // at its end: a new request, although no sweep has run
+    let end = t0.saturating_add(WINDOW_SECS);
+    assert!(matches!(
+        db.begin(&client, &key, [2; 32], end).await.unwrap(),
+        Begin::New
+    ));
+}
