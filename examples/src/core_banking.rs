@@ -66,8 +66,29 @@ pub enum CoreError {
     #[error("amount is not payable")]
     InvalidAmount,
     /// The core is unavailable (or the circuit is open): answer 503.
+    /// Nothing was executed.
     #[error("core banking is unavailable")]
     Unavailable,
+    /// No answer within the caller's timeout: whether a payment was booked
+    /// is unknown until the core is asked ([`CoreBanking::booking`]).
+    #[error("core banking did not answer in time")]
+    Timeout,
+}
+
+/// A payment the core booked, found by its payment reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Booking {
+    /// The payment reference it was booked under (at most one booking
+    /// per reference).
+    pub payment_ref: String,
+    /// The debited account.
+    pub debtor: String,
+    /// The amount debited.
+    pub amount: Minor,
+    /// When it was booked.
+    pub booked_at: UnixTime,
+    /// The debtor's balance right after it.
+    pub balance_after: Minor,
 }
 
 /// A core-banking answer still on its way.
@@ -87,15 +108,20 @@ pub trait CoreBanking: Send + Sync + fmt::Debug {
         to: Option<UnixTime>,
     ) -> CoreFuture<'a, Vec<Transaction>>;
     /// Moves `amount` from `debtor` to the creditor (outside the bank here),
-    /// atomically; returns the new debtor balance.
+    /// atomically, at most once per `payment_ref`: a second call with a
+    /// booked reference books nothing and answers the first booking.
     fn pay<'a>(
         &'a self,
+        payment_ref: &'a str,
         debtor: &'a str,
         amount: Minor,
         creditor_name: &'a str,
         reference: &'a str,
         at: UnixTime,
-    ) -> CoreFuture<'a, Minor>;
+    ) -> CoreFuture<'a, Booking>;
+    /// What happened to the payment `payment_ref`: its booking, or `None`
+    /// if it was never booked (reconciliation after a timeout or a crash).
+    fn booking<'a>(&'a self, payment_ref: &'a str) -> CoreFuture<'a, Option<Booking>>;
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +141,8 @@ impl Account {
 #[derive(Debug, Default)]
 pub struct MockLedger {
     accounts: Mutex<BTreeMap<String, Account>>,
+    /// Every booked payment by its payment reference.
+    bookings: Mutex<BTreeMap<String, Booking>>,
 }
 
 impl MockLedger {
@@ -199,16 +227,22 @@ impl MockLedger {
     /// [`CoreError::InsufficientFunds`].
     pub fn pay_now(
         &self,
+        payment_ref: &str,
         debtor: &str,
         amount: Minor,
         creditor_name: &str,
         reference: &str,
         at: UnixTime,
-    ) -> Result<Minor, CoreError> {
+    ) -> Result<Booking, CoreError> {
         if amount <= 0 {
             return Err(CoreError::InvalidAmount);
         }
-        self.with(|m| {
+        // bookings, then accounts: the one lock order
+        let mut bookings = self.bookings.lock().map_err(|_| CoreError::Unavailable)?;
+        if let Some(b) = bookings.get(payment_ref) {
+            return Ok(b.clone());
+        }
+        let booking = self.with(|m| {
             let a = m.get_mut(debtor).ok_or(CoreError::UnknownAccount)?;
             if a.balance() < amount {
                 return Err(CoreError::InsufficientFunds);
@@ -219,8 +253,25 @@ impl MockLedger {
                 counterparty: creditor_name.to_owned(),
                 reference: reference.to_owned(),
             });
-            Ok(a.balance())
-        })
+            Ok(Booking {
+                payment_ref: payment_ref.to_owned(),
+                debtor: debtor.to_owned(),
+                amount,
+                booked_at: at,
+                balance_after: a.balance(),
+            })
+        })?;
+        bookings.insert(payment_ref.to_owned(), booking.clone());
+        Ok(booking)
+    }
+
+    /// The booking of `payment_ref`, answered at once.
+    ///
+    /// # Errors
+    /// [`CoreError::Unavailable`] if the ledger's lock is poisoned.
+    pub fn booking_now(&self, payment_ref: &str) -> Result<Option<Booking>, CoreError> {
+        let bookings = self.bookings.lock().map_err(|_| CoreError::Unavailable)?;
+        Ok(bookings.get(payment_ref).cloned())
     }
 }
 
@@ -241,19 +292,24 @@ impl CoreBanking for MockLedger {
     }
     fn pay<'a>(
         &'a self,
+        payment_ref: &'a str,
         debtor: &'a str,
         amount: Minor,
         creditor_name: &'a str,
         reference: &'a str,
         at: UnixTime,
-    ) -> CoreFuture<'a, Minor> {
+    ) -> CoreFuture<'a, Booking> {
         Box::pin(ready(self.pay_now(
+            payment_ref,
             debtor,
             amount,
             creditor_name,
             reference,
             at,
         )))
+    }
+    fn booking<'a>(&'a self, payment_ref: &'a str) -> CoreFuture<'a, Option<Booking>> {
+        Box::pin(ready(self.booking_now(payment_ref)))
     }
 }
 
@@ -370,6 +426,8 @@ pub struct FaultInjection<C> {
     /// How many calls have begun (before their delay), for tests that act
     /// while a call is in flight.
     entered: tokio::sync::watch::Sender<u64>,
+    /// The next payment is booked but its answer lost (once).
+    lose_replies: std::sync::atomic::AtomicBool,
 }
 
 fn rate_ppm(fail_rate: f64) -> u64 {
@@ -395,6 +453,7 @@ impl<C: CoreBanking> FaultInjection<C> {
             rate_ppm: std::sync::atomic::AtomicU64::new(rate_ppm(fail_rate)),
             calls: std::sync::atomic::AtomicU64::new(0),
             entered: tokio::sync::watch::Sender::new(0),
+            lose_replies: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -415,6 +474,13 @@ impl<C: CoreBanking> FaultInjection<C> {
             u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
             std::sync::atomic::Ordering::SeqCst,
         );
+    }
+
+    /// Books the next payment but loses its answer (the caller sees
+    /// [`CoreError::Timeout`]): the "reply lost after booking" fault.
+    pub fn lose_next_payment_reply(&self) {
+        self.lose_replies
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Sets the failure rate from now on (clamped to `0.0..=1.0`).
@@ -472,17 +538,33 @@ impl<C: CoreBanking> CoreBanking for FaultInjection<C> {
     }
     fn pay<'a>(
         &'a self,
+        payment_ref: &'a str,
         debtor: &'a str,
         amount: Minor,
         creditor_name: &'a str,
         reference: &'a str,
         at: UnixTime,
-    ) -> CoreFuture<'a, Minor> {
+    ) -> CoreFuture<'a, Booking> {
         Box::pin(async move {
             self.fault().await?;
-            self.inner
-                .pay(debtor, amount, creditor_name, reference, at)
-                .await
+            let booked = self
+                .inner
+                .pay(payment_ref, debtor, amount, creditor_name, reference, at)
+                .await?;
+            if self
+                .lose_replies
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                // booked, but the answer never arrives
+                return Err(CoreError::Timeout);
+            }
+            Ok(booked)
+        })
+    }
+    fn booking<'a>(&'a self, payment_ref: &'a str) -> CoreFuture<'a, Option<Booking>> {
+        Box::pin(async move {
+            self.fault().await?;
+            self.inner.booking(payment_ref).await
         })
     }
 }

@@ -90,6 +90,8 @@ CREATE INDEX IF NOT EXISTS idempotency_by_expiry ON idempotency (expires_at);
 CREATE INDEX IF NOT EXISTS pushed_requests_by_expiry ON pushed_requests (expires_at);
 CREATE INDEX IF NOT EXISTS codes_by_expiry ON codes (expires_at);
 CREATE INDEX IF NOT EXISTS revoked_tokens_by_age ON revoked_tokens (revoked_at);
+CREATE INDEX IF NOT EXISTS consents_payment_pending ON consents (id)
+    WHERE json_extract(body, '$.status') = 'PaymentPending';
 ";
 
 /// How long a used or expired authorization code is remembered past its

@@ -53,8 +53,9 @@ fn ledger() -> MockLedger {
 fn payment_debits_exactly_once() {
     let l = ledger();
     assert_eq!(
-        l.pay_now("acc-1", 2_500, "ACME Ltd", "INV-42", at(10))
-            .unwrap(),
+        l.pay_now("p-1", "acc-1", 2_500, "ACME Ltd", "INV-42", at(10))
+            .unwrap()
+            .balance_after,
         7_500
     );
     assert_eq!(l.balance_now("acc-1").unwrap(), 7_500);
@@ -82,19 +83,88 @@ fn payment_debits_exactly_once() {
 fn refused_payments_move_nothing() {
     let l = ledger();
     assert_eq!(
-        l.pay_now("acc-2", 501, "x", "r", at(1)).unwrap_err(),
+        l.pay_now("p-1", "acc-2", 501, "x", "r", at(1)).unwrap_err(),
         CoreError::InsufficientFunds
     );
     assert_eq!(
-        l.pay_now("acc-2", 0, "x", "r", at(1)).unwrap_err(),
+        l.pay_now("p-2", "acc-2", 0, "x", "r", at(1)).unwrap_err(),
         CoreError::InvalidAmount
     );
     assert_eq!(
-        l.pay_now("acc-9", 1, "x", "r", at(1)).unwrap_err(),
+        l.pay_now("p-3", "acc-9", 1, "x", "r", at(1)).unwrap_err(),
         CoreError::UnknownAccount
     );
     assert_eq!(l.balance_now("acc-2").unwrap(), 500);
-    assert_eq!(l.pay_now("acc-2", 500, "x", "r", at(1)).unwrap(), 0);
+    // a refused reference books nothing, so it can be paid later
+    assert_eq!(l.booking_now("p-1").unwrap(), None);
+    assert_eq!(
+        l.pay_now("p-1", "acc-2", 500, "x", "r", at(1))
+            .unwrap()
+            .balance_after,
+        0
+    );
+}
+
+/// One booking per payment reference: a retry of a booked reference,
+/// even with other terms, answers the first booking and moves nothing.
+#[test]
+fn a_payment_reference_books_at_most_once() {
+    let l = ledger();
+    let first = l
+        .pay_now("pdc-1", "acc-1", 2_500, "ACME Ltd", "INV-1", at(10))
+        .unwrap();
+    let again = l
+        .pay_now("pdc-1", "acc-1", 2_500, "ACME Ltd", "INV-1", at(11))
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(l.balance_now("acc-1").unwrap(), 7_500);
+    assert_eq!(l.booking_now("pdc-1").unwrap(), Some(first));
+    // the twin: another reference is another payment
+    l.pay_now("pdc-2", "acc-1", 2_500, "ACME Ltd", "INV-2", at(12))
+        .unwrap();
+    assert_eq!(l.balance_now("acc-1").unwrap(), 5_000);
+}
+
+/// 100 threads pay one reference at once: one booking.
+#[test]
+fn racing_retries_of_one_reference_book_once() {
+    let l = Arc::new(ledger());
+    let barrier = Arc::new(Barrier::new(100));
+    let handles: Vec<_> = (0..100)
+        .map(|_| {
+            let (l, barrier) = (l.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                l.pay_now("pdc-race", "acc-1", 100, "x", "r", at(1))
+                    .unwrap()
+            })
+        })
+        .collect();
+    let bookings: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(bookings.iter().all(|b| *b == bookings[0]));
+    assert_eq!(l.balance_now("acc-1").unwrap(), 9_900);
+}
+
+/// A lost answer: the core booked it, the caller sees a timeout, and the
+/// booking is found by its reference.
+#[tokio::test]
+async fn a_lost_reply_is_a_timeout_and_the_booking_is_found_by_reference() {
+    let core = FaultInjection::new(ledger(), Duration::ZERO, 0.0);
+    core.lose_next_payment_reply();
+    assert_eq!(
+        core.pay("pdc-9", "acc-1", 100, "x", "r", at(1))
+            .await
+            .unwrap_err(),
+        CoreError::Timeout
+    );
+    let found = core.booking("pdc-9").await.unwrap().unwrap();
+    assert_eq!((found.amount, found.balance_after), (100, 9_900));
+    // the next call answers again
+    assert!(core
+        .pay("pdc-10", "acc-1", 100, "x", "r", at(1))
+        .await
+        .is_ok());
+    assert_eq!(core.booking("pdc-11").await.unwrap(), None);
 }
 
 #[test]
@@ -103,11 +173,12 @@ fn racing_payments_never_overdraw() {
     l.open("acc-1", "alice", "Current", 5_000, at(0));
     let barrier = Arc::new(Barrier::new(100));
     let handles: Vec<_> = (0..100)
-        .map(|_| {
+        .map(|i| {
             let (l, barrier) = (l.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                l.pay_now("acc-1", 100, "x", "r", at(1)).is_ok()
+                l.pay_now(&format!("p-{i}"), "acc-1", 100, "x", "r", at(1))
+                    .is_ok()
             })
         })
         .collect();
@@ -173,7 +244,7 @@ async fn a_core_call_abandoned_at_the_timeout_books_nothing() {
     let core = FaultInjection::new(ledger(), Duration::from_secs(3600), 0.0);
     let abandoned = tokio::time::timeout(
         Duration::from_millis(1),
-        core.pay("acc-1", 100, "ACME Ltd", "late", at(1)),
+        core.pay("p-late", "acc-1", 100, "ACME Ltd", "late", at(1)),
     )
     .await;
     assert!(abandoned.is_err(), "the timeout fired first");
@@ -181,9 +252,10 @@ async fn a_core_call_abandoned_at_the_timeout_books_nothing() {
     assert_eq!(core.balance("acc-1").await.unwrap(), 10_000);
     // twin: the same payment with a prompt core books once
     assert_eq!(
-        core.pay("acc-1", 100, "ACME Ltd", "prompt", at(1))
+        core.pay("p-late", "acc-1", 100, "ACME Ltd", "prompt", at(1))
             .await
-            .unwrap(),
+            .unwrap()
+            .balance_after,
         9_900
     );
 }

@@ -42,6 +42,10 @@ pub enum AuditAction {
     ConsentExpired,
     /// A payment consent was used.
     ConsentConsumed,
+    /// A payment consent was reserved by a submission sent to the core.
+    ConsentReserved,
+    /// A reservation ended without a booking; the consent is usable again.
+    ConsentReleased,
     /// An access token was issued.
     TokenIssued,
     /// A resource was read.

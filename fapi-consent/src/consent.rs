@@ -21,6 +21,25 @@ pub enum ConsentStatus {
     Revoked,
     Expired,
     Consumed,
+    /// A payment consent reserved by one submission whose outcome at the
+    /// core is not known yet: it ends `Consumed` (booked) or back in
+    /// `Authorised` (refused, or never executed). Not a UK OB status: a
+    /// TPP sees `Authorised` ([`ConsentStatus::ob_status`]).
+    PaymentPending,
+}
+
+impl ConsentStatus {
+    /// The UK OB `Status` a TPP sees.
+    pub fn ob_status(self) -> &'static str {
+        match self {
+            Self::AwaitingAuthorisation => "AwaitingAuthorisation",
+            Self::Authorised | Self::PaymentPending => "Authorised",
+            Self::Rejected => "Rejected",
+            Self::Revoked => "Revoked",
+            Self::Expired => "Expired",
+            Self::Consumed => "Consumed",
+        }
+    }
 }
 
 impl fmt::Display for ConsentStatus {
@@ -61,8 +80,15 @@ pub enum EventKind {
     Revoke,
     /// Expired (account access only).
     Expire,
-    /// Used by its one payment (payments only).
+    /// Used by its one payment (payments only): from `Authorised` in one
+    /// step, or from `PaymentPending` once the core booked it.
     Consume,
+    /// Reserved by a payment submission before the core is asked
+    /// (payments only).
+    Reserve,
+    /// A reservation ended without a booking (refused by the core, or
+    /// never executed): the consent can be used again.
+    Release,
 }
 
 impl EventKind {
@@ -74,6 +100,8 @@ impl EventKind {
             Self::Revoke => "revoke",
             Self::Expire => "expire",
             Self::Consume => "consume",
+            Self::Reserve => "reserve",
+            Self::Release => "release",
         }
     }
 }
@@ -405,7 +433,9 @@ impl Consent {
             (EventKind::Reject, S::AwaitingAuthorisation, _) => S::Rejected,
             (EventKind::Revoke, S::Authorised, false) => S::Revoked,
             (EventKind::Expire, S::Authorised, false) => S::Expired,
-            (EventKind::Consume, S::Authorised, true) => S::Consumed,
+            (EventKind::Consume, S::Authorised | S::PaymentPending, true) => S::Consumed,
+            (EventKind::Reserve, S::Authorised, true) => S::PaymentPending,
+            (EventKind::Release, S::PaymentPending, true) => S::Authorised,
             _ => return Err(refuse),
         };
         let mut next = self;

@@ -135,6 +135,13 @@ pub enum GateError {
     /// The consent was used already (or concurrently).
     #[error("consent has already been used for a payment")]
     AlreadyConsumed,
+    /// Another submission of this consent is at the core; its outcome
+    /// decides (retry with the same `x-idempotency-key` to learn it).
+    #[error("a payment of this consent is in progress")]
+    PaymentInProgress,
+    /// The consent is not reserved by a payment (settling it).
+    #[error("consent is not reserved by a payment")]
+    NotReserved,
     /// The store failed (fail closed).
     #[error("consent could not be read")]
     Store(String),
@@ -240,13 +247,24 @@ pub struct PaymentSubmission {
     pub initiation: Initiation,
 }
 
-/// A payment consent consumed by exactly one submission.
+/// A payment consent consumed (or reserved) by exactly one submission.
 #[derive(Clone, Debug)]
 pub struct ConsumedPayment {
-    /// The consent, now `Consumed`.
+    /// The consent, now `Consumed` (or `PaymentPending`).
     pub consent: Consent,
     /// The account to debit.
     pub debtor_account: String,
+}
+
+/// How a reserved payment ended at the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Settlement {
+    /// The core booked it: the consent is used.
+    Booked,
+    /// The core refused it, or it was never executed (the reason, a fixed
+    /// phrase for the audit trail): the consent can be used again.
+    NotBooked(String),
 }
 
 /// Reads consents live and decides each request.
@@ -397,6 +415,101 @@ impl ConsentGate {
         submission: &PaymentSubmission,
         now: UnixTime,
     ) -> Result<ConsumedPayment, GateError> {
+        self.take_payment(
+            token,
+            submission,
+            EventKind::Consume,
+            "domestic payment submitted",
+            now,
+        )
+        .await
+    }
+
+    /// Reserves a payment consent for `submission` before the core is
+    /// asked: the checks of [`Self::consume_payment`], then `Authorised ->
+    /// PaymentPending` by compare-and-swap (audited). Of concurrent
+    /// submissions exactly one passes; the others get
+    /// [`GateError::PaymentInProgress`] while it is pending. The holder
+    /// ends the reservation with [`Self::settle_payment`].
+    ///
+    /// # Errors
+    /// [`GateError`].
+    pub async fn reserve_payment(
+        &self,
+        token: &BoundAccessToken,
+        submission: &PaymentSubmission,
+        now: UnixTime,
+    ) -> Result<ConsumedPayment, GateError> {
+        self.take_payment(
+            token,
+            submission,
+            EventKind::Reserve,
+            "domestic payment sent to the core",
+            now,
+        )
+        .await
+    }
+
+    /// Ends the reservation of `consent_id` by what the core did:
+    /// `PaymentPending -> Consumed` when booked, `-> Authorised` (with the
+    /// reason) when not. Settling twice the same way cannot happen: the
+    /// second finds the consent no longer pending
+    /// ([`GateError::NotReserved`]).
+    ///
+    /// # Errors
+    /// [`GateError`].
+    pub async fn settle_payment(
+        &self,
+        consent_id: &ConsentId,
+        actor: Actor,
+        settlement: Settlement,
+        now: UnixTime,
+    ) -> Result<Consent, GateError> {
+        let (kind, reason) = match settlement {
+            Settlement::Booked => (EventKind::Consume, "booked by the core".to_owned()),
+            Settlement::NotBooked(why) => (EventKind::Release, why),
+        };
+        let current = self
+            .store
+            .get(consent_id)
+            .await?
+            .ok_or(GateError::UnknownConsent)?;
+        if current.status() != ConsentStatus::PaymentPending {
+            return Err(GateError::NotReserved);
+        }
+        let event = ConsentEvent {
+            kind,
+            actor,
+            reason,
+            at: now,
+        };
+        match self.apply(consent_id, event).await {
+            Ok(c) => Ok(c),
+            Err(ApplyError::Transition(_)) | Err(ApplyError::Contended) => {
+                Err(GateError::NotReserved)
+            }
+            Err(ApplyError::NotFound) => Err(GateError::UnknownConsent),
+            Err(ApplyError::Store(e)) => Err(e.into()),
+        }
+    }
+
+    async fn apply(&self, id: &ConsentId, event: ConsentEvent) -> Result<Consent, ApplyError> {
+        match &self.audit {
+            Some(audit) => {
+                crate::store::apply_event_audited(&*self.store, &**audit, id, event, None).await
+            }
+            None => apply_event(&*self.store, id, event).await,
+        }
+    }
+
+    async fn take_payment(
+        &self,
+        token: &BoundAccessToken,
+        submission: &PaymentSubmission,
+        kind: EventKind,
+        reason: &str,
+        now: UnixTime,
+    ) -> Result<ConsumedPayment, GateError> {
         if token.consent_id() != Some(&submission.consent_id) {
             return Err(GateError::ConsentMismatch);
         }
@@ -407,44 +520,38 @@ impl ConsentGate {
         match consent.status() {
             ConsentStatus::Authorised => {}
             ConsentStatus::Consumed => return Err(GateError::AlreadyConsumed),
+            ConsentStatus::PaymentPending => return Err(GateError::PaymentInProgress),
             other => return Err(GateError::NotAuthorised(other)),
         }
         if let Some(field) = mismatch(&terms.initiation, &submission.initiation) {
             return Err(GateError::InitiationMismatch(field));
         }
         let event = ConsentEvent {
-            kind: EventKind::Consume,
+            kind,
             actor: Actor::Tpp(token.client_id().as_str().to_owned()),
-            reason: "domestic payment submitted".into(),
+            reason: reason.into(),
             at: now,
         };
-        let applied = match &self.audit {
-            Some(audit) => {
-                crate::store::apply_event_audited(
-                    &*self.store,
-                    &**audit,
-                    &submission.consent_id,
-                    event,
-                    None,
-                )
-                .await
-            }
-            None => apply_event(&*self.store, &submission.consent_id, event).await,
-        };
-        let consumed = match applied {
+        let taken = match self.apply(&submission.consent_id, event).await {
             Ok(c) => c,
+            // a concurrent submission won the compare-and-swap
             Err(ApplyError::Transition(_)) | Err(ApplyError::Contended) => {
-                return Err(GateError::AlreadyConsumed)
+                return Err(match self.store.get(&submission.consent_id).await? {
+                    Some(c) if c.status() == ConsentStatus::PaymentPending => {
+                        GateError::PaymentInProgress
+                    }
+                    _ => GateError::AlreadyConsumed,
+                })
             }
             Err(ApplyError::NotFound) => return Err(GateError::UnknownConsent),
             Err(ApplyError::Store(e)) => return Err(e.into()),
         };
-        let debtor_account = match consumed.terms() {
+        let debtor_account = match taken.terms() {
             ConsentTerms::DomesticPayment(t) => t.debtor_account.clone().unwrap_or_default(),
             _ => String::new(),
         };
         Ok(ConsumedPayment {
-            consent: consumed,
+            consent: taken,
             debtor_account,
         })
     }

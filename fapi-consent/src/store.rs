@@ -211,6 +211,8 @@ pub fn audit_action(kind: &crate::consent::EventKind) -> crate::audit::AuditActi
         K::Revoke => A::ConsentRevoked,
         K::Expire => A::ConsentExpired,
         K::Consume => A::ConsentConsumed,
+        K::Reserve => A::ConsentReserved,
+        K::Release => A::ConsentReleased,
     }
 }
 

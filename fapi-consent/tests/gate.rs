@@ -635,3 +635,114 @@ fn grant_check_expiry_edge() {
         GateError::Expired
     );
 }
+
+fn pdc(id: &str) -> ConsentId {
+    ConsentId::try_from(id).unwrap()
+}
+
+fn stored_status(store: &InMemoryConsentStore, id: &str) -> ConsentStatus {
+    b(store.get(&pdc(id))).unwrap().unwrap().status()
+}
+
+/// Reserve, then the core books it: `Consumed`; the reservation is the
+/// only way in while it is pending.
+#[test]
+fn a_reserved_payment_settled_as_booked_is_consumed() {
+    use fapi_consent::gate::Settlement;
+    let (store, gate) = payment_setup("pdc-1");
+    let t = token("tpp-a", "pdc-1");
+    let r = b(gate.reserve_payment(&t, &submission("pdc-1", initiation()), at(1))).unwrap();
+    assert_eq!(r.consent.status(), ConsentStatus::PaymentPending);
+    assert_eq!(r.debtor_account, "debtor-1");
+    // the TPP sees Authorised while the core works
+    assert_eq!(ConsentStatus::PaymentPending.ob_status(), "Authorised");
+    // a second submission while pending: in progress, not consumed
+    assert_eq!(
+        b(gate.reserve_payment(&t, &submission("pdc-1", initiation()), at(1))).unwrap_err(),
+        GateError::PaymentInProgress
+    );
+    assert_eq!(
+        b(gate.consume_payment(&t, &submission("pdc-1", initiation()), at(1))).unwrap_err(),
+        GateError::PaymentInProgress
+    );
+    let c = b(gate.settle_payment(&pdc("pdc-1"), Actor::Bank, Settlement::Booked, at(2))).unwrap();
+    assert_eq!(c.status(), ConsentStatus::Consumed);
+    assert_eq!(stored_status(&store, "pdc-1"), ConsentStatus::Consumed);
+    // settled once: a second settlement finds nothing reserved
+    assert_eq!(
+        b(gate.settle_payment(&pdc("pdc-1"), Actor::Bank, Settlement::Booked, at(3))).unwrap_err(),
+        GateError::NotReserved
+    );
+}
+
+/// Reserve, then the core refuses: back to `Authorised`, usable again.
+#[test]
+fn a_reserved_payment_not_booked_is_released_and_usable_again() {
+    use fapi_consent::gate::Settlement;
+    let (store, gate) = payment_setup("pdc-1");
+    let t = token("tpp-a", "pdc-1");
+    b(gate.reserve_payment(&t, &submission("pdc-1", initiation()), at(1))).unwrap();
+    let c = b(gate.settle_payment(
+        &pdc("pdc-1"),
+        Actor::Bank,
+        Settlement::NotBooked("insufficient funds".into()),
+        at(2),
+    ))
+    .unwrap();
+    assert_eq!(c.status(), ConsentStatus::Authorised);
+    let last = c.history().last().unwrap();
+    assert_eq!(last.event.kind, EventKind::Release);
+    assert_eq!(last.event.reason, "insufficient funds");
+    assert_eq!(stored_status(&store, "pdc-1"), ConsentStatus::Authorised);
+    // the twin of the refusal: the next submission reserves it again
+    b(gate.reserve_payment(&t, &submission("pdc-1", initiation()), at(3))).unwrap();
+    // an authorised consent that was never reserved cannot be settled
+    let (_, other) = payment_setup("pdc-2");
+    assert_eq!(
+        b(other.settle_payment(&pdc("pdc-2"), Actor::Bank, Settlement::Booked, at(1))).unwrap_err(),
+        GateError::NotReserved
+    );
+}
+
+/// A reservation checks what consumption checks: nothing moves on a
+/// mismatch.
+#[test]
+fn a_mismatched_submission_reserves_nothing() {
+    let (store, gate) = payment_setup("pdc-1");
+    let t = token("tpp-a", "pdc-1");
+    let mut i = initiation();
+    i.instructed_amount.amount = "10.51".into();
+    assert_eq!(
+        b(gate.reserve_payment(&t, &submission("pdc-1", i), at(1))).unwrap_err(),
+        GateError::InitiationMismatch("InstructedAmount.Amount")
+    );
+    assert_eq!(stored_status(&store, "pdc-1"), ConsentStatus::Authorised);
+}
+
+/// 1,000 threads reserve the same consent at once: exactly one holds it,
+/// the rest are told it is in progress.
+#[test]
+fn concurrent_reservations_exactly_one_holds_the_consent() {
+    let (store, gate) = payment_setup("pdc-race");
+    let t = Arc::new(token("tpp-a", "pdc-race"));
+    let gate = Arc::new(gate);
+    let barrier = Arc::new(Barrier::new(1000));
+    let handles: Vec<_> = (0..1000)
+        .map(|_| {
+            let (gate, t, barrier) = (gate.clone(), t.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                b(gate.reserve_payment(&t, &submission("pdc-race", initiation()), at(1)))
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(results
+        .iter()
+        .all(|r| r.is_ok() || matches!(r, Err(GateError::PaymentInProgress))));
+    assert_eq!(
+        stored_status(&store, "pdc-race"),
+        ConsentStatus::PaymentPending
+    );
+}

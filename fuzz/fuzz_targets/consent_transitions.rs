@@ -18,6 +18,8 @@ enum Kind {
     Revoke,
     Expire,
     Consume,
+    Reserve,
+    Release,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -90,7 +92,13 @@ fuzz_target!(|input: Input| {
             Kind::Revoke => EventKind::Revoke,
             Kind::Expire => EventKind::Expire,
             Kind::Consume => EventKind::Consume,
+            Kind::Reserve => EventKind::Reserve,
+            Kind::Release => EventKind::Release,
         };
+        let (reserve, release) = (
+            matches!(kind, EventKind::Reserve),
+            matches!(kind, EventKind::Release),
+        );
         let event = ConsentEvent {
             kind,
             actor: Actor::Bank,
@@ -108,6 +116,16 @@ fuzz_target!(|input: Input| {
         match consent.clone().apply(event) {
             Ok(next) => {
                 assert!(!terminal, "a terminal consent changed");
+                // a payment is reserved only from Authorised, and only a
+                // reservation is released
+                assert_eq!(
+                    next.status() == ConsentStatus::PaymentPending,
+                    reserve && before.status() == ConsentStatus::Authorised
+                );
+                if release {
+                    assert_eq!(before.status(), ConsentStatus::PaymentPending);
+                    assert_eq!(next.status(), ConsentStatus::Authorised);
+                }
                 assert_eq!(next.version(), before.version() + 1);
                 consent = next;
             }

@@ -66,6 +66,9 @@ impl IntoResponse for OAuthFailure {
     }
 }
 
+/// `Retry-After` of an answer that the core is unavailable or slow.
+pub(crate) const CORE_RETRY_AFTER_SECS: u64 = 5;
+
 /// A resource endpoint's error, as `OBErrorResponse1`.
 #[derive(Debug)]
 pub(crate) struct ObError {
@@ -74,6 +77,8 @@ pub(crate) struct ObError {
     message: String,
     /// `WWW-Authenticate: Bearer error="…"` for token failures (RFC 6750).
     bearer: Option<ErrorCode>,
+    /// `Retry-After` (seconds).
+    retry_after: Option<u64>,
 }
 
 impl ObError {
@@ -87,7 +92,40 @@ impl ObError {
             error_code,
             message: message.into(),
             bearer: None,
+            retry_after: None,
         }
+    }
+
+    /// The same error with `Retry-After: secs`.
+    pub(crate) fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    /// The HTTP status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The status and the `OBErrorResponse1` body, to store as the outcome
+    /// of an idempotent request (a retry gets the same error back).
+    pub(crate) fn to_stored(&self) -> (StatusCode, Vec<u8>) {
+        (
+            self.status,
+            self.body(&fapi_core::random::uuid_v4().unwrap_or_default())
+                .to_string()
+                .into_bytes(),
+        )
+    }
+
+    fn body(&self, id: &str) -> serde_json::Value {
+        let error = json!({ "ErrorCode": self.error_code, "Message": self.message });
+        json!({
+            "Code": high_level_code(self.status),
+            "Id": id,
+            "Message": self.message,
+            "Errors": [error],
+        })
     }
 
     /// A refused access token (401 `invalid_token`, or 403 for scope).
@@ -103,6 +141,7 @@ impl ObError {
             },
             message: e.error_description(),
             bearer: Some(code),
+            retry_after: None,
         }
     }
 
@@ -124,6 +163,17 @@ impl ObError {
             "UK.OBIE.UnexpectedError",
             "the bank's core system is unavailable; retry later",
         )
+        .with_retry_after(CORE_RETRY_AFTER_SECS)
+    }
+
+    /// The core did not answer in time: the outcome is not known yet.
+    pub(crate) fn core_timeout(what: &str) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "UK.OBIE.UnexpectedError",
+            format!("the bank's core system did not answer in time; {what}"),
+        )
+        .with_retry_after(CORE_RETRY_AFTER_SECS)
     }
 
     pub(crate) fn internal() -> Self {
@@ -147,14 +197,11 @@ impl IntoResponse for ObError {
     fn into_response(self) -> Response {
         let id = fapi_core::random::uuid_v4().unwrap_or_default();
         tracing::info!(status = self.status.as_u16(), error_code = self.error_code, message = %self.message, error_id = %id, "resource request refused");
-        let error = json!({ "ErrorCode": self.error_code, "Message": self.message });
-        let body = json!({
-            "Code": high_level_code(self.status),
-            "Id": id,
-            "Message": self.message,
-            "Errors": [error],
-        });
-        let mut r = (self.status, Json(body)).into_response();
+        let mut r = (self.status, Json(self.body(&id))).into_response();
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if let Some(code) = self.bearer {
             let challenge = format!("Bearer error=\"{}\"", code.as_str());
             if let Ok(v) = HeaderValue::from_str(&challenge) {

@@ -83,20 +83,60 @@ impl SqliteDb {
             .map_err(unavailable)
     }
 
+    /// Stores the payment of `consent` unless one is stored already (a
+    /// reconciliation and the submission may both finish it); returns the
+    /// stored one's body either way.
     pub(crate) fn save_payment(
         &self,
         id: &str,
         client: &ClientId,
         consent: &ConsentId,
         body: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<String, StoreError> {
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT OR IGNORE INTO payments (id, client_id, consent_id, body) VALUES (?1, ?2, ?3, ?4)",
+            params![id, client.as_str(), consent.as_str(), body],
+        )
+        .map_err(unavailable)?;
+        let body = conn
+            .prepare_cached("SELECT body FROM payments WHERE consent_id = ?1")
+            .map_err(unavailable)?
+            .query_row(params![consent.as_str()], |r| r.get(0))
+            .map_err(unavailable);
+        body
+    }
+
+    /// The body of the payment made with `consent`, if any.
+    pub(crate) fn payment_of_consent(
+        &self,
+        consent: &ConsentId,
+    ) -> Result<Option<String>, StoreError> {
         self.conn()?
-            .execute(
-                "INSERT INTO payments (id, client_id, consent_id, body) VALUES (?1, ?2, ?3, ?4)",
-                params![id, client.as_str(), consent.as_str(), body],
+            .prepare_cached("SELECT body FROM payments WHERE consent_id = ?1")
+            .map_err(unavailable)?
+            .query_row(params![consent.as_str()], |r| r.get(0))
+            .optional()
+            .map_err(unavailable)
+    }
+
+    /// Payment consents reserved by a submission and not settled yet.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub fn pending_payment_consents(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn()?;
+        let mut st = conn
+            .prepare_cached(
+                "SELECT id FROM consents WHERE json_extract(body, '$.status') = 'PaymentPending'",
             )
             .map_err(unavailable)?;
-        Ok(())
+        let ids = st
+            .query_map([], |r| r.get(0))
+            .map_err(unavailable)?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(unavailable)?;
+        Ok(ids)
     }
 
     /// A payment's client and body.

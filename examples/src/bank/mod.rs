@@ -178,15 +178,15 @@ impl BankState {
         let remaining = self.core_timeout.saturating_sub(started.elapsed());
         let result = tokio::time::timeout(remaining, f(&*self.core))
             .await
-            .unwrap_or(Err(CoreError::Unavailable));
-        self.breaker
-            .record(now, matches!(result, Err(CoreError::Unavailable)));
+            .unwrap_or(Err(CoreError::Timeout));
+        let failed = matches!(result, Err(CoreError::Unavailable | CoreError::Timeout));
+        self.breaker.record(now, failed);
         let open = matches!(
             self.breaker.state(now),
             crate::core_banking::BreakerState::Open { .. }
         );
         metrics::gauge!("fapi_core_breaker_open").set(if open { 1.0 } else { 0.0 });
-        if matches!(result, Err(CoreError::Unavailable)) {
+        if failed {
             tracing::warn!("core banking unavailable or too slow");
         }
         result
@@ -281,6 +281,12 @@ impl RunningBank {
     /// Signs a checkpoint of the audit chain now.
     pub async fn checkpoint(&self) {
         self.state.checkpoint().await;
+    }
+
+    /// Resolves now the payment reservations whose submissions can no
+    /// longer be running (the background task does it every 10 s).
+    pub async fn reconcile_payments(&self) {
+        reconcile_pending(&self.state).await;
     }
 }
 
@@ -418,8 +424,35 @@ async fn sweeps(state: Arc<BankState>, mut shutdown: watch::Receiver<bool>) {
                     Ok(Err(e)) => tracing::warn!(error = %e, "expired rows could not be swept"),
                     Err(e) => tracing::warn!(error = %e, "sweep task failed"),
                 }
+                reconcile_pending(&state).await;
             }
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Resolves every payment reservation whose submission can no longer be
+/// running (at start-up: those a crash left; later: those whose client
+/// went away during a core timeout), so none stays pending longer than
+/// the core timeout plus one sweep period.
+async fn reconcile_pending(state: &BankState) {
+    let pending = match state.db.pending_payment_consents() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "pending payments could not be listed");
+            return;
+        }
+    };
+    for id in pending {
+        let Ok(id) = fapi_core::types::ConsentId::try_from(id.as_str()) else {
+            continue;
+        };
+        match resources::reconcile(state, &id).await {
+            Ok(true) => tracing::info!(consent_id = %id.as_str(), "pending payment reconciled"),
+            Ok(false) => {}
+            Err(_) => {
+                tracing::warn!(consent_id = %id.as_str(), "pending payment could not be reconciled")
+            }
         }
     }
 }

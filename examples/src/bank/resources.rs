@@ -33,6 +33,7 @@ use fapi_core::BoundAccessToken;
 use fapi_mtls_binding::directory::ensure_registered_certificate;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use super::errors::ObError;
 use super::oauth::presented;
@@ -231,6 +232,7 @@ async fn core<'a, T>(
 ) -> Result<T, ObError> {
     state.core_call(lane, f).await.map_err(|e| match e {
         CoreError::Unavailable => ObError::core_unavailable(),
+        CoreError::Timeout => ObError::core_timeout("retry later"),
         CoreError::UnknownAccount => ObError::not_found(),
         CoreError::InsufficientFunds => ObError::bad_request(
             "UK.OBIE.Rules.InsufficientFunds",
@@ -432,7 +434,7 @@ fn consent_view(state: &BankState, consent: &Consent, path: &str) -> Value {
     let mut data = json!({
         "ConsentId": consent.id().as_str(),
         "CreationDateTime": iso(consent.created_at()),
-        "Status": consent.status().to_string(),
+        "Status": consent.status().ob_status(),
         "StatusUpdateDateTime": iso(status_updated),
     });
     if let Some(obj) = data.as_object_mut() {
@@ -950,6 +952,14 @@ async fn get_payment_consent(
     read_consent(&state, &headers, &info, &id, true).await
 }
 
+/// `POST /domestic-payments`. The payment is a state machine that loses
+/// neither money nor consent: the consent is reserved (`PaymentPending`),
+/// the core is asked to book it under the consent id as its payment
+/// reference (at most one booking per consent), and the reservation ends
+/// `Consumed` when booked or back in `Authorised` when refused or never
+/// executed. An unknown outcome (the core's timeout, a crash) stays
+/// pending until [`reconcile`] asks the core what happened. The work runs
+/// in its own task: a client that gives up does not cancel it.
 async fn create_payment(
     State(state): State<Arc<BankState>>,
     Extension(info): Extension<ConnectionInfo>,
@@ -965,85 +975,378 @@ async fn create_payment(
         consent_id,
         initiation: req.data.initiation.into(),
     };
-    let st = state.clone();
-    let tok = token.clone();
-    let r = idempotent(&state, &token, &headers, &body, async move {
-        let now = st.now();
-        // the exactly-once guard: the consent is consumed before money moves
-        let paid = st
-            .gate
-            .consume_payment(&tok, &submission, now)
-            .await
-            .map_err(|e| {
-                observe::payment("refused");
-                gate_error(&e)
-            })?;
-        let i = &submission.initiation;
-        let minor =
-            crate::core_banking::to_minor(&i.instructed_amount.amount).ok_or_else(|| {
-                ObError::bad_request(
-                    "UK.OBIE.Field.Invalid",
-                    "InstructedAmount.Amount is not payable",
-                )
-            })?;
-        let (debtor, creditor, reference) = (
-            paid.debtor_account.clone(),
-            i.creditor_account.name.clone(),
-            i.remittance_reference.clone().unwrap_or_default(),
+    let key = idempotency_key(&headers)?;
+    let hash = body_hash(&body);
+    let (st, tok) = (state.clone(), token.clone());
+    let span = tracing::Span::current();
+    let work = tokio::spawn(
+        async move {
+            let outcome = submit_payment(&st, &tok, &submission, &key, hash).await;
+            if let Err(e) = &outcome {
+                tracing::info!(
+                    status = e.status().as_u16(),
+                    "payment submission ended without a payment"
+                );
+            }
+            outcome
+        }
+        .instrument(span),
+    );
+    let r = match work.await.map_err(|_| ObError::internal())? {
+        Ok((status, body)) => replayed(&state, status, body)?,
+        Err(e) => e.into_response(),
+    };
+    Ok(labelled(r, &token))
+}
+
+/// A stored outcome as the TPP gets it: a success signed
+/// (`x-jws-signature`), an error as it was first answered.
+fn replayed(state: &BankState, status: StatusCode, body: Vec<u8>) -> Result<Response, ObError> {
+    if status.is_success() {
+        return signed(state, status, body);
+    }
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+/// One submission under its idempotency key, to the end.
+async fn submit_payment(
+    st: &Arc<BankState>,
+    tok: &BoundAccessToken,
+    submission: &PaymentSubmission,
+    key: &IdempotencyKey,
+    hash: [u8; 32],
+) -> Result<(StatusCode, Vec<u8>), ObError> {
+    let client = tok.client_id();
+    for _ in 0..2 {
+        match st.db.begin(client, key, hash, st.now()).await {
+            Ok(Begin::Replay(r)) => {
+                return Ok((
+                    StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK),
+                    r.body,
+                ))
+            }
+            Ok(_) => return execute_payment(st, tok, submission, key).await,
+            Err(fapi_consent::idempotency::IdempotencyError::InProgress) => {
+                // a submission under this key is running, or was cut off:
+                // resolve it if its time is up, then look again
+                if !reconcile(st, &submission.consent_id).await? {
+                    return Err(in_progress());
+                }
+                if let Some(view) = st
+                    .db
+                    .payment_of_consent(&submission.consent_id)
+                    .map_err(|_| ObError::internal())?
+                {
+                    let (status, body) = payment_response(&view)?;
+                    complete(st, tok, key, status, &body).await?;
+                    return Ok((status, body));
+                }
+                // never booked: this key starts again
+                let _ = st.db.abandon(client, key).await;
+            }
+            Err(e) => return Err(idempotency_error(&e)),
+        }
+    }
+    Err(in_progress())
+}
+
+fn in_progress() -> ObError {
+    ObError::new(
+        StatusCode::CONFLICT,
+        "UK.OBIE.Resource.Conflict",
+        "a payment of this consent is in progress; retry with the same x-idempotency-key",
+    )
+    .with_retry_after(super::errors::CORE_RETRY_AFTER_SECS)
+}
+
+/// Stores `status`/`body` as the key's outcome.
+async fn complete(
+    st: &BankState,
+    tok: &BoundAccessToken,
+    key: &IdempotencyKey,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<(), ObError> {
+    match st
+        .db
+        .complete(
+            tok.client_id(),
+            key,
+            StoredResponse {
+                status: status.as_u16(),
+                body: body.to_vec(),
+            },
+        )
+        .await
+    {
+        Ok(()) => Ok(()),
+        // completed meanwhile (a reconciliation raced this submission)
+        Err(fapi_consent::idempotency::IdempotencyError::InProgress) => Ok(()),
+        Err(_) => Err(ObError::internal()),
+    }
+}
+
+/// Ends the key with `e` as its outcome: this answer and every retry's
+/// are the same bytes.
+async fn refuse(
+    st: &BankState,
+    tok: &BoundAccessToken,
+    key: &IdempotencyKey,
+    e: ObError,
+) -> Result<(StatusCode, Vec<u8>), ObError> {
+    let (status, body) = e.to_stored();
+    tracing::info!(status = status.as_u16(), "payment refused");
+    complete(st, tok, key, status, &body).await?;
+    Ok((status, body))
+}
+
+fn payment_response(stored: &str) -> Result<(StatusCode, Vec<u8>), ObError> {
+    let v: Value = serde_json::from_str(stored).map_err(|_| ObError::internal())?;
+    let view = v.get("view").ok_or_else(ObError::internal)?;
+    Ok((StatusCode::CREATED, view.to_string().into_bytes()))
+}
+
+async fn execute_payment(
+    st: &Arc<BankState>,
+    tok: &BoundAccessToken,
+    submission: &PaymentSubmission,
+    key: &IdempotencyKey,
+) -> Result<(StatusCode, Vec<u8>), ObError> {
+    use fapi_consent::gate::GateError;
+    let now = st.now();
+    let i = &submission.initiation;
+    let Some(minor) = crate::core_banking::to_minor(&i.instructed_amount.amount) else {
+        let e = ObError::bad_request(
+            "UK.OBIE.Field.Invalid",
+            "InstructedAmount.Amount is not payable",
         );
-        let moved = core(&st, Lane::Payments, |c| {
-            c.pay(&debtor, minor, &creditor, &reference, now)
+        return refuse(st, tok, key, e).await;
+    };
+    let reserved = match st.gate.reserve_payment(tok, submission, now).await {
+        Ok(r) => r,
+        Err(GateError::PaymentInProgress) => {
+            // another key holds the consent: its outcome decides
+            let _ = st.db.abandon(tok.client_id(), key).await;
+            let _ = reconcile(st, &submission.consent_id).await;
+            return Err(in_progress());
+        }
+        Err(GateError::Store(_)) => {
+            let _ = st.db.abandon(tok.client_id(), key).await;
+            return Err(ObError::internal());
+        }
+        Err(e) => {
+            observe::payment("refused");
+            return refuse(st, tok, key, gate_error(&e)).await;
+        }
+    };
+    let (debtor, creditor, reference) = (
+        reserved.debtor_account.clone(),
+        i.creditor_account.name.clone(),
+        i.remittance_reference.clone().unwrap_or_default(),
+    );
+    let payment_ref = submission.consent_id.as_str().to_owned();
+    let moved = st
+        .core_call(Lane::Payments, |c| {
+            c.pay(&payment_ref, &debtor, minor, &creditor, &reference, now)
         })
         .await;
-        if let Err(e) = moved {
-            observe::payment("core_unavailable");
-            return Err(e);
+    match moved {
+        Ok(_booking) => {
+            observe::payment("accepted");
+            let stored = finish_booked(st, &reserved.consent, tok.client_id()).await?;
+            let (status, body) = payment_response(&stored)?;
+            complete(st, tok, key, status, &body).await?;
+            Ok((status, body))
         }
-        observe::payment("accepted");
-        let ring = st.ring();
-        let id = format!(
-            "dp-{}",
-            fapi_core::random::uuid_v4().map_err(|_| ObError::internal())?
-        );
-        let authorised_at = paid
-            .consent
-            .history()
-            .iter()
-            .rev()
-            .find(|h| matches!(h.event.kind, EventKind::Authorise { .. }))
-            .map_or(now, |h| h.event.at);
-        let record = PaymentAuthorisationRecord::new(
-            submission.consent_id.as_str(),
-            paid.consent.customer_id().unwrap_or_default(),
-            tok.client_id().as_str(),
-            submission.initiation.clone(),
-            &paid.debtor_account,
-            "urn:openbanking:psd2:sca",
-            authorised_at,
-            None,
+        Err(CoreError::Timeout) => {
+            // the outcome is unknown: the consent stays reserved, the key
+            // in progress, until reconciliation asks the core
+            observe::payment("timeout");
+            Err(ObError::core_timeout(
+                "the payment's outcome is being established; retry with the same x-idempotency-key",
+            ))
+        }
+        Err(CoreError::Unavailable) => {
+            // nothing was executed: the consent is usable again
+            observe::payment("core_unavailable");
+            release(st, &submission.consent_id, "core banking unavailable").await?;
+            let _ = st.db.abandon(tok.client_id(), key).await;
+            Err(ObError::core_unavailable())
+        }
+        Err(e) => {
+            observe::payment("refused");
+            release(
+                st,
+                &submission.consent_id,
+                &format!("refused by core banking: {e}"),
+            )
+            .await?;
+            let refused = match e {
+                CoreError::InsufficientFunds => ObError::bad_request(
+                    "UK.OBIE.Rules.InsufficientFunds",
+                    "the debtor account cannot cover the payment",
+                ),
+                other => {
+                    ObError::bad_request("UK.OBIE.Rules.FailsControlParameters", other.to_string())
+                }
+            };
+            refuse(st, tok, key, refused).await
+        }
+    }
+}
+
+/// Returns a reserved consent to `Authorised` (no booking exists).
+async fn release(st: &BankState, consent: &ConsentId, why: &str) -> Result<(), ObError> {
+    match st
+        .gate
+        .settle_payment(
+            consent,
+            Actor::Bank,
+            fapi_consent::gate::Settlement::NotBooked(why.into()),
+            st.now(),
         )
-        .sign(&*ring.key, &ring.kid)
-        .map_err(|_| ObError::internal())?;
-        let view = json!({
-            "Data": {
-                "DomesticPaymentId": id,
-                "ConsentId": submission.consent_id.as_str(),
-                "CreationDateTime": iso(now),
-                "Status": "AcceptedSettlementInProcess",
-                "StatusUpdateDateTime": iso(now),
-                "Initiation": ObInitiation::from(&submission.initiation),
-            },
-            "Links": links(&st, &format!("{PISP}/domestic-payments/{id}")),
-            "Meta": {},
-        });
-        let stored = json!({ "view": view, "record": record }).to_string();
-        st.db
-            .save_payment(&id, tok.client_id(), &submission.consent_id, &stored)
-            .map_err(|_| ObError::internal())?;
-        Ok((StatusCode::CREATED, view.to_string().into_bytes()))
-    })
-    .await?;
-    Ok(labelled(r, &token))
+        .await
+    {
+        Ok(_) | Err(fapi_consent::gate::GateError::NotReserved) => Ok(()),
+        Err(_) => Err(ObError::internal()),
+    }
+}
+
+/// The consent's payment was booked: the consent becomes `Consumed` and
+/// the payment (with its signed authorisation record) is stored, once,
+/// whoever gets here first. Returns the stored payment.
+async fn finish_booked(
+    st: &BankState,
+    reserved: &Consent,
+    client: &fapi_core::types::ClientId,
+) -> Result<String, ObError> {
+    let now = st.now();
+    let consumed = match st
+        .gate
+        .settle_payment(
+            reserved.id(),
+            Actor::Bank,
+            fapi_consent::gate::Settlement::Booked,
+            now,
+        )
+        .await
+    {
+        Ok(c) => c,
+        Err(fapi_consent::gate::GateError::NotReserved) => st
+            .db
+            .get(reserved.id())
+            .await
+            .map_err(|_| ObError::internal())?
+            .ok_or_else(ObError::internal)?,
+        Err(_) => return Err(ObError::internal()),
+    };
+    if let Some(stored) = st
+        .db
+        .payment_of_consent(reserved.id())
+        .map_err(|_| ObError::internal())?
+    {
+        return Ok(stored);
+    }
+    let ConsentTerms::DomesticPayment(terms) = consumed.terms() else {
+        return Err(ObError::internal());
+    };
+    let debtor = terms.debtor_account.clone().unwrap_or_default();
+    let ring = st.ring();
+    let id = format!(
+        "dp-{}",
+        fapi_core::random::uuid_v4().map_err(|_| ObError::internal())?
+    );
+    let authorised_at = consumed
+        .history()
+        .iter()
+        .rev()
+        .find(|h| matches!(h.event.kind, EventKind::Authorise { .. }))
+        .map_or(now, |h| h.event.at);
+    let record = PaymentAuthorisationRecord::new(
+        reserved.id().as_str(),
+        consumed.customer_id().unwrap_or_default(),
+        client.as_str(),
+        terms.initiation.clone(),
+        &debtor,
+        "urn:openbanking:psd2:sca",
+        authorised_at,
+        None,
+    )
+    .sign(&*ring.key, &ring.kid)
+    .map_err(|_| ObError::internal())?;
+    let view = json!({
+        "Data": {
+            "DomesticPaymentId": id,
+            "ConsentId": reserved.id().as_str(),
+            "CreationDateTime": iso(now),
+            "Status": "AcceptedSettlementInProcess",
+            "StatusUpdateDateTime": iso(now),
+            "Initiation": ObInitiation::from(&terms.initiation),
+        },
+        "Links": links(st, &format!("{PISP}/domestic-payments/{id}")),
+        "Meta": {},
+    });
+    let stored = json!({ "view": view, "record": record }).to_string();
+    st.db
+        .save_payment(&id, client, reserved.id(), &stored)
+        .map_err(|_| ObError::internal())
+}
+
+/// Resolves a reservation whose submission can no longer be running (its
+/// core call's deadline has passed, or the process that made it is gone):
+/// asks the core what happened to the payment and settles the consent by
+/// the answer. Returns whether the consent is settled now (`false`: still
+/// within its submission's time, or the core cannot be asked).
+///
+/// # Errors
+/// [`ObError::internal`] when the store fails.
+pub(crate) async fn reconcile(st: &BankState, consent_id: &ConsentId) -> Result<bool, ObError> {
+    let Some(consent) = st
+        .db
+        .get(consent_id)
+        .await
+        .map_err(|_| ObError::internal())?
+    else {
+        return Ok(true);
+    };
+    if consent.status() != fapi_consent::consent::ConsentStatus::PaymentPending {
+        return Ok(true);
+    }
+    let reserved_at = consent
+        .history()
+        .iter()
+        .rev()
+        .find(|h| matches!(h.event.kind, EventKind::Reserve))
+        .map_or(fapi_core::time::UnixTime::EPOCH, |h| h.event.at);
+    let deadline = i64::try_from(st.core_timeout.as_secs())
+        .unwrap_or(i64::MAX)
+        .saturating_add(1);
+    if st.now().secs_since(reserved_at) < deadline {
+        return Ok(false);
+    }
+    let payment_ref = consent_id.as_str().to_owned();
+    match st
+        .core_call(Lane::Payments, |c| c.booking(&payment_ref))
+        .await
+    {
+        Ok(Some(_)) => {
+            observe::payment("reconciled_booked");
+            let client = consent.client_id().clone();
+            finish_booked(st, &consent, &client).await?;
+            Ok(true)
+        }
+        Ok(None) => {
+            observe::payment("reconciled_not_booked");
+            release(st, consent_id, "no booking at the core (reconciled)").await?;
+            Ok(true)
+        }
+        Err(_) => Ok(false),
+    }
 }
 
 async fn load_payment(

@@ -1,0 +1,270 @@
+//! A payment neither loses its consent nor strands it: a refusal or an
+//! outage leaves the consent usable, a client that gives up does not cancel
+//! the payment, an answer lost after the core booked it is reconciled, and
+//! every retry with the same `x-idempotency-key` gets the outcome. Each
+//! test next to the happy path it departs from.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::TempDir;
+use fapi_consent::audit::AuditAction;
+use fapi_examples::platform::Platform;
+use fapi_examples::tpp::{initiation, ApiResponse, ScriptedCustomer, Tpp};
+use serde_json::{json, Value};
+
+const PISP: &str = "/open-banking/v3.1/pisp";
+
+async fn start(dir: &TempDir) -> Platform {
+    Platform::start(&dir.0, &["tpp-a"], |c| {
+        // the core's deadline, short so a lost answer is reconcilable soon
+        c.core.timeout_ms = 1_000;
+    })
+    .await
+    .unwrap()
+}
+
+fn url(p: &Platform, path: &str) -> String {
+    format!("{}{path}", p.bank.api_base)
+}
+
+/// A payment consent for `amount` from alice's acc-1, authorised; returns
+/// (consent id, access token, the submission body).
+async fn authorised_payment(
+    p: &Platform,
+    a: &Tpp,
+    instruction: &str,
+    amount: &str,
+) -> (String, String, Value) {
+    let cc = a.client_credentials("payments").await.unwrap();
+    let init = initiation(instruction, amount, "ACME Ltd", "08080021325698", "INV-7");
+    let r = a
+        .post_json(
+            &url(p, &format!("{PISP}/domestic-payment-consents")),
+            &cc,
+            &json!({ "Data": { "Initiation": init }, "Risk": {} }),
+            Some(&format!("consent-{instruction}")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let consent = r.json()["Data"]["ConsentId"].as_str().unwrap().to_owned();
+    let pending = a
+        .push_authorization(&consent, "openid payments")
+        .await
+        .unwrap();
+    let location = ScriptedCustomer {
+        browser: &p.browser,
+        username: "alice",
+        password: "alice-password",
+    }
+    .authorize(&pending.authorization_url, &["acc-1"], true)
+    .await
+    .unwrap();
+    let tokens = a.complete(&pending, &location).await.unwrap();
+    let body = json!({ "Data": { "ConsentId": consent, "Initiation": init }, "Risk": {} });
+    (consent, tokens.access_token, body)
+}
+
+async fn submit(p: &Platform, a: &Tpp, token: &str, body: &Value, key: &str) -> ApiResponse {
+    a.post_json(
+        &url(p, &format!("{PISP}/domestic-payments")),
+        token,
+        body,
+        Some(key),
+    )
+    .await
+    .unwrap()
+}
+
+/// The consent's status as the TPP sees it.
+async fn consent_status(p: &Platform, a: &Tpp, consent: &str) -> String {
+    let cc = a.client_credentials("payments").await.unwrap();
+    let r = a
+        .get(
+            &url(p, &format!("{PISP}/domestic-payment-consents/{consent}")),
+            &cc,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    r.json()["Data"]["Status"].as_str().unwrap().to_owned()
+}
+
+/// Alice's acc-1 balance, read by the core directly.
+fn balance(p: &Platform) -> i64 {
+    p.bank.faults().inner().balance_now("acc-1").unwrap()
+}
+
+fn error_code(r: &ApiResponse) -> String {
+    r.json()["Errors"][0]["ErrorCode"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn audit_actions(p: &Platform) -> Vec<AuditAction> {
+    p.bank
+        .db
+        .all_audit_entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.action)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_payment_leaves_its_consent_authorised_and_a_retry_gets_the_same_refusal() {
+    let dir = TempDir::new("pay-refused");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    // happy twin: a payment the account covers
+    let (consent, token, body) = authorised_payment(&p, a, "ok-1", "25.00").await;
+    let r = submit(&p, a, &token, &body, "ok-key").await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(consent_status(&p, a, &consent).await, "Consumed");
+    assert_eq!(balance(&p), 97_500);
+
+    // more than the account holds
+    let (consent, token, body) = authorised_payment(&p, a, "big-1", "2000.00").await;
+    let r = submit(&p, a, &token, &body, "big-key").await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(error_code(&r), "UK.OBIE.Rules.InsufficientFunds");
+    assert_eq!(
+        consent_status(&p, a, &consent).await,
+        "Authorised",
+        "the consent is not used up"
+    );
+    assert_eq!(balance(&p), 97_500);
+    // the same key: the same refusal, nothing executed again
+    let again = submit(&p, a, &token, &body, "big-key").await;
+    assert_eq!(again.status, 400);
+    assert_eq!(again.json(), r.json());
+    // the trail shows the reservation and its release
+    let actions = audit_actions(&p).await;
+    assert!(actions.contains(&AuditAction::ConsentReserved));
+    assert!(actions.contains(&AuditAction::ConsentReleased));
+    p.bank.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_503_with_retry_after_and_the_same_key_pays_once_the_core_is_back() {
+    let dir = TempDir::new("pay-outage");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    let (consent, token, body) = authorised_payment(&p, a, "out-1", "25.00").await;
+    p.bank.faults().set_fail_rate(1.0);
+    let r = submit(&p, a, &token, &body, "out-key").await;
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.headers.get("retry-after").is_some());
+    assert_eq!(consent_status(&p, a, &consent).await, "Authorised");
+    assert_eq!(balance(&p), 100_000);
+    p.bank.faults().set_fail_rate(0.0);
+    let paid = submit(&p, a, &token, &body, "out-key").await;
+    assert_eq!(paid.status, 201, "{}", String::from_utf8_lossy(&paid.body));
+    a.verify_response_signature(&paid).await.unwrap();
+    // and again: the same payment back, booked once
+    let replay = submit(&p, a, &token, &body, "out-key").await;
+    assert_eq!(replay.status, 201);
+    assert_eq!(
+        replay.json()["Data"]["DomesticPaymentId"],
+        paid.json()["Data"]["DomesticPaymentId"]
+    );
+    assert_eq!(consent_status(&p, a, &consent).await, "Consumed");
+    assert_eq!(balance(&p), 97_500);
+    p.bank.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_gives_up_does_not_cancel_the_payment() {
+    let dir = TempDir::new("pay-gives-up");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    let (consent, token, body) = authorised_payment(&p, a, "slow-1", "25.00").await;
+    p.bank.faults().set_latency(Duration::from_millis(400));
+    let mut entered = p.bank.faults().calls_entered();
+    let before = *entered.borrow();
+    let submission = submit(&p, a, &token, &body, "slow-key");
+    // the client gives up while the core is working
+    tokio::select! {
+        _ = submission => panic!("the core answered before the client gave up"),
+        _ = entered.wait_for(|n| *n > before) => {}
+    }
+    // the payment completes without it
+    let mut poll = tokio::time::interval(Duration::from_millis(20));
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while consent_status(&p, a, &consent).await != "Consumed" {
+            poll.tick().await;
+        }
+    })
+    .await
+    .expect("the payment did not complete without its client");
+    p.bank.faults().set_latency(Duration::ZERO);
+    let r = submit(&p, a, &token, &body, "slow-key").await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(balance(&p), 97_500);
+    p.bank.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_lost_after_booking_is_reconciled_not_paid_twice() {
+    let dir = TempDir::new("pay-lost");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    let (consent, token, body) = authorised_payment(&p, a, "lost-1", "25.00").await;
+    p.bank.faults().lose_next_payment_reply();
+    let r = submit(&p, a, &token, &body, "lost-key").await;
+    assert_eq!(r.status, 504, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.headers.get("retry-after").is_some());
+    assert_eq!(balance(&p), 97_500, "the core booked it");
+    // within the core's deadline the outcome is in flight: 409, for this
+    // key and for another
+    assert_eq!(submit(&p, a, &token, &body, "lost-key").await.status, 409);
+    assert_eq!(submit(&p, a, &token, &body, "other-key").await.status, 409);
+    // past it, the retry asks the core and gets the booked payment
+    p.clock.advance(2);
+    let paid = submit(&p, a, &token, &body, "lost-key").await;
+    assert_eq!(paid.status, 201, "{}", String::from_utf8_lossy(&paid.body));
+    assert_eq!(consent_status(&p, a, &consent).await, "Consumed");
+    assert_eq!(balance(&p), 97_500, "booked once");
+    let other = submit(&p, a, &token, &body, "other-key").await;
+    assert_eq!(
+        other.status,
+        403,
+        "{}",
+        String::from_utf8_lossy(&other.body)
+    );
+    p.bank.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_nobody_retries_is_resolved_in_the_background() {
+    let dir = TempDir::new("pay-background");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    // booked, answer lost, the TPP never comes back
+    let (booked, token, body) = authorised_payment(&p, a, "bg-1", "25.00").await;
+    p.bank.faults().lose_next_payment_reply();
+    assert_eq!(submit(&p, a, &token, &body, "bg-key").await.status, 504);
+    p.bank.reconcile_payments().await;
+    // not yet: its deadline has not passed
+    assert_eq!(
+        p.bank.db.pending_payment_consents().unwrap(),
+        vec![booked.clone()]
+    );
+    p.clock.advance(2);
+    p.bank.reconcile_payments().await;
+    assert!(p.bank.db.pending_payment_consents().unwrap().is_empty());
+    assert_eq!(consent_status(&p, a, &booked).await, "Consumed");
+    let r = submit(&p, a, &token, &body, "bg-key").await;
+    assert_eq!(r.status, 201, "the key's outcome is the reconciled payment");
+    p.bank.stop().await;
+}
