@@ -476,6 +476,19 @@ impl<C: CoreBanking> FaultInjection<C> {
         );
     }
 
+    /// The latency added to every call.
+    pub fn latency(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.latency_ms.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// The failure rate.
+    pub fn fail_rate(&self) -> f64 {
+        // millionths: exact in an f64
+        #[allow(clippy::cast_precision_loss)]
+        let rate = self.rate_ppm.load(std::sync::atomic::Ordering::SeqCst) as f64 / 1_000_000.0;
+        rate
+    }
+
     /// Books the next payment but loses its answer (the caller sees
     /// [`CoreError::Timeout`]): the "reply lost after booking" fault.
     pub fn lose_next_payment_reply(&self) {

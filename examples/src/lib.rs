@@ -21,6 +21,7 @@ pub mod bank;
 pub mod cli;
 pub mod codes;
 pub mod core_banking;
+pub mod ledger;
 pub mod pki;
 pub mod platform;
 pub mod pushed;

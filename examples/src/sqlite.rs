@@ -193,6 +193,8 @@ impl SqliteDb {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        conn.execute_batch(crate::ledger::SCHEMA)
+            .map_err(unavailable)?;
         migrate(&conn)?;
         conn.execute_batch(SWEEP_INDEXES).map_err(unavailable)?;
         Ok(Self {

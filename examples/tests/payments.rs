@@ -268,3 +268,138 @@ async fn a_reservation_nobody_retries_is_resolved_in_the_background() {
     assert_eq!(r.status, 201, "the key's outcome is the reconciled payment");
     p.bank.stop().await;
 }
+
+/// The core's ledger is in the bank's store: a restart neither gives paid
+/// money back nor forgets a booking, and a payment whose answer was lost
+/// before the restart is reconciled from what the store holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn balances_and_bookings_survive_a_restart_and_a_lost_answer_is_reconciled_after_it() {
+    use fapi_consent::ConsentStore as _;
+    let dir = TempDir::new("pay-restart");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    let (_, token, body) = authorised_payment(&p, a, "rs-1", "25.00").await;
+    assert_eq!(submit(&p, a, &token, &body, "rs-key").await.status, 201);
+    let (lost, token, body) = authorised_payment(&p, a, "rs-2", "10.00").await;
+    p.bank.faults().lose_next_payment_reply();
+    assert_eq!(submit(&p, a, &token, &body, "rs-lost").await.status, 504);
+    assert_eq!(balance(&p), 96_500);
+
+    // down before it learns the outcome, then up again on the same store
+    let fapi_examples::platform::Platform {
+        bank,
+        config,
+        clock,
+        ..
+    } = p;
+    bank.stop().await;
+    let bank = fapi_examples::bank::start_with_clock(&config, clock.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        bank.faults().inner().balance_now("acc-1").unwrap(),
+        96_500,
+        "paid money does not come back"
+    );
+    let lost = fapi_core::types::ConsentId::try_from(lost.as_str()).unwrap();
+    assert_eq!(
+        bank.db.pending_payment_consents().unwrap(),
+        vec![lost.as_str().to_owned()]
+    );
+    clock.advance(2);
+    bank.reconcile_payments().await;
+    assert!(bank.db.pending_payment_consents().unwrap().is_empty());
+    let consent = bank.db.get(&lost).await.unwrap().unwrap();
+    assert_eq!(consent.status(), fapi_consent::ConsentStatus::Consumed);
+    assert_eq!(
+        bank.faults().inner().balance_now("acc-1").unwrap(),
+        96_500,
+        "booked once"
+    );
+    bank.stop().await;
+}
+
+async fn admin(p: &Platform, method: reqwest::Method, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(
+            rustls::ClientConfig::builder_with_provider(
+                fapi_examples::bank::tls::fapi_crypto_provider(),
+            )
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+        )
+        .build()
+        .unwrap();
+    let mut req = client.request(
+        method,
+        format!("http://{}/core/faults", p.bank.admin_addr.unwrap()),
+    );
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let bytes = r.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// With `core.fault_control`, the admin listener opens and heals the
+/// circuit breaker in one running bank; without it, there is no such route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_injects_faults_that_open_and_then_heal_the_breaker() {
+    let dir = TempDir::new("pay-admin");
+    let p = Platform::start(&dir.0, &["tpp-a"], |c| c.core.fault_control = true)
+        .await
+        .unwrap();
+    let a = &p.tpps[0];
+    let (_, token, body) = authorised_payment(&p, a, "adm-1", "25.00").await;
+    let (status, now) = admin(&p, reqwest::Method::PUT, Some(json!({ "fail_rate": 1.0 }))).await;
+    assert_eq!((status, now["fail_rate"].as_f64()), (200, Some(1.0)));
+    // five failures open the breaker; then it fails fast without the core
+    for i in 0..5 {
+        let r = submit(&p, a, &token, &body, &format!("adm-{i}")).await;
+        assert_eq!(r.status, 503, "{i}");
+    }
+    let calls = *p.bank.faults().calls_entered().borrow();
+    assert_eq!(
+        admin(&p, reqwest::Method::PUT, Some(json!({ "fail_rate": 0.0 })))
+            .await
+            .0,
+        200
+    );
+    let r = submit(&p, a, &token, &body, "adm-open").await;
+    assert_eq!(r.status, 503, "the breaker is open");
+    assert_eq!(
+        *p.bank.faults().calls_entered().borrow(),
+        calls,
+        "the core was not called"
+    );
+    // after the cool-down one trial goes through and closes it
+    p.clock.advance(31);
+    let paid = submit(&p, a, &token, &body, "adm-healed").await;
+    assert_eq!(paid.status, 201, "{}", String::from_utf8_lossy(&paid.body));
+    assert_eq!(
+        admin(&p, reqwest::Method::GET, None).await.1["fail_rate"],
+        0.0
+    );
+    p.bank.stop().await;
+
+    // the twin: off by default
+    let dir = TempDir::new("pay-admin-off");
+    let p = start(&dir).await;
+    assert_eq!(
+        admin(&p, reqwest::Method::PUT, Some(json!({ "fail_rate": 1.0 })))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(p.bank.faults().fail_rate(), 0.0);
+    p.bank.stop().await;
+}

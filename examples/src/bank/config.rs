@@ -44,8 +44,13 @@ pub struct CoreConfig {
     pub latency_ms: u64,
     /// Fraction of calls that fail, 0.0..=1.0 (fault injection).
     pub fail_rate: f64,
-    /// Per-call timeout; past it the API answers 503.
+    /// Per-call timeout; past it the API answers 504 (the outcome of a
+    /// payment is then reconciled).
     pub timeout_ms: u64,
+    /// Serve `GET`/`PUT /core/faults` on the admin listener, to change the
+    /// injected faults while running (tests, game days). Off by default:
+    /// never on in production.
+    pub fault_control: bool,
 }
 
 impl Default for CoreConfig {
@@ -54,6 +59,7 @@ impl Default for CoreConfig {
             latency_ms: 0,
             fail_rate: 0.0,
             timeout_ms: 2_000,
+            fault_control: false,
         }
     }
 }

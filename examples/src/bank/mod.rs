@@ -47,7 +47,8 @@ use tokio::sync::watch;
 pub use config::{BankConfig, CustomerConfig};
 pub use observe::{MetricKind, EXPORTED};
 
-use crate::core_banking::{CircuitBreaker, CoreBanking, FaultInjection, MockLedger};
+use crate::core_banking::{CircuitBreaker, CoreBanking, FaultInjection};
+use crate::ledger::SqliteLedger;
 use crate::pki::{FileKeySource, KeySource};
 use crate::registry::MetadataCache;
 use crate::sqlite::SqliteDb;
@@ -118,7 +119,7 @@ pub(crate) struct BankState {
     pub(crate) clients: MetadataCache,
     pub(crate) gate: ConsentGate,
     pub(crate) core: Arc<dyn CoreBanking>,
-    pub(crate) faults: Arc<FaultInjection<MockLedger>>,
+    pub(crate) faults: Arc<FaultInjection<SqliteLedger>>,
     pub(crate) breaker: CircuitBreaker,
     pub(crate) core_timeout: Duration,
     /// The core's capacity for account information, and for payments.
@@ -274,7 +275,7 @@ impl RunningBank {
 
     /// The core's fault injection (latency, failure rate), adjustable
     /// while the bank runs.
-    pub fn faults(&self) -> &FaultInjection<MockLedger> {
+    pub fn faults(&self) -> &FaultInjection<SqliteLedger> {
         &self.state.faults
     }
 
@@ -545,14 +546,18 @@ pub fn build(
     let issuer = Issuer::try_from(issuer_url).map_err(config_err)?;
     let api_base = api_base.to_owned();
     let db = Arc::new(SqliteDb::open(&dir.join("bank.db")).map_err(config_err)?);
-    let ledger = MockLedger::default();
+    // the core's ledger lives in the database: balances and bookings
+    // survive a restart; a configured account is opened once
+    let ledger = SqliteLedger::new(db.clone());
     let opened = clock.now();
     for c in &config.customers {
         for a in &c.accounts {
             let minor = crate::core_banking::to_minor(&a.opening_balance).ok_or_else(|| {
                 StartError::Config(format!("opening balance of {} is not an amount", a.id))
             })?;
-            ledger.open(&a.id, &c.id, &a.name, minor, opened);
+            ledger
+                .open(&a.id, &c.id, &a.name, minor, opened)
+                .map_err(config_err)?;
         }
     }
     let faults = Arc::new(FaultInjection::new(
@@ -616,7 +621,11 @@ pub fn build(
     Ok(BankApps {
         api: resources::api_router(state.clone(), config.listeners.api.request_timeout()),
         customer: customer::router(state.clone(), config.listeners.customer.request_timeout()),
-        admin: observe::admin_router(state.clone(), config.listeners.admin.request_timeout()),
+        admin: observe::admin_router(
+            state.clone(),
+            config.listeners.admin.request_timeout(),
+            config.core.fault_control,
+        ),
         api_tls,
         customer_tls,
         db,

@@ -218,6 +218,50 @@ fn is_uuid(s: &str) -> bool {
         })
 }
 
+/// The injected faults, as `/core/faults` reads and writes them.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Faults {
+    #[serde(default)]
+    latency_ms: Option<u64>,
+    #[serde(default)]
+    fail_rate: Option<f64>,
+    /// Book the next payment but lose its answer (write only).
+    #[serde(default, skip_serializing)]
+    lose_next_payment_reply: bool,
+}
+
+fn current_faults(s: &BankState) -> axum::Json<Faults> {
+    axum::Json(Faults {
+        latency_ms: Some(u64::try_from(s.faults.latency().as_millis()).unwrap_or(u64::MAX)),
+        fail_rate: Some(s.faults.fail_rate()),
+        lose_next_payment_reply: false,
+    })
+}
+
+async fn get_faults(State(s): State<Arc<BankState>>) -> axum::Json<Faults> {
+    current_faults(&s)
+}
+
+/// `PUT /core/faults` (only with `core.fault_control`): changes the
+/// injected faults now; absent fields stay as they are.
+async fn put_faults(
+    State(s): State<Arc<BankState>>,
+    axum::Json(f): axum::Json<Faults>,
+) -> axum::Json<Faults> {
+    if let Some(ms) = f.latency_ms {
+        s.faults.set_latency(std::time::Duration::from_millis(ms));
+    }
+    if let Some(rate) = f.fail_rate {
+        s.faults.set_fail_rate(rate);
+    }
+    if f.lose_next_payment_reply {
+        s.faults.lose_next_payment_reply();
+    }
+    tracing::warn!(latency_ms = ?f.latency_ms, fail_rate = ?f.fail_rate, lose_next_payment_reply = f.lose_next_payment_reply, "core faults changed through the admin listener");
+    current_faults(&s)
+}
+
 /// Counts what a background sweep deleted.
 pub(crate) fn swept(s: &crate::sqlite::Swept) {
     for (table, n) in [
@@ -388,12 +432,19 @@ pub(crate) async fn customer_rate_limit(
 }
 
 /// The admin router: `/metrics` in the Prometheus text format.
-pub(crate) fn admin_router(state: Arc<BankState>, request_timeout: std::time::Duration) -> Router {
-    Router::new()
-        .route(
-            "/metrics",
-            get(|State(s): State<Arc<BankState>>| async move { s.metrics.render() }),
-        )
+pub(crate) fn admin_router(
+    state: Arc<BankState>,
+    request_timeout: std::time::Duration,
+    fault_control: bool,
+) -> Router {
+    let mut router = Router::new().route(
+        "/metrics",
+        get(|State(s): State<Arc<BankState>>| async move { s.metrics.render() }),
+    );
+    if fault_control {
+        router = router.route("/core/faults", get(get_faults).put(put_faults));
+    }
+    router
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,

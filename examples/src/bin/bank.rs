@@ -18,7 +18,8 @@
 //! `--customer-listen ADDR`, `--admin-listen ADDR`, `--public-host HOST`,
 //! `--profile NAME`, `--core-latency-ms N`, `--core-fail-rate F`,
 //! `--core-timeout-ms N`, `--rate-limit N`, `--customer-rate-limit N`,
-//! `--otlp-endpoint URL` (OpenTelemetry traces, see `bank::telemetry`). Without `--config`, the
+//! `--otlp-endpoint URL` (OpenTelemetry traces, see `bank::telemetry`),
+//! `--core-fault-control` (`PUT /core/faults` on the admin listener). Without `--config`, the
 //! development configuration for `--data-dir` is used. Logs go to stderr
 //! (`RUST_LOG` filters); keys are never logged.
 
@@ -43,7 +44,7 @@ const USAGE: &str = "usage:
   bank serve         [--config FILE] [--data-dir DIR] [--api-listen ADDR] [--customer-listen ADDR]
                      [--admin-listen ADDR] [--public-host HOST] [--profile NAME]
                      [--core-latency-ms N] [--core-fail-rate F] [--core-timeout-ms N] [--rate-limit N]
-                     [--customer-rate-limit N] [--otlp-endpoint URL]
+                     [--customer-rate-limit N] [--otlp-endpoint URL] [--core-fault-control]
   bank verify-audit  [--config FILE] [--data-dir DIR]
   bank tpp onboard   [--config FILE] [--data-dir DIR] (--software-statement FILE | --metadata FILE) --certificate FILE
   bank tpp revoke    [--config FILE] [--data-dir DIR] (--client ID | --certificate FILE)
@@ -251,6 +252,7 @@ async fn serve(flags: &Flags) -> Res<()> {
         "core-latency-ms",
         "core-fail-rate",
         "core-timeout-ms",
+        "core-fault-control",
         "rate-limit",
         "customer-rate-limit",
         "otlp-endpoint",
@@ -293,6 +295,9 @@ async fn serve(flags: &Flags) -> Res<()> {
     }
     if let Some(v) = flags.parsed("core-timeout-ms")? {
         config.core.timeout_ms = v;
+    }
+    if flags.switch("core-fault-control") {
+        config.core.fault_control = true;
     }
     if let Some(v) = flags.parsed("customer-rate-limit")? {
         config.customer_rate_limit_per_second = v;
