@@ -644,7 +644,7 @@ impl SqliteDb {
             .optional()
             .map_err(unavailable)?;
         let prev = last.map(row_to_entry).transpose()?;
-        let entry = AuditEntry::following(prev.as_ref(), event);
+        let entry = AuditEntry::following(prev.as_ref(), event)?;
         let json = serde_json::to_string(&entry.event).map_err(unavailable)?;
         let seq = i64::try_from(entry.seq).map_err(unavailable)?;
         tx.execute(

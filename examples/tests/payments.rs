@@ -403,3 +403,81 @@ async fn the_admin_listener_injects_faults_that_open_and_then_heal_the_breaker()
     assert_eq!(p.bank.faults().fail_rate(), 0.0);
     p.bank.stop().await;
 }
+
+/// 1,000 concurrent submissions of one consent under ten idempotency keys,
+/// with a fifth of the core's calls failing: at most one booking; every
+/// 201 is that booking; once reconciled, the consent is `Consumed` if and
+/// only if the core booked it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_racing_submissions_book_at_most_once() {
+    let dir = TempDir::new("pay-race");
+    let p = Platform::start(&dir.0, &["tpp-a"], |c| {
+        c.core.timeout_ms = 1_000;
+        c.rate_limit_per_second = 1_000_000;
+        c.bulkheads.payments_in_flight = 64;
+        // every submission on its own connection at once
+        c.listeners.api.max_connections = 2_000;
+        c.listeners.api.max_per_peer = None;
+    })
+    .await
+    .unwrap();
+    let a = &p.tpps[0];
+    let (consent, token, body) = authorised_payment(&p, a, "race-1", "25.00").await;
+    p.bank.faults().set_fail_rate(0.2);
+    let submissions = (0..1000).map(|i| {
+        let (token, body) = (token.clone(), body.clone());
+        let p = &p;
+        async move { submit(p, a, &token, &body, &format!("race-key-{}", i % 10)).await }
+    });
+    let responses = futures_util::future::join_all(submissions).await;
+    p.bank.faults().set_fail_rate(0.0);
+    // settle whatever is still pending
+    p.clock.advance(31);
+    p.bank.reconcile_payments().await;
+
+    let booked = p.bank.faults().inner().booking_now(&consent).unwrap();
+    let mut by_status = std::collections::BTreeMap::new();
+    for r in &responses {
+        *by_status.entry(r.status).or_insert(0) += 1;
+    }
+    eprintln!("race outcomes: {by_status:?}, booked: {}", booked.is_some());
+    let paid: Vec<&ApiResponse> = responses.iter().filter(|r| r.status == 201).collect();
+    let ids: std::collections::BTreeSet<String> = paid
+        .iter()
+        .map(|r| {
+            r.json()["Data"]["DomesticPaymentId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(ids.len() <= 1, "several payments for one consent: {ids:?}");
+    for r in &responses {
+        assert!(
+            matches!(r.status, 201 | 403 | 409 | 503 | 504),
+            "{}: {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let status = consent_status(&p, a, &consent).await;
+    match &booked {
+        Some(b) => {
+            assert_eq!(status, "Consumed");
+            assert_eq!(b.amount, 2_500);
+            assert_eq!(balance(&p), 97_500, "debited once");
+        }
+        None => {
+            assert_eq!(status, "Authorised");
+            assert!(paid.is_empty());
+            assert_eq!(balance(&p), 100_000);
+        }
+    }
+    assert!(p.bank.db.pending_payment_consents().unwrap().is_empty());
+    // the audit trail verifies after the race
+    let config = p.config.clone();
+    p.bank.stop().await;
+    fapi_examples::bank::audit::verify_audit(&config)
+        .await
+        .unwrap();
+}

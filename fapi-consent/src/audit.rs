@@ -122,31 +122,39 @@ pub fn genesis_hash() -> String {
     b64url_encode(&[0u8; 32])
 }
 
-fn entry_hash(seq: u64, prev_hash: &str, event: &AuditEvent) -> String {
+/// The hash of an entry. An event that cannot be serialized has no hash
+/// (it is never replaced by the hash of nothing): appending it fails, and
+/// a stored one fails verification.
+fn entry_hash(seq: u64, prev_hash: &str, event: &AuditEvent) -> Result<String, StoreError> {
+    let body = serde_json::to_vec(event)
+        .map_err(|e| StoreError::Unavailable(format!("audit event cannot be serialized: {e}")))?;
     let mut h = Sha256::new();
     h.update(b"fapi-audit/v1\n");
     h.update(seq.to_be_bytes());
     h.update(prev_hash.as_bytes());
-    h.update(serde_json::to_vec(event).unwrap_or_default());
-    b64url_encode(&h.finalize())
+    h.update(body);
+    Ok(b64url_encode(&h.finalize()))
 }
 
 impl AuditEntry {
     /// The entry that follows `prev` (`None`: the first entry) for `event`:
     /// the next `seq`, chained to `prev`'s hash. Every [`AuditLog`]
     /// implementation builds its entries with this, so all chains hash alike.
-    pub fn following(prev: Option<&AuditEntry>, event: AuditEvent) -> Self {
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the event cannot be serialized.
+    pub fn following(prev: Option<&AuditEntry>, event: AuditEvent) -> Result<Self, StoreError> {
         let (seq, prev_hash) = match prev {
             Some(last) => (last.seq + 1, last.hash.clone()),
             None => (1, genesis_hash()),
         };
-        let hash = entry_hash(seq, &prev_hash, &event);
-        Self {
+        let hash = entry_hash(seq, &prev_hash, &event)?;
+        Ok(Self {
             seq,
             prev_hash,
             hash,
             event,
-        }
+        })
     }
 }
 
@@ -192,20 +200,10 @@ impl AuditLog for InMemoryAuditLog {
             .entries
             .lock()
             .map_err(|_| StoreError::Unavailable("audit log lock poisoned".into()))
-            .map(|mut v| {
-                let (seq, prev_hash) = match v.last() {
-                    Some(last) => (last.seq + 1, last.hash.clone()),
-                    None => (1, genesis_hash()),
-                };
-                let hash = entry_hash(seq, &prev_hash, &event);
-                let entry = AuditEntry {
-                    seq,
-                    prev_hash,
-                    hash,
-                    event,
-                };
+            .and_then(|mut v| {
+                let entry = AuditEntry::following(v.last(), event)?;
                 v.push(entry.clone());
-                entry
+                Ok(entry)
             });
         Box::pin(core::future::ready(r))
     }
@@ -357,7 +355,7 @@ pub fn verify_chain(
         if e.prev_hash != prev {
             return Err(bad(EntryProblem::Chain));
         }
-        if entry_hash(e.seq, &e.prev_hash, &e.event) != e.hash {
+        if entry_hash(e.seq, &e.prev_hash, &e.event).ok().as_ref() != Some(&e.hash) {
             return Err(bad(EntryProblem::Hash));
         }
         prev = e.hash.clone();

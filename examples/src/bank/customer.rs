@@ -246,6 +246,22 @@ async fn pushed(
     }
 }
 
+/// The page for a consent change that did not happen: a conflict says
+/// why (fixed phrases of fapi-consent); a store failure says only that,
+/// its cause goes to the log, never to the customer.
+fn change_failed(e: &fapi_consent::store::ApplyError) -> Response {
+    match e {
+        fapi_consent::store::ApplyError::Store(cause) => {
+            tracing::error!(error = %cause, "consent change failed in the store");
+            error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "your consents cannot be changed right now; try again shortly",
+            )
+        }
+        other => error_page(StatusCode::CONFLICT, &other.to_string()),
+    }
+}
+
 /// A fixed phrase for a failed `request_uri` lookup.
 fn lookup_phrase(e: &fapi_par::LookupError) -> &'static str {
     use fapi_par::LookupError as L;
@@ -796,7 +812,7 @@ async fn decision(
         at: now,
     };
     if let Err(e) = apply_event_audited(&*state.db, &*state.db, consent.id(), event, None).await {
-        return error_page(StatusCode::CONFLICT, &e.to_string());
+        return change_failed(&e);
     }
     consent_event(if approve { "granted" } else { "rejected" });
     let response = if approve {
@@ -953,7 +969,7 @@ async fn revoke(State(state): State<Arc<BankState>>, headers: HeaderMap, body: B
         at: state.now(),
     };
     if let Err(e) = apply_event_audited(&*state.db, &*state.db, &id, event, None).await {
-        return error_page(StatusCode::CONFLICT, &e.to_string());
+        return change_failed(&e);
     }
     consent_event("revoked");
     tracing::info!(consent_id = %id.as_str(), customer = %session.customer_id, "consent revoked by the customer");
