@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
 CREATE TABLE IF NOT EXISTS consents (
     id TEXT PRIMARY KEY, customer_id TEXT, created_at INTEGER NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL
 ) STRICT;
-CREATE INDEX IF NOT EXISTS consents_by_customer ON consents (customer_id, created_at);
+CREATE INDEX IF NOT EXISTS consents_by_customer_newest ON consents (customer_id, created_at, id);
 CREATE TABLE IF NOT EXISTS codes (
     hash BLOB PRIMARY KEY, body TEXT NOT NULL, expires_at INTEGER NOT NULL DEFAULT 0
 ) STRICT;
@@ -131,8 +131,13 @@ impl Swept {
 }
 
 /// Brings a database written by an earlier version up to the schema:
-/// `codes.expires_at` (filled from each stored code's own expiry).
+/// `codes.expires_at` (filled from each stored code's own expiry), the
+/// consents' paging index.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    // the dashboard pages by (customer, created_at, id): the older index
+    // without id is superseded
+    conn.execute_batch("DROP INDEX IF EXISTS consents_by_customer;")
+        .map_err(unavailable)?;
     let has_expiry: bool = conn
         .query_row(
             "SELECT EXISTS (SELECT 1 FROM pragma_table_info('codes') WHERE name = 'expires_at')",
@@ -748,7 +753,7 @@ impl SqliteDb {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare(
-                "SELECT body FROM consents WHERE customer_id = ?1 ORDER BY created_at DESC, id",
+                "SELECT body FROM consents WHERE customer_id = ?1 ORDER BY created_at DESC, id DESC",
             )
             .map_err(unavailable)?;
         let rows = stmt
@@ -890,6 +895,61 @@ impl ConsentStore for SqliteDb {
         customer_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Consent>, StoreError>> {
         Box::pin(core::future::ready(self.consents_of(customer_id)))
+    }
+
+    fn page_for_customer<'a>(
+        &'a self,
+        customer_id: &'a str,
+        after: Option<&'a fapi_consent::store::PageCursor>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Consent>, StoreError>> {
+        Box::pin(core::future::ready(self.consent_page(
+            customer_id,
+            after,
+            limit,
+        )))
+    }
+}
+
+impl SqliteDb {
+    /// One page through the (customer, created_at, id) index: a seek to
+    /// the cursor, never a scan of the customer's older consents.
+    fn consent_page(
+        &self,
+        customer_id: &str,
+        after: Option<&fapi_consent::store::PageCursor>,
+        limit: usize,
+    ) -> Result<Vec<Consent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let conn = self.conn()?;
+        let rows: Vec<String> = match after {
+            None => conn
+                .prepare_cached(
+                    "SELECT body FROM consents WHERE customer_id = ?1
+                     ORDER BY created_at DESC, id DESC LIMIT ?2",
+                )
+                .map_err(unavailable)?
+                .query_map(params![customer_id, limit], |r| r.get(0))
+                .map_err(unavailable)?
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)?,
+            Some(c) => conn
+                .prepare_cached(
+                    "SELECT body FROM consents WHERE customer_id = ?1 AND (created_at, id) < (?2, ?3)
+                     ORDER BY created_at DESC, id DESC LIMIT ?4",
+                )
+                .map_err(unavailable)?
+                .query_map(
+                    params![customer_id, c.created_at.as_secs(), c.id.as_str(), limit],
+                    |r| r.get(0),
+                )
+                .map_err(unavailable)?
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)?,
+        };
+        rows.iter()
+            .map(|b| serde_json::from_str(b).map_err(unavailable))
+            .collect()
     }
 }
 

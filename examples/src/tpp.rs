@@ -951,7 +951,44 @@ impl ScriptedCustomer<'_> {
         }
     }
 
-    /// Logs in to the dashboard and revokes `consent_id` with one click.
+    /// Logs in to the dashboard and reads its pages, newest first,
+    /// following its "Older consents" links (at most `max_pages`); returns
+    /// the session cookie and the pages.
+    ///
+    /// # Errors
+    /// [`TppError`].
+    pub async fn dashboard_pages(
+        &self,
+        base: &str,
+        max_pages: usize,
+    ) -> Result<(String, Vec<String>), TppError> {
+        let (_, login, login_cookie) = self
+            .follow_to_page(&format!("{base}/dashboard"), None)
+            .await?;
+        let (cookie, _) = self.login(base, &login, login_cookie.as_deref()).await?;
+        let mut pages = Vec::new();
+        let mut next = Some(format!("{base}/dashboard"));
+        while let Some(url) = next.take() {
+            if pages.len() >= max_pages {
+                break;
+            }
+            let (status, page, _) = self.follow_to_page(&url, Some(&cookie)).await?;
+            if status != 200 {
+                return Err(TppError::Status { status, body: page });
+            }
+            const OLDER: &str = "href=\"/dashboard?after=";
+            next = page.find(OLDER).and_then(|i| {
+                let rest = page.get(i + OLDER.len()..)?;
+                let cursor = rest.get(..rest.find('"')?)?;
+                Some(format!("{base}/dashboard?after={cursor}"))
+            });
+            pages.push(page);
+        }
+        Ok((cookie, pages))
+    }
+
+    /// Logs in to the dashboard, finds `consent_id` on its pages and
+    /// revokes it; returns the page it was on.
     ///
     /// # Errors
     /// [`TppError`].
@@ -960,18 +997,12 @@ impl ScriptedCustomer<'_> {
         base: &str,
         consent_id: &str,
     ) -> Result<String, TppError> {
-        let (_, login, login_cookie) = self
-            .follow_to_page(&format!("{base}/dashboard"), None)
-            .await?;
-        let (cookie, _) = self.login(base, &login, login_cookie.as_deref()).await?;
-        let (status, page, _) = self
-            .follow_to_page(&format!("{base}/dashboard"), Some(&cookie))
-            .await?;
-        if status != 200 || !page.contains(consent_id) {
+        let (cookie, pages) = self.dashboard_pages(base, 100).await?;
+        let Some(page) = pages.into_iter().find(|p| p.contains(consent_id)) else {
             return Err(TppError::Protocol(
                 "consent not listed on the dashboard".into(),
             ));
-        }
+        };
         let form = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("csrf", &hidden(&page, "csrf").unwrap_or_default())
             .append_pair("consent_id", consent_id)

@@ -363,3 +363,108 @@ async fn a_key_past_its_window_is_new_without_a_sweep() {
         Begin::New
     ));
 }
+
+/// A customer with thousands of consents: the dashboard shows them newest
+/// first, 20 a page, each page read through the paging index, and the
+/// links walk all of them once; a forged link is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_pages_thousands_of_consents_newest_first() {
+    use fapi_consent::consent::{AccountAccessRequest, Actor};
+    use fapi_consent::{Consent, ConsentEvent, ConsentStore, EventKind};
+    let dir = TempDir::new("dash-pages");
+    let p = Platform::start(&dir.0, &["tpp-a"], |c| c.customer_rate_limit_per_second = 0)
+        .await
+        .unwrap();
+    let now = p.clock.now();
+    let client = ClientId::try_from("tpp-a").unwrap();
+    let total = 2_000;
+    for i in 0..total {
+        // two consents per second: ties on created_at are ordered by id
+        let at = now.saturating_sub(i64::from(total - i) / 2 + 10);
+        let id = fapi_core::types::ConsentId::try_from(format!("aac-page-{i:05}")).unwrap();
+        let c = Consent::account_access(
+            id,
+            client.clone(),
+            &AccountAccessRequest {
+                permissions: vec!["ReadAccountsBasic".into()],
+                ..Default::default()
+            },
+            at,
+        )
+        .unwrap()
+        .apply(ConsentEvent {
+            kind: EventKind::Authorise {
+                customer_id: "alice".into(),
+                accounts: vec!["acc-1".into()],
+            },
+            actor: Actor::Customer("alice".into()),
+            reason: "test".into(),
+            at,
+        })
+        .unwrap();
+        p.bank.db.create(c).await.unwrap();
+    }
+    let alice = ScriptedCustomer {
+        browser: &p.browser,
+        username: "alice",
+        password: "alice-password",
+    };
+    p.bank.db.trace_statements(Some(record)).unwrap();
+    let (cookie, pages) = alice.dashboard_pages(&p.bank.issuer, 1_000).await.unwrap();
+    p.bank.db.trace_statements(None).unwrap();
+    // every page, the first and those after a cursor, seeks the index
+    let plans = Connection::open(dir.0.join("bank.db")).unwrap();
+    let paging: Vec<String> = STATEMENTS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.contains("FROM consents WHERE customer_id"))
+        .cloned()
+        .collect();
+    assert!(
+        paging.iter().any(|s| s.contains("(created_at, id) <")),
+        "{paging:?}"
+    );
+    for sql in &paging {
+        assert!(scans(&plans, sql).is_empty(), "{sql}");
+    }
+    assert_eq!(pages.len(), total as usize / 20);
+    // each id in the order the pages show it (it also appears in forms)
+    let mut listed: Vec<String> = Vec::new();
+    for page in &pages {
+        for (i, _) in page.match_indices("<tr><td>aac-page-") {
+            listed.push(page.get(i + 8..i + 22).unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        listed.len(),
+        total as usize,
+        "each consent on exactly one page"
+    );
+    let expected: Vec<String> = (0..total)
+        .rev()
+        .map(|i| format!("aac-page-{i:05}"))
+        .collect();
+    let first_difference = listed.iter().zip(&expected).position(|(a, b)| a != b);
+    assert_eq!(first_difference, None, "newest first");
+    assert!(pages[0].contains("Older consents") && !pages[0].contains("Newest consents"));
+    assert!(!pages.last().unwrap().contains("Older consents"));
+    // a forged or malformed cursor is refused, not interpreted
+    for bad in [
+        "after=x",
+        "after=12.",
+        "after=1.a&after=2.b",
+        "page=2",
+        "after=-1.aac-1",
+    ] {
+        let r = p
+            .browser
+            .get(format!("{}/dashboard?{bad}", p.bank.issuer))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    p.bank.stop().await;
+}

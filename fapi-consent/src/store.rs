@@ -66,11 +66,58 @@ pub trait ConsentStore: Send + Sync + fmt::Debug {
         expected_version: u64,
         next: Consent,
     ) -> BoxFuture<'_, Result<(), CasError>>;
-    /// The consents of a customer (the dashboard), most recent first.
+    /// The consents of a customer, most recent first (by creation time,
+    /// then id, both descending).
     fn list_for_customer<'a>(
         &'a self,
         customer_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Consent>, StoreError>>;
+
+    /// One page of a customer's consents in the order of
+    /// [`Self::list_for_customer`]: at most `limit`, those after `after`
+    /// (the last of the previous page; `None`: the newest). The default
+    /// lists them all and cuts; an adapter with an index on
+    /// (customer, creation time, id) reads only the page.
+    fn page_for_customer<'a>(
+        &'a self,
+        customer_id: &'a str,
+        after: Option<&'a PageCursor>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Consent>, StoreError>> {
+        Box::pin(async move {
+            let all = self.list_for_customer(customer_id).await?;
+            Ok(all
+                .into_iter()
+                .filter(|c| after.is_none_or(|a| a.is_before(c)))
+                .take(limit)
+                .collect())
+        })
+    }
+}
+
+/// Where a page of a customer's consents ends: the next page holds the
+/// consents older than it (by creation time, then id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageCursor {
+    /// The last consent's creation time.
+    pub created_at: fapi_core::time::UnixTime,
+    /// The last consent's id.
+    pub id: ConsentId,
+}
+
+impl PageCursor {
+    /// The cursor after `c`.
+    pub fn after(c: &Consent) -> Self {
+        Self {
+            created_at: c.created_at(),
+            id: c.id().clone(),
+        }
+    }
+
+    /// Whether `c` comes after this cursor in newest-first order.
+    pub fn is_before(&self, c: &Consent) -> bool {
+        (c.created_at(), c.id().as_str()) < (self.created_at, self.id.as_str())
+    }
 }
 
 /// An in-memory [`ConsentStore`].
@@ -147,7 +194,7 @@ impl ConsentStore for InMemoryConsentStore {
             v.sort_by(|a, b| {
                 b.created_at()
                     .cmp(&a.created_at())
-                    .then_with(|| a.id().cmp(b.id()))
+                    .then_with(|| b.id().as_str().cmp(a.id().as_str()))
             });
             v
         });

@@ -133,6 +133,29 @@ pub async fn consent_store_conformance(
     if listed.len() != 2 {
         return Err(fail("a customer's consents are listed", listed.len()));
     }
+    // pages of one, in the list's order, then nothing
+    let first = store
+        .page_for_customer("c", None, 1)
+        .await
+        .map_err(|e| fail("page", e))?;
+    let cursor = first.first().map(crate::store::PageCursor::after);
+    let second = store
+        .page_for_customer("c", cursor.as_ref(), 1)
+        .await
+        .map_err(|e| fail("page", e))?;
+    let cursor = second.first().map(crate::store::PageCursor::after);
+    let third = store
+        .page_for_customer("c", cursor.as_ref(), 1)
+        .await
+        .map_err(|e| fail("page", e))?;
+    let paged: Vec<&Consent> = first.iter().chain(&second).collect();
+    let listed: Vec<&Consent> = listed.iter().collect();
+    if paged != listed || !third.is_empty() {
+        return Err(fail(
+            "pages of a customer's consents follow the list, newest first",
+            (paged.len(), third.len()),
+        ));
+    }
     Ok(())
 }
 

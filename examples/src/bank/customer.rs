@@ -878,15 +878,72 @@ fn dashboard_login(note: Option<&str>) -> Response {
     login_page("", "", note)
 }
 
-/// `GET /dashboard`: the customer's consents, what each grants, and a
-/// one-click revoke for the active account-access ones.
-async fn dashboard(State(state): State<Arc<BankState>>, headers: HeaderMap) -> Response {
+/// Consents on one dashboard page.
+pub(crate) const DASHBOARD_PAGE: usize = 20;
+
+/// The `after` cursor of a dashboard link: `<created_at>.<consent id>`.
+fn parse_cursor(v: &str) -> Option<fapi_consent::store::PageCursor> {
+    let (secs, id) = v.split_once('.')?;
+    if secs.is_empty() || !secs.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(fapi_consent::store::PageCursor {
+        created_at: fapi_core::time::UnixTime::from_secs(secs.parse().ok()?)?,
+        id: ConsentId::try_from(id).ok()?,
+    })
+}
+
+/// `GET /dashboard[?after=CURSOR]`: the customer's consents, newest first,
+/// [`DASHBOARD_PAGE`] a page (read through the store's paging index, so a
+/// customer with thousands of consents costs one page), what each grants,
+/// and a one-click revoke for the active account-access ones.
+async fn dashboard(
+    State(state): State<Arc<BankState>>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
     let Some((token, session)) = state.session(&headers) else {
         return dashboard_login(None);
     };
-    let consents = match state.db.list_for_customer(&session.customer_id).await {
+    let after = match query.as_deref().filter(|q| !q.is_empty()) {
+        None => None,
+        Some(q) => {
+            let cursor = Form::parse(q.as_bytes(), MAX_FORM)
+                .ok()
+                .filter(|f| f.names().all(|n| n == "after"))
+                .and_then(|f| f.get("after").and_then(parse_cursor));
+            match cursor {
+                Some(c) => Some(c),
+                None => return error_page(StatusCode::BAD_REQUEST, "this page link is not valid"),
+            }
+        }
+    };
+    let mut consents = match state
+        .db
+        .page_for_customer(&session.customer_id, after.as_ref(), DASHBOARD_PAGE + 1)
+        .await
+    {
         Ok(c) => c,
         Err(_) => return error_page(StatusCode::SERVICE_UNAVAILABLE, "consents are unavailable"),
+    };
+    let older = consents.len() > DASHBOARD_PAGE;
+    consents.truncate(DASHBOARD_PAGE);
+    let next = if older {
+        consents.last().map(|c| {
+            format!(
+                "<p><a href=\"/dashboard?after={}.{}\">Older consents</a></p>",
+                c.created_at().as_secs(),
+                esc(c.id().as_str())
+            )
+        })
+    } else {
+        None
+    }
+    .unwrap_or_default();
+    let newest = if after.is_some() {
+        "<p><a href=\"/dashboard\">Newest consents</a></p>"
+    } else {
+        ""
     };
     let mut rows = String::new();
     for c in &consents {
@@ -931,7 +988,7 @@ async fn dashboard(State(state): State<Arc<BankState>>, headers: HeaderMap) -> R
         StatusCode::OK,
         "Your connected apps",
         &format!(
-            "<p>Logged in as {}.</p>{}<table><tr><th>Consent</th><th>Provider</th><th>What it allows</th><th>Status</th><th></th></tr>{rows}</table>",
+            "<p>Logged in as {}.</p>{}<table><tr><th>Consent</th><th>Provider</th><th>What it allows</th><th>Status</th><th></th></tr>{rows}</table>{newest}{next}",
             esc(&session.customer_id),
             logout_form(&token)
         ),

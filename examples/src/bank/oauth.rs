@@ -71,6 +71,11 @@ impl Form {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The parameter names, in order.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
+    }
+
     fn require(&self, name: &'static str) -> Result<&str, OAuthFailure> {
         self.get(name).ok_or_else(|| {
             OAuthFailure::new(ErrorCode::InvalidRequest, format!("{name} is required"))
