@@ -534,3 +534,116 @@ fn keys_rotate_and_list_from_the_command_line() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("a rotation is already pending"));
 }
+
+/// The status of every payment consent in the data directory's database,
+/// read beside the running bank (WAL).
+fn payment_consent_statuses(conn: &rusqlite::Connection) -> Vec<String> {
+    let mut st = conn
+        .prepare("SELECT json_extract(body, '$.status') FROM consents WHERE id LIKE 'pdc-%'")
+        .unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// kill -9 of the bank while a payment is at the core (reserved, not
+/// booked): after a restart the reservation is reconciled in the
+/// background and the consent is usable again; no money moved.
+#[test]
+fn a_bank_killed_between_reserve_and_booking_releases_the_consent_after_restart() {
+    let tmp = TempDir::new("kill9");
+    let dir = tmp.0.to_str().unwrap().to_owned();
+    ok(&bank(&["init", "--data-dir", &dir]));
+    let config = format!("{dir}/bank.json");
+    ok(&bank(&[
+        "tpp",
+        "onboard",
+        "--config",
+        &config,
+        "--software-statement",
+        &format!("{dir}/tpp-a.ssa.jwt"),
+        "--certificate",
+        &format!("{dir}/tpp-a.pem"),
+    ]));
+    let (mut child, discovery, _lines) = serve(
+        &config,
+        &["--core-latency-ms", "3000", "--core-timeout-ms", "30000"],
+    );
+    let mut pay = Command::new(env!("CARGO_BIN_EXE_tpp"))
+        .args([
+            "--discovery",
+            &discovery,
+            "--server-ca",
+            &format!("{dir}/scheme-ca.pem"),
+            "--client-id",
+            "tpp-a",
+            "--certificate",
+            &format!("{dir}/tpp-a.pem"),
+            "--key-dir",
+            &dir,
+            "pay",
+            "--amount",
+            "25.00",
+            "--creditor",
+            "ACME Ltd",
+            "--creditor-account",
+            "08080021325698",
+            "--customer",
+            "alice",
+            "--password",
+            "alice-password",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // wait until the submission has reserved the consent (its core call
+    // sleeps 3 s), then kill the bank without a chance to clean up
+    let db = rusqlite::Connection::open(format!("{dir}/bank.db")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !payment_consent_statuses(&db).contains(&"PaymentPending".to_owned()) {
+        assert!(std::time::Instant::now() < deadline, "no reservation seen");
+        std::thread::yield_now();
+    }
+    assert!(Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    child.wait().unwrap();
+    let _ = pay.wait();
+    assert_eq!(
+        payment_consent_statuses(&db),
+        vec!["PaymentPending".to_owned()]
+    );
+
+    // up again, a prompt core: the background reconciliation asks it
+    let (mut child, _, _lines) = serve(&config, &["--core-timeout-ms", "1000"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while payment_consent_statuses(&db) != vec!["Authorised".to_owned()] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not reconciled: {:?}",
+            payment_consent_statuses(&db)
+        );
+        std::thread::yield_now();
+    }
+    let conn = rusqlite::Connection::open(format!("{dir}/bank.db")).unwrap();
+    let (balance, booked): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT balance FROM core_accounts WHERE id = 'acc-1'),
+                    (SELECT COUNT(*) FROM core_transactions WHERE payment_ref IS NOT NULL)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((balance, booked), (100_000, 0), "no money moved");
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(child.wait().unwrap().success());
+    ok(&bank(&["verify-audit", "--config", &config]));
+}
