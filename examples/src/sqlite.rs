@@ -640,6 +640,13 @@ impl SqliteDb {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
+        let entry = Self::append_in(&tx, event)?;
+        tx.commit().map_err(unavailable)?;
+        Ok(entry)
+    }
+
+    /// Appends `event` inside the caller's (immediate) transaction.
+    fn append_in(tx: &Connection, event: AuditEvent) -> Result<AuditEntry, StoreError> {
         let last: Option<(i64, String, String, String)> = tx
             .prepare_cached(
                 "SELECT seq, prev_hash, hash, event FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)",
@@ -657,7 +664,6 @@ impl SqliteDb {
             params![seq, entry.prev_hash, entry.hash, json],
         )
         .map_err(unavailable)?;
-        tx.commit().map_err(unavailable)?;
         Ok(entry)
     }
 
@@ -680,10 +686,13 @@ impl SqliteDb {
 
 impl SqliteDb {
     fn create_consent(&self, consent: &Consent) -> Result<(), CreateError> {
+        Self::create_in(&*self.conn()?, consent)
+    }
+
+    fn create_in(conn: &Connection, consent: &Consent) -> Result<(), CreateError> {
         let body = serde_json::to_string(consent).map_err(unavailable)?;
         let version = i64::try_from(consent.version()).map_err(unavailable)?;
-        let inserted = self
-            .conn()?
+        let inserted = conn
             .execute(
                 "INSERT OR IGNORE INTO consents (id, customer_id, created_at, version, body) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![consent.id().as_str(), consent.customer_id(), consent.created_at().as_secs(), version, body],
@@ -711,6 +720,49 @@ impl SqliteDb {
     }
 
     fn swap_consent(&self, expected: u64, next: &Consent) -> Result<(), CasError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        let outcome = Self::swap_in(&tx, expected, next);
+        tx.commit().map_err(unavailable)?;
+        outcome
+    }
+
+    /// The consent change and its audit entry in one transaction: a lost
+    /// swap writes no entry, a failed append undoes the swap.
+    fn swap_consent_audited(
+        &self,
+        expected: u64,
+        next: &Consent,
+        entry: AuditEvent,
+    ) -> Result<(), CasError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        Self::swap_in(&tx, expected, next)?;
+        Self::append_in(&tx, entry)?;
+        tx.commit().map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn create_consent_audited(
+        &self,
+        consent: &Consent,
+        entry: AuditEvent,
+    ) -> Result<(), CreateError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        Self::create_in(&tx, consent)?;
+        Self::append_in(&tx, entry)?;
+        tx.commit().map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn swap_in(tx: &Connection, expected: u64, next: &Consent) -> Result<(), CasError> {
         if next.version() != expected + 1 {
             return Err(CasError::Conflict { current: expected });
         }
@@ -719,10 +771,6 @@ impl SqliteDb {
             i64::try_from(expected).map_err(unavailable)?,
             i64::try_from(next.version()).map_err(unavailable)?,
         );
-        let mut conn = self.conn()?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(unavailable)?;
         let updated = tx
             .execute(
                 "UPDATE consents SET body = ?1, version = ?2, customer_id = ?3 WHERE id = ?4 AND version = ?5",
@@ -745,7 +793,6 @@ impl SqliteDb {
                 None => Err(CasError::NotFound),
             }
         };
-        tx.commit().map_err(unavailable)?;
         outcome
     }
 
@@ -895,6 +942,49 @@ impl ConsentStore for SqliteDb {
         customer_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Consent>, StoreError>> {
         Box::pin(core::future::ready(self.consents_of(customer_id)))
+    }
+
+    /// One transaction when `audit` is this database (the bank's case);
+    /// the composed default otherwise.
+    fn compare_and_swap_audited<'a>(
+        &'a self,
+        audit: &'a dyn AuditLog,
+        expected_version: u64,
+        next: Consent,
+        entry: AuditEvent,
+    ) -> BoxFuture<'a, Result<(), CasError>> {
+        if core::ptr::addr_eq(audit, self) {
+            Box::pin(core::future::ready(self.swap_consent_audited(
+                expected_version,
+                &next,
+                entry,
+            )))
+        } else {
+            Box::pin(fapi_consent::store::compose_swap_audited(
+                self,
+                audit,
+                expected_version,
+                next,
+                entry,
+            ))
+        }
+    }
+
+    fn create_audited<'a>(
+        &'a self,
+        audit: &'a dyn AuditLog,
+        consent: Consent,
+        entry: AuditEvent,
+    ) -> BoxFuture<'a, Result<(), CreateError>> {
+        if core::ptr::addr_eq(audit, self) {
+            Box::pin(core::future::ready(
+                self.create_consent_audited(&consent, entry),
+            ))
+        } else {
+            Box::pin(fapi_consent::store::compose_create_audited(
+                self, audit, consent, entry,
+            ))
+        }
     }
 
     fn page_for_customer<'a>(

@@ -355,3 +355,143 @@ mod directory {
         assert!(r.is_ok());
     }
 }
+
+/// A consent change and its audit entry commit together in the SQLite
+/// store: a lost compare-and-swap leaves no entry (the composed default
+/// writes the entry and a ChangeAbandoned after it), and of 64 threads
+/// racing to revoke one consent the trail holds exactly the one change
+/// that happened.
+#[test]
+fn a_consent_change_and_its_audit_entry_commit_together() {
+    use fapi_consent::consent::{AccountAccessRequest, Actor};
+    use fapi_consent::store::{apply_event_audited, create_audited};
+    use fapi_consent::{Consent, ConsentEvent, ConsentStore, EventKind, InMemoryConsentStore};
+    use fapi_core::types::{ClientId, ConsentId};
+    let consent = || {
+        Consent::account_access(
+            ConsentId::try_from("aac-1").unwrap(),
+            ClientId::try_from("tpp-a").unwrap(),
+            &AccountAccessRequest {
+                permissions: vec!["ReadAccountsBasic".into()],
+                ..Default::default()
+            },
+            at(0),
+        )
+        .unwrap()
+    };
+    let authorise = ConsentEvent {
+        kind: EventKind::Authorise {
+            customer_id: "alice".into(),
+            accounts: vec!["acc-1".into()],
+        },
+        actor: Actor::Customer("alice".into()),
+        reason: "ok".into(),
+        at: at(1),
+    };
+    let stale_swap = |store: &dyn ConsentStore, audit: &dyn AuditLog| {
+        // version 1 was replaced by the authorisation: this swap loses
+        let stale = consent()
+            .apply(ConsentEvent {
+                kind: EventKind::Reject,
+                actor: Actor::Customer("alice".into()),
+                reason: "late".into(),
+                at: at(2),
+            })
+            .unwrap();
+        let entry = AuditEvent::new(AuditAction::ConsentRejected, at(2));
+        b(store.compare_and_swap_audited(audit, 1, stale, entry)).unwrap_err()
+    };
+    let actions = |audit: &dyn AuditLog| -> Vec<AuditAction> {
+        b(audit.entries(1, 1000))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event.action)
+            .collect()
+    };
+
+    // SQLite, the store its own trail: nothing for the lost swap
+    let tmp = TempDb::new("audited-cas");
+    let db = tmp.open();
+    b(create_audited(&db, &db, consent(), None, None)).unwrap();
+    b(apply_event_audited(
+        &db,
+        &db,
+        &ConsentId::try_from("aac-1").unwrap(),
+        authorise.clone(),
+        None,
+    ))
+    .unwrap();
+    assert!(matches!(
+        stale_swap(&db, &db),
+        fapi_consent::store::CasError::Conflict { current: 2 }
+    ));
+    assert_eq!(
+        actions(&db),
+        vec![AuditAction::ConsentCreated, AuditAction::ConsentAuthorised]
+    );
+
+    // the twin: a separate trail gets the entry, then ChangeAbandoned
+    let memory = InMemoryConsentStore::new();
+    let log = fapi_consent::audit::InMemoryAuditLog::new();
+    b(create_audited(&memory, &log, consent(), None, None)).unwrap();
+    b(apply_event_audited(
+        &memory,
+        &log,
+        &ConsentId::try_from("aac-1").unwrap(),
+        authorise,
+        None,
+    ))
+    .unwrap();
+    stale_swap(&memory, &log);
+    assert_eq!(
+        actions(&log),
+        vec![
+            AuditAction::ConsentCreated,
+            AuditAction::ConsentAuthorised,
+            AuditAction::ConsentRejected,
+            AuditAction::ChangeAbandoned
+        ]
+    );
+
+    // 64 threads race to revoke: one change, one entry
+    let db = Arc::new(db);
+    let barrier = Arc::new(Barrier::new(64));
+    let threads: Vec<_> = (0..64)
+        .map(|i| {
+            let (db, barrier) = (db.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let revoke = ConsentEvent {
+                    kind: EventKind::Revoke,
+                    actor: Actor::Customer("alice".into()),
+                    reason: format!("revoke {i}"),
+                    at: at(3),
+                };
+                b(apply_event_audited(
+                    &*db,
+                    &*db,
+                    &ConsentId::try_from("aac-1").unwrap(),
+                    revoke,
+                    None,
+                ))
+                .is_ok()
+            })
+        })
+        .collect();
+    let won = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(won, 1);
+    assert_eq!(
+        actions(&*db),
+        vec![
+            AuditAction::ConsentCreated,
+            AuditAction::ConsentAuthorised,
+            AuditAction::ConsentRevoked
+        ]
+    );
+    let entries = b(db.entries(1, 1000)).unwrap();
+    verify_chain(&entries, &[], &fapi_core::jwk::KeySet::default(), &[]).unwrap();
+}

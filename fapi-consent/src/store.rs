@@ -73,6 +73,40 @@ pub trait ConsentStore: Send + Sync + fmt::Debug {
         customer_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Consent>, StoreError>>;
 
+    /// [`Self::compare_and_swap`] with the change's audit entry `entry`
+    /// appended to `audit`: both or neither. The default composes the two
+    /// ([`compose_swap_audited`]: the entry first, a `ChangeAbandoned`
+    /// entry after it if the swap loses, so a crash between the steps can
+    /// leave an entry whose change did not happen, flagged by nothing); an
+    /// adapter that keeps the audit trail in the same database does both in
+    /// one transaction when `audit` is itself.
+    fn compare_and_swap_audited<'a>(
+        &'a self,
+        audit: &'a dyn crate::audit::AuditLog,
+        expected_version: u64,
+        next: Consent,
+        entry: crate::audit::AuditEvent,
+    ) -> BoxFuture<'a, Result<(), CasError>> {
+        Box::pin(compose_swap_audited(
+            self,
+            audit,
+            expected_version,
+            next,
+            entry,
+        ))
+    }
+
+    /// [`Self::create`] with its audit entry, both or neither; the default
+    /// composes them like [`Self::compare_and_swap_audited`].
+    fn create_audited<'a>(
+        &'a self,
+        audit: &'a dyn crate::audit::AuditLog,
+        consent: Consent,
+        entry: crate::audit::AuditEvent,
+    ) -> BoxFuture<'a, Result<(), CreateError>> {
+        Box::pin(compose_create_audited(self, audit, consent, entry))
+    }
+
     /// One page of a customer's consents in the order of
     /// [`Self::list_for_customer`]: at most `limit`, those after `after`
     /// (the last of the previous page; `None`: the newest). The default
@@ -92,6 +126,54 @@ pub trait ConsentStore: Send + Sync + fmt::Debug {
                 .take(limit)
                 .collect())
         })
+    }
+}
+
+/// The default of [`ConsentStore::compare_and_swap_audited`] for a store
+/// and an audit log that do not share a transaction: the entry is appended
+/// before the swap, and a `ChangeAbandoned` entry follows if it loses.
+///
+/// # Errors
+/// [`CasError`]; an audit failure is [`CasError::Store`].
+pub async fn compose_swap_audited<S: ConsentStore + ?Sized>(
+    store: &S,
+    audit: &dyn crate::audit::AuditLog,
+    expected_version: u64,
+    next: Consent,
+    entry: crate::audit::AuditEvent,
+) -> Result<(), CasError> {
+    audit.append(entry.clone()).await.map_err(CasError::Store)?;
+    match store.compare_and_swap(expected_version, next).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let mut abandoned = entry;
+            abandoned.action = crate::audit::AuditAction::ChangeAbandoned;
+            audit.append(abandoned).await.map_err(CasError::Store)?;
+            Err(e)
+        }
+    }
+}
+
+/// The default of [`ConsentStore::create_audited`] (see
+/// [`compose_swap_audited`]).
+///
+/// # Errors
+/// [`CreateError`]; an audit failure is [`CreateError::Store`].
+pub async fn compose_create_audited<S: ConsentStore + ?Sized>(
+    store: &S,
+    audit: &dyn crate::audit::AuditLog,
+    consent: Consent,
+    entry: crate::audit::AuditEvent,
+) -> Result<(), CreateError> {
+    audit.append(entry.clone()).await?;
+    match store.create(consent).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let mut abandoned = entry;
+            abandoned.action = crate::audit::AuditAction::ChangeAbandoned;
+            audit.append(abandoned).await?;
+            Err(e)
+        }
     }
 }
 
@@ -263,10 +345,12 @@ pub fn audit_action(kind: &crate::consent::EventKind) -> crate::audit::AuditActi
     }
 }
 
-/// [`apply_event`] with the audit trail: the change is appended to `audit`
-/// *before* it takes effect; if the compare-and-swap then loses, a
-/// `ChangeAbandoned` entry follows, so the trail never claims a change
-/// that did not happen without saying so.
+/// [`apply_event`] with the audit trail, through
+/// [`ConsentStore::compare_and_swap_audited`]: a store that keeps the
+/// trail itself commits the change and its entry together; otherwise the
+/// entry is appended *before* the change and, if the compare-and-swap
+/// loses, a `ChangeAbandoned` entry follows, so the trail never claims a
+/// change that did not happen without saying so.
 ///
 /// # Errors
 /// [`ApplyError`]; an audit failure is [`ApplyError::Store`] and nothing
@@ -278,7 +362,7 @@ pub async fn apply_event_audited(
     event: ConsentEvent,
     interaction_id: Option<&str>,
 ) -> Result<Consent, ApplyError> {
-    use crate::audit::{AuditAction, AuditEvent};
+    use crate::audit::AuditEvent;
     for _ in 0..MAX_CAS_ATTEMPTS {
         let current = store.get(id).await?.ok_or(ApplyError::NotFound)?;
         let version = current.version();
@@ -291,19 +375,14 @@ pub async fn apply_event_audited(
         entry.consent_id = Some(id.as_str().to_owned());
         entry.status_before = Some(before);
         entry.status_after = Some(next.status());
-        audit.append(entry.clone()).await?;
-        match store.compare_and_swap(version, next.clone()).await {
+        match store
+            .compare_and_swap_audited(audit, version, next.clone(), entry)
+            .await
+        {
             Ok(()) => return Ok(next),
-            Err(e) => {
-                let mut abandoned = entry;
-                abandoned.action = AuditAction::ChangeAbandoned;
-                audit.append(abandoned).await?;
-                match e {
-                    CasError::Conflict { .. } => continue,
-                    CasError::NotFound => return Err(ApplyError::NotFound),
-                    CasError::Store(e) => return Err(ApplyError::Store(e)),
-                }
-            }
+            Err(CasError::Conflict { .. }) => continue,
+            Err(CasError::NotFound) => return Err(ApplyError::NotFound),
+            Err(CasError::Store(e)) => return Err(ApplyError::Store(e)),
         }
     }
     Err(ApplyError::Contended)
@@ -328,13 +407,5 @@ pub async fn create_audited(
     entry.consent_id = Some(consent.id().as_str().to_owned());
     entry.status_after = Some(consent.status());
     entry.request_sha256 = request_sha256;
-    audit.append(entry.clone()).await?;
-    match store.create(consent).await {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            entry.action = AuditAction::ChangeAbandoned;
-            audit.append(entry).await?;
-            Err(e)
-        }
-    }
+    store.create_audited(audit, consent, entry).await
 }
