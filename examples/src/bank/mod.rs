@@ -22,6 +22,8 @@ pub mod keys;
 pub mod listener;
 mod oauth;
 mod observe;
+#[cfg(test)]
+mod payment_model;
 mod resources;
 pub mod telemetry;
 pub mod throttle;
@@ -533,6 +535,19 @@ pub fn build(
     issuer_url: &str,
     api_base: &str,
 ) -> Result<BankApps, StartError> {
+    build_with_core(config, clock, issuer_url, api_base, |ledger| ledger)
+}
+
+/// [`build`], with the core the handlers call made from the ledger (with
+/// its fault flags) by `core_of`: a model test puts a scripted core in
+/// front of it.
+pub(crate) fn build_with_core(
+    config: &BankConfig,
+    clock: Arc<dyn Clock>,
+    issuer_url: &str,
+    api_base: &str,
+    core_of: impl FnOnce(Arc<FaultInjection<SqliteLedger>>) -> Arc<dyn CoreBanking>,
+) -> Result<BankApps, StartError> {
     let provider = fapi_core::crypto::default_provider();
     let dir = &config.data_dir;
     let read = |p: &std::path::Path| {
@@ -565,7 +580,7 @@ pub fn build(
         Duration::from_millis(config.core.latency_ms),
         config.core.fail_rate,
     ));
-    let core: Arc<dyn CoreBanking> = faults.clone();
+    let core = core_of(faults.clone());
     // keys (through the key source; never logged), on the schedule the
     // database holds
     let signing_keys = keys::SigningKeys::open(

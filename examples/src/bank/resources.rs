@@ -1014,7 +1014,7 @@ fn replayed(state: &BankState, status: StatusCode, body: Vec<u8>) -> Result<Resp
 }
 
 /// One submission under its idempotency key, to the end.
-async fn submit_payment(
+pub(super) async fn submit_payment(
     st: &Arc<BankState>,
     tok: &BoundAccessToken,
     submission: &PaymentSubmission,
