@@ -79,6 +79,11 @@ fn bench(c: &mut Criterion) {
                         .unwrap()
                 })
             });
+            // what the bank pays per token it issues (BENCHMARKS.md: the
+            // signing share of a flow)
+            g.bench_function("raw_sign", |b| {
+                b.iter(|| key.sign(black_box(signing_input.as_bytes())).unwrap())
+            });
             let policy = JwsPolicy {
                 algorithms: Profile::Fapi2Security.algorithms(),
                 typ: ExpectedType::Exact("at+jwt"),

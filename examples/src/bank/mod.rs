@@ -24,6 +24,7 @@ mod oauth;
 mod observe;
 #[cfg(test)]
 mod payment_model;
+pub mod prefill;
 mod resources;
 pub mod telemetry;
 pub mod throttle;

@@ -6,6 +6,8 @@
 //!                    (the development PKI and bank.json)
 //! bank serve         [--config FILE] [--data-dir DIR] [flags]
 //! bank verify-audit  [--config FILE] [--data-dir DIR]
+//! bank prefill       [--config FILE] [--data-dir DIR] --flows N [--client ID]
+//!                    (N flows' worth of rows, for the growth benchmark)
 //! bank tpp onboard   [--config FILE] (--software-statement FILE | --metadata FILE) --certificate FILE
 //! bank tpp revoke    [--config FILE] (--client ID | --certificate FILE)
 //! bank tpp reinstate [--config FILE] --client ID
@@ -46,6 +48,7 @@ const USAGE: &str = "usage:
                      [--core-latency-ms N] [--core-fail-rate F] [--core-timeout-ms N] [--rate-limit N]
                      [--customer-rate-limit N] [--otlp-endpoint URL] [--core-fault-control]
   bank verify-audit  [--config FILE] [--data-dir DIR]
+  bank prefill       [--config FILE] [--data-dir DIR] --flows N [--client ID]
   bank tpp onboard   [--config FILE] [--data-dir DIR] (--software-statement FILE | --metadata FILE) --certificate FILE
   bank tpp revoke    [--config FILE] [--data-dir DIR] (--client ID | --certificate FILE)
   bank tpp reinstate [--config FILE] [--data-dir DIR] --client ID
@@ -184,6 +187,30 @@ fn algorithm(flags: &Flags, name: &str) -> Res<Option<Algorithm>> {
                 .ok_or_else(|| format!("--{name}: {v:?} is not PS256, ES256 or EdDSA").into())
         })
         .transpose()
+}
+
+/// `bank prefill`: `--flows` flows' worth of rows for `--client`
+/// (default `tpp-a`) in the bank's database, written through the store
+/// code; a stopped bank's database, or a running one's (SQLite serialises
+/// the writers).
+fn prefill(flags: &Flags) -> Res<()> {
+    flags.only(&["config", "data-dir", "flows", "client"])?;
+    let config = config(&flags.subset(&["config", "data-dir"]))?;
+    let flows: u64 = flags.parsed("flows")?.ok_or("give --flows N")?;
+    let client = ClientId::try_from(flags.get("client").unwrap_or("tpp-a"))?;
+    let db = Arc::new(SqliteDb::open(&config.data_dir.join("bank.db"))?);
+    let started = std::time::Instant::now();
+    bank::prefill::prefill(&db, &client, flows, SystemClock.now(), |n| {
+        eprintln!(
+            "{n} flows written ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
+    })?;
+    println!(
+        "{flows} flows' worth of rows written in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// `bank keys rotate` and `bank keys list`.
@@ -466,6 +493,7 @@ fn main() -> ExitCode {
                 ("tpp", [sub, rest @ ..]) => Flags::parse(rest).and_then(|f| tpp(sub, &f)),
                 ("keys", [sub, rest @ ..]) => Flags::parse(rest).and_then(|f| keys(sub, &f)),
                 ("init", rest) => Flags::parse(rest).and_then(|f| init(&f)),
+                ("prefill", rest) => Flags::parse(rest).and_then(|f| prefill(&f)),
                 ("serve", rest) => Flags::parse(rest).and_then(|f| runtime.block_on(serve(&f))),
                 ("verify-audit", rest) => {
                     Flags::parse(rest).and_then(|f| runtime.block_on(verify(&f)))
