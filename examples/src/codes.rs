@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use fapi_core::pkce::{verify_pkce, PkceError};
-use fapi_core::replay::{BoxFuture, StoreError};
+use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
 use fapi_core::types::{
     ClientId, CodeChallenge, CodeVerifier, ConsentId, JwtId, Nonce, RedirectUri, Scope,
@@ -186,7 +186,7 @@ impl InMemoryCodeStore {
         let mut m = self
             .codes
             .lock()
-            .map_err(|_| StoreError::Unavailable("code store lock poisoned".into()))?;
+            .map_err(|_| StoreError::unavailable("code store lock poisoned"))?;
         Ok(f(&mut m))
     }
 }

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use fapi_core::crypto::CryptoProvider;
-use fapi_core::replay::{BoxFuture, StoreError};
+use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
 use fapi_core::types::ClientId;
 use fapi_core::Profile;

@@ -18,7 +18,7 @@ use fapi_core::client::{AuthMethod, ClientMetadata};
 use fapi_core::crypto::{CryptoProvider, SigningKey};
 use fapi_core::jose::{sign_compact, ExpectedType, JwsPolicy, UnverifiedJws};
 use fapi_core::jwk::{JwkSet, KeySet};
-use fapi_core::replay::{BoxFuture, StoreError};
+use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
 use fapi_core::types::{CertificateThumbprint, ClientId, RedirectUri};
 use fapi_core::Profile;

@@ -22,7 +22,8 @@ use fapi_consent::idempotency::{
 };
 use fapi_consent::store::{CasError, ConsentStore, CreateError};
 use fapi_consent::Consent;
-use fapi_core::replay::{BoxFuture, ReplayCache, StoreError};
+use fapi_core::replay::ReplayCache;
+use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
 use fapi_core::types::{ClientId, ConsentId};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -179,9 +180,10 @@ pub struct SqliteDb {
     conn: Mutex<Connection>,
 }
 
-/// A SQLite failure as the stores report it (fail closed).
-pub(crate) fn unavailable(e: impl core::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("sqlite: {e}"))
+/// A SQLite failure as the stores report it (fail closed): the error
+/// itself is the cause, for the log.
+pub(crate) fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::unavailable(e)
 }
 
 impl SqliteDb {
@@ -519,7 +521,7 @@ impl SqliteDb {
     pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         self.conn
             .lock()
-            .map_err(|_| StoreError::Unavailable("sqlite connection lock poisoned".into()))
+            .map_err(|_| StoreError::unavailable("sqlite connection lock poisoned"))
     }
 
     fn insert_jti(

@@ -17,7 +17,7 @@ use fapi_core::crypto::{Algorithm, SigningError, SigningKey};
 use fapi_core::encoding::b64url_encode;
 use fapi_core::jose::{sign_compact, ExpectedType, JoseError, JwsPolicy, UnverifiedJws};
 use fapi_core::jwk::KeySet;
-use fapi_core::replay::{BoxFuture, StoreError};
+use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -127,7 +127,7 @@ pub fn genesis_hash() -> String {
 /// a stored one fails verification.
 fn entry_hash(seq: u64, prev_hash: &str, event: &AuditEvent) -> Result<String, StoreError> {
     let body = serde_json::to_vec(event)
-        .map_err(|e| StoreError::Unavailable(format!("audit event cannot be serialized: {e}")))?;
+        .map_err(|e| StoreError::unavailable(format!("audit event cannot be serialized: {e}")))?;
     let mut h = Sha256::new();
     h.update(b"fapi-audit/v1\n");
     h.update(seq.to_be_bytes());
@@ -199,7 +199,7 @@ impl AuditLog for InMemoryAuditLog {
         let r = self
             .entries
             .lock()
-            .map_err(|_| StoreError::Unavailable("audit log lock poisoned".into()))
+            .map_err(|_| StoreError::unavailable("audit log lock poisoned"))
             .and_then(|mut v| {
                 let entry = AuditEntry::following(v.last(), event)?;
                 v.push(entry.clone());
@@ -216,7 +216,7 @@ impl AuditLog for InMemoryAuditLog {
         let r = self
             .entries
             .lock()
-            .map_err(|_| StoreError::Unavailable("audit log lock poisoned".into()))
+            .map_err(|_| StoreError::unavailable("audit log lock poisoned"))
             .map(|v| {
                 v.iter()
                     .filter(|e| e.seq >= from_seq)

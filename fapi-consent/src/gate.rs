@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use fapi_core::error::{ErrorCode, OAuthError};
-use fapi_core::replay::StoreError;
+use fapi_core::store::StoreError;
 use fapi_core::time::UnixTime;
 use fapi_core::types::{ClientId, ConsentId};
 use fapi_core::BoundAccessToken;

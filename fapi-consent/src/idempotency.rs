@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use fapi_core::error::{ErrorCode, OAuthError};
-use fapi_core::replay::{BoxFuture, StoreError};
+use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
 use fapi_core::types::ClientId;
 use sha2::{Digest, Sha256};
@@ -177,7 +177,7 @@ impl InMemoryIdempotencyStore {
         let mut m = self
             .entries
             .lock()
-            .map_err(|_| StoreError::Unavailable("idempotency store lock poisoned".into()))?;
+            .map_err(|_| StoreError::unavailable("idempotency store lock poisoned"))?;
         f(&mut m)
     }
 }

@@ -5,7 +5,7 @@ use core::fmt;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use fapi_core::replay::{BoxFuture, StoreError};
+use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::types::ConsentId;
 
 use crate::consent::{Consent, ConsentEvent, TransitionError};
@@ -224,7 +224,7 @@ impl InMemoryConsentStore {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Consent>>, StoreError> {
         self.consents
             .lock()
-            .map_err(|_| StoreError::Unavailable("consent store lock poisoned".into()))
+            .map_err(|_| StoreError::unavailable("consent store lock poisoned"))
     }
 }
 

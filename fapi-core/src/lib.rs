@@ -41,6 +41,7 @@ pub mod profile;
 pub mod random;
 pub mod replay;
 pub mod request_object;
+pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;

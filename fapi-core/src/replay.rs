@@ -2,28 +2,12 @@
 //! in-memory implementation.
 
 use core::fmt;
-use core::future::Future;
-use core::pin::Pin;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::time::UnixTime;
 
-/// A boxed, `Send` future: how the async store traits stay usable as
-/// `Arc<dyn Trait>` without this crate starting a runtime.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A store failed; the request must be refused (fail closed).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The store is full of unexpired entries.
-    #[error("replay cache is full")]
-    CapacityExceeded,
-    /// The backing store failed.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-}
+pub use crate::store::{BoxFuture, StoreError};
 
 /// Remembers which `jti` values were used, until they expire.
 ///
@@ -83,7 +67,7 @@ impl InMemoryReplayCache {
         let mut map = self
             .entries
             .lock()
-            .map_err(|_| StoreError::Unavailable("replay cache lock poisoned".into()))?;
+            .map_err(|_| StoreError::unavailable("replay cache lock poisoned"))?;
         let key = (scope.to_owned(), jti.to_owned());
         if let Some(exp) = map.get(&key) {
             if *exp > now {

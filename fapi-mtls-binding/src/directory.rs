@@ -9,7 +9,7 @@ use std::sync::RwLock;
 
 use fapi_core::client::ClientMetadata;
 use fapi_core::client_auth::{CertificateAuthError, ClientAuthError};
-use fapi_core::replay::BoxFuture;
+use fapi_core::store::BoxFuture;
 use fapi_core::time::UnixTime;
 use fapi_core::types::{CertificateThumbprint, ClientId};
 use fapi_core::AuthenticatedClient;
@@ -195,10 +195,8 @@ pub async fn authenticate_by_certificate(
     }
 }
 
-fn directory_unavailable(_: DirectoryError) -> ClientAuthError {
-    ClientAuthError::Store(fapi_core::replay::StoreError::Unavailable(
-        "tpp directory".into(),
-    ))
+fn directory_unavailable(e: DirectoryError) -> ClientAuthError {
+    ClientAuthError::Store(fapi_core::store::StoreError::unavailable(e))
 }
 
 /// The directory checks every certificate use passes: neither the TPP nor

@@ -11,10 +11,10 @@ pub mod testing;
 use fapi_core::client::ClientMetadata;
 use fapi_core::error::{ErrorCode, OAuthError};
 use fapi_core::random::RandomError;
-use fapi_core::replay::StoreError;
 use fapi_core::request_object::{
     validate_plain_parameters, validate_request_object, AuthorizationRequestError, RequestContext,
 };
+use fapi_core::store::StoreError;
 use fapi_core::time::UnixTime;
 use fapi_core::types::Issuer;
 use fapi_core::{AuthenticatedClient, Profile};

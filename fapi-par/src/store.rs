@@ -5,8 +5,8 @@ use core::fmt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use fapi_core::replay::{BoxFuture, StoreError};
 use fapi_core::request_object::ValidatedAuthorizationRequest;
+use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
 use fapi_core::types::ClientId;
 
@@ -151,7 +151,7 @@ impl InMemoryPushedRequestStore {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Entry>>, StoreError> {
         self.entries
             .lock()
-            .map_err(|_| StoreError::Unavailable("pushed request store lock poisoned".into()))
+            .map_err(|_| StoreError::unavailable("pushed request store lock poisoned"))
     }
 
     fn put_now(&self, request: PushedRequest, now: UnixTime) -> Result<(), StoreError> {

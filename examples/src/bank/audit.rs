@@ -8,7 +8,7 @@ use std::sync::Arc;
 use fapi_consent::audit::{sign_checkpoint, verify_chain, AuditLog};
 use fapi_core::crypto::SigningKey;
 use fapi_core::jwk::KeySet;
-use fapi_core::replay::StoreError;
+use fapi_core::store::StoreError;
 use fapi_core::time::UnixTime;
 use rusqlite::params;
 

@@ -252,7 +252,7 @@ async fn pushed(
 fn change_failed(e: &fapi_consent::store::ApplyError) -> Response {
     match e {
         fapi_consent::store::ApplyError::Store(cause) => {
-            tracing::error!(error = %cause, "consent change failed in the store");
+            tracing::error!(error = %fapi_core::store::ErrorChain(cause), "consent change failed in the store");
             error_page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "your consents cannot be changed right now; try again shortly",
@@ -682,7 +682,7 @@ async fn login(
     }
     observe::login_attempt("success");
     if let Err(e) = state.db.clear_login_attempts("customer", username) {
-        tracing::warn!(error = %e, "login attempts could not be cleared");
+        tracing::warn!(error = %fapi_core::store::ErrorChain(&e), "login attempts could not be cleared");
     }
     let Some(token) = state.new_session(username) else {
         return error_page(StatusCode::SERVICE_UNAVAILABLE, "sessions are unavailable");

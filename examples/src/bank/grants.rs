@@ -2,7 +2,7 @@
 //! hash only), revoked token ids (a replayed authorization code revokes
 //! what it issued), and payments.
 
-use fapi_core::replay::StoreError;
+use fapi_core::store::StoreError;
 use fapi_core::time::UnixTime;
 use fapi_core::types::{ClientId, ConsentId, Scope};
 use rusqlite::{params, OptionalExtension};

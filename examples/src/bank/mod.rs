@@ -425,7 +425,7 @@ async fn sweeps(state: Arc<BankState>, mut shutdown: watch::Receiver<bool>) {
                 let (db, now) = (state.db.clone(), state.now());
                 match tokio::task::spawn_blocking(move || db.sweep_expired(now, SWEEP_BATCH, SWEEP_ROUNDS)).await {
                     Ok(Ok(swept)) => observe::swept(&swept),
-                    Ok(Err(e)) => tracing::warn!(error = %e, "expired rows could not be swept"),
+                    Ok(Err(e)) => tracing::warn!(error = %fapi_core::store::ErrorChain(&e), "expired rows could not be swept"),
                     Err(e) => tracing::warn!(error = %e, "sweep task failed"),
                 }
                 reconcile_pending(&state).await;
@@ -443,7 +443,7 @@ async fn reconcile_pending(state: &BankState) {
     let pending = match state.db.pending_payment_consents() {
         Ok(p) => p,
         Err(e) => {
-            tracing::warn!(error = %e, "pending payments could not be listed");
+            tracing::warn!(error = %fapi_core::store::ErrorChain(&e), "pending payments could not be listed");
             return;
         }
     };
@@ -472,7 +472,7 @@ async fn checkpoints(state: Arc<BankState>, mut shutdown: watch::Receiver<bool>)
                 state.limiter.sweep();
                 state.customer_limiter.sweep();
                 if let Err(e) = state.db.sweep_login_attempts(state.now()) {
-                    tracing::warn!(error = %e, "login attempts could not be swept");
+                    tracing::warn!(error = %fapi_core::store::ErrorChain(&e), "login attempts could not be swept");
                 }
             }
             _ = shutdown.changed() => return,

@@ -341,7 +341,8 @@ fn signing_failed<E>(_: E) -> OAuthFailure {
     OAuthFailure::new(ErrorCode::ServerError, "token could not be issued")
 }
 
-fn store_failed<E>(_: E) -> OAuthFailure {
+fn store_failed<E: std::error::Error + 'static>(e: E) -> OAuthFailure {
+    tracing::error!(error = %fapi_core::store::ErrorChain(&e), "token store failed");
     OAuthFailure::new(ErrorCode::ServerError, "token store unavailable")
 }
 

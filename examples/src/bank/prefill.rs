@@ -34,10 +34,6 @@ const CUSTOMERS: u64 = 10_000;
 /// The past the prefilled consents are spread over.
 const YEAR_SECS: u64 = 365 * 24 * 3600;
 
-fn store(e: impl std::fmt::Display) -> StoreError {
-    unavailable(e)
-}
-
 /// Writes `flows` flows' worth of rows for `client` into `db`, calling
 /// `progress` with the number written every 10,000 flows.
 ///
@@ -51,8 +47,8 @@ pub fn prefill(
     mut progress: impl FnMut(u64),
 ) -> Result<(), StoreError> {
     let live_until = now.saturating_add(24 * 3600);
-    let redirect = RedirectUri::try_from("https://tpp.example/cb").map_err(store)?;
-    let scope = Scope::try_from("openid accounts").map_err(store)?;
+    let redirect = RedirectUri::try_from("https://tpp.example/cb").map_err(unavailable)?;
+    let scope = Scope::try_from("openid accounts").map_err(unavailable)?;
     let filler = "x".repeat(1_400);
     let step = i64::try_from(YEAR_SECS / flows.max(1)).unwrap_or(1).max(1);
     for n in 0..flows {
@@ -61,21 +57,21 @@ pub fn prefill(
             .saturating_mul(step);
         let at = UnixTime::from_secs(now.as_secs().saturating_sub(ago)).unwrap_or(UnixTime::EPOCH);
         let customer = format!("prefill-customer-{}", n % CUSTOMERS);
-        let random = || fapi_core::random::token(16).map_err(store);
+        let random = || fapi_core::random::token(16).map_err(unavailable);
 
         let id = ConsentId::try_from(format!(
             "aac-{}",
-            fapi_core::random::uuid_v4().map_err(store)?
+            fapi_core::random::uuid_v4().map_err(unavailable)?
         ))
-        .map_err(store)?;
+        .map_err(unavailable)?;
         let request = AccountAccessRequest {
             permissions: vec!["ReadAccountsDetail".into(), "ReadBalances".into()],
             ..AccountAccessRequest::default()
         };
-        let consent =
-            Consent::account_access(id.clone(), client.clone(), &request, at).map_err(store)?;
+        let consent = Consent::account_access(id.clone(), client.clone(), &request, at)
+            .map_err(unavailable)?;
         futures_executor::block_on(create_audited(&**db, &**db, consent, None, None))
-            .map_err(store)?;
+            .map_err(unavailable)?;
         let authorise = ConsentEvent {
             kind: EventKind::Authorise {
                 customer_id: customer.clone(),
@@ -86,13 +82,13 @@ pub fn prefill(
             at,
         };
         futures_executor::block_on(apply_event_audited(&**db, &**db, &id, authorise, None))
-            .map_err(store)?;
+            .map_err(unavailable)?;
 
         let code = random()?;
         let grant = CodeGrant {
             client_id: client.clone(),
             redirect_uri: redirect.clone(),
-            code_challenge: CodeVerifier::generate().map_err(store)?.challenge(),
+            code_challenge: CodeVerifier::generate().map_err(unavailable)?.challenge(),
             consent_id: id.clone(),
             customer_id: customer.clone(),
             scope: Some(scope.clone()),
@@ -126,7 +122,7 @@ pub fn prefill(
         db.store_refresh_token(
             &random()?,
             &RefreshGrant {
-                id: fapi_core::random::uuid_v4().map_err(store)?,
+                id: fapi_core::random::uuid_v4().map_err(unavailable)?,
                 client_id: client.clone(),
                 certificate: random()?,
                 consent_id: id,
