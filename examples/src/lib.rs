@@ -6,8 +6,8 @@
 //!   mutual TLS, the customer pages, the admin listener;
 //! - [`tpp`]: a TPP client, and the scripted customer;
 //! - [`platform`]: the whole platform on loopback (demo, tests, load);
-//! - [`sqlite`]: the embedded store for every state the bank keeps, with
-//!   [`codes`] (authorization codes), [`pushed`] (pushed requests,
+//! - [`sqlite`]: the embedded store for every state the bank keeps
+//!   (authorization codes through `fapi_core::code`), with [`pushed`] (pushed requests,
 //!   re-validated when read back) and [`registry`] (onboarded TPPs, also
 //!   the bank's directory);
 //! - [`pki`]: the development PKI and the key source;
@@ -19,7 +19,6 @@
 
 pub mod bank;
 pub mod cli;
-pub mod codes;
 pub mod core_banking;
 pub mod ledger;
 pub mod pki;

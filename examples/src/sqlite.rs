@@ -820,7 +820,7 @@ impl SqliteDb {
     fn load_code(
         tx: &rusqlite::Transaction<'_>,
         hash: &[u8; 32],
-    ) -> Result<Option<crate::codes::StoredCode>, StoreError> {
+    ) -> Result<Option<fapi_core::code::StoredCode>, StoreError> {
         let body: Option<String> = tx
             .prepare_cached("SELECT body FROM codes WHERE hash = ?1")
             .map_err(unavailable)?
@@ -834,7 +834,7 @@ impl SqliteDb {
     fn save_code(
         tx: &rusqlite::Transaction<'_>,
         hash: &[u8; 32],
-        code: &crate::codes::StoredCode,
+        code: &fapi_core::code::StoredCode,
     ) -> Result<(), StoreError> {
         let body = serde_json::to_string(code).map_err(unavailable)?;
         tx.execute(
@@ -847,15 +847,15 @@ impl SqliteDb {
 
     fn redeem_code(
         &self,
-        r: &crate::codes::Redemption<'_>,
-    ) -> Result<crate::codes::CodeGrant, crate::codes::RedeemError> {
-        let hash = crate::codes::code_hash(r.code);
+        r: &fapi_core::code::Redemption<'_>,
+    ) -> Result<fapi_core::code::CodeGrant, fapi_core::code::RedeemError> {
+        let hash = r.code.hash();
         let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
         let stored = Self::load_code(&tx, &hash)?;
-        let (grant, next) = crate::codes::decide(stored, r)?; // a refusal rolls back: nothing consumed
+        let (grant, next) = fapi_core::code::decide(stored, r)?; // a refusal rolls back: nothing consumed
         Self::save_code(&tx, &hash, &next)?;
         tx.commit().map_err(unavailable)?;
         Ok(grant)
@@ -863,10 +863,10 @@ impl SqliteDb {
 
     fn update_code(
         &self,
-        code: &str,
-        f: impl FnOnce(&mut crate::codes::StoredCode),
+        code: &fapi_core::code::AuthorizationCode,
+        f: impl FnOnce(&mut fapi_core::code::StoredCode),
     ) -> Result<(), StoreError> {
-        let hash = crate::codes::code_hash(code);
+        let hash = code.hash();
         let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -879,14 +879,14 @@ impl SqliteDb {
     }
 }
 
-impl crate::codes::AuthorizationCodeStore for SqliteDb {
+impl fapi_core::code::AuthorizationCodeStore for SqliteDb {
     fn issue<'a>(
         &'a self,
-        code: &'a str,
-        grant: crate::codes::CodeGrant,
+        code: &'a fapi_core::code::AuthorizationCode,
+        grant: fapi_core::code::CodeGrant,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let r = (|| {
-            let hash = crate::codes::code_hash(code);
+            let hash = code.hash();
             let mut conn = self.conn()?;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -894,7 +894,7 @@ impl crate::codes::AuthorizationCodeStore for SqliteDb {
             Self::save_code(
                 &tx,
                 &hash,
-                &crate::codes::StoredCode {
+                &fapi_core::code::StoredCode {
                     grant,
                     redeemed: None,
                 },
@@ -905,13 +905,13 @@ impl crate::codes::AuthorizationCodeStore for SqliteDb {
     }
     fn redeem<'a>(
         &'a self,
-        r: &'a crate::codes::Redemption<'a>,
-    ) -> BoxFuture<'a, Result<crate::codes::CodeGrant, crate::codes::RedeemError>> {
+        r: &'a fapi_core::code::Redemption<'a>,
+    ) -> BoxFuture<'a, Result<fapi_core::code::CodeGrant, fapi_core::code::RedeemError>> {
         Box::pin(core::future::ready(self.redeem_code(r)))
     }
     fn record_token<'a>(
         &'a self,
-        code: &'a str,
+        code: &'a fapi_core::code::AuthorizationCode,
         jti: fapi_core::types::JwtId,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let r = self.update_code(code, |stored| {

@@ -1,7 +1,8 @@
 //! Authorization codes: single use, 60 s, bound to client, redirect URI and
 //! PKCE; a replay reports the tokens to revoke; a failed check consumes
-//! nothing; only hashes are stored. The same cases run against the
-//! in-memory and the SQLite store, and both are raced.
+//! nothing; only hashes are stored. fapi-core's conformance kit runs
+//! against the in-memory and the SQLite store, and both are raced on real
+//! threads (the SQLite one across two connections).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,12 +15,13 @@ use common::TempDb;
 
 use std::sync::{Arc, Barrier};
 
-use fapi_core::pkce::PkceError;
-use fapi_core::time::UnixTime;
-use fapi_core::types::{ClientId, CodeVerifier, ConsentId, JwtId, RedirectUri};
-use fapi_examples::codes::{
-    AuthorizationCodeStore, CodeGrant, InMemoryCodeStore, RedeemError, Redemption,
+use fapi_core::code::{
+    AuthorizationCode, AuthorizationCodeStore, CodeGrant, InMemoryCodeStore, RedeemError,
+    Redemption,
 };
+use fapi_core::testing::authorization_code_store_conformance;
+use fapi_core::time::UnixTime;
+use fapi_core::types::{ClientId, CodeVerifier, ConsentId, RedirectUri};
 use fapi_examples::sqlite::SqliteDb;
 
 fn b<F: std::future::Future>(f: F) -> F::Output {
@@ -45,7 +47,7 @@ fn grant(verifier: &CodeVerifier) -> CodeGrant {
 
 fn redeem(
     store: &dyn AuthorizationCodeStore,
-    code: &str,
+    code: &AuthorizationCode,
     client: &str,
     redirect: &str,
     v: Option<&CodeVerifier>,
@@ -62,74 +64,21 @@ fn redeem(
     b(store.redeem(&r))
 }
 
-/// Every rule, in one pass, against any store.
-fn rules(store: &dyn AuthorizationCodeStore) {
-    let v = CodeVerifier::generate().unwrap();
-    let code = fapi_core::random::token(32).unwrap();
-    b(store.issue(&code, grant(&v))).unwrap();
-    // failed checks consume nothing
-    assert_eq!(
-        redeem(store, &code, "tpp-b", REDIRECT, Some(&v), at(1)).unwrap_err(),
-        RedeemError::WrongClient
-    );
-    assert_eq!(
-        redeem(
-            store,
-            &code,
-            "tpp-a",
-            "https://tpp-a.example/cb/",
-            Some(&v),
-            at(1)
-        )
-        .unwrap_err(),
-        RedeemError::WrongRedirectUri
-    );
-    assert_eq!(
-        redeem(store, &code, "tpp-a", REDIRECT, None, at(1)).unwrap_err(),
-        RedeemError::Pkce(PkceError::MissingVerifier)
-    );
-    let other = CodeVerifier::generate().unwrap();
-    assert_eq!(
-        redeem(store, &code, "tpp-a", REDIRECT, Some(&other), at(1)).unwrap_err(),
-        RedeemError::Pkce(PkceError::Mismatch)
-    );
-    // the happy twin, one second before expiry
-    let g = redeem(store, &code, "tpp-a", REDIRECT, Some(&v), at(59)).unwrap();
-    assert_eq!(g.consent_id.as_str(), "aac-1");
-    b(store.record_token(&code, JwtId::try_from("at-1").unwrap())).unwrap();
-    // replay: refused, and names the token to revoke
-    assert_eq!(
-        redeem(store, &code, "tpp-a", REDIRECT, Some(&v), at(59)).unwrap_err(),
-        RedeemError::Replayed {
-            issued: vec![JwtId::try_from("at-1").unwrap()]
-        }
-    );
-    // expiry exactly at 60 s
-    let code2 = fapi_core::random::token(32).unwrap();
-    b(store.issue(&code2, grant(&v))).unwrap();
-    assert_eq!(
-        redeem(store, &code2, "tpp-a", REDIRECT, Some(&v), at(60)).unwrap_err(),
-        RedeemError::Expired
-    );
-    assert_eq!(
-        redeem(store, "never-issued", "tpp-a", REDIRECT, Some(&v), at(1)).unwrap_err(),
-        RedeemError::Unknown
-    );
-    assert_eq!(
-        fapi_core::OAuthError::error_code(&RedeemError::Unknown),
-        fapi_core::ErrorCode::InvalidGrant
-    );
-}
-
 #[test]
 fn in_memory_store_keeps_every_rule() {
-    rules(&InMemoryCodeStore::default());
+    b(authorization_code_store_conformance(
+        &InMemoryCodeStore::default(),
+    ))
+    .unwrap();
 }
 
 #[test]
 fn sqlite_store_keeps_every_rule() {
     let db = TempDb::new("codes");
-    rules(&SqliteDb::open(&db.0).unwrap());
+    b(authorization_code_store_conformance(
+        &SqliteDb::open(&db.0).unwrap(),
+    ))
+    .unwrap();
 }
 
 #[test]
@@ -137,9 +86,10 @@ fn sqlite_stores_only_the_hash_of_a_code() {
     let db = TempDb::new("codes");
     let store = SqliteDb::open(&db.0).unwrap();
     let v = CodeVerifier::generate().unwrap();
-    let code = fapi_core::random::token(32).unwrap();
+    let code = AuthorizationCode::generate().unwrap();
     b(store.issue(&code, grant(&v))).unwrap();
     drop(store);
+    let code = code.secret();
     let mut bytes = std::fs::read(&db.0).unwrap();
     bytes.extend(std::fs::read(format!("{}-wal", db.0.display())).unwrap_or_default());
     assert!(
@@ -150,7 +100,7 @@ fn sqlite_stores_only_the_hash_of_a_code() {
 
 fn race(stores: Vec<Arc<dyn AuthorizationCodeStore>>, threads: usize) {
     let v = Arc::new(CodeVerifier::generate().unwrap());
-    let code = Arc::new(fapi_core::random::token(32).unwrap());
+    let code = Arc::new(AuthorizationCode::generate().unwrap());
     b(stores[0].issue(&code, grant(&v))).unwrap();
     let barrier = Arc::new(Barrier::new(threads));
     let handles: Vec<_> = (0..threads)

@@ -6,6 +6,7 @@ pub mod access_token;
 pub mod claims;
 pub mod client;
 pub mod client_auth;
+pub mod code;
 pub mod crypto;
 pub mod encoding;
 pub mod error;

@@ -79,3 +79,159 @@ pub async fn replay_cache_conformance(cache: &dyn ReplayCache) -> Result<(), Con
     }
     Ok(())
 }
+
+async fn redeem_with<'a>(
+    store: &'a dyn crate::code::AuthorizationCodeStore,
+    code: &'a crate::code::AuthorizationCode,
+    client_id: &'a crate::types::ClientId,
+    redirect_uri: &'a str,
+    code_verifier: Option<&'a crate::types::CodeVerifier>,
+    now: UnixTime,
+) -> Result<crate::code::CodeGrant, crate::code::RedeemError> {
+    let r = crate::code::Redemption {
+        code,
+        client_id,
+        redirect_uri,
+        code_verifier,
+        now,
+    };
+    store.redeem(&r).await
+}
+
+/// Runs every [`AuthorizationCodeStore`](crate::code::AuthorizationCodeStore)
+/// guarantee against `store`: a failed check consumes nothing (wrong
+/// client, redirect URI, missing or wrong PKCE verifier), the happy
+/// redemption one second before expiry, a replay refused naming the
+/// tokens recorded for the code, expiry exactly at `expires_at`, an
+/// unknown code, and [`RACERS`] concurrent redemptions of one code of
+/// which exactly one wins (the rest see a replay), polled on the caller's
+/// executor.
+///
+/// # Errors
+/// The first [`ConformanceFailure`].
+pub async fn authorization_code_store_conformance(
+    store: &dyn crate::code::AuthorizationCodeStore,
+) -> Result<(), ConformanceFailure> {
+    use crate::code::{AuthorizationCode, CodeGrant, RedeemError};
+    use crate::pkce::PkceError;
+    use crate::types::{ClientId, CodeVerifier, ConsentId, JwtId, RedirectUri};
+
+    let setup = |e: &dyn core::fmt::Display| fail("setup", e.to_string());
+    let t0 = UnixTime::from_secs(1_900_000_000).ok_or_else(|| fail("setup", "time"))?;
+    let at = |o: i64| t0.saturating_add(o);
+    let redirect = "https://tpp-a.example/cb";
+    let client_a = ClientId::try_from("tpp-a").map_err(|e| setup(&e))?;
+    let client_b = ClientId::try_from("tpp-b").map_err(|e| setup(&e))?;
+    let v = CodeVerifier::generate().map_err(|e| setup(&e))?;
+    let other = CodeVerifier::generate().map_err(|e| setup(&e))?;
+    let grant = CodeGrant {
+        client_id: client_a.clone(),
+        redirect_uri: RedirectUri::try_from(redirect).map_err(|e| setup(&e))?,
+        code_challenge: v.challenge(),
+        consent_id: ConsentId::try_from("aac-1").map_err(|e| setup(&e))?,
+        customer_id: "alice".into(),
+        scope: None,
+        nonce: None,
+        expires_at: at(60),
+    };
+    let new_code = || AuthorizationCode::generate().map_err(|e| setup(&e));
+    let expect =
+        |case: &'static str, got: Result<CodeGrant, RedeemError>, want: RedeemError| match got {
+            Err(e) if e == want => Ok(()),
+            other => Err(fail(case, format!("{other:?}, wanted {want:?}"))),
+        };
+
+    let code = new_code()?;
+    store
+        .issue(&code, grant.clone())
+        .await
+        .map_err(|e| fail("issue", e.to_string()))?;
+    expect(
+        "another client's redemption is refused and consumes nothing",
+        redeem_with(store, &code, &client_b, redirect, Some(&v), at(1)).await,
+        RedeemError::WrongClient,
+    )?;
+    expect(
+        "another redirect_uri is refused and consumes nothing",
+        redeem_with(
+            store,
+            &code,
+            &client_a,
+            "https://tpp-a.example/cb/",
+            Some(&v),
+            at(1),
+        )
+        .await,
+        RedeemError::WrongRedirectUri,
+    )?;
+    expect(
+        "a missing code_verifier is refused and consumes nothing",
+        redeem_with(store, &code, &client_a, redirect, None, at(1)).await,
+        RedeemError::Pkce(PkceError::MissingVerifier),
+    )?;
+    expect(
+        "a wrong code_verifier is refused and consumes nothing",
+        redeem_with(store, &code, &client_a, redirect, Some(&other), at(1)).await,
+        RedeemError::Pkce(PkceError::Mismatch),
+    )?;
+    match redeem_with(store, &code, &client_a, redirect, Some(&v), at(59)).await {
+        Ok(g) if g == grant => {}
+        other => {
+            return Err(fail(
+                "the right redemption one second before expiry returns the grant",
+                format!("{other:?}"),
+            ))
+        }
+    }
+    let jti = JwtId::try_from("at-1").map_err(|e| setup(&e))?;
+    store
+        .record_token(&code, jti.clone())
+        .await
+        .map_err(|e| fail("record_token", e.to_string()))?;
+    expect(
+        "a replay is refused and names the tokens to revoke",
+        redeem_with(store, &code, &client_a, redirect, Some(&v), at(59)).await,
+        RedeemError::Replayed { issued: vec![jti] },
+    )?;
+
+    let late = new_code()?;
+    store
+        .issue(&late, grant.clone())
+        .await
+        .map_err(|e| fail("issue", e.to_string()))?;
+    expect(
+        "a code expires exactly at expires_at",
+        redeem_with(store, &late, &client_a, redirect, Some(&v), at(60)).await,
+        RedeemError::Expired,
+    )?;
+    expect(
+        "a code never issued is unknown",
+        redeem_with(store, &new_code()?, &client_a, redirect, Some(&v), at(1)).await,
+        RedeemError::Unknown,
+    )?;
+
+    let raced = new_code()?;
+    store
+        .issue(&raced, grant)
+        .await
+        .map_err(|e| fail("issue", e.to_string()))?;
+    let results = join_all(
+        (0..RACERS).map(|_| redeem_with(store, &raced, &client_a, redirect, Some(&v), at(1))),
+    )
+    .await;
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    let replays = results
+        .iter()
+        .filter(|r| matches!(r, Err(RedeemError::Replayed { .. })))
+        .count();
+    if wins != 1 || replays != RACERS - 1 {
+        return Err(fail(
+            "exactly one of many concurrent redemptions wins",
+            format!(
+                "{wins} won, {replays} replays, {} other outcomes",
+                RACERS - wins - replays
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -33,7 +33,7 @@ use subtle::ConstantTimeEq;
 use super::oauth::Form;
 use super::observe::{self, consent_event};
 use super::{BankState, Session};
-use crate::codes::{AuthorizationCodeStore, CodeGrant};
+use fapi_core::code::{AuthorizationCodeStore, CodeGrant};
 
 const COOKIE: &str = "bank_session";
 /// The login form's CSRF cookie: `__Host-` so no other origin (not even a
@@ -816,7 +816,7 @@ async fn decision(
     }
     consent_event(if approve { "granted" } else { "rejected" });
     let response = if approve {
-        let Ok(code) = fapi_core::random::token(32) else {
+        let Ok(code) = fapi_core::code::AuthorizationCode::generate() else {
             return error_page(StatusCode::SERVICE_UNAVAILABLE, "try again");
         };
         let grant = CodeGrant {
@@ -832,7 +832,10 @@ async fn decision(
         if state.db.issue(&code, grant).await.is_err() {
             return error_page(StatusCode::SERVICE_UNAVAILABLE, "try again");
         }
-        state.ring().jarm.success(&taken.request, &code, now)
+        state
+            .ring()
+            .jarm
+            .success(&taken.request, code.secret(), now)
     } else {
         state.ring().jarm.error(
             &taken.request,

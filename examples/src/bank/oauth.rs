@@ -29,8 +29,8 @@ use super::grants::RefreshGrant;
 use super::observe::{auth_failure, ClientLabel};
 use super::tls::ConnectionInfo;
 use super::BankState;
-use crate::codes::{AuthorizationCodeStore, RedeemError, Redemption};
 use crate::registry::Registration;
+use fapi_core::code::{AuthorizationCode, AuthorizationCodeStore, RedeemError, Redemption};
 
 /// Largest token request body.
 const MAX_TOKEN_BODY: usize = 16 * 1024;
@@ -352,14 +352,15 @@ async fn authorization_code(
     form: &Form,
 ) -> Result<Value, OAuthFailure> {
     let now = state.now();
-    let code = form.require("code")?;
+    let code = AuthorizationCode::try_from(form.require("code")?)
+        .map_err(|_| OAuthFailure::new(ErrorCode::InvalidGrant, "code is malformed"))?;
     let verifier = form
         .get("code_verifier")
         .map(|v| CodeVerifier::try_from(v.to_owned()))
         .transpose()
         .map_err(|_| OAuthFailure::new(ErrorCode::InvalidGrant, "code_verifier is malformed"))?;
     let redemption = Redemption {
-        code,
+        code: &code,
         client_id: caller.client.client_id(),
         redirect_uri: form.require("redirect_uri")?,
         code_verifier: verifier.as_ref(),
@@ -419,7 +420,7 @@ async fn authorization_code(
         .map_err(signing_failed)?;
     state
         .db
-        .record_token(code, issued.jti.clone())
+        .record_token(&code, issued.jti.clone())
         .await
         .map_err(store_failed)?;
     let mut body = token_body(&issued, &scope);
@@ -446,7 +447,7 @@ async fn authorization_code(
         let jti = fapi_core::types::JwtId::try_from(id.as_str()).map_err(signing_failed)?;
         state
             .db
-            .record_token(code, jti)
+            .record_token(&code, jti)
             .await
             .map_err(store_failed)?;
         if let Some(obj) = body.as_object_mut() {

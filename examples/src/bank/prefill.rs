@@ -26,8 +26,8 @@ use rusqlite::params;
 use sha2::{Digest, Sha256};
 
 use super::grants::RefreshGrant;
-use crate::codes::{AuthorizationCodeStore, CodeGrant};
 use crate::sqlite::{unavailable, SqliteDb};
+use fapi_core::code::{AuthorizationCodeStore, CodeGrant};
 
 /// Synthetic customers the prefilled consents belong to.
 const CUSTOMERS: u64 = 10_000;
@@ -84,7 +84,7 @@ pub fn prefill(
         futures_executor::block_on(apply_event_audited(&**db, &**db, &id, authorise, None))
             .map_err(unavailable)?;
 
-        let code = random()?;
+        let code = fapi_core::code::AuthorizationCode::generate().map_err(unavailable)?;
         let grant = CodeGrant {
             client_id: client.clone(),
             redirect_uri: redirect.clone(),

@@ -1,21 +1,97 @@
 //! Authorization codes (RFC 6749 §4.1.2, FAPI 2 SP §5.3.2.1): single use,
 //! at most 60 s, bound to the client, the redirect URI and the PKCE
 //! challenge. A second redemption fails and reports the tokens the first
-//! one issued, so the bank can revoke them. Codes are secrets: stores keep
-//! only their SHA-256.
+//! one issued, so the authorization server can revoke them. A code is a
+//! secret ([`AuthorizationCode`]): stores keep only its SHA-256.
+//!
+//! [`AuthorizationCodeStore`] is the store trait;
+//! `fapi_core::testing::authorization_code_store_conformance` (feature
+//! `testing`) checks an adapter keeps its guarantees.
 
 use core::fmt;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use fapi_core::pkce::{verify_pkce, PkceError};
-use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::time::UnixTime;
-use fapi_core::types::{
-    ClientId, CodeChallenge, CodeVerifier, ConsentId, JwtId, Nonce, RedirectUri, Scope,
-};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::pkce::{verify_pkce, PkceError};
+use crate::store::{ready, BoxFuture, StoreError};
+use crate::time::UnixTime;
+use crate::types::{
+    ClientId, CodeChallenge, CodeVerifier, ConsentId, InvalidValue, JwtId, Nonce, RedirectUri,
+    Scope,
+};
+
+/// An authorization code: 32 bytes from the OS CSPRNG, base64url (43
+/// characters) when issued; a presented one is 1-128 base64url
+/// characters.
+///
+/// A secret: `Debug` is redacted, it is not `Clone`, equality is constant
+/// time, it is wiped on drop, and stores see only [`Self::hash`].
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct AuthorizationCode(String);
+
+/// The longest code accepted from a client.
+pub const MAX_CODE_LEN: usize = 128;
+
+impl AuthorizationCode {
+    /// A fresh code.
+    ///
+    /// # Errors
+    /// [`crate::random::RandomError`] if the OS CSPRNG fails.
+    pub fn generate() -> Result<Self, crate::random::RandomError> {
+        crate::random::token(32).map(Self)
+    }
+
+    /// The secret value, for the authorization response.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
+    /// The lookup key a store keeps: SHA-256 of the value.
+    pub fn hash(&self) -> [u8; 32] {
+        Sha256::digest(self.0.as_bytes()).into()
+    }
+}
+
+impl TryFrom<&str> for AuthorizationCode {
+    type Error = InvalidValue;
+    /// Checks a presented `code` parameter.
+    fn try_from(s: &str) -> Result<Self, InvalidValue> {
+        if s.is_empty() || s.len() > MAX_CODE_LEN {
+            return Err(InvalidValue {
+                what: "code",
+                why: "must be 1 to 128 characters",
+            });
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(InvalidValue {
+                what: "code",
+                why: "may contain only base64url characters",
+            });
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for AuthorizationCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthorizationCode([redacted])")
+    }
+}
+
+impl PartialEq for AuthorizationCode {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+impl Eq for AuthorizationCode {}
 
 /// What a code stands for, checked and kept when the customer approved.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,25 +144,20 @@ pub enum RedeemError {
     Store(#[from] StoreError),
 }
 
-impl fapi_core::OAuthError for RedeemError {
-    fn error_code(&self) -> fapi_core::ErrorCode {
+impl crate::error::OAuthError for RedeemError {
+    fn error_code(&self) -> crate::error::ErrorCode {
         match self {
-            Self::Store(_) => fapi_core::ErrorCode::ServerError,
-            _ => fapi_core::ErrorCode::InvalidGrant,
+            Self::Store(_) => crate::error::ErrorCode::ServerError,
+            _ => crate::error::ErrorCode::InvalidGrant,
         }
     }
-}
-
-/// The lookup key of a code: SHA-256 of its value.
-pub fn code_hash(code: &str) -> [u8; 32] {
-    Sha256::digest(code.as_bytes()).into()
 }
 
 /// A redemption request.
 #[derive(Debug)]
 pub struct Redemption<'a> {
     /// The code presented.
-    pub code: &'a str,
+    pub code: &'a AuthorizationCode,
     /// The authenticated client.
     pub client_id: &'a ClientId,
     /// The `redirect_uri` parameter.
@@ -152,7 +223,7 @@ pub trait AuthorizationCodeStore: Send + Sync + fmt::Debug {
     /// Stores a new code's grant.
     fn issue<'a>(
         &'a self,
-        code: &'a str,
+        code: &'a AuthorizationCode,
         grant: CodeGrant,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Redeems a code (see [`decide`]).
@@ -161,7 +232,7 @@ pub trait AuthorizationCodeStore: Send + Sync + fmt::Debug {
     /// Records a token issued from a redeemed code.
     fn record_token<'a>(
         &'a self,
-        code: &'a str,
+        code: &'a AuthorizationCode,
         jti: JwtId,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 }
@@ -194,19 +265,19 @@ impl InMemoryCodeStore {
 impl AuthorizationCodeStore for InMemoryCodeStore {
     fn issue<'a>(
         &'a self,
-        code: &'a str,
+        code: &'a AuthorizationCode,
         grant: CodeGrant,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let r = self.with(|m| {
             m.insert(
-                code_hash(code),
+                code.hash(),
                 StoredCode {
                     grant,
                     redeemed: None,
                 },
             );
         });
-        Box::pin(core::future::ready(r))
+        ready(r)
     }
     fn redeem<'a>(
         &'a self,
@@ -214,29 +285,29 @@ impl AuthorizationCodeStore for InMemoryCodeStore {
     ) -> BoxFuture<'a, Result<CodeGrant, RedeemError>> {
         let out = self
             .with(|m| -> Result<CodeGrant, RedeemError> {
-                let key = code_hash(r.code);
+                let key = r.code.hash();
                 let (grant, next) = decide(m.get(&key).cloned(), r)?;
                 m.insert(key, next);
                 Ok(grant)
             })
             .map_err(RedeemError::from)
             .and_then(|r| r);
-        Box::pin(core::future::ready(out))
+        ready(out)
     }
     fn record_token<'a>(
         &'a self,
-        code: &'a str,
+        code: &'a AuthorizationCode,
         jti: JwtId,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let r = self.with(|m| {
             if let Some(StoredCode {
                 redeemed: Some(issued),
                 ..
-            }) = m.get_mut(&code_hash(code))
+            }) = m.get_mut(&code.hash())
             {
                 issued.push(jti);
             }
         });
-        Box::pin(core::future::ready(r))
+        ready(r)
     }
 }
