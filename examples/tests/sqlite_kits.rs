@@ -35,6 +35,26 @@ fn replay_cache_passes_the_kit() {
 }
 
 #[test]
+fn revoked_token_store_passes_the_kit() {
+    let db = TempDb::new("revoked");
+    b(fapi_core::testing::revoked_token_store_conformance(
+        &db.open(),
+    ))
+    .unwrap();
+}
+
+#[test]
+fn a_revocation_by_one_handle_is_seen_by_another() {
+    use fapi_core::revocation::RevokedTokenStore;
+    let db = TempDb::new("revoked-two");
+    let (one, two) = (db.open(), db.open());
+    let jti = fapi_core::types::JwtId::try_from("at-1").unwrap();
+    assert!(!b(two.is_revoked(&jti)).unwrap());
+    b(one.revoke(std::slice::from_ref(&jti), at(0))).unwrap();
+    assert!(b(two.is_revoked(&jti)).unwrap());
+}
+
+#[test]
 fn idempotency_store_passes_the_kit() {
     let db = TempDb::new("idem");
     b(fapi_consent::testing::idempotency_store_conformance(

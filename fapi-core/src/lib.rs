@@ -42,6 +42,7 @@ pub mod profile;
 pub mod random;
 pub mod replay;
 pub mod request_object;
+pub mod revocation;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -235,3 +235,83 @@ pub async fn authorization_code_store_conformance(
     }
     Ok(())
 }
+
+/// Runs every [`RevokedTokenStore`](crate::revocation::RevokedTokenStore)
+/// guarantee against `store`, which must start empty: a revoked id is
+/// revoked and another is not, revoking twice changes nothing, a list is
+/// revoked whole, and [`RACERS`] concurrent checks racing one revocation
+/// never see it undone once it returned.
+///
+/// # Errors
+/// The first [`ConformanceFailure`].
+pub async fn revoked_token_store_conformance(
+    store: &dyn crate::revocation::RevokedTokenStore,
+) -> Result<(), ConformanceFailure> {
+    use crate::types::JwtId;
+    let id = |s: &str| JwtId::try_from(s).map_err(|e| fail("setup", e.to_string()));
+    let t0 = UnixTime::from_secs(1_900_000_000).ok_or_else(|| fail("setup", "time"))?;
+    let (a, b, c, never) = (id("jti-a")?, id("jti-b")?, id("jti-c")?, id("jti-never")?);
+    let check =
+        |case: &'static str, got: Result<bool, crate::store::StoreError>, want: bool| match got {
+            Ok(v) if v == want => Ok(()),
+            other => Err(fail(case, format!("{other:?}, wanted Ok({want})"))),
+        };
+
+    check(
+        "an id never revoked is not revoked",
+        store.is_revoked(&never).await,
+        false,
+    )?;
+    store
+        .revoke(core::slice::from_ref(&a), t0)
+        .await
+        .map_err(|e| fail("revoke", e.to_string()))?;
+    check("a revoked id is revoked", store.is_revoked(&a).await, true)?;
+    check(
+        "revoking one id leaves others",
+        store.is_revoked(&b).await,
+        false,
+    )?;
+    store
+        .revoke(core::slice::from_ref(&a), t0.saturating_add(5))
+        .await
+        .map_err(|e| fail("revoking twice is accepted", e.to_string()))?;
+    check(
+        "revoking twice keeps it revoked",
+        store.is_revoked(&a).await,
+        true,
+    )?;
+    store
+        .revoke(&[b.clone(), c.clone()], t0)
+        .await
+        .map_err(|e| fail("revoke a list", e.to_string()))?;
+    check(
+        "a list is revoked whole (first)",
+        store.is_revoked(&b).await,
+        true,
+    )?;
+    check(
+        "a list is revoked whole (second)",
+        store.is_revoked(&c).await,
+        true,
+    )?;
+    store
+        .revoke(&[], t0)
+        .await
+        .map_err(|e| fail("an empty list is accepted", e.to_string()))?;
+
+    let raced = id("jti-raced")?;
+    let revoke = store.revoke(core::slice::from_ref(&raced), t0);
+    let checks = join_all((0..RACERS).map(|_| store.is_revoked(&raced)));
+    let (revoked, seen) = futures_util::future::join(revoke, checks).await;
+    revoked.map_err(|e| fail("revoke while checks race", e.to_string()))?;
+    if let Some(e) = seen.iter().find_map(|r| r.as_ref().err()) {
+        return Err(fail("checks racing a revocation answer", e.to_string()));
+    }
+    check(
+        "a revocation is seen by the next check",
+        store.is_revoked(&raced).await,
+        true,
+    )?;
+    Ok(())
+}

@@ -33,7 +33,7 @@ use subtle::ConstantTimeEq;
 use super::oauth::Form;
 use super::observe::{self, consent_event};
 use super::{BankState, Session};
-use fapi_core::code::{AuthorizationCodeStore, CodeGrant};
+use fapi_core::code::CodeGrant;
 
 const COOKIE: &str = "bank_session";
 /// The login form's CSRF cookie: `__Host-` so no other origin (not even a
@@ -829,7 +829,7 @@ async fn decision(
             nonce: taken.request.nonce().cloned(),
             expires_at: now.saturating_add(state.profile.authorization_code_lifetime_secs()),
         };
-        if state.db.issue(&code, grant).await.is_err() {
+        if state.codes.issue(&code, grant).await.is_err() {
             return error_page(StatusCode::SERVICE_UNAVAILABLE, "try again");
         }
         state

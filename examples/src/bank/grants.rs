@@ -2,9 +2,10 @@
 //! hash only), revoked token ids (a replayed authorization code revokes
 //! what it issued), and payments.
 
-use fapi_core::store::StoreError;
+use fapi_core::revocation::RevokedTokenStore;
+use fapi_core::store::{ready, BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
-use fapi_core::types::{ClientId, ConsentId, Scope};
+use fapi_core::types::{ClientId, ConsentId, JwtId, Scope};
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -59,27 +60,31 @@ impl SqliteDb {
     }
 
     /// Revokes tokens by id: access tokens by `jti` (checked on every
-    /// resource call), refresh tokens by their recorded id (deleted).
-    pub(crate) fn revoke_tokens(&self, ids: &[String], now: UnixTime) -> Result<(), StoreError> {
+    /// resource call), refresh tokens by their recorded id (deleted), in
+    /// one transaction.
+    fn revoke_tokens(&self, ids: &[JwtId], now: UnixTime) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction().map_err(unavailable)?;
         for id in ids {
             tx.execute(
                 "INSERT OR IGNORE INTO revoked_tokens (jti, revoked_at) VALUES (?1, ?2)",
-                params![id, now.as_secs()],
+                params![id.as_str(), now.as_secs()],
             )
             .map_err(unavailable)?;
-            tx.execute("DELETE FROM refresh_tokens WHERE id = ?1", params![id])
-                .map_err(unavailable)?;
+            tx.execute(
+                "DELETE FROM refresh_tokens WHERE id = ?1",
+                params![id.as_str()],
+            )
+            .map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)
     }
 
-    pub(crate) fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+    fn is_token_revoked(&self, jti: &JwtId) -> Result<bool, StoreError> {
         self.conn()?
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1)")
             .map_err(unavailable)?
-            .query_row(params![jti], |r| r.get(0))
+            .query_row(params![jti.as_str()], |r| r.get(0))
             .map_err(unavailable)
     }
 
@@ -147,5 +152,22 @@ impl SqliteDb {
             .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(unavailable)
+    }
+}
+
+/// Revoked tokens in `revoked_tokens` (kept [`REVOKED_TOKEN_MEMORY_SECS`]
+/// by the background sweep); a revoked refresh token is deleted.
+///
+/// [`REVOKED_TOKEN_MEMORY_SECS`]: crate::sqlite::REVOKED_TOKEN_MEMORY_SECS
+impl RevokedTokenStore for SqliteDb {
+    fn revoke<'a>(
+        &'a self,
+        ids: &'a [JwtId],
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        ready(self.revoke_tokens(ids, now))
+    }
+    fn is_revoked<'a>(&'a self, id: &'a JwtId) -> BoxFuture<'a, Result<bool, StoreError>> {
+        ready(self.is_token_revoked(id))
     }
 }

@@ -117,6 +117,8 @@ pub(crate) struct BankState {
     pub(crate) keys: keys::SigningKeys,
     pub(crate) db: Arc<SqliteDb>,
     pub(crate) par: Arc<dyn PushedRequestStore>,
+    pub(crate) codes: Arc<dyn fapi_core::code::AuthorizationCodeStore>,
+    pub(crate) revoked: Arc<dyn fapi_core::revocation::RevokedTokenStore>,
     pub(crate) trust: Arc<TrustStore>,
     /// Each client's metadata (keys parsed once per registration).
     pub(crate) clients: MetadataCache,
@@ -604,6 +606,8 @@ pub(crate) fn build_with_core(
             fapi_par::ParConfig::new(profile, issuer.clone()),
             provider.clone(),
         )),
+        codes: db.clone(),
+        revoked: db.clone(),
         trust: trust.clone(),
         clients: MetadataCache::new(provider.clone(), profile),
         gate: ConsentGate::new(db.clone()).with_audit(db.clone()),

@@ -30,7 +30,7 @@ use super::observe::{auth_failure, ClientLabel};
 use super::tls::ConnectionInfo;
 use super::BankState;
 use crate::registry::Registration;
-use fapi_core::code::{AuthorizationCode, AuthorizationCodeStore, RedeemError, Redemption};
+use fapi_core::code::{AuthorizationCode, RedeemError, Redemption};
 
 /// Largest token request body.
 const MAX_TOKEN_BODY: usize = 16 * 1024;
@@ -366,15 +366,18 @@ async fn authorization_code(
         code_verifier: verifier.as_ref(),
         now,
     };
-    let grant = match state.db.redeem(&redemption).await {
+    let grant = match state.codes.redeem(&redemption).await {
         Ok(g) => g,
         Err(RedeemError::Replayed { issued }) => {
             // RFC 6749 §4.1.2: a replayed code revokes what it issued
-            let ids: Vec<String> = issued.iter().map(|j| j.as_str().to_owned()).collect();
-            state.db.revoke_tokens(&ids, now).map_err(store_failed)?;
+            state
+                .revoked
+                .revoke(&issued, now)
+                .await
+                .map_err(store_failed)?;
             auth_failure("code_replay");
             tracing::warn!(
-                revoked = ids.len(),
+                revoked = issued.len(),
                 "authorization code replayed; its tokens are revoked"
             );
             return Err(OAuthFailure::from_error(&RedeemError::Replayed { issued }));
@@ -419,7 +422,7 @@ async fn authorization_code(
         .issue(&claims, now)
         .map_err(signing_failed)?;
     state
-        .db
+        .codes
         .record_token(&code, issued.jti.clone())
         .await
         .map_err(store_failed)?;
@@ -446,7 +449,7 @@ async fn authorization_code(
             .map_err(store_failed)?;
         let jti = fapi_core::types::JwtId::try_from(id.as_str()).map_err(signing_failed)?;
         state
-            .db
+            .codes
             .record_token(&code, jti)
             .await
             .map_err(store_failed)?;

@@ -145,7 +145,7 @@ async fn bound_token(
     if let Some(c) = verified.consent_id() {
         super::telemetry::join_flow(c.as_str(), verified.client_id().as_str());
     }
-    match state.db.is_token_revoked(verified.jti().as_str()) {
+    match state.revoked.is_revoked(verified.jti()).await {
         Ok(false) => {}
         Ok(true) => {
             auth_failure("revoked_token");
