@@ -44,6 +44,48 @@ fn revoked_token_store_passes_the_kit() {
 }
 
 #[test]
+fn refresh_grant_store_passes_the_kit() {
+    let db = TempDb::new("refresh");
+    b(fapi_core::testing::refresh_grant_store_conformance(
+        &db.open(),
+    ))
+    .unwrap();
+}
+
+/// A refresh grant row written before the binding was typed (its
+/// certificate as an `x5t#S256` string) reads back with the same binding,
+/// so an upgrade does not log every customer's TPP out.
+#[test]
+fn a_refresh_grant_row_of_the_old_shape_reads_back() {
+    use fapi_core::access_token::Confirmation;
+    use fapi_core::refresh::{RefreshGrantStore, RefreshToken};
+    use fapi_core::types::CertificateThumbprint;
+    use sha2::Digest;
+    let db = TempDb::new("refresh-old");
+    let store = db.open();
+    let token = RefreshToken::generate().unwrap();
+    let thumb = CertificateThumbprint::of_der(b"cert-a");
+    let hash: [u8; 32] = sha2::Sha256::digest(token.secret().as_bytes()).into();
+    let body = serde_json::json!({
+        "id": "rt-old", "client_id": "tpp-a", "certificate": thumb.to_b64url(),
+        "consent_id": "aac-1", "customer_id": "alice", "scope": "openid accounts"
+    });
+    rusqlite::Connection::open(&db.0)
+        .unwrap()
+        .execute(
+            "INSERT INTO refresh_tokens (hash, id, body) VALUES (?1, 'rt-old', ?2)",
+            rusqlite::params![&hash[..], body.to_string()],
+        )
+        .unwrap();
+    let grant = b(store.grant(&token)).unwrap().unwrap();
+    assert_eq!(
+        grant.confirmation,
+        Confirmation::CertificateThumbprint(thumb)
+    );
+    assert_eq!(grant.id.as_str(), "rt-old");
+}
+
+#[test]
 fn a_revocation_by_one_handle_is_seen_by_another() {
     use fapi_core::revocation::RevokedTokenStore;
     let db = TempDb::new("revoked-two");

@@ -79,8 +79,13 @@ impl Confirmation {
         }
     }
 
-    #[cfg(any(test, feature = "fuzzing"))]
-    fn from_json(v: &Value) -> Result<Self, AccessTokenError> {
+    /// From a `cnf` object: exactly one of `x5t#S256` and `jkt`, a string
+    /// of a SHA-256 thumbprint (how a store reads back a binding it kept
+    /// as [`Self::to_json`]).
+    ///
+    /// # Errors
+    /// [`AccessTokenError::MalformedConfirmation`].
+    pub fn from_json(v: &Value) -> Result<Self, AccessTokenError> {
         let Value::Object(m) = v else {
             return Err(AccessTokenError::MalformedConfirmation);
         };
@@ -94,6 +99,31 @@ impl Confirmation {
                 Ok(Self::JwkThumbprint(JwkThumbprint(*t.as_bytes())))
             }
             _ => Err(AccessTokenError::MalformedConfirmation),
+        }
+    }
+}
+
+impl Confirmation {
+    /// Whether `proof` presents the key this binding names: the same
+    /// method, and the same thumbprint (constant-time comparison). The one
+    /// binding rule for access tokens and refresh grants.
+    ///
+    /// # Errors
+    /// [`BindingError::MethodMismatch`], [`BindingError::KeyMismatch`].
+    pub fn check(&self, proof: &impl ProofOfPossession) -> Result<(), BindingError> {
+        let matches = match (self, proof.presented_key()) {
+            (Self::CertificateThumbprint(bound), PresentedKey::Certificate(shown)) => {
+                bound == shown
+            }
+            (Self::JwkThumbprint(bound), PresentedKey::DpopKey(shown)) => {
+                subtle::ConstantTimeEq::ct_eq(&bound.0[..], &shown.0[..]).into()
+            }
+            _ => return Err(BindingError::MethodMismatch),
+        };
+        if matches {
+            Ok(())
+        } else {
+            Err(BindingError::KeyMismatch)
         }
     }
 }
@@ -636,22 +666,11 @@ impl VerifiedAccessToken {
     /// # Errors
     /// [`BindingError`]; there is no fallback to bearer semantics.
     pub fn bind(self, proof: &impl ProofOfPossession) -> Result<BoundAccessToken, BindingError> {
-        let matches = match (&self.confirmation, proof.presented_key()) {
-            (None, _) => return Err(BindingError::NoConfirmation),
-            (
-                Some(Confirmation::CertificateThumbprint(bound)),
-                PresentedKey::Certificate(shown),
-            ) => bound == shown,
-            (Some(Confirmation::JwkThumbprint(bound)), PresentedKey::DpopKey(shown)) => {
-                subtle::ConstantTimeEq::ct_eq(&bound.0[..], &shown.0[..]).into()
-            }
-            (Some(_), _) => return Err(BindingError::MethodMismatch),
-        };
-        if matches {
-            Ok(BoundAccessToken(self))
-        } else {
-            Err(BindingError::KeyMismatch)
-        }
+        self.confirmation
+            .as_ref()
+            .ok_or(BindingError::NoConfirmation)?
+            .check(proof)?;
+        Ok(BoundAccessToken(self))
     }
 
     /// `sub`.

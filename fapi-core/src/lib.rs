@@ -40,6 +40,7 @@ pub mod manual {}
 pub mod pkce;
 pub mod profile;
 pub mod random;
+pub mod refresh;
 pub mod replay;
 pub mod request_object;
 pub mod revocation;

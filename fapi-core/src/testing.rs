@@ -315,3 +315,88 @@ pub async fn revoked_token_store_conformance(
     )?;
     Ok(())
 }
+
+/// Runs every [`RefreshGrantStore`](crate::refresh::RefreshGrantStore)
+/// guarantee against `store`: a stored grant is found by its token with
+/// its binding intact, another token finds nothing, revoking an id removes
+/// exactly the grants of that id (also while [`RACERS`] reads race it),
+/// and revoking again or an unknown id is accepted.
+///
+/// # Errors
+/// The first [`ConformanceFailure`].
+pub async fn refresh_grant_store_conformance(
+    store: &dyn crate::refresh::RefreshGrantStore,
+) -> Result<(), ConformanceFailure> {
+    use crate::access_token::Confirmation;
+    use crate::refresh::{RefreshGrant, RefreshToken};
+    use crate::types::{CertificateThumbprint, ClientId, ConsentId, JwtId, Scope};
+
+    let setup = |e: &dyn core::fmt::Display| fail("setup", e.to_string());
+    let grant = |id: &str| -> Result<RefreshGrant, ConformanceFailure> {
+        Ok(RefreshGrant {
+            id: JwtId::try_from(id).map_err(|e| setup(&e))?,
+            client_id: ClientId::try_from("tpp-a").map_err(|e| setup(&e))?,
+            confirmation: Confirmation::CertificateThumbprint(CertificateThumbprint::of_der(
+                id.as_bytes(),
+            )),
+            consent_id: ConsentId::try_from("aac-1").map_err(|e| setup(&e))?,
+            customer_id: "alice".into(),
+            scope: Scope::try_from("openid accounts").map_err(|e| setup(&e))?,
+        })
+    };
+    let token = || RefreshToken::generate().map_err(|e| setup(&e));
+    let found = |case: &'static str,
+                 got: Result<Option<RefreshGrant>, crate::store::StoreError>,
+                 want: Option<&RefreshGrant>| match got {
+        Ok(g) if g.as_ref() == want => Ok(()),
+        other => Err(fail(case, format!("{other:?}, wanted {want:?}"))),
+    };
+
+    let (t1, t2, t3) = (token()?, token()?, token()?);
+    let (g1, g2) = (grant("rt-1")?, grant("rt-2")?);
+    for (t, g) in [(&t1, &g1), (&t2, &g2)] {
+        store
+            .store(t, g.clone())
+            .await
+            .map_err(|e| fail("store", e.to_string()))?;
+    }
+    found(
+        "a stored grant is found by its token, binding intact",
+        store.grant(&t1).await,
+        Some(&g1),
+    )?;
+    found(
+        "a token never stored finds nothing",
+        store.grant(&t3).await,
+        None,
+    )?;
+    store
+        .revoke(core::slice::from_ref(&g1.id))
+        .await
+        .map_err(|e| fail("revoke", e.to_string()))?;
+    found("a revoked grant is not found", store.grant(&t1).await, None)?;
+    found(
+        "revoking one id leaves other grants",
+        store.grant(&t2).await,
+        Some(&g2),
+    )?;
+    let unknown = JwtId::try_from("rt-unknown").map_err(|e| setup(&e))?;
+    store
+        .revoke(&[g1.id.clone(), unknown])
+        .await
+        .map_err(|e| fail("revoking again or an unknown id is accepted", e.to_string()))?;
+
+    let reads = join_all((0..RACERS).map(|_| store.grant(&t2)));
+    let revoke = store.revoke(core::slice::from_ref(&g2.id));
+    let (seen, revoked) = futures_util::future::join(reads, revoke).await;
+    revoked.map_err(|e| fail("revoke while reads race", e.to_string()))?;
+    if let Some(e) = seen.iter().find_map(|r| r.as_ref().err()) {
+        return Err(fail("reads racing a revocation answer", e.to_string()));
+    }
+    found(
+        "a revocation is seen by the next read",
+        store.grant(&t2).await,
+        None,
+    )?;
+    Ok(())
+}

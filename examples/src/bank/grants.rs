@@ -2,61 +2,108 @@
 //! hash only), revoked token ids (a replayed authorization code revokes
 //! what it issued), and payments.
 
+use fapi_core::access_token::Confirmation;
+use fapi_core::refresh::{RefreshGrant, RefreshGrantStore, RefreshToken};
 use fapi_core::revocation::RevokedTokenStore;
 use fapi_core::store::{ready, BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
-use fapi_core::types::{ClientId, ConsentId, JwtId, Scope};
+use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, JwtId, Scope};
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::sqlite::{unavailable, SqliteDb};
 
-/// What a refresh token stands for. Under FAPI 2 it is not rotated: it is
-/// bound to the client and its certificate, and lives as long as its
-/// consent is authorised.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct RefreshGrant {
-    /// Id recorded against the authorization code (revocation on replay).
-    pub(crate) id: String,
-    pub(crate) client_id: ClientId,
-    /// `x5t#S256` of the certificate the token was issued over.
-    pub(crate) certificate: String,
-    pub(crate) consent_id: ConsentId,
-    pub(crate) customer_id: String,
-    pub(crate) scope: Scope,
+/// A refresh grant as its row's JSON body: the binding as the `cnf`
+/// object it would be in a token. Rows written before the binding was
+/// typed hold `certificate` (an `x5t#S256`) instead; they read the same.
+#[derive(Serialize, Deserialize)]
+struct GrantRow {
+    id: String,
+    client_id: ClientId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cnf: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certificate: Option<String>,
+    consent_id: ConsentId,
+    customer_id: String,
+    scope: Scope,
 }
 
-fn hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+impl GrantRow {
+    fn of(g: &RefreshGrant) -> Self {
+        Self {
+            id: g.id.as_str().to_owned(),
+            client_id: g.client_id.clone(),
+            cnf: Some(g.confirmation.to_json()),
+            certificate: None,
+            consent_id: g.consent_id.clone(),
+            customer_id: g.customer_id.clone(),
+            scope: g.scope.clone(),
+        }
+    }
+
+    fn grant(self) -> Result<RefreshGrant, StoreError> {
+        let confirmation = match (self.cnf, self.certificate) {
+            (Some(cnf), None) => Confirmation::from_json(&cnf).map_err(unavailable)?,
+            (None, Some(x5t)) => Confirmation::CertificateThumbprint(
+                CertificateThumbprint::from_b64url(&x5t).map_err(unavailable)?,
+            ),
+            _ => return Err(unavailable("refresh grant row has no single binding")),
+        };
+        Ok(RefreshGrant {
+            id: JwtId::try_from(self.id.as_str()).map_err(unavailable)?,
+            client_id: self.client_id,
+            confirmation,
+            consent_id: self.consent_id,
+            customer_id: self.customer_id,
+            scope: self.scope,
+        })
+    }
 }
 
 impl SqliteDb {
-    pub(crate) fn store_refresh_token(
+    fn store_refresh_grant(
         &self,
-        token: &str,
+        token: &RefreshToken,
         grant: &RefreshGrant,
     ) -> Result<(), StoreError> {
-        let body = serde_json::to_string(grant).map_err(unavailable)?;
+        let body = serde_json::to_string(&GrantRow::of(grant)).map_err(unavailable)?;
         self.conn()?
             .execute(
                 "INSERT INTO refresh_tokens (hash, id, body) VALUES (?1, ?2, ?3)",
-                params![&hash(token)[..], grant.id, body],
+                params![&token.hash()[..], grant.id.as_str(), body],
             )
             .map_err(unavailable)?;
         Ok(())
     }
 
-    pub(crate) fn refresh_grant(&self, token: &str) -> Result<Option<RefreshGrant>, StoreError> {
+    fn refresh_grant(&self, token: &RefreshToken) -> Result<Option<RefreshGrant>, StoreError> {
         let body: Option<String> = self
             .conn()?
             .prepare_cached("SELECT body FROM refresh_tokens WHERE hash = ?1")
             .map_err(unavailable)?
-            .query_row(params![&hash(token)[..]], |r| r.get(0))
+            .query_row(params![&token.hash()[..]], |r| r.get(0))
             .optional()
             .map_err(unavailable)?;
-        body.map(|b| serde_json::from_str(&b).map_err(unavailable))
-            .transpose()
+        body.map(|b| {
+            serde_json::from_str::<GrantRow>(&b)
+                .map_err(unavailable)?
+                .grant()
+        })
+        .transpose()
+    }
+
+    fn delete_refresh_grants(&self, ids: &[JwtId]) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction().map_err(unavailable)?;
+        for id in ids {
+            tx.execute(
+                "DELETE FROM refresh_tokens WHERE id = ?1",
+                params![id.as_str()],
+            )
+            .map_err(unavailable)?;
+        }
+        tx.commit().map_err(unavailable)
     }
 
     /// Revokes tokens by id: access tokens by `jti` (checked on every
@@ -169,5 +216,27 @@ impl RevokedTokenStore for SqliteDb {
     }
     fn is_revoked<'a>(&'a self, id: &'a JwtId) -> BoxFuture<'a, Result<bool, StoreError>> {
         ready(self.is_token_revoked(id))
+    }
+}
+
+/// Refresh grants in `refresh_tokens`, by the token's hash; a revoked one
+/// is deleted (so is one whose id [`RevokedTokenStore::revoke`] names, in
+/// that transaction).
+impl RefreshGrantStore for SqliteDb {
+    fn store<'a>(
+        &'a self,
+        token: &'a RefreshToken,
+        grant: RefreshGrant,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        ready(self.store_refresh_grant(token, &grant))
+    }
+    fn grant<'a>(
+        &'a self,
+        token: &'a RefreshToken,
+    ) -> BoxFuture<'a, Result<Option<RefreshGrant>, StoreError>> {
+        ready(self.refresh_grant(token))
+    }
+    fn revoke<'a>(&'a self, ids: &'a [JwtId]) -> BoxFuture<'a, Result<(), StoreError>> {
+        ready(self.delete_refresh_grants(ids))
     }
 }

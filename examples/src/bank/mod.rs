@@ -119,6 +119,7 @@ pub(crate) struct BankState {
     pub(crate) par: Arc<dyn PushedRequestStore>,
     pub(crate) codes: Arc<dyn fapi_core::code::AuthorizationCodeStore>,
     pub(crate) revoked: Arc<dyn fapi_core::revocation::RevokedTokenStore>,
+    pub(crate) refreshes: Arc<dyn fapi_core::refresh::RefreshGrantStore>,
     pub(crate) trust: Arc<TrustStore>,
     /// Each client's metadata (keys parsed once per registration).
     pub(crate) clients: MetadataCache,
@@ -608,6 +609,7 @@ pub(crate) fn build_with_core(
         )),
         codes: db.clone(),
         revoked: db.clone(),
+        refreshes: db.clone(),
         trust: trust.clone(),
         clients: MetadataCache::new(provider.clone(), profile),
         gate: ConsentGate::new(db.clone()).with_audit(db.clone()),

@@ -25,12 +25,12 @@ use fapi_par::{validate_push, ParConfig, PushedRequestForm};
 use serde_json::{json, Value};
 
 use super::errors::OAuthFailure;
-use super::grants::RefreshGrant;
 use super::observe::{auth_failure, ClientLabel};
 use super::tls::ConnectionInfo;
 use super::BankState;
 use crate::registry::Registration;
 use fapi_core::code::{AuthorizationCode, RedeemError, Redemption};
+use fapi_core::refresh::{RefreshError, RefreshGrant, RefreshToken};
 
 /// Largest token request body.
 const MAX_TOKEN_BODY: usize = 16 * 1024;
@@ -375,6 +375,11 @@ async fn authorization_code(
                 .revoke(&issued, now)
                 .await
                 .map_err(store_failed)?;
+            state
+                .refreshes
+                .revoke(&issued)
+                .await
+                .map_err(store_failed)?;
             auth_failure("code_replay");
             tracing::warn!(
                 revoked = issued.len(),
@@ -428,33 +433,34 @@ async fn authorization_code(
         .map_err(store_failed)?;
     let mut body = token_body(&issued, &scope);
     if is_account_access {
-        let refresh = fapi_core::random::token(32).map_err(signing_failed)?;
-        let id = format!(
+        let refresh = RefreshToken::generate().map_err(signing_failed)?;
+        let id = fapi_core::types::JwtId::try_from(format!(
             "rt-{}",
             fapi_core::random::token(16).map_err(signing_failed)?
-        );
+        ))
+        .map_err(signing_failed)?;
         state
-            .db
-            .store_refresh_token(
+            .refreshes
+            .store(
                 &refresh,
-                &RefreshGrant {
+                RefreshGrant {
                     id: id.clone(),
                     client_id: caller.client.client_id().clone(),
-                    certificate: caller.certificate.certificate().thumbprint().to_b64url(),
+                    confirmation: caller.certificate.confirmation(),
                     consent_id: grant.consent_id.clone(),
                     customer_id: grant.customer_id.clone(),
                     scope: scope.clone(),
                 },
             )
+            .await
             .map_err(store_failed)?;
-        let jti = fapi_core::types::JwtId::try_from(id.as_str()).map_err(signing_failed)?;
         state
             .codes
-            .record_token(&code, jti)
+            .record_token(&code, id)
             .await
             .map_err(store_failed)?;
         if let Some(obj) = body.as_object_mut() {
-            obj.insert("refresh_token".into(), json!(refresh));
+            obj.insert("refresh_token".into(), json!(refresh.secret()));
         }
     }
     if scope.contains("openid") {
@@ -538,22 +544,27 @@ fn client_credentials(
 async fn refresh(state: &BankState, caller: &Caller, form: &Form) -> Result<Value, OAuthFailure> {
     let now = state.now();
     let invalid = |d: &str| OAuthFailure::new(ErrorCode::InvalidGrant, d);
+    let token = RefreshToken::try_from(form.require("refresh_token")?)
+        .map_err(|_| invalid("refresh_token is malformed"))?;
     let grant = state
-        .db
-        .refresh_grant(form.require("refresh_token")?)
+        .refreshes
+        .grant(&token)
+        .await
         .map_err(store_failed)?
         .ok_or_else(|| invalid("refresh token is unknown or revoked"))?;
-    if &grant.client_id != caller.client.client_id() {
-        auth_failure("refresh_wrong_client");
-        return Err(invalid("refresh token was issued to another client"));
-    }
-    let bound = fapi_core::types::CertificateThumbprint::from_b64url(&grant.certificate)
-        .map_err(store_failed)?;
-    if &bound != caller.certificate.certificate().thumbprint() {
-        auth_failure("cnf_mismatch");
-        return Err(invalid(
-            "refresh token is bound to another certificate of this client",
-        ));
+    match grant.check(caller.client.client_id(), &caller.certificate) {
+        Ok(()) => {}
+        Err(RefreshError::WrongClient) => {
+            auth_failure("refresh_wrong_client");
+            return Err(invalid("refresh token was issued to another client"));
+        }
+        Err(RefreshError::Binding(_)) => {
+            auth_failure("cnf_mismatch");
+            return Err(invalid(
+                "refresh token is bound to another certificate of this client",
+            ));
+        }
+        Err(e) => return Err(OAuthFailure::from_error(&e)),
     }
     super::telemetry::join_flow(
         grant.consent_id.as_str(),

@@ -25,9 +25,9 @@ use fapi_core::types::{ClientId, CodeVerifier, ConsentId, RedirectUri, Scope};
 use rusqlite::params;
 use sha2::{Digest, Sha256};
 
-use super::grants::RefreshGrant;
 use crate::sqlite::{unavailable, SqliteDb};
 use fapi_core::code::{AuthorizationCodeStore, CodeGrant};
+use fapi_core::refresh::{RefreshGrant, RefreshGrantStore};
 
 /// Synthetic customers the prefilled consents belong to.
 const CUSTOMERS: u64 = 10_000;
@@ -119,17 +119,21 @@ pub fn prefill(
                 ])
             })
             .map_err(unavailable)?;
-        db.store_refresh_token(
-            &random()?,
-            &RefreshGrant {
-                id: fapi_core::random::uuid_v4().map_err(unavailable)?,
+        let refresh = fapi_core::refresh::RefreshToken::generate().map_err(unavailable)?;
+        let rt_id = format!("rt-{}", random()?);
+        futures_executor::block_on(db.store(
+            &refresh,
+            RefreshGrant {
+                id: fapi_core::types::JwtId::try_from(rt_id.as_str()).map_err(unavailable)?,
                 client_id: client.clone(),
-                certificate: random()?,
+                confirmation: fapi_core::access_token::Confirmation::CertificateThumbprint(
+                    fapi_core::types::CertificateThumbprint::of_der(random()?.as_bytes()),
+                ),
                 consent_id: id,
                 customer_id: customer,
                 scope: scope.clone(),
             },
-        )?;
+        ))?;
         if (n + 1) % 10_000 == 0 {
             progress(n + 1);
         }
