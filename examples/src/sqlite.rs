@@ -939,6 +939,9 @@ impl ConsentStore for SqliteDb {
             self.swap_consent(expected_version, &next),
         ))
     }
+    fn pending_payments(&self) -> BoxFuture<'_, Result<Vec<ConsentId>, StoreError>> {
+        Box::pin(core::future::ready(self.pending_payment_consents()))
+    }
     fn list_for_customer<'a>(
         &'a self,
         customer_id: &'a str,

@@ -44,6 +44,12 @@ fn revoked_token_store_passes_the_kit() {
 }
 
 #[test]
+fn payment_store_passes_the_kit() {
+    let db = TempDb::new("payments");
+    b(fapi_consent::testing::payment_store_conformance(&db.open())).unwrap();
+}
+
+#[test]
 fn refresh_grant_store_passes_the_kit() {
     let db = TempDb::new("refresh");
     b(fapi_core::testing::refresh_grant_store_conformance(

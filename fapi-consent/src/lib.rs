@@ -8,6 +8,7 @@ pub mod gate;
 pub mod idempotency;
 #[doc = include_str!("../MANUAL.md")]
 pub mod manual {}
+pub mod payment;
 pub mod permission;
 pub mod record;
 pub mod store;

@@ -73,6 +73,11 @@ pub trait ConsentStore: Send + Sync + fmt::Debug {
         customer_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Consent>, StoreError>>;
 
+    /// The payment consents reserved by a submission and not settled yet
+    /// (`PaymentPending`): what reconciliation resolves at start-up and in
+    /// the background.
+    fn pending_payments(&self) -> BoxFuture<'_, Result<Vec<ConsentId>, StoreError>>;
+
     /// [`Self::compare_and_swap`] with the change's audit entry `entry`
     /// appended to `audit`: both or neither. The default composes the two
     /// ([`compose_swap_audited`]: the entry first, a `ChangeAbandoned`
@@ -263,6 +268,15 @@ impl ConsentStore for InMemoryConsentStore {
         Box::pin(core::future::ready(r))
     }
 
+    fn pending_payments(&self) -> BoxFuture<'_, Result<Vec<ConsentId>, StoreError>> {
+        let r = self.lock().map(|m| {
+            m.values()
+                .filter(|c| c.status() == crate::consent::ConsentStatus::PaymentPending)
+                .map(|c| c.id().clone())
+                .collect()
+        });
+        Box::pin(core::future::ready(r))
+    }
     fn list_for_customer<'a>(
         &'a self,
         customer_id: &'a str,

@@ -117,6 +117,27 @@ pub async fn consent_store_conformance(
     )
     .await
     .map_err(|e| fail("authorise payment", e))?;
+    // a reservation is listed as pending until it is settled
+    apply_event(store, &pay_id, ev(EventKind::Reserve))
+        .await
+        .map_err(|e| fail("reserve payment", e))?;
+    let pending = store
+        .pending_payments()
+        .await
+        .map_err(|e| fail("pending payments", e))?;
+    if pending != vec![pay_id.clone()] {
+        return Err(fail("a reserved payment consent is pending", pending));
+    }
+    apply_event(store, &pay_id, ev(EventKind::Release))
+        .await
+        .map_err(|e| fail("release payment", e))?;
+    let pending = store
+        .pending_payments()
+        .await
+        .map_err(|e| fail("pending payments", e))?;
+    if !pending.is_empty() {
+        return Err(fail("a released payment consent is not pending", pending));
+    }
     let results =
         join_all((0..RACERS).map(|_| apply_event(store, &pay_id, ev(EventKind::Consume)))).await;
     let wins = results.iter().filter(|r| r.is_ok()).count();
@@ -271,6 +292,87 @@ pub async fn audit_log_conformance(
         .map_err(|e| fail("entries from a seq", e))?;
     if tail.first().map(|e| e.seq) != Some(RACERS as u64) || tail.len() != 2 {
         return Err(fail("entries(from, limit) starts at from", tail.len()));
+    }
+    Ok(())
+}
+
+/// Runs every [`PaymentStore`](crate::payment::PaymentStore) guarantee
+/// against `store` (empty at the start): a saved payment reads back by id
+/// and by consent, a second save for the consent keeps the first, unknown
+/// ids and consents find nothing, and of [`RACERS`] concurrent saves of
+/// different payments for one consent exactly one is stored and every call
+/// returns it.
+///
+/// # Errors
+/// The first [`ConformanceFailure`].
+pub async fn payment_store_conformance(
+    store: &dyn crate::payment::PaymentStore,
+) -> Result<(), ConformanceFailure> {
+    use crate::payment::StoredPayment;
+    use fapi_core::types::{ClientId, ConsentId};
+    let client = ClientId::try_from("tpp-a").map_err(|e| fail("setup", e))?;
+    let consent = |s: &str| ConsentId::try_from(s).map_err(|e| fail("setup", e));
+    let payment = |id: &str, c: &ConsentId| StoredPayment {
+        id: id.into(),
+        client_id: client.clone(),
+        consent_id: c.clone(),
+        body: format!("{{\"payment\":\"{id}\"}}"),
+    };
+    let (c1, c2) = (consent("pdc-1")?, consent("pdc-2")?);
+    let first = payment("dp-1", &c1);
+    let saved = store
+        .save_once(first.clone())
+        .await
+        .map_err(|e| fail("save", e))?;
+    if saved != first {
+        return Err(fail("the first save is stored", saved));
+    }
+    let again = store
+        .save_once(payment("dp-1b", &c1))
+        .await
+        .map_err(|e| fail("save again", e))?;
+    if again != first {
+        return Err(fail("a second save for a consent keeps the first", again));
+    }
+    let by_id = store.by_id("dp-1").await.map_err(|e| fail("by id", e))?;
+    if by_id.as_ref() != Some(&first) {
+        return Err(fail("a payment reads back by id", by_id));
+    }
+    let lost = store.by_id("dp-1b").await.map_err(|e| fail("by id", e))?;
+    if lost.is_some() {
+        return Err(fail("the losing save left nothing", lost));
+    }
+    let by_consent = store
+        .by_consent(&c1)
+        .await
+        .map_err(|e| fail("by consent", e))?;
+    if by_consent.as_ref() != Some(&first) {
+        return Err(fail("a payment reads back by consent", by_consent));
+    }
+    let none = store
+        .by_consent(&c2)
+        .await
+        .map_err(|e| fail("by consent", e))?;
+    if none.is_some() {
+        return Err(fail("a consent without a payment has none", none));
+    }
+
+    let ids: Vec<String> = (0..RACERS).map(|i| format!("dp-race-{i}")).collect();
+    let results = join_all(ids.iter().map(|id| store.save_once(payment(id, &c2)))).await;
+    let stored: Vec<&StoredPayment> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let winner = stored.first().map(|p| p.id.clone());
+    if stored.len() != RACERS || stored.iter().any(|p| Some(&p.id) != winner.as_ref()) {
+        return Err(fail(
+            "of concurrent saves for one consent exactly one is stored and returned to all",
+            (stored.len(), winner),
+        ));
+    }
+    let read = store
+        .by_consent(&c2)
+        .await
+        .map_err(|e| fail("by consent", e))?;
+    if read.map(|p| p.id) != winner {
+        return Err(fail("the raced consent reads back its one payment", ()));
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! hash only), revoked token ids (a replayed authorization code revokes
 //! what it issued), and payments.
 
+use fapi_consent::payment::{PaymentStore, StoredPayment};
 use fapi_core::access_token::Confirmation;
 use fapi_core::refresh::{RefreshGrant, RefreshGrantStore, RefreshToken};
 use fapi_core::revocation::RevokedTokenStore;
@@ -135,48 +136,55 @@ impl SqliteDb {
             .map_err(unavailable)
     }
 
-    /// Stores the payment of `consent` unless one is stored already (a
+    /// Stores `p` unless its consent has a payment already (a
     /// reconciliation and the submission may both finish it); returns the
-    /// stored one's body either way.
-    pub(crate) fn save_payment(
-        &self,
-        id: &str,
-        client: &ClientId,
-        consent: &ConsentId,
-        body: &str,
-    ) -> Result<String, StoreError> {
+    /// stored one either way. One statement each, under the connection's
+    /// lock: first writer wins.
+    fn save_payment_once(&self, p: &StoredPayment) -> Result<StoredPayment, StoreError> {
         let conn = self.conn()?;
         conn.execute(
             "INSERT OR IGNORE INTO payments (id, client_id, consent_id, body) VALUES (?1, ?2, ?3, ?4)",
-            params![id, client.as_str(), consent.as_str(), body],
+            params![p.id, p.client_id.as_str(), p.consent_id.as_str(), p.body],
         )
         .map_err(unavailable)?;
-        let body = conn
-            .prepare_cached("SELECT body FROM payments WHERE consent_id = ?1")
-            .map_err(unavailable)?
-            .query_row(params![consent.as_str()], |r| r.get(0))
-            .map_err(unavailable);
-        body
+        Self::payment_where(&conn, "consent_id", p.consent_id.as_str())?
+            .ok_or_else(|| unavailable("a saved payment cannot be read back"))
     }
 
-    /// The body of the payment made with `consent`, if any.
-    pub(crate) fn payment_of_consent(
-        &self,
-        consent: &ConsentId,
-    ) -> Result<Option<String>, StoreError> {
-        self.conn()?
-            .prepare_cached("SELECT body FROM payments WHERE consent_id = ?1")
+    fn payment_where(
+        conn: &rusqlite::Connection,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<StoredPayment>, StoreError> {
+        let sql = match column {
+            "id" => "SELECT id, client_id, consent_id, body FROM payments WHERE id = ?1",
+            _ => "SELECT id, client_id, consent_id, body FROM payments WHERE consent_id = ?1",
+        };
+        let row: Option<(String, String, String, String)> = conn
+            .prepare_cached(sql)
             .map_err(unavailable)?
-            .query_row(params![consent.as_str()], |r| r.get(0))
+            .query_row(params![value], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .optional()
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        row.map(|(id, client, consent, body)| {
+            Ok(StoredPayment {
+                id,
+                client_id: ClientId::try_from(client.as_str()).map_err(unavailable)?,
+                consent_id: ConsentId::try_from(consent.as_str()).map_err(unavailable)?,
+                body,
+            })
+        })
+        .transpose()
     }
 
-    /// Payment consents reserved by a submission and not settled yet.
+    /// Payment consents reserved by a submission and not settled yet
+    /// (through the partial index on `PaymentPending`).
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`].
-    pub fn pending_payment_consents(&self) -> Result<Vec<String>, StoreError> {
+    /// [`StoreError`].
+    pub fn pending_payment_consents(&self) -> Result<Vec<ConsentId>, StoreError> {
         let conn = self.conn()?;
         let mut st = conn
             .prepare_cached(
@@ -184,21 +192,14 @@ impl SqliteDb {
             )
             .map_err(unavailable)?;
         let ids = st
-            .query_map([], |r| r.get(0))
+            .query_map([], |r| r.get::<_, String>(0))
             .map_err(unavailable)?
-            .collect::<Result<Vec<String>, _>>()
-            .map_err(unavailable)?;
+            .map(|id| {
+                let id = id.map_err(unavailable)?;
+                ConsentId::try_from(id.as_str()).map_err(unavailable)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(ids)
-    }
-
-    /// A payment's client and body.
-    pub(crate) fn payment(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
-        self.conn()?
-            .prepare_cached("SELECT client_id, body FROM payments WHERE id = ?1")
-            .map_err(unavailable)?
-            .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-            .map_err(unavailable)
     }
 }
 
@@ -238,5 +239,30 @@ impl RefreshGrantStore for SqliteDb {
     }
     fn revoke<'a>(&'a self, ids: &'a [JwtId]) -> BoxFuture<'a, Result<(), StoreError>> {
         ready(self.delete_refresh_grants(ids))
+    }
+}
+
+/// Payments in `payments` (unique by consent).
+impl PaymentStore for SqliteDb {
+    fn save_once(
+        &self,
+        payment: StoredPayment,
+    ) -> BoxFuture<'_, Result<StoredPayment, StoreError>> {
+        ready(self.save_payment_once(&payment))
+    }
+    fn by_id<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredPayment>, StoreError>> {
+        ready(self.conn().and_then(|c| Self::payment_where(&c, "id", id)))
+    }
+    fn by_consent<'a>(
+        &'a self,
+        consent: &'a ConsentId,
+    ) -> BoxFuture<'a, Result<Option<StoredPayment>, StoreError>> {
+        ready(
+            self.conn()
+                .and_then(|c| Self::payment_where(&c, "consent_id", consent.as_str())),
+        )
     }
 }

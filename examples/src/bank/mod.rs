@@ -120,6 +120,7 @@ pub(crate) struct BankState {
     pub(crate) codes: Arc<dyn fapi_core::code::AuthorizationCodeStore>,
     pub(crate) revoked: Arc<dyn fapi_core::revocation::RevokedTokenStore>,
     pub(crate) refreshes: Arc<dyn fapi_core::refresh::RefreshGrantStore>,
+    pub(crate) payments: Arc<dyn fapi_consent::payment::PaymentStore>,
     pub(crate) trust: Arc<TrustStore>,
     /// Each client's metadata (keys parsed once per registration).
     pub(crate) clients: MetadataCache,
@@ -443,7 +444,7 @@ async fn sweeps(state: Arc<BankState>, mut shutdown: watch::Receiver<bool>) {
 /// went away during a core timeout), so none stays pending longer than
 /// the core timeout plus one sweep period.
 async fn reconcile_pending(state: &BankState) {
-    let pending = match state.db.pending_payment_consents() {
+    let pending = match fapi_consent::ConsentStore::pending_payments(&*state.db).await {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %fapi_core::store::ErrorChain(&e), "pending payments could not be listed");
@@ -451,9 +452,6 @@ async fn reconcile_pending(state: &BankState) {
         }
     };
     for id in pending {
-        let Ok(id) = fapi_core::types::ConsentId::try_from(id.as_str()) else {
-            continue;
-        };
         match resources::reconcile(state, &id).await {
             Ok(true) => tracing::info!(consent_id = %id.as_str(), "pending payment reconciled"),
             Ok(false) => {}
@@ -610,6 +608,7 @@ pub(crate) fn build_with_core(
         codes: db.clone(),
         revoked: db.clone(),
         refreshes: db.clone(),
+        payments: db.clone(),
         trust: trust.clone(),
         clients: MetadataCache::new(provider.clone(), profile),
         gate: ConsentGate::new(db.clone()).with_audit(db.clone()),

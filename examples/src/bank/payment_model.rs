@@ -623,7 +623,9 @@ impl World {
         for (n, id) in self.consents.iter().enumerate() {
             let consent = futures_executor::block_on(st.db.get(id)).unwrap().unwrap();
             let booked = ledger.booking_now(id.as_str()).unwrap().is_some();
-            let payment = st.db.payment_of_consent(id).unwrap().is_some();
+            let payment = futures_executor::block_on(st.payments.by_consent(id))
+                .unwrap()
+                .is_some();
             bookings += i64::from(booked);
             match consent.status() {
                 ConsentStatus::Consumed => prop_assert!(

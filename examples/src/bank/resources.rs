@@ -21,6 +21,7 @@ use fapi_consent::gate::{DetailLevel, PaymentSubmission};
 use fapi_consent::idempotency::{
     body_hash, Begin, IdempotencyKey, IdempotencyStore, StoredResponse,
 };
+use fapi_consent::payment::StoredPayment;
 use fapi_consent::record::PaymentAuthorisationRecord;
 use fapi_consent::store::{apply_event_audited, create_audited};
 use fapi_consent::{Consent, ConsentEvent, ConsentStore, EventKind, ResourceAccess};
@@ -1037,12 +1038,13 @@ pub(super) async fn submit_payment(
                 if !reconcile(st, &submission.consent_id).await? {
                     return Err(in_progress());
                 }
-                if let Some(view) = st
-                    .db
-                    .payment_of_consent(&submission.consent_id)
+                if let Some(stored) = st
+                    .payments
+                    .by_consent(&submission.consent_id)
+                    .await
                     .map_err(|_| ObError::internal())?
                 {
-                    let (status, body) = payment_response(&view)?;
+                    let (status, body) = payment_response(&stored.body)?;
                     complete(st, tok, key, status, &body).await?;
                     return Ok((status, body));
                 }
@@ -1246,11 +1248,12 @@ async fn finish_booked(
         Err(_) => return Err(ObError::internal()),
     };
     if let Some(stored) = st
-        .db
-        .payment_of_consent(reserved.id())
+        .payments
+        .by_consent(reserved.id())
+        .await
         .map_err(|_| ObError::internal())?
     {
-        return Ok(stored);
+        return Ok(stored.body);
     }
     let ConsentTerms::DomesticPayment(terms) = consumed.terms() else {
         return Err(ObError::internal());
@@ -1291,9 +1294,16 @@ async fn finish_booked(
         "Links": links(st, &format!("{PISP}/domestic-payments/{id}")),
         "Meta": {},
     });
-    let stored = json!({ "view": view, "record": record }).to_string();
-    st.db
-        .save_payment(&id, client, reserved.id(), &stored)
+    let body = json!({ "view": view, "record": record }).to_string();
+    st.payments
+        .save_once(StoredPayment {
+            id,
+            client_id: client.clone(),
+            consent_id: reserved.id().clone(),
+            body,
+        })
+        .await
+        .map(|stored| stored.body)
         .map_err(|_| ObError::internal())
 }
 
@@ -1354,15 +1364,16 @@ async fn load_payment(
     token: &BoundAccessToken,
     id: &str,
 ) -> Result<Value, ObError> {
-    let (client, body) = state
-        .db
-        .payment(id)
+    let stored = state
+        .payments
+        .by_id(id)
+        .await
         .map_err(|_| ObError::internal())?
         .ok_or_else(ObError::not_found)?;
-    if client != token.client_id().as_str() {
+    if &stored.client_id != token.client_id() {
         return Err(ObError::not_found());
     }
-    serde_json::from_str(&body).map_err(|_| ObError::internal())
+    serde_json::from_str(&stored.body).map_err(|_| ObError::internal())
 }
 
 async fn get_payment(
