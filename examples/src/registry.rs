@@ -508,17 +508,7 @@ impl SqliteDb {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .map_err(unavailable)?;
-        let status = if client_revoked.is_some_and(|r| r != 0) {
-            CertificateStatus::TppRevoked
-        } else if cert_revoked {
-            CertificateStatus::CertificateRevoked
-        } else {
-            CertificateStatus::Active
-        };
-        let owner = owner
-            .map(|o| ClientId::try_from(o).map_err(unavailable))
-            .transpose()?;
-        Ok(Standing { status, owner })
+        standing_from(cert_revoked, client_revoked, owner)
     }
 
     fn owner_of(
@@ -569,4 +559,26 @@ impl TppDirectory for SqliteDb {
         let r = self.owner_of(certificate).map_err(|_| DirectoryError);
         Box::pin(core::future::ready(r))
     }
+}
+
+/// A [`Standing`] from the directory's three columns: the certificate's
+/// revocation, the client's `revoked` flag (`None`: not onboarded) and the
+/// certificate's registered owner. A revoked TPP outranks a revoked
+/// certificate.
+pub(crate) fn standing_from(
+    cert_revoked: bool,
+    client_revoked: Option<i64>,
+    owner: Option<String>,
+) -> Result<Standing, StoreError> {
+    let status = if client_revoked.is_some_and(|r| r != 0) {
+        CertificateStatus::TppRevoked
+    } else if cert_revoked {
+        CertificateStatus::CertificateRevoked
+    } else {
+        CertificateStatus::Active
+    };
+    let owner = owner
+        .map(|o| ClientId::try_from(o).map_err(unavailable))
+        .transpose()?;
+    Ok(Standing { status, owner })
 }

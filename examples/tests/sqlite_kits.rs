@@ -563,3 +563,86 @@ fn a_consent_change_and_its_audit_entry_commit_together() {
     let entries = b(db.entries(1, 1000)).unwrap();
     verify_chain(&entries, &[], &fapi_core::jwk::KeySet::default(), &[]).unwrap();
 }
+
+/// The resource pipeline's three live reads in one SQLite statement give
+/// exactly what the three trait reads give one after the other, in every
+/// state: the token revoked or not; the certificate unregistered,
+/// registered to the caller or to another client, revoked, or its TPP
+/// revoked; the consent absent from the token, unknown, or stored.
+#[test]
+fn the_one_statement_live_read_equals_the_three_reads() {
+    use fapi_consent::consent::AccountAccessRequest;
+    use fapi_consent::{Consent, ConsentStore};
+    use fapi_core::revocation::RevokedTokenStore;
+    use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, JwtId};
+    use fapi_examples::bank::live::{Composed, LiveReads};
+    use std::sync::Arc;
+
+    let client = ClientId::try_from("tpp-a").unwrap();
+    let cert = CertificateThumbprint::of_der(b"cert-a");
+    let stored = ConsentId::try_from("aac-1").unwrap();
+    let unknown = ConsentId::try_from("aac-404").unwrap();
+    let jti = JwtId::try_from("at-1").unwrap();
+    let mut checked = 0;
+    for directory in [
+        "unregistered",
+        "registered",
+        "another client's",
+        "certificate revoked",
+        "tpp revoked",
+    ] {
+        for revoked in [false, true] {
+            let tmp = TempDb::new("live");
+            let db = Arc::new(tmp.open());
+            let conn = rusqlite::Connection::open(&tmp.0).unwrap();
+            let register = |owner: &str| {
+                conn.execute(
+                    "INSERT INTO clients (client_id, registration, certificate, revoked, onboarded_at) VALUES (?1, '{}', ?2, 0, 0)",
+                    rusqlite::params![owner, &cert.as_bytes()[..]],
+                )
+                .unwrap();
+            };
+            match directory {
+                "registered" => register("tpp-a"),
+                "another client's" => register("tpp-b"),
+                "certificate revoked" => {
+                    register("tpp-a");
+                    db.revoke_certificate(&cert, at(0)).unwrap();
+                }
+                "tpp revoked" => {
+                    register("tpp-a");
+                    assert!(db.revoke_client(&client).unwrap());
+                }
+                _ => {}
+            }
+            if revoked {
+                b(db.revoke(std::slice::from_ref(&jti), at(0))).unwrap();
+            }
+            let request = AccountAccessRequest {
+                permissions: vec!["ReadAccountsDetail".into()],
+                ..AccountAccessRequest::default()
+            };
+            b(db.create(
+                Consent::account_access(stored.clone(), client.clone(), &request, at(0)).unwrap(),
+            ))
+            .unwrap();
+            let composed = Composed {
+                revoked: db.clone(),
+                directory: db.clone(),
+                consents: db.clone(),
+            };
+            for consent in [None, Some(&unknown), Some(&stored)] {
+                let one = b(LiveReads::read(&*db, &jti, &client, &cert, consent)).unwrap();
+                let three = b(composed.read(&jti, &client, &cert, consent)).unwrap();
+                assert_eq!(
+                    one, three,
+                    "{directory}, revoked {revoked}, consent {consent:?}"
+                );
+                assert_eq!(one.revoked, revoked);
+                assert_eq!(one.consent.is_some(), consent == Some(&stored));
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 30);
+}

@@ -306,7 +306,17 @@ impl ConsentGate {
 
     async fn live(&self, token: &BoundAccessToken) -> Result<Consent, GateError> {
         let id = token.consent_id().ok_or(GateError::NoConsent)?;
-        let consent = self.store.get(id).await?.ok_or(GateError::UnknownConsent)?;
+        Self::own(token, self.store.get(id).await?)
+    }
+
+    /// `read` (the token's consent as read live) if it is the token's
+    /// consent and belongs to the token's client.
+    fn own(token: &BoundAccessToken, read: Option<Consent>) -> Result<Consent, GateError> {
+        let id = token.consent_id().ok_or(GateError::NoConsent)?;
+        let consent = read.ok_or(GateError::UnknownConsent)?;
+        if consent.id() != id {
+            return Err(GateError::ConsentMismatch);
+        }
         if consent.client_id() != token.client_id() {
             return Err(GateError::WrongClient);
         }
@@ -356,6 +366,34 @@ impl ConsentGate {
         now: UnixTime,
     ) -> Result<Authorized, GateError> {
         let consent = self.live(token).await?;
+        Self::decide(consent, access, now)
+    }
+
+    /// [`Self::authorize`] on a consent the caller read live itself, in the
+    /// same round trip as its other per-call reads (the revoked-token check
+    /// and the directory standing): `read` is what the store holds for the
+    /// token's consent id right now (`None`: no such consent). A consent
+    /// with another id than the token's is refused
+    /// ([`GateError::ConsentMismatch`]), so a read of the wrong row can
+    /// never authorize.
+    ///
+    /// # Errors
+    /// [`GateError`], as [`Self::authorize`].
+    pub fn authorize_read(
+        &self,
+        token: &BoundAccessToken,
+        read: Option<Consent>,
+        access: &ResourceAccess,
+        now: UnixTime,
+    ) -> Result<Authorized, GateError> {
+        Self::decide(Self::own(token, read)?, access, now)
+    }
+
+    fn decide(
+        consent: Consent,
+        access: &ResourceAccess,
+        now: UnixTime,
+    ) -> Result<Authorized, GateError> {
         let ConsentTerms::AccountAccess(terms) = consent.terms() else {
             return Err(GateError::WrongKind);
         };

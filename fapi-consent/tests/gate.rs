@@ -324,6 +324,67 @@ fn transaction_window_handed_to_the_resource_server() {
     );
 }
 
+/// A consent the caller read itself (one round trip with its other
+/// per-call reads) is decided by the same rules as one the gate reads.
+#[test]
+fn a_consent_read_by_the_caller_is_decided_like_one_the_gate_reads() {
+    let (store, gate) = setup();
+    let t = token("tpp-a", "aac-1");
+    let id = ConsentId::try_from("aac-1").unwrap();
+    let read = b(store.get(&id)).unwrap();
+    let a = gate
+        .authorize_read(&t, read, &ResourceAccess::Accounts, at(1))
+        .unwrap();
+    assert_eq!(a.accounts(), ["acc-1".to_string()]);
+    // revoked, as read
+    b(apply_event(&*store, &id, ev(EventKind::Revoke))).unwrap();
+    let read = b(store.get(&id)).unwrap();
+    assert_eq!(
+        gate.authorize_read(&t, read, &ResourceAccess::Accounts, at(2))
+            .unwrap_err(),
+        GateError::NotAuthorised(ConsentStatus::Revoked)
+    );
+}
+
+#[test]
+fn a_caller_read_of_another_consent_or_none_never_authorizes() {
+    let (store, gate) = setup();
+    let waiting = b(store.get(&ConsentId::try_from("aac-waiting").unwrap())).unwrap();
+    // another (authorised) consent than the token's: refused as a mismatch
+    b(store.create(aac("aac-2"))).unwrap();
+    let other_id = ConsentId::try_from("aac-2").unwrap();
+    b(apply_event(&*store, &other_id, authorise(&["acc-1"]))).unwrap();
+    let other = b(store.get(&other_id)).unwrap();
+    let t = token("tpp-a", "aac-waiting");
+    assert_eq!(
+        gate.authorize_read(&t, other, &ResourceAccess::Accounts, at(1))
+            .unwrap_err(),
+        GateError::ConsentMismatch
+    );
+    assert_eq!(
+        gate.authorize_read(&t, None, &ResourceAccess::Accounts, at(1))
+            .unwrap_err(),
+        GateError::UnknownConsent
+    );
+    assert_eq!(
+        gate.authorize_read(&t, waiting, &ResourceAccess::Accounts, at(1))
+            .unwrap_err(),
+        GateError::NotAuthorised(ConsentStatus::AwaitingAuthorisation)
+    );
+    // the token's consent, read for another client's token
+    let mine = b(store.get(&ConsentId::try_from("aac-1").unwrap())).unwrap();
+    assert_eq!(
+        gate.authorize_read(
+            &token("tpp-b", "aac-1"),
+            mine,
+            &ResourceAccess::Accounts,
+            at(1)
+        )
+        .unwrap_err(),
+        GateError::WrongClient
+    );
+}
+
 fn payment_setup(id: &str) -> (Arc<InMemoryConsentStore>, ConsentGate) {
     let store = Arc::new(InMemoryConsentStore::new());
     let c = Consent::domestic_payment(

@@ -211,6 +211,13 @@ async fn check_directory(
         .standing(client, certificate)
         .await
         .map_err(directory_unavailable)?;
+    decide_standing(client, standing)
+}
+
+fn decide_standing(
+    client: &ClientId,
+    standing: Standing,
+) -> Result<Option<ClientId>, ClientAuthError> {
     match standing.status {
         CertificateStatus::Active => {}
         CertificateStatus::TppRevoked => return Err(CertificateAuthError::TppRevoked.into()),
@@ -247,6 +254,22 @@ pub async fn ensure_registered_certificate(
     directory: &dyn TppDirectory,
 ) -> Result<(), ClientAuthError> {
     match check_directory(client, certificate, directory).await? {
+        Some(_) => Ok(()),
+        None => Err(CertificateAuthError::NotRegistered.into()),
+    }
+}
+
+/// [`ensure_registered_certificate`] on a [`Standing`] the caller read
+/// itself (in one round trip with its other per-call reads) for `client`
+/// presenting the connection's certificate: the same decision, no read.
+///
+/// # Errors
+/// As [`ensure_registered_certificate`], without the store failure.
+pub fn ensure_registered_standing(
+    client: &ClientId,
+    standing: Standing,
+) -> Result<(), ClientAuthError> {
+    match decide_standing(client, standing)? {
         Some(_) => Ok(()),
         None => Err(CertificateAuthError::NotRegistered.into()),
     }

@@ -868,3 +868,39 @@ fn registered_but_revoked_certificate_refused() {
         ClientAuthError::Certificate(CertificateAuthError::CertificateRevoked)
     );
 }
+
+/// A standing the caller read itself (one round trip with its other
+/// per-call reads) is decided exactly as when the check reads it: the
+/// registered certificate passes, an unregistered one, another client's,
+/// a revoked certificate and a revoked TPP are refused the same way.
+#[test]
+fn a_standing_read_by_the_caller_is_decided_like_one_the_check_reads() {
+    use fapi_mtls_binding::directory::{ensure_registered_standing, TppDirectory};
+    let a = ClientId::try_from("tpp-a").unwrap();
+    let b = ClientId::try_from("tpp-b").unwrap();
+    let presented = PresentedCertificate::from_verified_tls_peer(&pki().tpp_a).unwrap();
+    let thumb = presented.certificate().thumbprint();
+    let registered = || {
+        let dir = InMemoryTppDirectory::new();
+        dir.register(a.clone(), thumb);
+        dir
+    };
+    let cert_revoked = registered();
+    cert_revoked.revoke_certificate(thumb);
+    let tpp_revoked = registered();
+    tpp_revoked.revoke_client(a.clone());
+    let cases: Vec<(&str, InMemoryTppDirectory, &ClientId, bool)> = vec![
+        ("registered", registered(), &a, true),
+        ("unregistered", InMemoryTppDirectory::new(), &a, false),
+        ("another client's", registered(), &b, false),
+        ("certificate revoked", cert_revoked, &a, false),
+        ("tpp revoked", tpp_revoked, &a, false),
+    ];
+    for (case, dir, client, passes) in cases {
+        let read = block_on(dir.standing(client, thumb)).unwrap();
+        let decided = ensure_registered_standing(client, read);
+        let checked = block_on(ensure_registered_certificate(client, thumb, &dir));
+        assert_eq!(decided, checked, "{case}");
+        assert_eq!(decided.is_ok(), passes, "{case}");
+    }
+}

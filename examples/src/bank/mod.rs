@@ -20,6 +20,7 @@ mod errors;
 mod grants;
 pub mod keys;
 pub mod listener;
+pub mod live;
 mod oauth;
 mod observe;
 #[cfg(test)]
@@ -121,6 +122,7 @@ pub(crate) struct BankState {
     pub(crate) revoked: Arc<dyn fapi_core::revocation::RevokedTokenStore>,
     pub(crate) refreshes: Arc<dyn fapi_core::refresh::RefreshGrantStore>,
     pub(crate) payments: Arc<dyn fapi_consent::payment::PaymentStore>,
+    pub(crate) live: Arc<dyn live::LiveReads>,
     pub(crate) trust: Arc<TrustStore>,
     /// Each client's metadata (keys parsed once per registration).
     pub(crate) clients: MetadataCache,
@@ -609,6 +611,7 @@ pub(crate) fn build_with_core(
         revoked: db.clone(),
         refreshes: db.clone(),
         payments: db.clone(),
+        live: db.clone(),
         trust: trust.clone(),
         clients: MetadataCache::new(provider.clone(), profile),
         gate: ConsentGate::new(db.clone()).with_audit(db.clone()),

@@ -31,7 +31,7 @@ use fapi_core::jose::detached::{
 };
 use fapi_core::types::ConsentId;
 use fapi_core::BoundAccessToken;
-use fapi_mtls_binding::directory::ensure_registered_certificate;
+use fapi_mtls_binding::directory::ensure_registered_standing;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::Instrument;
@@ -129,6 +129,23 @@ async fn bound_token(
     headers: &HeaderMap,
     info: &ConnectionInfo,
 ) -> Result<BoundAccessToken, ObError> {
+    bound_call(state, headers, info)
+        .await
+        .map(|(token, _)| token)
+}
+
+/// The pipeline every resource call runs: `verify` the access token, then
+/// its three live reads in one round trip ([`super::live::LiveReads`]:
+/// the revoked-`jti` check, the directory standing of the client with
+/// this connection's certificate, the token's consent), then the
+/// decisions on what was read: not revoked, the certificate still trusted,
+/// `bind` to it, registered and in good standing. Returns the bound token
+/// and its consent as read (for `ConsentGate::authorize_read`).
+async fn bound_call(
+    state: &BankState,
+    headers: &HeaderMap,
+    info: &ConnectionInfo,
+) -> Result<(BoundAccessToken, Option<Consent>), ObError> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -146,18 +163,6 @@ async fn bound_token(
     if let Some(c) = verified.consent_id() {
         super::telemetry::join_flow(c.as_str(), verified.client_id().as_str());
     }
-    match state.revoked.is_revoked(verified.jti()).await {
-        Ok(false) => {}
-        Ok(true) => {
-            auth_failure("revoked_token");
-            return Err(ObError::new(
-                StatusCode::UNAUTHORIZED,
-                "UK.OBIE.Unauthorized",
-                "access token has been revoked",
-            ));
-        }
-        Err(_) => return Err(ObError::internal()),
-    }
     let certificate = presented(info).ok_or_else(|| {
         auth_failure("no_client_certificate");
         ObError::new(
@@ -166,6 +171,24 @@ async fn bound_token(
             "a client certificate is required",
         )
     })?;
+    let live = state
+        .live
+        .read(
+            verified.jti(),
+            verified.client_id(),
+            certificate.certificate().thumbprint(),
+            verified.consent_id(),
+        )
+        .await
+        .map_err(|_| ObError::internal())?;
+    if live.revoked {
+        auth_failure("revoked_token");
+        return Err(ObError::new(
+            StatusCode::UNAUTHORIZED,
+            "UK.OBIE.Unauthorized",
+            "access token has been revoked",
+        ));
+    }
     info.check_trust(&state.trust, state.now()).map_err(|e| {
         auth_failure("certificate_untrusted");
         ObError::new(
@@ -178,17 +201,11 @@ async fn bound_token(
         auth_failure("cnf_mismatch");
         ObError::token(&e)
     })?;
-    ensure_registered_certificate(
-        bound.client_id(),
-        certificate.certificate().thumbprint(),
-        &*state.db,
-    )
-    .await
-    .map_err(|e| {
+    ensure_registered_standing(bound.client_id(), live.standing).map_err(|e| {
         auth_failure("certificate_revoked");
         ObError::token(&e)
     })?;
-    Ok(bound)
+    Ok((bound, live.consent))
 }
 
 /// A client-credentials token (no consent) with `scope`.
@@ -604,11 +621,10 @@ async fn accounts(
     Extension(info): Extension<ConnectionInfo>,
     headers: HeaderMap,
 ) -> Result<Response, ObError> {
-    let token = bound_token(&state, &headers, &info).await?;
+    let (token, consent) = bound_call(&state, &headers, &info).await?;
     let authorized = state
         .gate
-        .authorize(&token, &ResourceAccess::Accounts, state.now())
-        .await
+        .authorize_read(&token, consent, &ResourceAccess::Accounts, state.now())
         .map_err(|e| gate_error(&e))?;
     let customer = authorized.customer_id().unwrap_or_default().to_owned();
     let selected = authorized.accounts().to_vec();
@@ -646,11 +662,15 @@ async fn account(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    let token = bound_token(&state, &headers, &info).await?;
+    let (token, consent) = bound_call(&state, &headers, &info).await?;
     let authorized = state
         .gate
-        .authorize(&token, &ResourceAccess::Account(id.clone()), state.now())
-        .await
+        .authorize_read(
+            &token,
+            consent,
+            &ResourceAccess::Account(id.clone()),
+            state.now(),
+        )
         .map_err(|e| gate_error(&e))?;
     let customer = authorized.customer_id().unwrap_or_default().to_owned();
     let detail = authorized.detail_level() == DetailLevel::Detail;
@@ -673,11 +693,15 @@ async fn balances(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    let token = bound_token(&state, &headers, &info).await?;
+    let (token, consent) = bound_call(&state, &headers, &info).await?;
     state
         .gate
-        .authorize(&token, &ResourceAccess::Balances(id.clone()), state.now())
-        .await
+        .authorize_read(
+            &token,
+            consent,
+            &ResourceAccess::Balances(id.clone()),
+            state.now(),
+        )
         .map_err(|e| gate_error(&e))?;
     let account = id.clone();
     let balance = core(&state, Lane::Accounts, |c| c.balance(&account)).await?;
@@ -709,7 +733,7 @@ async fn transactions(
     Path(id): Path<String>,
     Query(q): Query<TransactionQuery>,
 ) -> Result<Response, ObError> {
-    let token = bound_token(&state, &headers, &info).await?;
+    let (token, consent) = bound_call(&state, &headers, &info).await?;
     let parse = |field: &'static str, v: Option<String>| {
         v.map(|s| parse_date_time(field, &s))
             .transpose()
@@ -719,8 +743,9 @@ async fn transactions(
     let to = parse("toBookingDateTime", q.to_booking_date_time)?;
     let authorized = state
         .gate
-        .authorize(
+        .authorize_read(
             &token,
+            consent,
             &ResourceAccess::Transactions {
                 account: id.clone(),
                 from,
@@ -728,7 +753,6 @@ async fn transactions(
             },
             state.now(),
         )
-        .await
         .map_err(|e| gate_error(&e))?;
     let (from, to) = authorized.transaction_window();
     let (credits, debits) = authorized.transaction_directions();

@@ -1,0 +1,145 @@
+//! The per-call live reads of the resource pipeline, in one round trip.
+//!
+//! FAPI-RULES require a revoked access token, a revoked TPP or certificate
+//! and a revoked consent to stop the *next* call, including one recorded
+//! by another process, so every resource call reads all three live: the
+//! token's `jti` against the revoked tokens, the directory's standing of
+//! the client presenting the connection's certificate, and the token's
+//! consent. [`LiveReads`] answers the three at once; the decisions stay in
+//! the crates (`ensure_registered_standing`, `ConsentGate::authorize_read`),
+//! which take what was read instead of reading again.
+
+use std::sync::Arc;
+
+use fapi_consent::{Consent, ConsentStore};
+use fapi_core::revocation::RevokedTokenStore;
+use fapi_core::store::{ready, BoxFuture, StoreError};
+use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, JwtId};
+use fapi_mtls_binding::directory::{Standing, TppDirectory};
+use rusqlite::{params, OptionalExtension};
+
+use crate::sqlite::{unavailable, SqliteDb};
+
+/// What one call's live reads found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallState {
+    /// Whether the access token's `jti` is revoked.
+    pub revoked: bool,
+    /// The directory's standing of the client presenting the certificate.
+    pub standing: Standing,
+    /// The token's consent as stored now (`None`: the token has none, or
+    /// no such consent exists).
+    pub consent: Option<Consent>,
+}
+
+/// The three per-call reads at once.
+pub trait LiveReads: Send + Sync + std::fmt::Debug {
+    /// The state of a call by `client` presenting `certificate` with the
+    /// access token `jti` for `consent`.
+    fn read<'a>(
+        &'a self,
+        jti: &'a JwtId,
+        client: &'a ClientId,
+        certificate: &'a CertificateThumbprint,
+        consent: Option<&'a ConsentId>,
+    ) -> BoxFuture<'a, Result<CallState, StoreError>>;
+}
+
+/// The three reads one after the other, through each crate's trait: for
+/// stores that cannot answer them together.
+#[derive(Debug)]
+pub struct Composed {
+    /// The revoked tokens.
+    pub revoked: Arc<dyn RevokedTokenStore>,
+    /// The TPP directory.
+    pub directory: Arc<dyn TppDirectory>,
+    /// The consents.
+    pub consents: Arc<dyn ConsentStore>,
+}
+
+impl LiveReads for Composed {
+    fn read<'a>(
+        &'a self,
+        jti: &'a JwtId,
+        client: &'a ClientId,
+        certificate: &'a CertificateThumbprint,
+        consent: Option<&'a ConsentId>,
+    ) -> BoxFuture<'a, Result<CallState, StoreError>> {
+        Box::pin(async move {
+            let revoked = self.revoked.is_revoked(jti).await?;
+            let standing = self
+                .directory
+                .standing(client, certificate)
+                .await
+                .map_err(unavailable)?;
+            let consent = match consent {
+                Some(id) => self.consents.get(id).await?,
+                None => None,
+            };
+            Ok(CallState {
+                revoked,
+                standing,
+                consent,
+            })
+        })
+    }
+}
+
+/// One statement, one snapshot: the revoked-token, directory and consent
+/// rows by their keys (every subquery an index lookup).
+impl LiveReads for SqliteDb {
+    fn read<'a>(
+        &'a self,
+        jti: &'a JwtId,
+        client: &'a ClientId,
+        certificate: &'a CertificateThumbprint,
+        consent: Option<&'a ConsentId>,
+    ) -> BoxFuture<'a, Result<CallState, StoreError>> {
+        ready(self.call_state(jti, client, certificate, consent))
+    }
+}
+
+type Row = (bool, bool, Option<i64>, Option<String>, Option<String>);
+
+impl SqliteDb {
+    fn call_state(
+        &self,
+        jti: &JwtId,
+        client: &ClientId,
+        certificate: &CertificateThumbprint,
+        consent: Option<&ConsentId>,
+    ) -> Result<CallState, StoreError> {
+        let (revoked, cert_revoked, client_revoked, owner, body): Row = self
+            .conn()?
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1), \
+                        EXISTS (SELECT 1 FROM revoked_certificates WHERE thumbprint = ?3), \
+                        (SELECT revoked FROM clients WHERE client_id = ?2), \
+                        (SELECT client_id FROM clients WHERE certificate = ?3), \
+                        (SELECT body FROM consents WHERE id = ?4)",
+            )
+            .map_err(unavailable)?
+            .query_row(
+                params![
+                    jti.as_str(),
+                    client.as_str(),
+                    &certificate.as_bytes()[..],
+                    consent.map(ConsentId::as_str)
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()
+            .map_err(unavailable)?
+            .ok_or_else(|| unavailable("the per-call read returned no row"))?;
+        let standing = crate::registry::standing_from(cert_revoked, client_revoked, owner)?;
+        // a row that no longer parses is an error, never a default
+        let consent = body
+            .map(|b| serde_json::from_str(&b).map_err(unavailable))
+            .transpose()?;
+        Ok(CallState {
+            revoked,
+            standing,
+            consent,
+        })
+    }
+}
