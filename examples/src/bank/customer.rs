@@ -21,7 +21,7 @@ use axum::Extension;
 use axum::Router;
 use fapi_consent::consent::{Actor, ConsentTerms};
 use fapi_consent::store::apply_event_audited;
-use fapi_consent::{Consent, ConsentEvent, ConsentStore, EventKind};
+use fapi_consent::{Consent, ConsentEvent, EventKind};
 use fapi_core::error::ErrorCode;
 use fapi_core::request_object::ValidatedAuthorizationRequest;
 use fapi_core::types::{ClientId, ConsentId};
@@ -343,7 +343,7 @@ async fn consent_of(
             )
         })?;
     let consent = state
-        .db
+        .consents
         .get(&id)
         .await
         .map_err(|_| error_page(StatusCode::SERVICE_UNAVAILABLE, "consents are unavailable"))?
@@ -811,7 +811,9 @@ async fn decision(
         },
         at: now,
     };
-    if let Err(e) = apply_event_audited(&*state.db, &*state.db, consent.id(), event, None).await {
+    if let Err(e) =
+        apply_event_audited(&*state.consents, &*state.audit, consent.id(), event, None).await
+    {
         return change_failed(&e);
     }
     consent_event(if approve { "granted" } else { "rejected" });
@@ -922,7 +924,7 @@ async fn dashboard(
         }
     };
     let mut consents = match state
-        .db
+        .consents
         .page_for_customer(&session.customer_id, after.as_ref(), DASHBOARD_PAGE + 1)
         .await
     {
@@ -1018,7 +1020,7 @@ async fn revoke(State(state): State<Arc<BankState>>, headers: HeaderMap, body: B
         return error_page(StatusCode::BAD_REQUEST, "no consent named");
     };
     // only the customer's own consent
-    match state.db.get(&id).await {
+    match state.consents.get(&id).await {
         Ok(Some(c)) if c.customer_id() == Some(session.customer_id.as_str()) => {}
         _ => return error_page(StatusCode::NOT_FOUND, "no such consent"),
     }
@@ -1028,7 +1030,7 @@ async fn revoke(State(state): State<Arc<BankState>>, headers: HeaderMap, body: B
         reason: "revoked on the dashboard".into(),
         at: state.now(),
     };
-    if let Err(e) = apply_event_audited(&*state.db, &*state.db, &id, event, None).await {
+    if let Err(e) = apply_event_audited(&*state.consents, &*state.audit, &id, event, None).await {
         return change_failed(&e);
     }
     consent_event("revoked");

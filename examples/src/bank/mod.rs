@@ -116,8 +116,16 @@ pub(crate) struct BankState {
     pub(crate) api_base: String,
     /// The bank's signing keys and their schedule.
     pub(crate) keys: keys::SigningKeys,
+    /// The database, for the bank's own tables (registry, login attempts,
+    /// signing keys, sweeps); every crate-family state goes through the
+    /// trait fields below.
     pub(crate) db: Arc<SqliteDb>,
     pub(crate) par: Arc<dyn PushedRequestStore>,
+    pub(crate) consents: Arc<dyn fapi_consent::ConsentStore>,
+    pub(crate) audit: Arc<dyn fapi_consent::audit::AuditLog>,
+    pub(crate) idempotency: Arc<dyn fapi_consent::idempotency::IdempotencyStore>,
+    pub(crate) replay: Arc<dyn fapi_core::replay::ReplayCache>,
+    pub(crate) directory: Arc<dyn fapi_mtls_binding::directory::TppDirectory>,
     pub(crate) codes: Arc<dyn fapi_core::code::AuthorizationCodeStore>,
     pub(crate) revoked: Arc<dyn fapi_core::revocation::RevokedTokenStore>,
     pub(crate) refreshes: Arc<dyn fapi_core::refresh::RefreshGrantStore>,
@@ -446,7 +454,7 @@ async fn sweeps(state: Arc<BankState>, mut shutdown: watch::Receiver<bool>) {
 /// went away during a core timeout), so none stays pending longer than
 /// the core timeout plus one sweep period.
 async fn reconcile_pending(state: &BankState) {
-    let pending = match fapi_consent::ConsentStore::pending_payments(&*state.db).await {
+    let pending = match state.consents.pending_payments().await {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %fapi_core::store::ErrorChain(&e), "pending payments could not be listed");
@@ -607,6 +615,11 @@ pub(crate) fn build_with_core(
             fapi_par::ParConfig::new(profile, issuer.clone()),
             provider.clone(),
         )),
+        consents: db.clone(),
+        audit: db.clone(),
+        idempotency: db.clone(),
+        replay: db.clone(),
+        directory: db.clone(),
         codes: db.clone(),
         revoked: db.clone(),
         refreshes: db.clone(),

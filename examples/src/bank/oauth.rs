@@ -156,11 +156,15 @@ pub(crate) async fn authenticate<'f>(
         .verify(&metadata, &ctx, now)
         .map_err(fail("client_assertion"))?;
     // `id` is verified now: the assertion's signature is by this client's key
-    ensure_registered_certificate(&id, certificate.certificate().thumbprint(), &*state.db)
-        .await
-        .map_err(fail("certificate_not_registered"))?;
+    ensure_registered_certificate(
+        &id,
+        certificate.certificate().thumbprint(),
+        &*state.directory,
+    )
+    .await
+    .map_err(fail("certificate_not_registered"))?;
     let client = pending
-        .record_jti(&*state.db, now)
+        .record_jti(&*state.replay, now)
         .await
         .map_err(fail("client_assertion_replay"))?;
     tracing::Span::current().record("client_id", client.client_id().as_str());
@@ -263,7 +267,6 @@ async fn intent_awaits_authorisation(
     state: &BankState,
     request: &fapi_core::request_object::ValidatedAuthorizationRequest,
 ) -> Result<(), OAuthFailure> {
-    use fapi_consent::ConsentStore as _;
     let code = if state.profile.requires_signed_request_object() {
         ErrorCode::InvalidRequestObject
     } else {
@@ -280,7 +283,7 @@ async fn intent_awaits_authorisation(
         return refused("the request must name, in openbanking_intent_id, a consent created with a client_credentials token");
     };
     let consent = state
-        .db
+        .consents
         .get(&id)
         .await
         .map_err(|_| OAuthFailure::new(ErrorCode::ServerError, "consents are unavailable"))?;

@@ -38,7 +38,7 @@ use fapi_consent::consent::{Actor, Amount, CreditorAccount, Initiation};
 use fapi_consent::gate::PaymentSubmission;
 use fapi_consent::idempotency::{body_hash, IdempotencyKey};
 use fapi_consent::store::{apply_event_audited, create_audited};
-use fapi_consent::{Consent, ConsentEvent, ConsentStatus, ConsentStore, EventKind};
+use fapi_consent::{Consent, ConsentEvent, ConsentStatus, EventKind};
 use fapi_core::access_token::{
     AccessTokenClaims, AccessTokenIssuer, Confirmation, PresentedKey, ProofOfPossession,
 };
@@ -621,7 +621,9 @@ impl World {
         let ledger = SqliteLedger::new(st.db.clone());
         let mut bookings = 0;
         for (n, id) in self.consents.iter().enumerate() {
-            let consent = futures_executor::block_on(st.db.get(id)).unwrap().unwrap();
+            let consent = futures_executor::block_on(st.consents.get(id))
+                .unwrap()
+                .unwrap();
             let booked = ledger.booking_now(id.as_str()).unwrap().is_some();
             let payment = futures_executor::block_on(st.payments.by_consent(id))
                 .unwrap()
@@ -682,7 +684,7 @@ impl World {
         .await?;
         self.step(&Op::Sweep).await?;
         for id in &self.consents {
-            let c = self.process.state.db.get(id).await.unwrap().unwrap();
+            let c = self.process.state.consents.get(id).await.unwrap().unwrap();
             prop_assert_ne!(
                 c.status(),
                 ConsentStatus::PaymentPending,

@@ -18,13 +18,11 @@ use fapi_consent::consent::{
     parse_date_time, AccountAccessRequest, Actor, Amount, ConsentTerms, CreditorAccount, Initiation,
 };
 use fapi_consent::gate::{DetailLevel, PaymentSubmission};
-use fapi_consent::idempotency::{
-    body_hash, Begin, IdempotencyKey, IdempotencyStore, StoredResponse,
-};
+use fapi_consent::idempotency::{body_hash, Begin, IdempotencyKey, StoredResponse};
 use fapi_consent::payment::StoredPayment;
 use fapi_consent::record::PaymentAuthorisationRecord;
 use fapi_consent::store::{apply_event_audited, create_audited};
-use fapi_consent::{Consent, ConsentEvent, ConsentStore, EventKind, ResourceAccess};
+use fapi_consent::{Consent, ConsentEvent, EventKind, ResourceAccess};
 use fapi_core::error::OAuthError;
 use fapi_core::jose::detached::{
     sign_ob_jws_signature, verify_ob_jws_signature, ObSignatureExpectations,
@@ -499,7 +497,7 @@ async fn own_consent(
 ) -> Result<Consent, ObError> {
     let id = ConsentId::try_from(id).map_err(|_| ObError::not_found())?;
     state
-        .db
+        .consents
         .get(&id)
         .await
         .map_err(|_| ObError::internal())?
@@ -538,8 +536,8 @@ async fn create_account_access_consent(
     )
     .map_err(|e| ObError::bad_request("UK.OBIE.Field.Invalid", e.to_string()))?;
     create_audited(
-        &*state.db,
-        &*state.db,
+        &*state.consents,
+        &*state.audit,
         consent.clone(),
         interaction(&interaction_id),
         Some(base16ct::lower::encode_string(&body_hash(&body))),
@@ -602,8 +600,8 @@ async fn delete_account_access_consent(
         at: state.now(),
     };
     apply_event_audited(
-        &*state.db,
-        &*state.db,
+        &*state.consents,
+        &*state.audit,
         consent.id(),
         event,
         interaction(&interaction_id),
@@ -896,7 +894,7 @@ async fn idempotent(
     let key = idempotency_key(headers)?;
     let now = state.now();
     match state
-        .db
+        .idempotency
         .begin(token.client_id(), &key, body_hash(body), now)
         .await
         .map_err(|e| idempotency_error(&e))?
@@ -908,7 +906,7 @@ async fn idempotent(
         _ => match act.await {
             Ok((status, out)) => {
                 state
-                    .db
+                    .idempotency
                     .complete(
                         token.client_id(),
                         &key,
@@ -922,7 +920,7 @@ async fn idempotent(
                 signed(state, status, out)
             }
             Err(e) => {
-                let _ = state.db.abandon(token.client_id(), &key).await;
+                let _ = state.idempotency.abandon(token.client_id(), &key).await;
                 Err(e)
             }
         },
@@ -952,8 +950,8 @@ async fn create_payment_consent(
         let consent = Consent::domestic_payment(id, client, req.data.initiation.into(), st.now())
             .map_err(|e| ObError::bad_request("UK.OBIE.Field.Invalid", e.to_string()))?;
         create_audited(
-            &*st.db,
-            &*st.db,
+            &*st.consents,
+            &*st.audit,
             consent.clone(),
             iid.as_deref(),
             Some(digest),
@@ -1048,7 +1046,7 @@ pub(super) async fn submit_payment(
 ) -> Result<(StatusCode, Vec<u8>), ObError> {
     let client = tok.client_id();
     for _ in 0..2 {
-        match st.db.begin(client, key, hash, st.now()).await {
+        match st.idempotency.begin(client, key, hash, st.now()).await {
             Ok(Begin::Replay(r)) => {
                 return Ok((
                     StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK),
@@ -1073,7 +1071,7 @@ pub(super) async fn submit_payment(
                     return Ok((status, body));
                 }
                 // never booked: this key starts again
-                let _ = st.db.abandon(client, key).await;
+                let _ = st.idempotency.abandon(client, key).await;
             }
             Err(e) => return Err(idempotency_error(&e)),
         }
@@ -1099,7 +1097,7 @@ async fn complete(
     body: &[u8],
 ) -> Result<(), ObError> {
     match st
-        .db
+        .idempotency
         .complete(
             tok.client_id(),
             key,
@@ -1157,12 +1155,12 @@ async fn execute_payment(
         Ok(r) => r,
         Err(GateError::PaymentInProgress) => {
             // another key holds the consent: its outcome decides
-            let _ = st.db.abandon(tok.client_id(), key).await;
+            let _ = st.idempotency.abandon(tok.client_id(), key).await;
             let _ = reconcile(st, &submission.consent_id).await;
             return Err(in_progress());
         }
         Err(GateError::Store(_)) => {
-            let _ = st.db.abandon(tok.client_id(), key).await;
+            let _ = st.idempotency.abandon(tok.client_id(), key).await;
             return Err(ObError::internal());
         }
         Err(e) => {
@@ -1201,7 +1199,7 @@ async fn execute_payment(
             // nothing was executed: the consent is usable again
             observe::payment("core_unavailable");
             release(st, &submission.consent_id, "core banking unavailable").await?;
-            let _ = st.db.abandon(tok.client_id(), key).await;
+            let _ = st.idempotency.abandon(tok.client_id(), key).await;
             Err(ObError::core_unavailable())
         }
         Err(e) => {
@@ -1264,7 +1262,7 @@ async fn finish_booked(
     {
         Ok(c) => c,
         Err(fapi_consent::gate::GateError::NotReserved) => st
-            .db
+            .consents
             .get(reserved.id())
             .await
             .map_err(|_| ObError::internal())?
@@ -1341,7 +1339,7 @@ async fn finish_booked(
 /// [`ObError::internal`] when the store fails.
 pub(crate) async fn reconcile(st: &BankState, consent_id: &ConsentId) -> Result<bool, ObError> {
     let Some(consent) = st
-        .db
+        .consents
         .get(consent_id)
         .await
         .map_err(|_| ObError::internal())?
