@@ -547,18 +547,27 @@ pub fn build(
     issuer_url: &str,
     api_base: &str,
 ) -> Result<BankApps, StartError> {
-    build_with_core(config, clock, issuer_url, api_base, |ledger| ledger)
+    build_with_core(
+        config,
+        clock,
+        issuer_url,
+        api_base,
+        |ledger| ledger,
+        |db| db,
+    )
 }
 
 /// [`build`], with the core the handlers call made from the ledger (with
-/// its fault flags) by `core_of`: a model test puts a scripted core in
-/// front of it.
+/// its fault flags) by `core_of`, and the consent store the gate and the
+/// handlers use made from the database by `consents_of`: a model test puts
+/// a scripted core and a store that fails on demand in front of them.
 pub(crate) fn build_with_core(
     config: &BankConfig,
     clock: Arc<dyn Clock>,
     issuer_url: &str,
     api_base: &str,
     core_of: impl FnOnce(Arc<FaultInjection<SqliteLedger>>) -> Arc<dyn CoreBanking>,
+    consents_of: impl FnOnce(Arc<SqliteDb>) -> Arc<dyn fapi_consent::ConsentStore>,
 ) -> Result<BankApps, StartError> {
     let provider = fapi_core::crypto::default_provider();
     let dir = &config.data_dir;
@@ -593,6 +602,7 @@ pub(crate) fn build_with_core(
         config.core.fail_rate,
     ));
     let core = core_of(faults.clone());
+    let consents = consents_of(db.clone());
     // keys (through the key source; never logged), on the schedule the
     // database holds
     let signing_keys = keys::SigningKeys::open(
@@ -615,7 +625,7 @@ pub(crate) fn build_with_core(
             fapi_par::ParConfig::new(profile, issuer.clone()),
             provider.clone(),
         )),
-        consents: db.clone(),
+        consents: consents.clone(),
         audit: db.clone(),
         idempotency: db.clone(),
         replay: db.clone(),
@@ -627,7 +637,7 @@ pub(crate) fn build_with_core(
         live: db.clone(),
         trust: trust.clone(),
         clients: MetadataCache::new(provider.clone(), profile),
-        gate: ConsentGate::new(db.clone()).with_audit(db.clone()),
+        gate: ConsentGate::new(consents).with_audit(db.clone()),
         core,
         faults,
         breaker: CircuitBreaker::new(5, 30),

@@ -5,16 +5,18 @@
 //! under a few idempotency keys (new keys and same-key retries, several in
 //! flight at once), the core's answer to each call that reached it
 //! (booked, refused, timeout, reply lost after booking, unavailable),
-//! the core's reconciliation query failing, time passing, the background
-//! reconciliation, and crashes at any moment (every submission in flight
-//! cut off, the core having booked some of them or not) followed by a
-//! restart from what the store holds.
+//! the core's reconciliation query failing, the consent store failing its
+//! next change (before writing, or after writing with the acknowledgement
+//! lost), time passing, the background reconciliation, and crashes at any
+//! moment (every submission in flight cut off, the core having booked some
+//! of them or not) followed by a restart from what the store holds.
 //!
 //! After every step: at most one booking per consent and the balance
-//! moved once per booking; a consent is `Consumed` iff it has a booking
-//! and a payment (while `PaymentPending` neither a payment nor a release
-//! has happened); an outcome once returned for a key never changes; a
-//! `201` means booked; no answer is a `500`; the audit trail verifies. At
+//! moved once per booking; a `Consumed` consent has its booking and its
+//! payment, an `Authorised` one neither, a `PaymentPending` one no payment
+//! without a booking; an outcome once returned for a key never changes; a
+//! `201` means booked; no answer is a `500` unless the store was made to
+//! fail; the audit trail verifies. At
 //! the end, time passes the reconciliation bound: no reservation is left
 //! pending, and every key's retry gets a final outcome equal to any
 //! earlier one.
@@ -30,20 +32,23 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use axum::http::StatusCode;
+use fapi_consent::audit::{AuditEvent, AuditLog};
 use fapi_consent::consent::{Actor, Amount, CreditorAccount, Initiation};
 use fapi_consent::gate::PaymentSubmission;
 use fapi_consent::idempotency::{body_hash, IdempotencyKey};
 use fapi_consent::store::{apply_event_audited, create_audited};
-use fapi_consent::{Consent, ConsentEvent, ConsentStatus, EventKind};
+use fapi_consent::store::{CasError, CreateError};
+use fapi_consent::{Consent, ConsentEvent, ConsentStatus, ConsentStore, EventKind};
 use fapi_core::access_token::{
     AccessTokenClaims, AccessTokenIssuer, Confirmation, PresentedKey, ProofOfPossession,
 };
 use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
+use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::time::Clock;
 use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, Issuer, Scope};
 use fapi_core::{AccessTokenVerifier, BoundAccessToken, Profile};
@@ -55,6 +60,7 @@ use crate::core_banking::{
     Booking, CoreBanking, CoreError, CoreFuture, FaultInjection, Minor, Transaction,
 };
 use crate::ledger::SqliteLedger;
+use crate::sqlite::SqliteDb;
 
 /// The core's deadline in the model: far beyond any real wait, so only
 /// the model decides when a call times out.
@@ -98,6 +104,11 @@ enum Op {
     Crash {
         booked: u8,
     },
+    /// The consent store fails its next change: before writing, or after
+    /// writing with the acknowledgement lost.
+    StoreFault {
+        after_write: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -116,6 +127,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|secs| Op::Advance { secs }),
         2 => Just(Op::Sweep),
         1 => any::<u8>().prop_map(|booked| Op::Crash { booked }),
+        1 => any::<bool>().prop_map(|after_write| Op::StoreFault { after_write }),
     ]
 }
 
@@ -221,6 +233,72 @@ impl CoreBanking for ScriptedCore {
             return Box::pin(async { Err(CoreError::Unavailable) });
         }
         self.ledger.booking(payment_ref)
+    }
+}
+
+/// No fault armed; fail before writing; fail after writing.
+const NO_FAULT: u8 = 0;
+const FAIL_BEFORE: u8 = 1;
+const FAIL_AFTER: u8 = 2;
+
+/// The bank's consent store with a one-shot fault on its next change
+/// (what the gate's reserve and settle go through).
+#[derive(Debug)]
+struct FaultyConsents {
+    inner: Arc<SqliteDb>,
+    armed: Arc<AtomicU8>,
+}
+
+fn injected() -> StoreError {
+    StoreError::unavailable("injected store fault")
+}
+
+impl ConsentStore for FaultyConsents {
+    fn create(&self, consent: Consent) -> BoxFuture<'_, Result<(), CreateError>> {
+        self.inner.create(consent)
+    }
+    fn get<'a>(&'a self, id: &'a ConsentId) -> BoxFuture<'a, Result<Option<Consent>, StoreError>> {
+        self.inner.get(id)
+    }
+    fn compare_and_swap(
+        &self,
+        expected_version: u64,
+        next: Consent,
+    ) -> BoxFuture<'_, Result<(), CasError>> {
+        self.inner.compare_and_swap(expected_version, next)
+    }
+    fn pending_payments(&self) -> BoxFuture<'_, Result<Vec<ConsentId>, StoreError>> {
+        self.inner.pending_payments()
+    }
+    fn list_for_customer<'a>(
+        &'a self,
+        customer_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Consent>, StoreError>> {
+        self.inner.list_for_customer(customer_id)
+    }
+    fn compare_and_swap_audited<'a>(
+        &'a self,
+        audit: &'a dyn AuditLog,
+        expected_version: u64,
+        next: Consent,
+        entry: AuditEvent,
+    ) -> BoxFuture<'a, Result<(), CasError>> {
+        Box::pin(async move {
+            match self.armed.swap(NO_FAULT, Ordering::SeqCst) {
+                FAIL_BEFORE => Err(CasError::Store(injected())),
+                FAIL_AFTER => {
+                    self.inner
+                        .compare_and_swap_audited(audit, expected_version, next, entry)
+                        .await?;
+                    Err(CasError::Store(injected()))
+                }
+                _ => {
+                    self.inner
+                        .compare_and_swap_audited(audit, expected_version, next, entry)
+                        .await
+                }
+            }
+        })
     }
 }
 
@@ -365,6 +443,10 @@ struct World {
     config: BankConfig,
     clock: Arc<OffsetClock>,
     booking_down: Arc<AtomicBool>,
+    store_fault: Arc<AtomicU8>,
+    /// Whether a store fault was ever armed (a `500` is then an honest
+    /// answer: the store failed, the bank failed closed).
+    faulted: bool,
     consents: Vec<ConsentId>,
     process: Process,
     /// Every submission's end (its answer, or why it has none), by task.
@@ -381,9 +463,14 @@ impl Drop for World {
     }
 }
 
-fn start(config: &BankConfig, clock: &Arc<OffsetClock>, down: &Arc<AtomicBool>) -> Process {
+fn start(
+    config: &BankConfig,
+    clock: &Arc<OffsetClock>,
+    down: &Arc<AtomicBool>,
+    fault: &Arc<AtomicU8>,
+) -> Process {
     let (tx, calls) = mpsc::unbounded_channel();
-    let (clock2, down) = (clock.clone(), down.clone());
+    let (clock2, down, armed) = (clock.clone(), down.clone(), fault.clone());
     let apps = super::build_with_core(
         config,
         clock.clone(),
@@ -397,6 +484,7 @@ fn start(config: &BankConfig, clock: &Arc<OffsetClock>, down: &Arc<AtomicBool>) 
                 booking_down: down,
             })
         },
+        move |inner| Arc::new(FaultyConsents { inner, armed }),
     )
     .unwrap();
     Process {
@@ -423,7 +511,8 @@ impl World {
         config.core.timeout_ms = u64::try_from(CORE_TIMEOUT_SECS).unwrap() * 1_000;
         let clock = Arc::new(OffsetClock::default());
         let booking_down = Arc::new(AtomicBool::new(false));
-        let process = start(&config, &clock, &booking_down);
+        let store_fault = Arc::new(AtomicU8::new(NO_FAULT));
+        let process = start(&config, &clock, &booking_down, &store_fault);
         let mut consents = Vec::new();
         for n in 0..CONSENTS {
             let db = &process.state.db;
@@ -455,6 +544,8 @@ impl World {
             config,
             clock,
             booking_down,
+            store_fault,
+            faulted: false,
             consents,
             process,
             done_tx,
@@ -527,12 +618,14 @@ impl World {
         who: (usize, usize),
         (status, body): Answer,
     ) -> Result<(), TestCaseError> {
-        prop_assert_ne!(
-            status,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "{}",
-            String::from_utf8_lossy(&body)
-        );
+        if !self.faulted {
+            prop_assert_ne!(
+                status,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
         if is_final(status) {
             if let Some(first) = self.outcomes.get(&who) {
                 prop_assert_eq!(
@@ -575,6 +668,11 @@ impl World {
             }
             Op::Sweep => super::reconcile_pending(&self.process.state).await,
             Op::Crash { booked } => self.crash(booked).await,
+            Op::StoreFault { after_write } => {
+                self.faulted = true;
+                let mode = if after_write { FAIL_AFTER } else { FAIL_BEFORE };
+                self.store_fault.store(mode, Ordering::SeqCst);
+            }
         }
         self.settle().await?;
         self.check()
@@ -610,7 +708,12 @@ impl World {
                 None => break,
             }
         }
-        self.process = start(&self.config, &self.clock, &self.booking_down);
+        self.process = start(
+            &self.config,
+            &self.clock,
+            &self.booking_down,
+            &self.store_fault,
+        );
         // what a start does (the background task's first pass)
         super::reconcile_pending(&self.process.state).await;
     }
@@ -644,8 +747,14 @@ impl World {
                     booked,
                     payment
                 ),
+                // booked and stored, not yet marked used (a store failure
+                // in between): reconciliation finishes it
                 ConsentStatus::PaymentPending => {
-                    prop_assert!(!payment, "consent {} pending with a payment", n)
+                    prop_assert!(
+                        !payment || booked,
+                        "consent {} pending with a payment but no booking",
+                        n
+                    )
                 }
                 other => prop_assert!(false, "consent {} is {:?}", n, other),
             }
@@ -678,6 +787,7 @@ impl World {
     /// stays pending, every key gets a final outcome, the same as before.
     async fn finish(&mut self) -> Result<(), TestCaseError> {
         self.booking_down.store(false, Ordering::SeqCst);
+        self.store_fault.store(NO_FAULT, Ordering::SeqCst);
         self.step(&Op::Advance {
             secs: CORE_TIMEOUT_SECS + 2,
         })

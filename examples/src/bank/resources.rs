@@ -1241,16 +1241,28 @@ async fn release(st: &BankState, consent: &ConsentId, why: &str) -> Result<(), O
     }
 }
 
-/// The consent's payment was booked: the consent becomes `Consumed` and
-/// the payment (with its signed authorisation record) is stored, once,
-/// whoever gets here first. Returns the stored payment.
+/// The consent's payment was booked: the payment (with its signed
+/// authorisation record) is stored, once, whoever gets here first; then
+/// the consent becomes `Consumed`. In this order a store failure between
+/// the two leaves a reserved consent that has its payment (reconciliation
+/// or the next same-key retry finishes it), never a used consent without
+/// its payment. Returns the stored payment.
 async fn finish_booked(
     st: &BankState,
     reserved: &Consent,
     client: &fapi_core::types::ClientId,
 ) -> Result<String, ObError> {
     let now = st.now();
-    let consumed = match st
+    let stored = match st
+        .payments
+        .by_consent(reserved.id())
+        .await
+        .map_err(|_| ObError::internal())?
+    {
+        Some(stored) => stored.body,
+        None => store_payment(st, reserved, client, now).await?,
+    };
+    match st
         .gate
         .settle_payment(
             reserved.id(),
@@ -1260,24 +1272,21 @@ async fn finish_booked(
         )
         .await
     {
-        Ok(c) => c,
-        Err(fapi_consent::gate::GateError::NotReserved) => st
-            .consents
-            .get(reserved.id())
-            .await
-            .map_err(|_| ObError::internal())?
-            .ok_or_else(ObError::internal)?,
-        Err(_) => return Err(ObError::internal()),
-    };
-    if let Some(stored) = st
-        .payments
-        .by_consent(reserved.id())
-        .await
-        .map_err(|_| ObError::internal())?
-    {
-        return Ok(stored.body);
+        // settled now, or by whoever got here first
+        Ok(_) | Err(fapi_consent::gate::GateError::NotReserved) => Ok(stored),
+        Err(_) => Err(ObError::internal()),
     }
-    let ConsentTerms::DomesticPayment(terms) = consumed.terms() else {
+}
+
+/// Stores the payment of the booked consent `reserved` (first writer
+/// wins) and returns the stored body.
+async fn store_payment(
+    st: &BankState,
+    reserved: &Consent,
+    client: &fapi_core::types::ClientId,
+    now: fapi_core::time::UnixTime,
+) -> Result<String, ObError> {
+    let ConsentTerms::DomesticPayment(terms) = reserved.terms() else {
         return Err(ObError::internal());
     };
     let debtor = terms.debtor_account.clone().unwrap_or_default();
@@ -1286,7 +1295,7 @@ async fn finish_booked(
         "dp-{}",
         fapi_core::random::uuid_v4().map_err(|_| ObError::internal())?
     );
-    let authorised_at = consumed
+    let authorised_at = reserved
         .history()
         .iter()
         .rev()
@@ -1294,7 +1303,7 @@ async fn finish_booked(
         .map_or(now, |h| h.event.at);
     let record = PaymentAuthorisationRecord::new(
         reserved.id().as_str(),
-        consumed.customer_id().unwrap_or_default(),
+        reserved.customer_id().unwrap_or_default(),
         client.as_str(),
         terms.initiation.clone(),
         &debtor,
