@@ -13,85 +13,28 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::pkce::{verify_pkce, PkceError};
 use crate::store::{ready, BoxFuture, StoreError};
 use crate::time::UnixTime;
 use crate::types::{
-    ClientId, CodeChallenge, CodeVerifier, ConsentId, InvalidValue, JwtId, Nonce, RedirectUri,
-    Scope,
+    ClientId, CodeChallenge, CodeVerifier, ConsentId, JwtId, Nonce, RedirectUri, Scope,
 };
 
-/// An authorization code: 32 bytes from the OS CSPRNG, base64url (43
-/// characters) when issued; a presented one is 1-128 base64url
-/// characters.
-///
-/// A secret: `Debug` is redacted, it is not `Clone`, equality is constant
-/// time, it is wiped on drop, and stores see only [`Self::hash`].
-#[derive(Zeroize, ZeroizeOnDrop)]
-pub struct AuthorizationCode(String);
+crate::secret::secret_token!(
+    /// An authorization code: 32 bytes from the OS CSPRNG, base64url (43
+    /// characters) when issued; a presented one is 1-128 base64url
+    /// characters.
+    ///
+    /// A secret: `Debug` is redacted, it is not `Clone`, equality is
+    /// constant time, it is wiped on drop, and stores see only
+    /// [`Self::hash`].
+    AuthorizationCode,
+    "code"
+);
 
 /// The longest code accepted from a client.
-pub const MAX_CODE_LEN: usize = 128;
-
-impl AuthorizationCode {
-    /// A fresh code.
-    ///
-    /// # Errors
-    /// [`crate::random::RandomError`] if the OS CSPRNG fails.
-    pub fn generate() -> Result<Self, crate::random::RandomError> {
-        crate::random::token(32).map(Self)
-    }
-
-    /// The secret value, for the authorization response.
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
-
-    /// The lookup key a store keeps: SHA-256 of the value.
-    pub fn hash(&self) -> [u8; 32] {
-        Sha256::digest(self.0.as_bytes()).into()
-    }
-}
-
-impl TryFrom<&str> for AuthorizationCode {
-    type Error = InvalidValue;
-    /// Checks a presented `code` parameter.
-    fn try_from(s: &str) -> Result<Self, InvalidValue> {
-        if s.is_empty() || s.len() > MAX_CODE_LEN {
-            return Err(InvalidValue {
-                what: "code",
-                why: "must be 1 to 128 characters",
-            });
-        }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(InvalidValue {
-                what: "code",
-                why: "may contain only base64url characters",
-            });
-        }
-        Ok(Self(s.to_owned()))
-    }
-}
-
-impl fmt::Debug for AuthorizationCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AuthorizationCode([redacted])")
-    }
-}
-
-impl PartialEq for AuthorizationCode {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
-    }
-}
-impl Eq for AuthorizationCode {}
+pub const MAX_CODE_LEN: usize = crate::secret::MAX_LEN;
 
 /// What a code stands for, checked and kept when the customer approved.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -44,6 +44,7 @@ pub mod refresh;
 pub mod replay;
 pub mod request_object;
 pub mod revocation;
+mod secret;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

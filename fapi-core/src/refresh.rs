@@ -11,78 +11,21 @@ use core::fmt;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, ZeroizeOnDrop};
-
 use crate::access_token::{BindingError, Confirmation, ProofOfPossession};
 use crate::error::{ErrorCode, OAuthError};
 use crate::store::{ready, BoxFuture, StoreError};
-use crate::types::{ClientId, ConsentId, InvalidValue, JwtId, Scope};
+use crate::types::{ClientId, ConsentId, JwtId, Scope};
 
-/// A refresh token: 32 bytes from the OS CSPRNG, base64url, when issued;
-/// a presented one is 1-128 base64url characters.
-///
-/// A secret: `Debug` is redacted, it is not `Clone`, equality is constant
-/// time, it is wiped on drop, and stores see only [`Self::hash`].
-#[derive(Zeroize, ZeroizeOnDrop)]
-pub struct RefreshToken(String);
-
-impl RefreshToken {
-    /// A fresh token.
+crate::secret::secret_token!(
+    /// A refresh token: 32 bytes from the OS CSPRNG, base64url, when
+    /// issued; a presented one is 1-128 base64url characters.
     ///
-    /// # Errors
-    /// [`crate::random::RandomError`] if the OS CSPRNG fails.
-    pub fn generate() -> Result<Self, crate::random::RandomError> {
-        crate::random::token(32).map(Self)
-    }
-
-    /// The secret value, for the token response.
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
-
-    /// The lookup key a store keeps: SHA-256 of the value.
-    pub fn hash(&self) -> [u8; 32] {
-        Sha256::digest(self.0.as_bytes()).into()
-    }
-}
-
-impl TryFrom<&str> for RefreshToken {
-    type Error = InvalidValue;
-    /// Checks a presented `refresh_token` parameter.
-    fn try_from(s: &str) -> Result<Self, InvalidValue> {
-        if s.is_empty() || s.len() > 128 {
-            return Err(InvalidValue {
-                what: "refresh_token",
-                why: "must be 1 to 128 characters",
-            });
-        }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(InvalidValue {
-                what: "refresh_token",
-                why: "may contain only base64url characters",
-            });
-        }
-        Ok(Self(s.to_owned()))
-    }
-}
-
-impl fmt::Debug for RefreshToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RefreshToken([redacted])")
-    }
-}
-
-impl PartialEq for RefreshToken {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
-    }
-}
-impl Eq for RefreshToken {}
+    /// A secret: `Debug` is redacted, it is not `Clone`, equality is
+    /// constant time, it is wiped on drop, and stores see only
+    /// [`Self::hash`].
+    RefreshToken,
+    "refresh_token"
+);
 
 /// What a refresh token stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
