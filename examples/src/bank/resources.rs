@@ -178,7 +178,10 @@ async fn bound_call(
             verified.consent_id(),
         )
         .await
-        .map_err(|_| ObError::internal())?;
+        .map_err(|e| {
+            tracing::error!(error = %fapi_core::store::ErrorChain(&e), "per-call state could not be read");
+            ObError::internal()
+        })?;
     if live.revoked {
         auth_failure("revoked_token");
         return Err(ObError::new(
