@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::sqlite::{unavailable, SqliteDb};
 
+const PAYMENT_BY_ID: &str = "SELECT id, client_id, consent_id, body FROM payments WHERE id = ?1";
+const PAYMENT_BY_CONSENT: &str =
+    "SELECT id, client_id, consent_id, body FROM payments WHERE consent_id = ?1";
+
 /// A refresh grant as its row's JSON body: the binding as the `cnf`
 /// object it would be in a token. Rows written before the binding was
 /// typed hold `certificate` (an `x5t#S256`) instead; they read the same.
@@ -97,6 +101,12 @@ impl SqliteDb {
     fn delete_refresh_grants(&self, ids: &[JwtId]) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction().map_err(unavailable)?;
+        Self::delete_refresh_in(&tx, ids)?;
+        tx.commit().map_err(unavailable)
+    }
+
+    /// Deletes the refresh grants `ids` inside the caller's transaction.
+    fn delete_refresh_in(tx: &rusqlite::Connection, ids: &[JwtId]) -> Result<(), StoreError> {
         for id in ids {
             tx.execute(
                 "DELETE FROM refresh_tokens WHERE id = ?1",
@@ -104,7 +114,7 @@ impl SqliteDb {
             )
             .map_err(unavailable)?;
         }
-        tx.commit().map_err(unavailable)
+        Ok(())
     }
 
     /// Revokes tokens by id: access tokens by `jti` (checked on every
@@ -119,12 +129,8 @@ impl SqliteDb {
                 params![id.as_str(), now.as_secs()],
             )
             .map_err(unavailable)?;
-            tx.execute(
-                "DELETE FROM refresh_tokens WHERE id = ?1",
-                params![id.as_str()],
-            )
-            .map_err(unavailable)?;
         }
+        Self::delete_refresh_in(&tx, ids)?;
         tx.commit().map_err(unavailable)
     }
 
@@ -147,23 +153,21 @@ impl SqliteDb {
             params![p.id, p.client_id.as_str(), p.consent_id.as_str(), p.body],
         )
         .map_err(unavailable)?;
-        Self::payment_where(&conn, "consent_id", p.consent_id.as_str())?
+        Self::payment_where(&conn, PAYMENT_BY_CONSENT, p.consent_id.as_str())?
             .ok_or_else(|| unavailable("a saved payment cannot be read back"))
     }
 
+    /// The payment `query` ([`PAYMENT_BY_ID`] or [`PAYMENT_BY_CONSENT`])
+    /// finds for `key`.
     fn payment_where(
         conn: &rusqlite::Connection,
-        column: &'static str,
-        value: &str,
+        query: &'static str,
+        key: &str,
     ) -> Result<Option<StoredPayment>, StoreError> {
-        let sql = match column {
-            "id" => "SELECT id, client_id, consent_id, body FROM payments WHERE id = ?1",
-            _ => "SELECT id, client_id, consent_id, body FROM payments WHERE consent_id = ?1",
-        };
         let row: Option<(String, String, String, String)> = conn
-            .prepare_cached(sql)
+            .prepare_cached(query)
             .map_err(unavailable)?
-            .query_row(params![value], |r| {
+            .query_row(params![key], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()
@@ -254,7 +258,10 @@ impl PaymentStore for SqliteDb {
         &'a self,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<StoredPayment>, StoreError>> {
-        ready(self.conn().and_then(|c| Self::payment_where(&c, "id", id)))
+        ready(
+            self.conn()
+                .and_then(|c| Self::payment_where(&c, PAYMENT_BY_ID, id)),
+        )
     }
     fn by_consent<'a>(
         &'a self,
@@ -262,7 +269,7 @@ impl PaymentStore for SqliteDb {
     ) -> BoxFuture<'a, Result<Option<StoredPayment>, StoreError>> {
         ready(
             self.conn()
-                .and_then(|c| Self::payment_where(&c, "consent_id", consent.as_str())),
+                .and_then(|c| Self::payment_where(&c, PAYMENT_BY_CONSENT, consent.as_str())),
         )
     }
 }

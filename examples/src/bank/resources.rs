@@ -127,9 +127,21 @@ async fn bound_token(
     headers: &HeaderMap,
     info: &ConnectionInfo,
 ) -> Result<BoundAccessToken, ObError> {
-    bound_call(state, headers, info)
+    // the caller decides by another read (a payment's reservation) or
+    // needs no consent: none is read here
+    pipeline(state, headers, info, false)
         .await
         .map(|(token, _)| token)
+}
+
+/// [`pipeline`] reading the token's consent too, for
+/// `ConsentGate::authorize_read`.
+async fn bound_call(
+    state: &BankState,
+    headers: &HeaderMap,
+    info: &ConnectionInfo,
+) -> Result<(BoundAccessToken, Option<Consent>), ObError> {
+    pipeline(state, headers, info, true).await
 }
 
 /// The pipeline every resource call runs: `verify` the access token, then
@@ -138,11 +150,12 @@ async fn bound_token(
 /// this connection's certificate, the token's consent), then the
 /// decisions on what was read: not revoked, the certificate still trusted,
 /// `bind` to it, registered and in good standing. Returns the bound token
-/// and its consent as read (for `ConsentGate::authorize_read`).
-async fn bound_call(
+/// and, with `read_consent`, its consent as read.
+async fn pipeline(
     state: &BankState,
     headers: &HeaderMap,
     info: &ConnectionInfo,
+    read_consent: bool,
 ) -> Result<(BoundAccessToken, Option<Consent>), ObError> {
     let authorization = headers
         .get(header::AUTHORIZATION)
@@ -175,7 +188,7 @@ async fn bound_call(
             verified.jti(),
             verified.client_id(),
             certificate.certificate().thumbprint(),
-            verified.consent_id(),
+            verified.consent_id().filter(|_| read_consent),
         )
         .await
         .map_err(|e| {
