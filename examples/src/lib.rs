@@ -23,7 +23,6 @@ pub mod core_banking;
 pub mod ledger;
 pub mod pki;
 pub mod platform;
-pub mod pushed;
 pub mod registry;
 pub mod sqlite;
 pub mod tpp;

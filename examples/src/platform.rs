@@ -70,14 +70,15 @@ impl Platform {
             let certificate =
                 ClientCertificate::from_pem(&std::fs::read_to_string(&files.certificate)?)?;
             onboard(
-                &bank.db,
+                &bank.registry(),
                 &registration,
                 &certificate,
                 &bank.trust,
                 &*provider,
                 profile,
                 clock.now(),
-            )?;
+            )
+            .await?;
         }
 
         let key_source = FileKeySource::new(data_dir, provider.clone());

@@ -1,7 +1,7 @@
 //! TPP onboarding: a registration (from a software statement signed by the
 //! scheme directory, or from a client-metadata file) plus the TPP's
 //! transport certificate, kept in the bank's database. The same table is
-//! the bank's [`TppDirectory`]: which certificate belongs to which client,
+//! the bank's `TppDirectory`: which certificate belongs to which client,
 //! and what is revoked. A revocation recorded by `bank tpp revoke` is seen
 //! by the running bank on the next call (every call reads the table).
 //!
@@ -22,14 +22,13 @@ use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
 use fapi_core::types::{CertificateThumbprint, ClientId, RedirectUri};
 use fapi_core::Profile;
-use fapi_mtls_binding::directory::{CertificateStatus, DirectoryError, Standing, TppDirectory};
 use fapi_mtls_binding::trust::TrustStore;
 use fapi_mtls_binding::ClientCertificate;
-use rusqlite::{params, OptionalExtension};
+use fapi_store_sqlite::{CurrentRegistration, SqliteDirectory};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::sqlite::{unavailable, SqliteDb};
+use crate::sqlite::unavailable;
 
 /// The issuer name the development directory signs software statements as.
 pub const DEV_DIRECTORY_ISSUER: &str = "fapi demo directory";
@@ -327,8 +326,8 @@ impl MetadataCache {
 ///
 /// # Errors
 /// [`OnboardingError`].
-pub fn onboard(
-    db: &SqliteDb,
+pub async fn onboard(
+    registry: &Registry,
     registration: &Registration,
     certificate: &ClientCertificate,
     trust: &TrustStore,
@@ -341,43 +340,45 @@ pub fn onboard(
         .current()
         .verify(certificate, &[], now)
         .map_err(|e| OnboardingError::Certificate(e.to_string()))?;
-    if !db.put_client(registration, certificate.thumbprint(), now)? {
+    if !registry
+        .put_client(registration, certificate.thumbprint(), now)
+        .await?
+    {
         return Err(OnboardingError::Revoked(registration.client_id.clone()));
     }
     Ok(metadata)
 }
 
-impl SqliteDb {
+/// The bank's TPP registry: [`Registration`]s in the store's client table
+/// (which is also the [`TppDirectory`](fapi_mtls_binding::directory::TppDirectory)
+/// every call consults).
+#[derive(Clone, Debug)]
+pub struct Registry {
+    directory: SqliteDirectory,
+}
+
+impl Registry {
+    /// The registry kept by `directory`.
+    pub fn new(directory: SqliteDirectory) -> Self {
+        Self { directory }
+    }
+
     /// Stores a registration and its certificate: a new client, or an
     /// update of an active one. `false` (nothing written) for a revoked
-    /// client: only [`SqliteDb::reinstate_client`] makes it active again.
+    /// client: only [`Registry::reinstate_client`] makes it active again.
     ///
     /// # Errors
     /// [`StoreError`]; also when the certificate is registered to another
     /// client.
-    pub fn put_client(
+    pub async fn put_client(
         &self,
         registration: &Registration,
         certificate: &CertificateThumbprint,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
+        let id = ClientId::try_from(registration.client_id.as_str()).map_err(unavailable)?;
         let body = serde_json::to_string(registration).map_err(unavailable)?;
-        let conn = self.conn()?;
-        let written = conn
-            .execute(
-                "INSERT INTO clients (client_id, registration, certificate, revoked, onboarded_at)
-             VALUES (?1, ?2, ?3, 0, ?4)
-             ON CONFLICT (client_id) DO UPDATE SET registration = ?2, certificate = ?3
-             WHERE clients.revoked = 0",
-                params![
-                    registration.client_id,
-                    body,
-                    &certificate.as_bytes()[..],
-                    now.as_secs()
-                ],
-            )
-            .map_err(unavailable)?;
-        Ok(written == 1)
+        self.directory.put_client(&id, body, certificate, now).await
     }
 
     /// Makes a revoked client active again (the directory reinstated it);
@@ -385,74 +386,8 @@ impl SqliteDb {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub fn reinstate_client(&self, id: &ClientId) -> Result<bool, StoreError> {
-        let n = self
-            .conn()?
-            .execute(
-                "UPDATE clients SET revoked = 0 WHERE client_id = ?1",
-                params![id.as_str()],
-            )
-            .map_err(unavailable)?;
-        Ok(n == 1)
-    }
-
-    /// The id of the client registered with the certificate of
-    /// `thumbprint` (x5t#S256), revoked or not.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub fn client_id_by_certificate(
-        &self,
-        thumbprint: &[u8; 32],
-    ) -> Result<Option<String>, StoreError> {
-        self.conn()?
-            .prepare_cached("SELECT client_id FROM clients WHERE certificate = ?1")
-            .map_err(unavailable)?
-            .query_row(params![&thumbprint[..]], |r| r.get(0))
-            .optional()
-            .map_err(unavailable)
-    }
-
-    /// A registered client.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub fn client(&self, id: &ClientId) -> Result<Option<RegisteredClient>, StoreError> {
-        let conn = self.conn()?;
-        let row: Option<(String, Vec<u8>, i64)> = conn
-            .prepare_cached(
-                "SELECT registration, certificate, revoked FROM clients WHERE client_id = ?1",
-            )
-            .map_err(unavailable)?
-            .query_row(params![id.as_str()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()
-            .map_err(unavailable)?;
-        row.map(|(body, cert, revoked)| {
-            Ok(RegisteredClient {
-                registration: serde_json::from_str(&body).map_err(unavailable)?,
-                certificate: CertificateThumbprint::from_bytes(
-                    cert.try_into()
-                        .map_err(|_| unavailable("thumbprint is not 32 bytes"))?,
-                ),
-                revoked: revoked != 0,
-            })
-        })
-        .transpose()
-    }
-
-    /// All registered client ids.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub fn client_ids(&self) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare("SELECT client_id FROM clients ORDER BY client_id")
-            .map_err(unavailable)?;
-        let rows = stmt.query_map([], |r| r.get(0)).map_err(unavailable)?;
-        rows.map(|r| r.map_err(unavailable)).collect()
+    pub async fn reinstate_client(&self, id: &ClientId) -> Result<bool, StoreError> {
+        self.directory.reinstate_client(id).await
     }
 
     /// Revokes a TPP: every call it makes is refused from the next one on.
@@ -460,125 +395,84 @@ impl SqliteDb {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub fn revoke_client(&self, id: &ClientId) -> Result<bool, StoreError> {
-        let conn = self.conn()?;
-        let n = conn
-            .execute(
-                "UPDATE clients SET revoked = 1 WHERE client_id = ?1",
-                params![id.as_str()],
-            )
-            .map_err(unavailable)?;
-        Ok(n == 1)
+    pub async fn revoke_client(&self, id: &ClientId) -> Result<bool, StoreError> {
+        self.directory.revoke_client(id).await
     }
 
     /// Revokes one certificate (whoever holds it).
     ///
     /// # Errors
     /// [`StoreError`].
-    pub fn revoke_certificate(
+    pub async fn revoke_certificate(
         &self,
         certificate: &CertificateThumbprint,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        let conn = self.conn()?;
-        conn.execute(
-            "INSERT OR IGNORE INTO revoked_certificates (thumbprint, revoked_at) VALUES (?1, ?2)",
-            params![&certificate.as_bytes()[..], now.as_secs()],
-        )
-        .map_err(unavailable)?;
-        Ok(())
+        self.directory.revoke_certificate(certificate, now).await
     }
 
-    /// The directory's whole answer for `client` presenting `certificate`,
-    /// from one statement (one read transaction, one snapshot).
-    fn standing_of(
-        &self,
-        client: &ClientId,
-        certificate: &CertificateThumbprint,
-    ) -> Result<Standing, StoreError> {
-        let (cert_revoked, client_revoked, owner): (bool, Option<i64>, Option<String>) = self
-            .conn()?
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM revoked_certificates WHERE thumbprint = ?2), \
-                        (SELECT revoked FROM clients WHERE client_id = ?1), \
-                        (SELECT client_id FROM clients WHERE certificate = ?2)",
-            )
-            .map_err(unavailable)?
-            .query_row(params![client.as_str(), &certificate.as_bytes()[..]], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .map_err(unavailable)?;
-        standing_from(cert_revoked, client_revoked, owner)
-    }
-
-    fn owner_of(
+    /// The id of the client registered with `certificate`, revoked or not.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn client_id_by_certificate(
         &self,
         certificate: &CertificateThumbprint,
     ) -> Result<Option<ClientId>, StoreError> {
-        let conn = self.conn()?;
-        let owner: Option<String> = conn
-            .prepare_cached("SELECT client_id FROM clients WHERE certificate = ?1")
-            .map_err(unavailable)?
-            .query_row(params![&certificate.as_bytes()[..]], |r| r.get(0))
-            .optional()
-            .map_err(unavailable)?;
-        owner
-            .map(|o| ClientId::try_from(o).map_err(unavailable))
-            .transpose()
+        use fapi_mtls_binding::directory::TppDirectory;
+        self.directory
+            .certificate_owner(certificate)
+            .await
+            .map_err(|_| unavailable("the directory did not answer"))
+    }
+
+    /// A registered client.
+    ///
+    /// # Errors
+    /// [`StoreError`], also for a registration that does not parse.
+    pub async fn client(&self, id: &ClientId) -> Result<Option<RegisteredClient>, StoreError> {
+        let Some(row) = self.directory.client(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(RegisteredClient {
+            registration: serde_json::from_str(&row.registration).map_err(unavailable)?,
+            certificate: row.certificate,
+            revoked: row.revoked,
+        }))
+    }
+
+    /// All registered client ids.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn client_ids(&self) -> Result<Vec<ClientId>, StoreError> {
+        self.directory.client_ids().await
     }
 }
 
-impl TppDirectory for SqliteDb {
-    fn status<'a>(
-        &'a self,
-        client: &'a ClientId,
-        certificate: &'a CertificateThumbprint,
-    ) -> BoxFuture<'a, Result<CertificateStatus, DirectoryError>> {
-        let r = self
-            .standing_of(client, certificate)
-            .map(|s| s.status)
-            .map_err(|_| DirectoryError);
-        Box::pin(core::future::ready(r))
-    }
-
-    fn standing<'a>(
-        &'a self,
-        client: &'a ClientId,
-        certificate: &'a CertificateThumbprint,
-    ) -> BoxFuture<'a, Result<Standing, DirectoryError>> {
-        let r = self
-            .standing_of(client, certificate)
-            .map_err(|_| DirectoryError);
-        Box::pin(core::future::ready(r))
-    }
-
-    fn certificate_owner<'a>(
-        &'a self,
-        certificate: &'a CertificateThumbprint,
-    ) -> BoxFuture<'a, Result<Option<ClientId>, DirectoryError>> {
-        let r = self.owner_of(certificate).map_err(|_| DirectoryError);
-        Box::pin(core::future::ready(r))
-    }
+/// What a stored pushed request is re-validated against: the client's
+/// registration read now (revoked: none), its metadata built once per
+/// registration.
+#[derive(Debug)]
+pub struct CurrentRegistrations {
+    /// The registry.
+    pub registry: Registry,
+    /// The metadata built from it.
+    pub metadata: Arc<MetadataCache>,
 }
 
-/// A [`Standing`] from the directory's three columns: the certificate's
-/// revocation, the client's `revoked` flag (`None`: not onboarded) and the
-/// certificate's registered owner. A revoked TPP outranks a revoked
-/// certificate.
-pub(crate) fn standing_from(
-    cert_revoked: bool,
-    client_revoked: Option<i64>,
-    owner: Option<String>,
-) -> Result<Standing, StoreError> {
-    let status = if client_revoked.is_some_and(|r| r != 0) {
-        CertificateStatus::TppRevoked
-    } else if cert_revoked {
-        CertificateStatus::CertificateRevoked
-    } else {
-        CertificateStatus::Active
-    };
-    let owner = owner
-        .map(|o| ClientId::try_from(o).map_err(unavailable))
-        .transpose()?;
-    Ok(Standing { status, owner })
+impl CurrentRegistration for CurrentRegistrations {
+    fn current<'a>(
+        &'a self,
+        client: &'a ClientId,
+    ) -> BoxFuture<'a, Result<Option<Arc<ClientMetadata>>, StoreError>> {
+        Box::pin(async move {
+            let Some(registered) = self.registry.client(client).await?.filter(|c| !c.revoked)
+            else {
+                return Ok(None);
+            };
+            // an unusable registration validates nothing
+            Ok(self.metadata.metadata(&registered.registration).ok())
+        })
+    }
 }

@@ -458,8 +458,9 @@ async fn revoked_tpp_and_revoked_certificate_are_refused_on_the_next_call() {
     assert!(b.client_credentials("accounts").await.is_ok());
 
     p.bank
-        .db
+        .registry()
         .revoke_client(&fapi_core::types::ClientId::try_from("tpp-a").unwrap())
+        .await
         .unwrap();
     assert_eq!(
         a.get(&accounts, &tokens.access_token).await.unwrap().status,
@@ -473,8 +474,9 @@ async fn revoked_tpp_and_revoked_certificate_are_refused_on_the_next_call() {
     )
     .unwrap();
     p.bank
-        .db
+        .registry()
         .revoke_certificate(cert.thumbprint(), fapi_core::time::Clock::now(&*p.clock))
+        .await
         .unwrap();
     let e = b.client_credentials("accounts").await.unwrap_err();
     assert_eq!(e.error_code().as_deref(), Some("invalid_client"));
@@ -869,7 +871,7 @@ async fn an_outside_tpp_with_its_own_keys_onboards_from_a_metadata_file() {
     .unwrap();
     let profile = p.config.profile().unwrap();
     fapi_examples::registry::onboard(
-        &p.bank.db,
+        &p.bank.registry(),
         &registration,
         &cert,
         &p.bank.trust,
@@ -877,6 +879,7 @@ async fn an_outside_tpp_with_its_own_keys_onboards_from_a_metadata_file() {
         profile,
         fapi_core::time::Clock::now(&*p.clock),
     )
+    .await
     .unwrap();
     let x = Tpp::connect(
         fapi_examples::tpp::TppConfig {

@@ -68,15 +68,15 @@ fn fixture_with(adjust: impl FnOnce(&mut BankConfig)) -> Fixture {
     .unwrap();
     let cert =
         ClientCertificate::from_pem(&std::fs::read_to_string(&files.certificate).unwrap()).unwrap();
-    onboard(
-        &apps.db,
+    futures_executor::block_on(onboard(
+        &apps.registry(),
         &registration,
         &cert,
         &apps.trust,
         &*provider,
         profile,
         SystemClock.now(),
-    )
+    ))
     .unwrap();
     let keys = FileKeySource::new(&dir.0, provider);
     Fixture {
@@ -322,8 +322,9 @@ async fn a_rotated_client_key_replaces_the_old_one_on_the_next_call() {
         .unwrap();
     let mut current = f
         .apps
-        .db
+        .registry()
         .client(&ClientId::try_from("tpp-a").unwrap())
+        .await
         .unwrap()
         .unwrap();
     current.registration.jwks = JwkSet::new(vec![Jwk::from_public_key(
@@ -332,12 +333,13 @@ async fn a_rotated_client_key_replaces_the_old_one_on_the_next_call() {
     )])
     .to_json();
     f.apps
-        .db
+        .registry()
         .put_client(
             &current.registration,
             &current.certificate,
             SystemClock.now(),
         )
+        .await
         .unwrap();
     // the old key is refused on the very next call
     let (status, _, body) = f

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use common::TempDir;
 use fapi_consent::audit::AuditAction;
+use fapi_consent::ConsentStore as _;
 use fapi_examples::platform::Platform;
 use fapi_examples::tpp::{initiation, ApiResponse, ScriptedCustomer, Tpp};
 use serde_json::{json, Value};
@@ -261,12 +262,27 @@ async fn a_reservation_nobody_retries_is_resolved_in_the_background() {
     p.bank.reconcile_payments().await;
     // not yet: its deadline has not passed
     assert_eq!(
-        ids(p.bank.db.pending_payment_consents().unwrap()),
+        ids(p
+            .bank
+            .db
+            .store()
+            .consents()
+            .pending_payments()
+            .await
+            .unwrap()),
         vec![booked.clone()]
     );
     p.clock.advance(2);
     p.bank.reconcile_payments().await;
-    assert!(p.bank.db.pending_payment_consents().unwrap().is_empty());
+    assert!(p
+        .bank
+        .db
+        .store()
+        .consents()
+        .pending_payments()
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(consent_status(&p, a, &booked).await, "Consumed");
     let r = submit(&p, a, &token, &body, "bg-key").await;
     assert_eq!(r.status, 201, "the key's outcome is the reconciled payment");
@@ -278,7 +294,6 @@ async fn a_reservation_nobody_retries_is_resolved_in_the_background() {
 /// before the restart is reconciled from what the store holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn balances_and_bookings_survive_a_restart_and_a_lost_answer_is_reconciled_after_it() {
-    use fapi_consent::ConsentStore as _;
     let dir = TempDir::new("pay-restart");
     let p = start(&dir).await;
     let a = &p.tpps[0];
@@ -307,13 +322,27 @@ async fn balances_and_bookings_survive_a_restart_and_a_lost_answer_is_reconciled
     );
     let lost = fapi_core::types::ConsentId::try_from(lost.as_str()).unwrap();
     assert_eq!(
-        ids(bank.db.pending_payment_consents().unwrap()),
+        ids(bank.db.store().consents().pending_payments().await.unwrap()),
         vec![lost.as_str().to_owned()]
     );
     clock.advance(2);
     bank.reconcile_payments().await;
-    assert!(bank.db.pending_payment_consents().unwrap().is_empty());
-    let consent = bank.db.get(&lost).await.unwrap().unwrap();
+    assert!(bank
+        .db
+        .store()
+        .consents()
+        .pending_payments()
+        .await
+        .unwrap()
+        .is_empty());
+    let consent = bank
+        .db
+        .store()
+        .consents()
+        .get(&lost)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(consent.status(), fapi_consent::ConsentStatus::Consumed);
     assert_eq!(
         bank.faults().inner().balance_now("acc-1").unwrap(),
@@ -477,7 +506,15 @@ async fn a_thousand_racing_submissions_book_at_most_once() {
             assert_eq!(balance(&p), 100_000);
         }
     }
-    assert!(p.bank.db.pending_payment_consents().unwrap().is_empty());
+    assert!(p
+        .bank
+        .db
+        .store()
+        .consents()
+        .pending_payments()
+        .await
+        .unwrap()
+        .is_empty());
     // the audit trail verifies after the race
     let config = p.config.clone();
     p.bank.stop().await;

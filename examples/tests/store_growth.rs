@@ -21,10 +21,9 @@ use fapi_consent::idempotency::{
 use fapi_core::time::{Clock, UnixTime};
 use fapi_core::types::ClientId;
 use fapi_examples::platform::Platform;
-use fapi_examples::sqlite::{
-    SqliteDb, CODE_MEMORY_SECS, PUSHED_REQUEST_MEMORY_SECS, REVOKED_TOKEN_MEMORY_SECS,
-};
+use fapi_examples::sqlite::SqliteDb;
 use fapi_examples::tpp::{initiation, ScriptedCustomer};
+use fapi_store_sqlite::{CODE_MEMORY_SECS, PUSHED_REQUEST_MEMORY_SECS, REVOKED_TOKEN_MEMORY_SECS};
 use rusqlite::{params, Connection};
 use serde_json::json;
 
@@ -68,7 +67,7 @@ async fn no_statement_on_a_request_path_scans_a_growing_table() {
     let p = Platform::start(&dir.0, &["tpp-a"], |_| {}).await.unwrap();
     let a = &p.tpps[0];
     let api = &p.bank.api_base;
-    p.bank.db.trace_statements(Some(record)).unwrap();
+    p.bank.db.store().trace_statements(Some(record));
 
     // account information: consent, PAR, login and consent pages, JARM,
     // token, reads, refresh, the dashboard's revoke
@@ -173,7 +172,7 @@ async fn no_statement_on_a_request_path_scans_a_growing_table() {
         .revoke_on_dashboard(&p.bank.issuer, &consent)
         .await
         .unwrap();
-    p.bank.db.trace_statements(None).unwrap();
+    p.bank.db.store().trace_statements(None);
 
     let statements = STATEMENTS.lock().unwrap().clone();
     let plans = Connection::open(dir.0.join("bank.db")).unwrap();
@@ -258,9 +257,12 @@ fn the_sweep_deletes_expired_rows_exactly_at_their_edges_and_nothing_else() {
         ))
         .unwrap();
     }
-    let swept = db
-        .sweep_expired(UnixTime::from_secs(now).unwrap(), 500, 10)
-        .unwrap();
+    let swept = futures_executor::block_on(db.store().sweep_expired(
+        UnixTime::from_secs(now).unwrap(),
+        500,
+        10,
+    ))
+    .unwrap();
     assert_eq!(
         (
             swept.jti,
@@ -303,9 +305,12 @@ fn the_sweep_deletes_expired_rows_exactly_at_their_edges_and_nothing_else() {
         assert!(scans(&conn, &sql).is_empty(), "{sql}");
     }
     // a second later the rest goes; batches are bounded
-    let swept = db
-        .sweep_expired(UnixTime::from_secs(now + 1).unwrap(), 1, 1)
-        .unwrap();
+    let swept = futures_executor::block_on(db.store().sweep_expired(
+        UnixTime::from_secs(now + 1).unwrap(),
+        1,
+        1,
+    ))
+    .unwrap();
     assert_eq!(swept.total(), 5);
 }
 
@@ -323,9 +328,24 @@ fn a_batch_bound_leaves_the_rest_for_the_next_sweep() {
         .unwrap();
     }
     let at = UnixTime::from_secs(100).unwrap();
-    assert_eq!(db.sweep_expired(at, 10, 2).unwrap().jti, 20);
-    assert_eq!(db.sweep_expired(at, 10, 2).unwrap().jti, 5);
-    assert_eq!(db.sweep_expired(at, 10, 2).unwrap().jti, 0);
+    assert_eq!(
+        futures_executor::block_on(db.store().sweep_expired(at, 10, 2))
+            .unwrap()
+            .jti,
+        20
+    );
+    assert_eq!(
+        futures_executor::block_on(db.store().sweep_expired(at, 10, 2))
+            .unwrap()
+            .jti,
+        5
+    );
+    assert_eq!(
+        futures_executor::block_on(db.store().sweep_expired(at, 10, 2))
+            .unwrap()
+            .jti,
+        0
+    );
 }
 
 #[tokio::test]
@@ -333,6 +353,7 @@ async fn a_key_past_its_window_is_new_without_a_sweep() {
     let dir = TempDir::new("idem-window");
     std::fs::create_dir_all(&dir.0).unwrap();
     let db = SqliteDb::open(&dir.0.join("bank.db")).unwrap();
+    let db = db.store().idempotency();
     let client = ClientId::try_from("tpp-a").unwrap();
     let key = IdempotencyKey::parse("k-1").unwrap();
     let t0 = fapi_core::time::SystemClock.now();
@@ -402,16 +423,16 @@ async fn the_dashboard_pages_thousands_of_consents_newest_first() {
             at,
         })
         .unwrap();
-        p.bank.db.create(c).await.unwrap();
+        p.bank.db.store().consents().create(c).await.unwrap();
     }
     let alice = ScriptedCustomer {
         browser: &p.browser,
         username: "alice",
         password: "alice-password",
     };
-    p.bank.db.trace_statements(Some(record)).unwrap();
+    p.bank.db.store().trace_statements(Some(record));
     let (cookie, pages) = alice.dashboard_pages(&p.bank.issuer, 1_000).await.unwrap();
-    p.bank.db.trace_statements(None).unwrap();
+    p.bank.db.store().trace_statements(None);
     // every page, the first and those after a cursor, seeks the index
     let plans = Connection::open(dir.0.join("bank.db")).unwrap();
     let paging: Vec<String> = STATEMENTS
@@ -502,9 +523,9 @@ fn prefill_writes_a_flows_rows_per_flow_and_keeps_the_chain() {
         .unwrap();
     assert_eq!(authorised, 25);
     // nothing expires while a measurement runs
-    let swept = db
-        .sweep_expired(now.saturating_add(3_600), 500, 10)
-        .unwrap();
+    let swept =
+        futures_executor::block_on(db.store().sweep_expired(now.saturating_add(3_600), 500, 10))
+            .unwrap();
     assert_eq!(swept.jti + swept.codes + swept.pushed_requests, 0);
     let entries = futures_executor::block_on(db.all_audit_entries()).unwrap();
     let keys = fapi_core::jwk::KeySet::from_jwks(

@@ -173,6 +173,14 @@ pub trait AuditLog: Send + Sync + fmt::Debug {
         from_seq: u64,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<AuditEntry>, StoreError>>;
+    /// This log as [`Any`](core::any::Any), so a consent store can
+    /// recognise a log of its own database and write a consent change
+    /// with its entry in one transaction
+    /// ([`ConsentStore::compare_and_swap_audited`](crate::ConsentStore::compare_and_swap_audited)).
+    /// `None` (the default): the store composes the two calls.
+    fn as_any(&self) -> Option<&dyn core::any::Any> {
+        None
+    }
 }
 
 /// An in-memory [`AuditLog`].

@@ -120,3 +120,81 @@ fn the_kit_catches_a_store_that_forgets_the_tokens_to_revoke() {
     .unwrap_err();
     assert_eq!(e.case, "a replay is refused and names the tokens to revoke");
 }
+
+mod threads {
+    //! The in-memory store raced by real threads (the kit races futures on
+    //! one executor).
+    use super::*;
+    use fapi_core::time::UnixTime;
+    use fapi_core::types::{ClientId, CodeVerifier, ConsentId, RedirectUri};
+    use std::sync::{Arc, Barrier};
+
+    fn at(o: i64) -> UnixTime {
+        UnixTime::from_secs(1_900_000_000 + o).unwrap()
+    }
+
+    const REDIRECT: &str = "https://tpp-a.example/cb";
+
+    fn grant(verifier: &CodeVerifier) -> CodeGrant {
+        CodeGrant {
+            client_id: ClientId::try_from("tpp-a").unwrap(),
+            redirect_uri: RedirectUri::try_from(REDIRECT).unwrap(),
+            code_challenge: verifier.challenge(),
+            consent_id: ConsentId::try_from("aac-1").unwrap(),
+            customer_id: "alice".into(),
+            scope: None,
+            nonce: None,
+            expires_at: at(60),
+        }
+    }
+
+    fn redeem(
+        store: &dyn AuthorizationCodeStore,
+        code: &AuthorizationCode,
+        client: &str,
+        redirect: &str,
+        v: Option<&CodeVerifier>,
+        now: UnixTime,
+    ) -> Result<CodeGrant, RedeemError> {
+        let client = ClientId::try_from(client).unwrap();
+        let r = Redemption {
+            code,
+            client_id: &client,
+            redirect_uri: redirect,
+            code_verifier: v,
+            now,
+        };
+        b(store.redeem(&r))
+    }
+
+    fn race(stores: Vec<Arc<dyn AuthorizationCodeStore>>, threads: usize) {
+        let v = Arc::new(CodeVerifier::generate().unwrap());
+        let code = Arc::new(AuthorizationCode::generate().unwrap());
+        b(stores[0].issue(&code, grant(&v))).unwrap();
+        let barrier = Arc::new(Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let (store, v, code, barrier) = (
+                    stores[i % stores.len()].clone(),
+                    v.clone(),
+                    code.clone(),
+                    barrier.clone(),
+                );
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    redeem(&*store, &code, "tpp-a", REDIRECT, Some(&v), at(1))
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+        assert!(results
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(RedeemError::Replayed { .. }))));
+    }
+
+    #[test]
+    fn concurrent_redemptions_exactly_one_wins_in_memory() {
+        race(vec![Arc::new(InMemoryCodeStore::default())], 1000);
+    }
+}

@@ -10,7 +10,7 @@ use fapi_core::crypto::SigningKey;
 use fapi_core::jwk::KeySet;
 use fapi_core::store::StoreError;
 use fapi_core::time::UnixTime;
-use rusqlite::params;
+use fapi_store_sqlite::rusqlite::params;
 
 use super::{config_err, BankConfig, StartError};
 use crate::sqlite::{unavailable, SqliteDb};
@@ -29,7 +29,7 @@ impl SqliteDb {
         let mut all = Vec::new();
         loop {
             let from = all.len() as u64 + 1;
-            let page = self.entries(from, PAGE).await?;
+            let page = self.store().audit_log().entries(from, PAGE).await?;
             let done = page.len() < PAGE;
             all.extend(page);
             if done {

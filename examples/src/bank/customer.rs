@@ -231,7 +231,8 @@ async fn pushed(
             state,
             &client,
             "request_uri is missing or is not one this bank issued",
-        ));
+        )
+        .await);
     };
     match state.par.peek(&uri, &client, state.now()).await {
         Ok(found) => Ok((client, uri, found.request)),
@@ -241,7 +242,7 @@ async fn pushed(
         )),
         Err(e) => {
             observe::auth_failure("request_uri");
-            Err(request_gone(state, &client, lookup_phrase(&e)))
+            Err(request_gone(state, &client, lookup_phrase(&e)).await)
         }
     }
 }
@@ -280,8 +281,8 @@ fn lookup_phrase(e: &fapi_par::LookupError) -> &'static str {
 /// `invalid_request_uri` to its one registered redirect URI. Otherwise
 /// (unknown client, several redirect URIs) the error page: no redirect
 /// the bank cannot trust.
-fn request_gone(state: &BankState, client: &ClientId, phrase: &'static str) -> Response {
-    let metadata = match state.db.client(client) {
+async fn request_gone(state: &BankState, client: &ClientId, phrase: &'static str) -> Response {
+    let metadata = match state.registry.client(client).await {
         Ok(Some(c)) if !c.revoked => state.clients.metadata(&c.registration).ok(),
         _ => None,
     };
@@ -459,10 +460,16 @@ async fn authorize(
 }
 
 async fn client_name(state: &BankState, client: &ClientId) -> String {
-    state.db.client(client).ok().flatten().map_or_else(
-        || client.as_str().to_owned(),
-        |c| c.registration.client_name,
-    )
+    state
+        .registry
+        .client(client)
+        .await
+        .ok()
+        .flatten()
+        .map_or_else(
+            || client.as_str().to_owned(),
+            |c| c.registration.client_name,
+        )
 }
 
 /// The customer's accounts from the core (timeout and breaker apply).
@@ -791,7 +798,7 @@ async fn decision(
     // single use: of two concurrent decisions only one gets the request
     let taken = match state.par.take(&uri, &client, now).await {
         Ok(t) => t,
-        Err(e) => return request_gone(&state, &client, lookup_phrase(&e)),
+        Err(e) => return request_gone(&state, &client, lookup_phrase(&e)).await,
     };
     let kind = if approve {
         EventKind::Authorise {
@@ -867,7 +874,7 @@ async fn cancel(State(state): State<Arc<BankState>>, headers: HeaderMap, body: B
     let now = state.now();
     let taken = match state.par.take(&uri, &client, now).await {
         Ok(t) => t,
-        Err(e) => return request_gone(&state, &client, lookup_phrase(&e)),
+        Err(e) => return request_gone(&state, &client, lookup_phrase(&e)).await,
     };
     tracing::info!("the customer cancelled the authorization");
     let response = state.ring().jarm.error(

@@ -13,12 +13,12 @@ use std::sync::Arc;
 
 use fapi_consent::{Consent, ConsentStore};
 use fapi_core::revocation::RevokedTokenStore;
-use fapi_core::store::{ready, BoxFuture, StoreError};
+use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, JwtId};
 use fapi_mtls_binding::directory::{Standing, TppDirectory};
-use rusqlite::{params, OptionalExtension};
+use fapi_store_sqlite::SqliteLiveReads;
 
-use crate::sqlite::{unavailable, SqliteDb};
+use crate::sqlite::unavailable;
 
 /// What one call's live reads found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,9 +85,8 @@ impl LiveReads for Composed {
     }
 }
 
-/// One statement, one snapshot: the revoked-token, directory and consent
-/// rows by their keys (every subquery an index lookup).
-impl LiveReads for SqliteDb {
+/// One statement, one snapshot ([`SqliteLiveReads`]).
+impl LiveReads for SqliteLiveReads {
     fn read<'a>(
         &'a self,
         jti: &'a JwtId,
@@ -95,51 +94,14 @@ impl LiveReads for SqliteDb {
         certificate: &'a CertificateThumbprint,
         consent: Option<&'a ConsentId>,
     ) -> BoxFuture<'a, Result<CallState, StoreError>> {
-        ready(self.call_state(jti, client, certificate, consent))
-    }
-}
-
-type Row = (bool, bool, Option<i64>, Option<String>, Option<String>);
-
-impl SqliteDb {
-    fn call_state(
-        &self,
-        jti: &JwtId,
-        client: &ClientId,
-        certificate: &CertificateThumbprint,
-        consent: Option<&ConsentId>,
-    ) -> Result<CallState, StoreError> {
-        let (revoked, cert_revoked, client_revoked, owner, body): Row = self
-            .conn()?
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1), \
-                        EXISTS (SELECT 1 FROM revoked_certificates WHERE thumbprint = ?3), \
-                        (SELECT revoked FROM clients WHERE client_id = ?2), \
-                        (SELECT client_id FROM clients WHERE certificate = ?3), \
-                        (SELECT body FROM consents WHERE id = ?4)",
-            )
-            .map_err(unavailable)?
-            .query_row(
-                params![
-                    jti.as_str(),
-                    client.as_str(),
-                    &certificate.as_bytes()[..],
-                    consent.map(ConsentId::as_str)
-                ],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
-            .optional()
-            .map_err(unavailable)?
-            .ok_or_else(|| unavailable("the per-call read returned no row"))?;
-        let standing = crate::registry::standing_from(cert_revoked, client_revoked, owner)?;
-        // a row that no longer parses is an error, never a default
-        let consent = body
-            .map(|b| serde_json::from_str(&b).map_err(unavailable))
-            .transpose()?;
-        Ok(CallState {
-            revoked,
-            standing,
-            consent,
+        let read = SqliteLiveReads::read(self, jti, client, certificate, consent);
+        Box::pin(async move {
+            let state = read.await?;
+            Ok(CallState {
+                revoked: state.revoked,
+                standing: state.standing,
+                consent: state.consent,
+            })
         })
     }
 }

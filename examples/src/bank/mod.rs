@@ -17,7 +17,6 @@ pub mod audit;
 pub mod config;
 pub(crate) mod customer;
 mod errors;
-mod grants;
 pub mod keys;
 pub mod listener;
 pub mod live;
@@ -116,9 +115,9 @@ pub(crate) struct BankState {
     pub(crate) api_base: String,
     /// The bank's signing keys and their schedule.
     pub(crate) keys: keys::SigningKeys,
-    /// The database, for the bank's own tables (registry, login attempts,
-    /// signing keys, sweeps); every crate-family state goes through the
-    /// trait fields below.
+    /// The database, for the bank's own tables (login attempts, signing
+    /// keys, checkpoints, the ledger) and the sweep; every crate-family
+    /// state goes through the trait fields below.
     pub(crate) db: Arc<SqliteDb>,
     pub(crate) par: Arc<dyn PushedRequestStore>,
     pub(crate) consents: Arc<dyn fapi_consent::ConsentStore>,
@@ -126,6 +125,8 @@ pub(crate) struct BankState {
     pub(crate) idempotency: Arc<dyn fapi_consent::idempotency::IdempotencyStore>,
     pub(crate) replay: Arc<dyn fapi_core::replay::ReplayCache>,
     pub(crate) directory: Arc<dyn fapi_mtls_binding::directory::TppDirectory>,
+    /// The TPP registry (registrations; onboarding and revocation).
+    pub(crate) registry: crate::registry::Registry,
     pub(crate) codes: Arc<dyn fapi_core::code::AuthorizationCodeStore>,
     pub(crate) revoked: Arc<dyn fapi_core::revocation::RevokedTokenStore>,
     pub(crate) refreshes: Arc<dyn fapi_core::refresh::RefreshGrantStore>,
@@ -133,7 +134,7 @@ pub(crate) struct BankState {
     pub(crate) live: Arc<dyn live::LiveReads>,
     pub(crate) trust: Arc<TrustStore>,
     /// Each client's metadata (keys parsed once per registration).
-    pub(crate) clients: MetadataCache,
+    pub(crate) clients: Arc<MetadataCache>,
     pub(crate) gate: ConsentGate,
     pub(crate) core: Arc<dyn CoreBanking>,
     pub(crate) faults: Arc<FaultInjection<SqliteLedger>>,
@@ -290,6 +291,11 @@ impl RunningBank {
         self.state.checkpoint().await;
     }
 
+    /// The TPP registry (onboarding, revocation).
+    pub fn registry(&self) -> crate::registry::Registry {
+        self.state.registry.clone()
+    }
+
     /// The core's fault injection (latency, failure rate), adjustable
     /// while the bank runs.
     pub fn faults(&self) -> &FaultInjection<SqliteLedger> {
@@ -428,7 +434,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 const SWEEP_BATCH: u32 = 500;
 const SWEEP_ROUNDS: u32 = 50;
 
-/// Deletes expired rows in the background, on the blocking pool, so no
+/// Deletes expired rows in the background (on the store's threads), so no
 /// request path ever deletes by expiry.
 async fn sweeps(state: Arc<BankState>, mut shutdown: watch::Receiver<bool>) {
     let mut every = tokio::time::interval(SWEEP_EVERY);
@@ -436,11 +442,9 @@ async fn sweeps(state: Arc<BankState>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = every.tick() => {
-                let (db, now) = (state.db.clone(), state.now());
-                match tokio::task::spawn_blocking(move || db.sweep_expired(now, SWEEP_BATCH, SWEEP_ROUNDS)).await {
-                    Ok(Ok(swept)) => observe::swept(&swept),
-                    Ok(Err(e)) => tracing::warn!(error = %fapi_core::store::ErrorChain(&e), "expired rows could not be swept"),
-                    Err(e) => tracing::warn!(error = %e, "sweep task failed"),
+                match state.db.store().sweep_expired(state.now(), SWEEP_BATCH, SWEEP_ROUNDS).await {
+                    Ok(swept) => observe::swept(&swept),
+                    Err(e) => tracing::warn!(error = %fapi_core::store::ErrorChain(&e), "expired rows could not be swept"),
                 }
                 reconcile_pending(&state).await;
             }
@@ -536,6 +540,13 @@ pub struct BankApps {
     state: Arc<BankState>,
 }
 
+impl BankApps {
+    /// The TPP registry (onboarding, revocation).
+    pub fn registry(&self) -> crate::registry::Registry {
+        self.state.registry.clone()
+    }
+}
+
 /// Builds the bank for `issuer` (the customer pages' base URL) and
 /// `api_base` (the TPP API's base URL).
 ///
@@ -553,7 +564,7 @@ pub fn build(
         issuer_url,
         api_base,
         |ledger| ledger,
-        |db| db,
+        |consents| consents,
     )
 }
 
@@ -567,7 +578,7 @@ pub(crate) fn build_with_core(
     issuer_url: &str,
     api_base: &str,
     core_of: impl FnOnce(Arc<FaultInjection<SqliteLedger>>) -> Arc<dyn CoreBanking>,
-    consents_of: impl FnOnce(Arc<SqliteDb>) -> Arc<dyn fapi_consent::ConsentStore>,
+    consents_of: impl FnOnce(Arc<dyn fapi_consent::ConsentStore>) -> Arc<dyn fapi_consent::ConsentStore>,
 ) -> Result<BankApps, StartError> {
     let provider = fapi_core::crypto::default_provider();
     let dir = &config.data_dir;
@@ -602,7 +613,13 @@ pub(crate) fn build_with_core(
         config.core.fail_rate,
     ));
     let core = core_of(faults.clone());
-    let consents = consents_of(db.clone());
+    // the crate family's state: one adapter per trait over the file's
+    // connection pool (the only place the bank names its store)
+    let store = db.store();
+    let consents = consents_of(Arc::new(store.consents()));
+    let audit: Arc<dyn fapi_consent::audit::AuditLog> = Arc::new(store.audit_log());
+    let registry = crate::registry::Registry::new(store.directory());
+    let clients = Arc::new(MetadataCache::new(provider.clone(), profile));
     // keys (through the key source; never logged), on the schedule the
     // database holds
     let signing_keys = keys::SigningKeys::open(
@@ -620,24 +637,27 @@ pub(crate) fn build_with_core(
         api_base: api_base.clone(),
         keys: signing_keys,
         db: db.clone(),
-        par: Arc::new(crate::pushed::SqlitePushedRequestStore::new(
-            db.clone(),
+        par: Arc::new(store.pushed_requests(
             fapi_par::ParConfig::new(profile, issuer.clone()),
-            provider.clone(),
+            Arc::new(crate::registry::CurrentRegistrations {
+                registry: registry.clone(),
+                metadata: clients.clone(),
+            }),
         )),
         consents: consents.clone(),
-        audit: db.clone(),
-        idempotency: db.clone(),
-        replay: db.clone(),
-        directory: db.clone(),
-        codes: db.clone(),
-        revoked: db.clone(),
-        refreshes: db.clone(),
-        payments: db.clone(),
-        live: db.clone(),
+        audit: audit.clone(),
+        idempotency: Arc::new(store.idempotency()),
+        replay: Arc::new(store.replay_cache()),
+        directory: Arc::new(store.directory()),
+        codes: Arc::new(store.codes()),
+        revoked: Arc::new(store.revoked_tokens()),
+        refreshes: Arc::new(store.refresh_grants()),
+        payments: Arc::new(store.payments()),
+        live: Arc::new(store.live_reads()),
+        registry,
         trust: trust.clone(),
-        clients: MetadataCache::new(provider.clone(), profile),
-        gate: ConsentGate::new(consents).with_audit(db.clone()),
+        clients,
+        gate: ConsentGate::new(consents).with_audit(audit),
         core,
         faults,
         breaker: CircuitBreaker::new(5, 30),

@@ -135,8 +135,9 @@ pub(crate) async fn authenticate<'f>(
         .map_err(fail("client_assertion"))?;
     let id = unverified.unverified_client_id().clone();
     let registered = state
-        .db
+        .registry
         .client(&id)
+        .await
         .map_err(|_| OAuthFailure::new(ErrorCode::ServerError, "client registry unavailable"))?
         .ok_or_else(|| {
             auth_failure("unknown_client");

@@ -263,7 +263,7 @@ async fn put_faults(
 }
 
 /// Counts what a background sweep deleted.
-pub(crate) fn swept(s: &crate::sqlite::Swept) {
+pub(crate) fn swept(s: &fapi_store_sqlite::Swept) {
     for (table, n) in [
         ("jti", s.jti),
         ("idempotency", s.idempotency),
@@ -355,12 +355,12 @@ pub(crate) async fn rate_limit(
                 )
                 .into_response()
             };
-            return labelled_by_certificate(&state, retry_after(r, wait), &key);
+            return labelled_by_certificate(&state, retry_after(r, wait), &key).await;
         }
     }
     let response = next.run(req).await;
     match key {
-        Some(key) => labelled_by_certificate(&state, response, &key),
+        Some(key) => labelled_by_certificate(&state, response, &key).await,
         None => response,
     }
 }
@@ -370,14 +370,15 @@ pub(crate) async fn rate_limit(
 /// with the connection's certificate, so per-TPP errors are per TPP;
 /// an unregistered certificate counts as `unregistered`. Read only on
 /// that path; the label is always a registered client id or a constant.
-fn labelled_by_certificate(
+async fn labelled_by_certificate(
     state: &BankState,
     mut response: Response,
     thumbprint: &[u8; 32],
 ) -> Response {
     if response.extensions().get::<ClientLabel>().is_none() {
-        let label = match state.db.client_id_by_certificate(thumbprint) {
-            Ok(Some(id)) => id,
+        let certificate = fapi_core::types::CertificateThumbprint::from_bytes(*thumbprint);
+        let label = match state.registry.client_id_by_certificate(&certificate).await {
+            Ok(Some(id)) => id.as_str().to_owned(),
             Ok(None) => "unregistered".to_owned(),
             Err(_) => "-".to_owned(),
         };

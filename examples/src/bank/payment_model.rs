@@ -60,7 +60,6 @@ use crate::core_banking::{
     Booking, CoreBanking, CoreError, CoreFuture, FaultInjection, Minor, Transaction,
 };
 use crate::ledger::SqliteLedger;
-use crate::sqlite::SqliteDb;
 
 /// The core's deadline in the model: far beyond any real wait, so only
 /// the model decides when a call times out.
@@ -245,7 +244,7 @@ const FAIL_AFTER: u8 = 2;
 /// (what the gate's reserve and settle go through).
 #[derive(Debug)]
 struct FaultyConsents {
-    inner: Arc<SqliteDb>,
+    inner: Arc<dyn ConsentStore>,
     armed: Arc<AtomicU8>,
 }
 
@@ -515,7 +514,7 @@ impl World {
         let process = start(&config, &clock, &booking_down, &store_fault);
         let mut consents = Vec::new();
         for n in 0..CONSENTS {
-            let db = &process.state.db;
+            let (store, audit) = (&*process.state.consents, &*process.state.audit);
             let id = ConsentId::try_from(format!("pdc-model-{n}")).unwrap();
             let c = Consent::domestic_payment(
                 id.clone(),
@@ -524,7 +523,7 @@ impl World {
                 clock.now(),
             )
             .unwrap();
-            create_audited(&**db, &**db, c, None, None).await.unwrap();
+            create_audited(store, audit, c, None, None).await.unwrap();
             let event = ConsentEvent {
                 kind: EventKind::Authorise {
                     customer_id: "alice".into(),
@@ -534,7 +533,7 @@ impl World {
                 reason: "approved on the consent screen".into(),
                 at: clock.now(),
             };
-            apply_event_audited(&**db, &**db, &id, event, None)
+            apply_event_audited(store, audit, &id, event, None)
                 .await
                 .unwrap();
             consents.push(id);

@@ -22,7 +22,7 @@ use fapi_consent::{Consent, ConsentEvent, EventKind};
 use fapi_core::replay::{ReplayCache, StoreError};
 use fapi_core::time::UnixTime;
 use fapi_core::types::{ClientId, CodeVerifier, ConsentId, RedirectUri, Scope};
-use rusqlite::params;
+use fapi_store_sqlite::rusqlite::params;
 use sha2::{Digest, Sha256};
 
 use crate::sqlite::{unavailable, SqliteDb};
@@ -47,6 +47,14 @@ pub fn prefill(
     mut progress: impl FnMut(u64),
 ) -> Result<(), StoreError> {
     let live_until = now.saturating_add(24 * 3600);
+    let store = db.store();
+    let (consents, audit, codes, replay, refreshes) = (
+        store.consents(),
+        store.audit_log(),
+        store.codes(),
+        store.replay_cache(),
+        store.refresh_grants(),
+    );
     let redirect = RedirectUri::try_from("https://tpp.example/cb").map_err(unavailable)?;
     let scope = Scope::try_from("openid accounts").map_err(unavailable)?;
     let filler = "x".repeat(1_400);
@@ -70,7 +78,7 @@ pub fn prefill(
         };
         let consent = Consent::account_access(id.clone(), client.clone(), &request, at)
             .map_err(unavailable)?;
-        futures_executor::block_on(create_audited(&**db, &**db, consent, None, None))
+        futures_executor::block_on(create_audited(&consents, &audit, consent, None, None))
             .map_err(unavailable)?;
         let authorise = ConsentEvent {
             kind: EventKind::Authorise {
@@ -81,7 +89,7 @@ pub fn prefill(
             reason: "approved on the consent screen".into(),
             at,
         };
-        futures_executor::block_on(apply_event_audited(&**db, &**db, &id, authorise, None))
+        futures_executor::block_on(apply_event_audited(&consents, &audit, &id, authorise, None))
             .map_err(unavailable)?;
 
         let code = fapi_core::code::AuthorizationCode::generate().map_err(unavailable)?;
@@ -95,9 +103,9 @@ pub fn prefill(
             nonce: None,
             expires_at: live_until,
         };
-        futures_executor::block_on(db.issue(&code, grant))?;
+        futures_executor::block_on(codes.issue(&code, grant))?;
         for _ in 0..3 {
-            futures_executor::block_on(db.insert_if_absent(
+            futures_executor::block_on(replay.insert_if_absent(
                 client.as_str(),
                 &random()?,
                 live_until,
@@ -121,7 +129,7 @@ pub fn prefill(
             .map_err(unavailable)?;
         let refresh = fapi_core::refresh::RefreshToken::generate().map_err(unavailable)?;
         let rt_id = format!("rt-{}", random()?);
-        futures_executor::block_on(db.store(
+        futures_executor::block_on(refreshes.store(
             &refresh,
             RefreshGrant {
                 id: fapi_core::types::JwtId::try_from(rt_id.as_str()).map_err(unavailable)?,

@@ -821,8 +821,9 @@ async fn verify_tpp_signature(
             ObError::bad_request("UK.OBIE.Signature.Missing", "x-jws-signature is required")
         })?;
     let registered = state
-        .db
+        .registry
         .client(token.client_id())
+        .await
         .map_err(|_| ObError::internal())?
         .ok_or_else(ObError::internal)?;
     let metadata = state

@@ -377,7 +377,13 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
         let f = flags.subset(&["config", "data-dir"]);
         config(&f)?
     };
-    let db = SqliteDb::open(&config.data_dir.join("bank.db"))?;
+    // a command, not a server: the statements run on this thread
+    let db = SqliteDb::open_with(
+        &config.data_dir.join("bank.db"),
+        &fapi_store_sqlite::Options::default().with_dispatch(fapi_store_sqlite::Dispatch::Inline),
+    )?;
+    let registry = fapi_examples::registry::Registry::new(db.store().directory());
+    use futures_executor::block_on as b;
     let provider = default_provider();
     let profile = config.profile()?;
     let now = SystemClock.now();
@@ -409,7 +415,15 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
                     .ok_or("--certificate is required")?,
             )?)?;
             let trust = config.scheme_trust(now)?;
-            onboard(&db, &registration, &cert, &trust, &*provider, profile, now)?;
+            b(onboard(
+                &registry,
+                &registration,
+                &cert,
+                &trust,
+                &*provider,
+                profile,
+                now,
+            ))?;
             println!(
                 "onboarded {} ({}), certificate x5t#S256 {}",
                 registration.client_id,
@@ -424,7 +438,7 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
         "reinstate" => {
             flags.only(&["config", "data-dir", "client"])?;
             let id = flags.get("client").ok_or("--client is required")?;
-            if !db.reinstate_client(&ClientId::try_from(id)?)? {
+            if !b(registry.reinstate_client(&ClientId::try_from(id)?))? {
                 return Err(format!("{id} is not registered").into());
             }
             println!("reinstated {id}: its calls are served again");
@@ -433,14 +447,14 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
             flags.only(&["config", "data-dir", "client", "certificate"])?;
             match (flags.get("client"), flags.get("certificate")) {
                 (Some(id), None) => {
-                    if !db.revoke_client(&ClientId::try_from(id)?)? {
+                    if !b(registry.revoke_client(&ClientId::try_from(id)?))? {
                         return Err(format!("{id} is not registered").into());
                     }
                     println!("revoked {id}: its next call is refused");
                 }
                 (None, Some(path)) => {
                     let cert = ClientCertificate::from_pem(&read(path)?)?;
-                    db.revoke_certificate(cert.thumbprint(), now)?;
+                    b(registry.revoke_certificate(cert.thumbprint(), now))?;
                     println!(
                         "revoked certificate {}: its next call is refused",
                         cert.thumbprint().to_b64url()
@@ -451,8 +465,9 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
         }
         "list" => {
             flags.only(&["config", "data-dir"])?;
-            for id in db.client_ids()? {
-                let c = db.client(&ClientId::try_from(id.as_str())?)?;
+            for id in b(registry.client_ids())? {
+                let c = b(registry.client(&id))?;
+                let id = id.as_str();
                 if let Some(c) = c {
                     println!(
                         "{id}\t{}\t{}\t{}",

@@ -9,7 +9,7 @@
 )]
 
 mod common;
-use common::{registration, TempDb};
+use common::{registration, Registrations, TempDb, PROFILE};
 
 use std::sync::Arc;
 
@@ -21,21 +21,18 @@ use fapi_core::jose::sign_compact;
 use fapi_core::replay::InMemoryReplayCache;
 use fapi_core::time::UnixTime;
 use fapi_core::types::{CertificateThumbprint, ClientId, CodeVerifier, Issuer};
-use fapi_core::Profile;
-use fapi_examples::pushed::SqlitePushedRequestStore;
-use fapi_examples::sqlite::SqliteDb;
 use fapi_par::{
     push, InMemoryPushedRequestStore, LookupError, ParConfig, PushedRequest, PushedRequestForm,
     PushedRequestStore, RequestUri,
 };
+use fapi_store_sqlite::{SqlitePushedRequestStore, SqliteStore};
 use serde_json::json;
 
 const NOW: i64 = 1_900_000_000;
 const ISSUER: &str = "https://bank.example";
-const PROFILE: Profile = Profile::Fapi2MessageSigning;
 
 fn b<F: std::future::Future>(f: F) -> F::Output {
-    futures_executor::block_on(f)
+    common::b(f)
 }
 
 fn at(o: i64) -> UnixTime {
@@ -48,20 +45,24 @@ fn config() -> ParConfig {
 
 /// Registers tpp-a and tpp-b in `db` and pushes one request of tpp-a the
 /// real way; returns the stored request and tpp-a's key.
-fn setup(db: &SqliteDb) -> (PushedRequest, Arc<dyn SigningKey>) {
+fn setup(db: &SqliteStore) -> (PushedRequest, Arc<dyn SigningKey>) {
     let provider = default_provider();
     let key = provider.generate_signing_key(Algorithm::Es256).unwrap();
     for (i, id) in ["tpp-a", "tpp-b"].iter().enumerate() {
-        db.put_client(
-            &registration(id, &*key),
+        b(db.directory().put_client(
+            &ClientId::try_from(*id).unwrap(),
+            registration(id, &*key),
             &CertificateThumbprint::from_bytes([u8::try_from(i).unwrap(); 32]),
             at(0),
-        )
+        ))
         .unwrap();
     }
-    let metadata = registration("tpp-a", &*key)
-        .metadata(&*provider, PROFILE)
-        .unwrap();
+    let metadata = b(fapi_store_sqlite::CurrentRegistration::current(
+        &Registrations(db.directory()),
+        &ClientId::try_from("tpp-a").unwrap(),
+    ))
+    .unwrap()
+    .unwrap();
     let claims = json!({ "iss": "tpp-a", "sub": "tpp-a", "aud": ISSUER, "jti": "j1", "iat": NOW, "exp": NOW + 60 });
     let assertion = sign_compact(&*key, Some("k"), None, claims.as_object().unwrap()).unwrap();
     let issuer = Issuer::try_from(ISSUER).unwrap();
@@ -114,14 +115,14 @@ fn setup(db: &SqliteDb) -> (PushedRequest, Arc<dyn SigningKey>) {
     )
 }
 
-fn store(db: &Arc<SqliteDb>) -> SqlitePushedRequestStore {
-    SqlitePushedRequestStore::new(db.clone(), config(), default_provider())
+fn store(db: &SqliteStore) -> SqlitePushedRequestStore {
+    db.pushed_requests(config(), Arc::new(Registrations(db.directory())))
 }
 
 #[test]
 fn sqlite_pushed_request_store_passes_the_kit() {
     let file = TempDb::new("par-kit");
-    let db = Arc::new(file.open());
+    let db = file.open();
     let (sample, _) = setup(&db);
     b(fapi_par::testing::pushed_request_store_conformance(
         &store(&db),
@@ -134,21 +135,21 @@ fn sqlite_pushed_request_store_passes_the_kit() {
 #[test]
 fn a_pushed_request_survives_a_restart_and_is_single_use_across_handles() {
     let file = TempDb::new("par-restart");
-    let db = Arc::new(file.open());
+    let db = file.open();
     let (sample, _) = setup(&db);
     let uri = sample.request_uri.clone();
     let a = ClientId::try_from("tpp-a").unwrap();
     b(store(&db).put(sample.clone(), at(1))).unwrap();
     drop(db);
     // a new process opens the file
-    let reopened = Arc::new(file.open());
+    let reopened = file.open();
     let got = b(store(&reopened).peek(&uri, &a, at(2))).unwrap();
     assert_eq!(got.request.redirect_uri(), sample.request.redirect_uri());
     assert_eq!(
         got.request.code_challenge(),
         sample.request.code_challenge()
     );
-    let other_handle = Arc::new(file.open());
+    let other_handle = file.open();
     b(store(&reopened).take(&uri, &a, at(3))).unwrap();
     assert_eq!(
         b(store(&other_handle).take(&uri, &a, at(3))).unwrap_err(),
@@ -159,7 +160,7 @@ fn a_pushed_request_survives_a_restart_and_is_single_use_across_handles() {
 #[test]
 fn a_changed_row_is_refused_not_trusted() {
     let file = TempDb::new("par-tamper");
-    let db = Arc::new(file.open());
+    let db = file.open();
     let (sample, _) = setup(&db);
     let uri = sample.request_uri.clone();
     let a = ClientId::try_from("tpp-a").unwrap();
@@ -185,7 +186,7 @@ fn a_changed_row_is_refused_not_trusted() {
 #[test]
 fn a_replaced_key_or_a_revoked_tpp_invalidates_waiting_requests() {
     let file = TempDb::new("par-rekey");
-    let db = Arc::new(file.open());
+    let db = file.open();
     let (sample, _) = setup(&db);
     let uri = sample.request_uri.clone();
     let a = ClientId::try_from("tpp-a").unwrap();
@@ -194,11 +195,12 @@ fn a_replaced_key_or_a_revoked_tpp_invalidates_waiting_requests() {
     let new_key = default_provider()
         .generate_signing_key(Algorithm::Es256)
         .unwrap();
-    db.put_client(
-        &registration("tpp-a", &*new_key),
+    b(db.directory().put_client(
+        &a,
+        registration("tpp-a", &*new_key),
         &CertificateThumbprint::from_bytes([0; 32]),
         at(2),
-    )
+    ))
     .unwrap();
     assert_eq!(
         b(store(&db).peek(&uri, &a, at(3))).unwrap_err(),
@@ -206,12 +208,12 @@ fn a_replaced_key_or_a_revoked_tpp_invalidates_waiting_requests() {
     );
 
     let file = TempDb::new("par-revoked");
-    let db = Arc::new(file.open());
+    let db = file.open();
     let (sample, _) = setup(&db);
     let uri = sample.request_uri.clone();
     b(store(&db).put(sample, at(1))).unwrap();
     assert!(b(store(&db).peek(&uri, &a, at(2))).is_ok());
-    db.revoke_client(&a).unwrap();
+    b(db.directory().revoke_client(&a)).unwrap();
     assert_eq!(
         b(store(&db).peek(&uri, &a, at(3))).unwrap_err(),
         LookupError::NoLongerValid

@@ -1,8 +1,5 @@
-//! Authorization codes: single use, 60 s, bound to client, redirect URI and
-//! PKCE; a replay reports the tokens to revoke; a failed check consumes
-//! nothing; only hashes are stored. fapi-core's conformance kit runs
-//! against the in-memory and the SQLite store, and both are raced on real
-//! threads (the SQLite one across two connections).
+//! Authorization codes in SQLite: fapi-core's conformance kit, only the
+//! hash at rest, and a race of real threads across two stores on one file.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,25 +8,17 @@
 )]
 
 mod common;
-use common::TempDb;
+use common::{at, b, TempDb};
 
 use std::sync::{Arc, Barrier};
 
 use fapi_core::code::{
-    AuthorizationCode, AuthorizationCodeStore, CodeGrant, InMemoryCodeStore, RedeemError,
-    Redemption,
+    AuthorizationCode, AuthorizationCodeStore, CodeGrant, RedeemError, Redemption,
 };
 use fapi_core::testing::authorization_code_store_conformance;
 use fapi_core::time::UnixTime;
 use fapi_core::types::{ClientId, CodeVerifier, ConsentId, RedirectUri};
-use fapi_examples::sqlite::SqliteDb;
 
-fn b<F: std::future::Future>(f: F) -> F::Output {
-    futures_executor::block_on(f)
-}
-fn at(o: i64) -> UnixTime {
-    UnixTime::from_secs(1_900_000_000 + o).unwrap()
-}
 const REDIRECT: &str = "https://tpp-a.example/cb";
 
 fn grant(verifier: &CodeVerifier) -> CodeGrant {
@@ -65,26 +54,15 @@ fn redeem(
 }
 
 #[test]
-fn in_memory_store_keeps_every_rule() {
-    b(authorization_code_store_conformance(
-        &InMemoryCodeStore::default(),
-    ))
-    .unwrap();
-}
-
-#[test]
 fn sqlite_store_keeps_every_rule() {
     let db = TempDb::new("codes");
-    b(authorization_code_store_conformance(
-        &SqliteDb::open(&db.0).unwrap(),
-    ))
-    .unwrap();
+    b(authorization_code_store_conformance(&db.open().codes())).unwrap();
 }
 
 #[test]
 fn sqlite_stores_only_the_hash_of_a_code() {
     let db = TempDb::new("codes");
-    let store = SqliteDb::open(&db.0).unwrap();
+    let store = db.open().codes();
     let v = CodeVerifier::generate().unwrap();
     let code = AuthorizationCode::generate().unwrap();
     b(store.issue(&code, grant(&v))).unwrap();
@@ -125,18 +103,10 @@ fn race(stores: Vec<Arc<dyn AuthorizationCodeStore>>, threads: usize) {
 }
 
 #[test]
-fn concurrent_redemptions_exactly_one_wins_in_memory() {
-    race(vec![Arc::new(InMemoryCodeStore::default())], 1000);
-}
-
-#[test]
 fn concurrent_redemptions_exactly_one_wins_across_two_sqlite_handles() {
     let db = TempDb::new("codes");
     race(
-        vec![
-            Arc::new(SqliteDb::open(&db.0).unwrap()),
-            Arc::new(SqliteDb::open(&db.0).unwrap()),
-        ],
+        vec![Arc::new(db.open().codes()), Arc::new(db.open().codes())],
         200,
     );
 }

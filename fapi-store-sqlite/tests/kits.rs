@@ -1,7 +1,7 @@
-//! The SQLite adapters pass the crates' conformance kits, stay correct with
-//! two handles (two bank processes) on one file, survive a restart, and the
-//! audit chain read back from the database fails verification after a byte
-//! is changed in it.
+//! Every adapter passes its crate's conformance kit, under each way the
+//! store can run its statements; stays correct with two stores (two bank
+//! processes) on one file; survives a restart; and the audit chain read
+//! back from the database fails verification after a byte is changed.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,7 +10,7 @@
 )]
 
 mod common;
-use common::TempDb;
+use common::{at, b, TempDb};
 
 use std::sync::{Arc, Barrier};
 
@@ -18,27 +18,21 @@ use fapi_consent::audit::{
     verify_chain, AuditAction, AuditEvent, AuditLog, ChainError, EntryProblem,
 };
 use fapi_core::replay::ReplayCache;
-use fapi_core::time::UnixTime;
-
-fn b<F: std::future::Future>(f: F) -> F::Output {
-    futures_executor::block_on(f)
-}
-
-fn at(o: i64) -> UnixTime {
-    UnixTime::from_secs(1_900_000_000 + o).unwrap()
-}
 
 #[test]
 fn replay_cache_passes_the_kit() {
     let db = TempDb::new("replay");
-    b(fapi_core::testing::replay_cache_conformance(&db.open())).unwrap();
+    b(fapi_core::testing::replay_cache_conformance(
+        &db.open().replay_cache(),
+    ))
+    .unwrap();
 }
 
 #[test]
 fn revoked_token_store_passes_the_kit() {
     let db = TempDb::new("revoked");
     b(fapi_core::testing::revoked_token_store_conformance(
-        &db.open(),
+        &db.open().revoked_tokens(),
     ))
     .unwrap();
 }
@@ -46,14 +40,17 @@ fn revoked_token_store_passes_the_kit() {
 #[test]
 fn payment_store_passes_the_kit() {
     let db = TempDb::new("payments");
-    b(fapi_consent::testing::payment_store_conformance(&db.open())).unwrap();
+    b(fapi_consent::testing::payment_store_conformance(
+        &db.open().payments(),
+    ))
+    .unwrap();
 }
 
 #[test]
 fn refresh_grant_store_passes_the_kit() {
     let db = TempDb::new("refresh");
     b(fapi_core::testing::refresh_grant_store_conformance(
-        &db.open(),
+        &db.open().refresh_grants(),
     ))
     .unwrap();
 }
@@ -68,7 +65,7 @@ fn a_refresh_grant_row_of_the_old_shape_reads_back() {
     use fapi_core::types::CertificateThumbprint;
     use sha2::Digest;
     let db = TempDb::new("refresh-old");
-    let store = db.open();
+    let store = db.open().refresh_grants();
     let token = RefreshToken::generate().unwrap();
     let thumb = CertificateThumbprint::of_der(b"cert-a");
     let hash: [u8; 32] = sha2::Sha256::digest(token.secret().as_bytes()).into();
@@ -95,7 +92,7 @@ fn a_refresh_grant_row_of_the_old_shape_reads_back() {
 fn a_revocation_by_one_handle_is_seen_by_another() {
     use fapi_core::revocation::RevokedTokenStore;
     let db = TempDb::new("revoked-two");
-    let (one, two) = (db.open(), db.open());
+    let (one, two) = (db.open().revoked_tokens(), db.open().revoked_tokens());
     let jti = fapi_core::types::JwtId::try_from("at-1").unwrap();
     assert!(!b(two.is_revoked(&jti)).unwrap());
     b(one.revoke(std::slice::from_ref(&jti), at(0))).unwrap();
@@ -106,7 +103,7 @@ fn a_revocation_by_one_handle_is_seen_by_another() {
 fn idempotency_store_passes_the_kit() {
     let db = TempDb::new("idem");
     b(fapi_consent::testing::idempotency_store_conformance(
-        &db.open(),
+        &db.open().idempotency(),
     ))
     .unwrap();
 }
@@ -114,7 +111,10 @@ fn idempotency_store_passes_the_kit() {
 #[test]
 fn audit_log_passes_the_kit() {
     let db = TempDb::new("audit");
-    b(fapi_consent::testing::audit_log_conformance(&db.open())).unwrap();
+    b(fapi_consent::testing::audit_log_conformance(
+        &db.open().audit_log(),
+    ))
+    .unwrap();
 }
 
 /// Two handles on one file (two bank processes), 100 threads each, one jti:
@@ -122,7 +122,10 @@ fn audit_log_passes_the_kit() {
 #[test]
 fn jti_race_across_two_database_handles() {
     let db = TempDb::new("race");
-    let handles = [Arc::new(db.open()), Arc::new(db.open())];
+    let handles = [
+        Arc::new(db.open().replay_cache()),
+        Arc::new(db.open().replay_cache()),
+    ];
     let barrier = Arc::new(Barrier::new(200));
     let threads: Vec<_> = (0..200)
         .map(|i| {
@@ -144,16 +147,28 @@ fn jti_race_across_two_database_handles() {
 #[test]
 fn replay_protection_survives_a_restart() {
     let db = TempDb::new("restart");
-    assert!(b(db.open().insert_if_absent("tpp-a", "jti-1", at(60), at(0))).unwrap());
+    assert!(b(db
+        .open()
+        .replay_cache()
+        .insert_if_absent("tpp-a", "jti-1", at(60), at(0)))
+    .unwrap());
     // a new process opens the same file
-    assert!(!b(db.open().insert_if_absent("tpp-a", "jti-1", at(60), at(1))).unwrap());
-    assert!(b(db.open().insert_if_absent("tpp-a", "jti-2", at(60), at(1))).unwrap());
+    assert!(!b(db
+        .open()
+        .replay_cache()
+        .insert_if_absent("tpp-a", "jti-1", at(60), at(1)))
+    .unwrap());
+    assert!(b(db
+        .open()
+        .replay_cache()
+        .insert_if_absent("tpp-a", "jti-2", at(60), at(1)))
+    .unwrap());
 }
 
 #[test]
 fn audit_chain_from_the_database_fails_after_a_byte_is_changed() {
     let db = TempDb::new("tamper");
-    let log = db.open();
+    let log = db.open().audit_log();
     for i in 0..5 {
         let mut e = AuditEvent::new(AuditAction::ConsentAuthorised, at(i));
         e.client_id = Some("tpp-a".into());
@@ -175,7 +190,7 @@ fn audit_chain_from_the_database_fails_after_a_byte_is_changed() {
         .unwrap();
     assert_eq!(changed, 1);
     drop(conn);
-    let entries = b(db.open().entries(1, 100)).unwrap();
+    let entries = b(db.open().audit_log().entries(1, 100)).unwrap();
     assert_eq!(
         verify_chain(&entries, &[], &keys, &[]).unwrap_err(),
         ChainError::Entry {
@@ -234,7 +249,7 @@ mod consents {
     fn consent_store_passes_the_kit() {
         let db = TempDb::new("consents");
         b(fapi_consent::testing::consent_store_conformance(
-            &db.open(),
+            &db.open().consents(),
             aac("aac-kit"),
             pdc("pdc-kit"),
         ))
@@ -245,7 +260,7 @@ mod consents {
     fn consent_round_trips_through_the_file_and_a_restart() {
         let db = TempDb::new("consent-restart");
         let c = aac("aac-1");
-        b(db.open().create(c.clone())).unwrap();
+        b(db.open().consents().create(c.clone())).unwrap();
         let ev = ConsentEvent {
             kind: EventKind::Authorise {
                 customer_id: "alice".into(),
@@ -255,11 +270,11 @@ mod consents {
             reason: "ok".into(),
             at: at(1),
         };
-        let authorised = b(apply_event(&db.open(), c.id(), ev)).unwrap();
-        let reread = b(db.open().get(c.id())).unwrap().unwrap();
+        let authorised = b(apply_event(&db.open().consents(), c.id(), ev)).unwrap();
+        let reread = b(db.open().consents().get(c.id())).unwrap().unwrap();
         assert_eq!(reread, authorised);
         assert_eq!(
-            b(db.open().list_for_customer("alice")).unwrap(),
+            b(db.open().consents().list_for_customer("alice")).unwrap(),
             vec![authorised]
         );
     }
@@ -270,7 +285,7 @@ mod consents {
     fn consent_race_across_two_database_handles() {
         let db = TempDb::new("consent-race");
         let c = aac("aac-race");
-        let h = db.open();
+        let h = db.open().consents();
         b(h.create(c.clone())).unwrap();
         let ev = |kind| ConsentEvent {
             kind,
@@ -287,7 +302,10 @@ mod consents {
             }),
         ))
         .unwrap();
-        let handles = [Arc::new(db.open()), Arc::new(db.open())];
+        let handles = [
+            Arc::new(db.open().consents()),
+            Arc::new(db.open().consents()),
+        ];
         let barrier = Arc::new(Barrier::new(200));
         let id = Arc::new(c.id().clone());
         let threads: Vec<_> = (0..200)
@@ -321,7 +339,7 @@ mod consents {
     fn tampered_consent_row_is_an_error_not_a_default() {
         let db = TempDb::new("consent-tamper");
         let c = aac("aac-t");
-        b(db.open().create(c.clone())).unwrap();
+        b(db.open().consents().create(c.clone())).unwrap();
         let conn = rusqlite::Connection::open(&db.0).unwrap();
         // an invalid client id written straight into the row
         conn.execute(
@@ -330,7 +348,7 @@ mod consents {
         )
         .unwrap();
         drop(conn);
-        assert!(b(db.open().get(c.id())).is_err());
+        assert!(b(db.open().consents().get(c.id())).is_err());
     }
 }
 
@@ -342,6 +360,7 @@ mod directory {
     use fapi_mtls_binding::directory::{
         ensure_registered_certificate, CertificateStatus, Standing, TppDirectory,
     };
+    use fapi_store_sqlite::SqliteDirectory;
 
     fn cert(n: u8) -> CertificateThumbprint {
         CertificateThumbprint::from_bytes([n; 32])
@@ -351,17 +370,16 @@ mod directory {
         ClientId::try_from(s).unwrap()
     }
 
-    fn register(db: &fapi_examples::sqlite::SqliteDb, client: &str, n: u8) {
+    fn register(db: &SqliteDirectory, client: &str, n: u8) -> bool {
         let key = default_provider()
             .generate_signing_key(Algorithm::Es256)
             .unwrap();
-        db.put_client(&registration(client, &*key), &cert(n), at(0))
-            .unwrap();
+        b(db.put_client(&id(client), registration(client, &*key), &cert(n), at(0))).unwrap()
     }
 
     /// The trait's own composition of the two single answers.
     fn composed(
-        db: &fapi_examples::sqlite::SqliteDb,
+        db: &SqliteDirectory,
         client: &ClientId,
         certificate: &CertificateThumbprint,
     ) -> Standing {
@@ -371,15 +389,15 @@ mod directory {
         }
     }
 
-    /// The one-statement answer the bank reads on every call agrees with
+    /// The one-statement standing the bank reads on every call agrees with
     /// `status` + `certificate_owner` in every state a pair can be in, and
     /// the check built on it refuses what it must.
     #[test]
     fn one_read_standing_agrees_with_the_two_single_answers() {
         let tmp = TempDb::new("standing");
-        let db = tmp.open();
-        register(&db, "tpp-a", 1);
-        register(&db, "tpp-b", 2);
+        let db = tmp.open().directory();
+        assert!(register(&db, "tpp-a", 1));
+        assert!(register(&db, "tpp-b", 2));
         let (a, b_) = (id("tpp-a"), id("tpp-b"));
         let case = |client: &ClientId, c: &CertificateThumbprint| {
             let one = b(db.standing(client, c)).unwrap();
@@ -405,12 +423,12 @@ mod directory {
         let (s, _) = case(&id("tpp-x"), &cert(1));
         assert_eq!(s.owner, Some(a.clone()));
         // a revoked certificate
-        db.revoke_certificate(&cert(1), at(1)).unwrap();
+        b(db.revoke_certificate(&cert(1), at(1))).unwrap();
         let (s, r) = case(&a, &cert(1));
         assert_eq!(s.status, CertificateStatus::CertificateRevoked);
         assert!(r.is_err());
         // a revoked TPP (takes precedence over the certificate)
-        assert!(db.revoke_client(&a).unwrap());
+        assert!(b(db.revoke_client(&a)).unwrap());
         let (s, r) = case(&a, &cert(1));
         assert_eq!(s.status, CertificateStatus::TppRevoked);
         assert!(r.is_err());
@@ -422,13 +440,57 @@ mod directory {
         );
         assert!(r.is_ok());
     }
+
+    /// The registry's writes: a revoked client is not re-registered behind
+    /// the operator's back (only a reinstatement makes it active), a
+    /// certificate belongs to one client, and every write is seen by a
+    /// second store on the file.
+    #[test]
+    fn registry_writes_keep_revocation_and_certificate_ownership() {
+        let tmp = TempDb::new("registry");
+        let (db, other) = (tmp.open().directory(), tmp.open().directory());
+        let a = id("tpp-a");
+        assert!(register(&db, "tpp-a", 1));
+        let row = b(other.client(&a)).unwrap().unwrap();
+        assert_eq!((row.certificate, row.revoked), (cert(1), false));
+        // an update of an active client is written
+        assert!(register(&db, "tpp-a", 3));
+        assert_eq!(b(other.client(&a)).unwrap().unwrap().certificate, cert(3));
+        // another client cannot take tpp-a's certificate
+        let key = default_provider()
+            .generate_signing_key(Algorithm::Es256)
+            .unwrap();
+        assert!(
+            b(db.put_client(&id("tpp-b"), registration("tpp-b", &*key), &cert(3), at(0))).is_err()
+        );
+        // revoked: onboarding again writes nothing
+        assert!(b(db.revoke_client(&a)).unwrap());
+        assert!(!register(&db, "tpp-a", 4));
+        assert!(b(other.client(&a)).unwrap().unwrap().revoked);
+        assert_eq!(
+            b(other.standing(&a, &cert(3))).unwrap().status,
+            CertificateStatus::TppRevoked
+        );
+        // reinstated: active again, and updatable
+        assert!(b(db.reinstate_client(&a)).unwrap());
+        assert_eq!(
+            b(other.standing(&a, &cert(3))).unwrap().status,
+            CertificateStatus::Active
+        );
+        assert!(register(&db, "tpp-a", 4));
+        // an unknown client is neither revoked nor reinstated
+        assert!(!b(db.revoke_client(&id("tpp-x"))).unwrap());
+        assert!(!b(db.reinstate_client(&id("tpp-x"))).unwrap());
+        assert_eq!(b(other.client_ids()).unwrap(), vec![a]);
+    }
 }
 
 /// A consent change and its audit entry commit together in the SQLite
 /// store: a lost compare-and-swap leaves no entry (the composed default
 /// writes the entry and a ChangeAbandoned after it), and of 64 threads
 /// racing to revoke one consent the trail holds exactly the one change
-/// that happened.
+/// that happened. A log of another database file is composed, not
+/// mistaken for the store's own.
 #[test]
 fn a_consent_change_and_its_audit_entry_commit_together() {
     use fapi_consent::consent::{AccountAccessRequest, Actor};
@@ -476,57 +538,82 @@ fn a_consent_change_and_its_audit_entry_commit_together() {
             .map(|e| e.event.action)
             .collect()
     };
+    let id = ConsentId::try_from("aac-1").unwrap();
 
-    // SQLite, the store its own trail: nothing for the lost swap
+    // SQLite, the store's own trail (another handle on the same pool):
+    // nothing for the lost swap
     let tmp = TempDb::new("audited-cas");
-    let db = tmp.open();
-    b(create_audited(&db, &db, consent(), None, None)).unwrap();
+    let store = tmp.open();
+    let (consents, log) = (store.consents(), store.audit_log());
+    b(create_audited(&consents, &log, consent(), None, None)).unwrap();
     b(apply_event_audited(
-        &db,
-        &db,
-        &ConsentId::try_from("aac-1").unwrap(),
+        &consents,
+        &log,
+        &id,
         authorise.clone(),
         None,
     ))
     .unwrap();
     assert!(matches!(
-        stale_swap(&db, &db),
+        stale_swap(&consents, &log),
         fapi_consent::store::CasError::Conflict { current: 2 }
     ));
     assert_eq!(
-        actions(&db),
+        actions(&log),
         vec![AuditAction::ConsentCreated, AuditAction::ConsentAuthorised]
     );
 
     // the twin: a separate trail gets the entry, then ChangeAbandoned
     let memory = InMemoryConsentStore::new();
-    let log = fapi_consent::audit::InMemoryAuditLog::new();
-    b(create_audited(&memory, &log, consent(), None, None)).unwrap();
+    let memory_log = fapi_consent::audit::InMemoryAuditLog::new();
+    b(create_audited(&memory, &memory_log, consent(), None, None)).unwrap();
     b(apply_event_audited(
         &memory,
-        &log,
-        &ConsentId::try_from("aac-1").unwrap(),
+        &memory_log,
+        &id,
+        authorise.clone(),
+        None,
+    ))
+    .unwrap();
+    stale_swap(&memory, &memory_log);
+    let composed = vec![
+        AuditAction::ConsentCreated,
+        AuditAction::ConsentAuthorised,
+        AuditAction::ConsentRejected,
+        AuditAction::ChangeAbandoned,
+    ];
+    assert_eq!(actions(&memory_log), composed);
+
+    // a SQLite log in another file is not this store's own: composed
+    let elsewhere = TempDb::new("audited-cas-other");
+    let (consents2, other_log) = (TempDb::new("audited-cas-2"), elsewhere.open().audit_log());
+    let consents2_store = consents2.open().consents();
+    b(create_audited(
+        &consents2_store,
+        &other_log,
+        consent(),
+        None,
+        None,
+    ))
+    .unwrap();
+    b(apply_event_audited(
+        &consents2_store,
+        &other_log,
+        &id,
         authorise,
         None,
     ))
     .unwrap();
-    stale_swap(&memory, &log);
-    assert_eq!(
-        actions(&log),
-        vec![
-            AuditAction::ConsentCreated,
-            AuditAction::ConsentAuthorised,
-            AuditAction::ConsentRejected,
-            AuditAction::ChangeAbandoned
-        ]
-    );
+    stale_swap(&consents2_store, &other_log);
+    assert_eq!(actions(&other_log), composed);
 
     // 64 threads race to revoke: one change, one entry
-    let db = Arc::new(db);
+    let (consents, log) = (Arc::new(consents), Arc::new(log));
     let barrier = Arc::new(Barrier::new(64));
     let threads: Vec<_> = (0..64)
         .map(|i| {
-            let (db, barrier) = (db.clone(), barrier.clone());
+            let (consents, log, barrier, id) =
+                (consents.clone(), log.clone(), barrier.clone(), id.clone());
             std::thread::spawn(move || {
                 barrier.wait();
                 let revoke = ConsentEvent {
@@ -535,14 +622,7 @@ fn a_consent_change_and_its_audit_entry_commit_together() {
                     reason: format!("revoke {i}"),
                     at: at(3),
                 };
-                b(apply_event_audited(
-                    &*db,
-                    &*db,
-                    &ConsentId::try_from("aac-1").unwrap(),
-                    revoke,
-                    None,
-                ))
-                .is_ok()
+                b(apply_event_audited(&*consents, &*log, &id, revoke, None)).is_ok()
             })
         })
         .collect();
@@ -553,19 +633,19 @@ fn a_consent_change_and_its_audit_entry_commit_together() {
         .count();
     assert_eq!(won, 1);
     assert_eq!(
-        actions(&*db),
+        actions(&*log),
         vec![
             AuditAction::ConsentCreated,
             AuditAction::ConsentAuthorised,
             AuditAction::ConsentRevoked
         ]
     );
-    let entries = b(db.entries(1, 1000)).unwrap();
+    let entries = b(log.entries(1, 1000)).unwrap();
     verify_chain(&entries, &[], &fapi_core::jwk::KeySet::default(), &[]).unwrap();
 }
 
 /// The resource pipeline's three live reads in one SQLite statement give
-/// exactly what the three trait reads give one after the other, in every
+/// exactly what the three adapters give one after the other, in every
 /// state: the token revoked or not; the certificate unregistered,
 /// registered to the caller or to another client, revoked, or its TPP
 /// revoked; the consent absent from the token, unknown, or stored.
@@ -575,8 +655,7 @@ fn the_one_statement_live_read_equals_the_three_reads() {
     use fapi_consent::{Consent, ConsentStore};
     use fapi_core::revocation::RevokedTokenStore;
     use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, JwtId};
-    use fapi_examples::bank::live::{Composed, LiveReads};
-    use std::sync::Arc;
+    use fapi_mtls_binding::directory::TppDirectory;
 
     let client = ClientId::try_from("tpp-a").unwrap();
     let cert = CertificateThumbprint::of_der(b"cert-a");
@@ -593,50 +672,54 @@ fn the_one_statement_live_read_equals_the_three_reads() {
     ] {
         for revoked in [false, true] {
             let tmp = TempDb::new("live");
-            let db = Arc::new(tmp.open());
-            let conn = rusqlite::Connection::open(&tmp.0).unwrap();
+            let db = tmp.open();
             let register = |owner: &str| {
-                conn.execute(
-                    "INSERT INTO clients (client_id, registration, certificate, revoked, onboarded_at) VALUES (?1, '{}', ?2, 0, 0)",
-                    rusqlite::params![owner, &cert.as_bytes()[..]],
-                )
-                .unwrap();
+                let owner = ClientId::try_from(owner).unwrap();
+                assert!(b(db.directory().put_client(&owner, "{}".into(), &cert, at(0))).unwrap());
             };
             match directory {
                 "registered" => register("tpp-a"),
                 "another client's" => register("tpp-b"),
                 "certificate revoked" => {
                     register("tpp-a");
-                    db.revoke_certificate(&cert, at(0)).unwrap();
+                    b(db.directory().revoke_certificate(&cert, at(0))).unwrap();
                 }
                 "tpp revoked" => {
                     register("tpp-a");
-                    assert!(db.revoke_client(&client).unwrap());
+                    assert!(b(db.directory().revoke_client(&client)).unwrap());
                 }
                 _ => {}
             }
             if revoked {
-                b(db.revoke(std::slice::from_ref(&jti), at(0))).unwrap();
+                b(db.revoked_tokens()
+                    .revoke(std::slice::from_ref(&jti), at(0)))
+                .unwrap();
             }
             let request = AccountAccessRequest {
                 permissions: vec!["ReadAccountsDetail".into()],
                 ..AccountAccessRequest::default()
             };
-            b(db.create(
+            b(db.consents().create(
                 Consent::account_access(stored.clone(), client.clone(), &request, at(0)).unwrap(),
             ))
             .unwrap();
-            let composed = Composed {
-                revoked: db.clone(),
-                directory: db.clone(),
-                consents: db.clone(),
-            };
             for consent in [None, Some(&unknown), Some(&stored)] {
-                let one = b(LiveReads::read(&*db, &jti, &client, &cert, consent)).unwrap();
-                let three = b(composed.read(&jti, &client, &cert, consent)).unwrap();
+                let one = b(db.live_reads().read(&jti, &client, &cert, consent)).unwrap();
                 assert_eq!(
-                    one, three,
-                    "{directory}, revoked {revoked}, consent {consent:?}"
+                    one.revoked,
+                    b(db.revoked_tokens().is_revoked(&jti)).unwrap()
+                );
+                assert_eq!(
+                    one.standing,
+                    b(db.directory().standing(&client, &cert)).unwrap()
+                );
+                let consent_now = match consent {
+                    Some(id) => b(db.consents().get(id)).unwrap(),
+                    None => None,
+                };
+                assert_eq!(
+                    one.consent, consent_now,
+                    "{directory}, {revoked}, {consent:?}"
                 );
                 assert_eq!(one.revoked, revoked);
                 assert_eq!(one.consent.is_some(), consent == Some(&stored));
