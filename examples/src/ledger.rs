@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use fapi_core::time::UnixTime;
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use fapi_store_sqlite::rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::core_banking::{Booking, CoreBanking, CoreError, CoreFuture, Minor, Transaction};
 use crate::sqlite::SqliteDb;
@@ -91,7 +91,13 @@ impl SqliteLedger {
     /// # Errors
     /// [`CoreError::Unavailable`].
     pub fn accounts_now(&self, customer_id: &str) -> Result<Vec<(String, String)>, CoreError> {
-        let conn = self.db.conn().map_err(unavailable)?;
+        Self::accounts_in(&mut *self.db.conn().map_err(unavailable)?, customer_id)
+    }
+
+    fn accounts_in(
+        conn: &mut Connection,
+        customer_id: &str,
+    ) -> Result<Vec<(String, String)>, CoreError> {
         let mut st = conn
             .prepare_cached("SELECT id, name FROM core_accounts WHERE customer_id = ?1 ORDER BY id")
             .map_err(unavailable)?;
@@ -108,10 +114,11 @@ impl SqliteLedger {
     /// # Errors
     /// [`CoreError::UnknownAccount`].
     pub fn balance_now(&self, account: &str) -> Result<Minor, CoreError> {
-        self.db
-            .conn()
-            .map_err(unavailable)?
-            .prepare_cached("SELECT balance FROM core_accounts WHERE id = ?1")
+        Self::balance_in(&mut *self.db.conn().map_err(unavailable)?, account)
+    }
+
+    fn balance_in(conn: &mut Connection, account: &str) -> Result<Minor, CoreError> {
+        conn.prepare_cached("SELECT balance FROM core_accounts WHERE id = ?1")
             .map_err(unavailable)?
             .query_row(params![account], |r| r.get(0))
             .optional()
@@ -129,8 +136,21 @@ impl SqliteLedger {
         from: Option<UnixTime>,
         to: Option<UnixTime>,
     ) -> Result<Vec<Transaction>, CoreError> {
-        self.balance_now(account)?;
-        let conn = self.db.conn().map_err(unavailable)?;
+        Self::transactions_in(
+            &mut *self.db.conn().map_err(unavailable)?,
+            account,
+            from,
+            to,
+        )
+    }
+
+    fn transactions_in(
+        conn: &mut Connection,
+        account: &str,
+        from: Option<UnixTime>,
+        to: Option<UnixTime>,
+    ) -> Result<Vec<Transaction>, CoreError> {
+        Self::balance_in(conn, account)?;
         let mut st = conn
             .prepare_cached(
                 "SELECT booked_at, amount, counterparty, reference FROM core_transactions
@@ -183,10 +203,29 @@ impl SqliteLedger {
         reference: &str,
         at: UnixTime,
     ) -> Result<Booking, CoreError> {
+        Self::pay_in(
+            &mut *self.db.conn().map_err(unavailable)?,
+            payment_ref,
+            debtor,
+            amount,
+            creditor_name,
+            reference,
+            at,
+        )
+    }
+
+    fn pay_in(
+        conn: &mut Connection,
+        payment_ref: &str,
+        debtor: &str,
+        amount: Minor,
+        creditor_name: &str,
+        reference: &str,
+        at: UnixTime,
+    ) -> Result<Booking, CoreError> {
         if amount <= 0 {
             return Err(CoreError::InvalidAmount);
         }
-        let mut conn = self.db.conn().map_err(unavailable)?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
@@ -230,11 +269,23 @@ impl SqliteLedger {
     /// # Errors
     /// [`CoreError::Unavailable`].
     pub fn booking_now(&self, payment_ref: &str) -> Result<Option<Booking>, CoreError> {
-        let conn = self.db.conn().map_err(unavailable)?;
-        Self::find(&conn, payment_ref)
+        Self::find(&*self.db.conn().map_err(unavailable)?, payment_ref)
     }
 
-    fn find(conn: &rusqlite::Connection, payment_ref: &str) -> Result<Option<Booking>, CoreError> {
+    /// Runs `f` on the store's threads (the async path: a request never
+    /// waits on SQLite on a runtime worker).
+    fn on_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, CoreError> + Send + 'static,
+    ) -> CoreFuture<'static, T> {
+        let answer = self
+            .db
+            .store()
+            .write(move |conn| Ok::<_, fapi_core::store::StoreError>(f(conn)));
+        Box::pin(async move { answer.await.map_err(unavailable)? })
+    }
+
+    fn find(conn: &Connection, payment_ref: &str) -> Result<Option<Booking>, CoreError> {
         let row: Option<(String, i64, i64, i64)> = conn
             .prepare_cached(
                 "SELECT account, amount, booked_at, balance_after FROM core_transactions WHERE payment_ref = ?1",
@@ -260,10 +311,12 @@ impl SqliteLedger {
 
 impl CoreBanking for SqliteLedger {
     fn accounts<'a>(&'a self, customer_id: &'a str) -> CoreFuture<'a, Vec<(String, String)>> {
-        Box::pin(core::future::ready(self.accounts_now(customer_id)))
+        let customer_id = customer_id.to_owned();
+        self.on_store(move |conn| Self::accounts_in(conn, &customer_id))
     }
     fn balance<'a>(&'a self, account: &'a str) -> CoreFuture<'a, Minor> {
-        Box::pin(core::future::ready(self.balance_now(account)))
+        let account = account.to_owned();
+        self.on_store(move |conn| Self::balance_in(conn, &account))
     }
     fn transactions<'a>(
         &'a self,
@@ -271,9 +324,8 @@ impl CoreBanking for SqliteLedger {
         from: Option<UnixTime>,
         to: Option<UnixTime>,
     ) -> CoreFuture<'a, Vec<Transaction>> {
-        Box::pin(core::future::ready(
-            self.transactions_now(account, from, to),
-        ))
+        let account = account.to_owned();
+        self.on_store(move |conn| Self::transactions_in(conn, &account, from, to))
     }
     fn pay<'a>(
         &'a self,
@@ -284,16 +336,26 @@ impl CoreBanking for SqliteLedger {
         reference: &'a str,
         at: UnixTime,
     ) -> CoreFuture<'a, Booking> {
-        Box::pin(core::future::ready(self.pay_now(
-            payment_ref,
-            debtor,
-            amount,
-            creditor_name,
-            reference,
-            at,
-        )))
+        let (payment_ref, debtor, creditor_name, reference) = (
+            payment_ref.to_owned(),
+            debtor.to_owned(),
+            creditor_name.to_owned(),
+            reference.to_owned(),
+        );
+        self.on_store(move |conn| {
+            Self::pay_in(
+                conn,
+                &payment_ref,
+                &debtor,
+                amount,
+                &creditor_name,
+                &reference,
+                at,
+            )
+        })
     }
     fn booking<'a>(&'a self, payment_ref: &'a str) -> CoreFuture<'a, Option<Booking>> {
-        Box::pin(core::future::ready(self.booking_now(payment_ref)))
+        let payment_ref = payment_ref.to_owned();
+        self.on_store(move |conn| Self::find(conn, &payment_ref))
     }
 }

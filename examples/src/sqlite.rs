@@ -85,13 +85,15 @@ impl SqliteDb {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`].
-    pub fn login_attempts(
+    pub async fn login_attempts(
         &self,
-        scope: &str,
+        scope: &'static str,
         key: &str,
     ) -> Result<crate::bank::throttle::Attempts, StoreError> {
-        let conn = self.conn()?;
-        Self::read_attempts(&conn, scope, key)
+        let key = key.to_owned();
+        self.store
+            .read(move |conn| Self::read_attempts(conn, scope, &key))
+            .await
     }
 
     fn read_attempts(
@@ -122,14 +124,26 @@ impl SqliteDb {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`].
-    pub fn record_login_failure(
+    pub async fn record_login_failure(
         &self,
+        scope: &'static str,
+        key: &str,
+        rule: crate::bank::throttle::Rule,
+        now: UnixTime,
+    ) -> Result<crate::bank::throttle::Attempts, StoreError> {
+        let key = key.to_owned();
+        self.store
+            .write(move |conn| Self::record_failure_in(conn, scope, &key, &rule, now))
+            .await
+    }
+
+    fn record_failure_in(
+        conn: &mut Connection,
         scope: &str,
         key: &str,
         rule: &crate::bank::throttle::Rule,
         now: UnixTime,
     ) -> Result<crate::bank::throttle::Attempts, StoreError> {
-        let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
@@ -165,14 +179,22 @@ impl SqliteDb {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`].
-    pub fn clear_login_attempts(&self, scope: &str, key: &str) -> Result<(), StoreError> {
-        self.conn()?
-            .execute(
-                "DELETE FROM login_attempts WHERE scope = ?1 AND key = ?2",
-                params![scope, key],
-            )
-            .map(|_| ())
-            .map_err(unavailable)
+    pub async fn clear_login_attempts(
+        &self,
+        scope: &'static str,
+        key: &str,
+    ) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.store
+            .write(move |conn| {
+                conn.execute(
+                    "DELETE FROM login_attempts WHERE scope = ?1 AND key = ?2",
+                    params![scope, key],
+                )
+                .map(|_| ())
+                .map_err(unavailable)
+            })
+            .await
     }
 
     /// The bank's signing keys and their schedule, oldest first (see

@@ -588,18 +588,27 @@ async fn consent_screen(
 /// a session, and returns to the authorization request or the dashboard.
 /// Seconds either throttling rule still locks `customer` or `address`,
 /// and which (see [`super::throttle`]).
-fn login_locked(state: &BankState, customer: &str, address: &str) -> Option<(&'static str, i64)> {
+async fn login_locked(
+    state: &BankState,
+    customer: &str,
+    address: &str,
+) -> Option<(&'static str, i64)> {
     use super::throttle::{PER_ADDRESS, PER_CUSTOMER};
     let now = state.now().as_secs();
-    // fail closed: a store that cannot answer throttles everyone
-    let locked = |scope: &'static str, key: &str, rule: &super::throttle::Rule| match state
-        .db
-        .login_attempts(scope, key)
-    {
-        Ok(a) => rule.locked(&a, now).map(|w| (scope, w)),
-        Err(_) => Some((scope, 60)),
-    };
-    locked("address", address, &PER_ADDRESS).or_else(|| locked("customer", customer, &PER_CUSTOMER))
+    for (scope, key, rule) in [
+        ("address", address, &PER_ADDRESS),
+        ("customer", customer, &PER_CUSTOMER),
+    ] {
+        // fail closed: a store that cannot answer throttles everyone
+        let locked = match state.db.login_attempts(scope, key).await {
+            Ok(a) => rule.locked(&a, now).map(|w| (scope, w)),
+            Err(_) => Some((scope, 60)),
+        };
+        if locked.is_some() {
+            return locked;
+        }
+    }
+    None
 }
 
 /// The login page saying logging in is paused, with 429 and `Retry-After`.
@@ -653,7 +662,7 @@ async fn login(
     let request_uri = form.get("request_uri").unwrap_or_default();
     let address = info.remote.ip().to_string();
     // throttled: refused before the password is even looked at
-    if let Some((scope, wait)) = login_locked(&state, username, &address) {
+    if let Some((scope, wait)) = login_locked(&state, username, &address).await {
         return throttled_page(client_id, request_uri, scope, wait);
     }
     let known = state.customers.iter().find(|c| c.id == username);
@@ -664,16 +673,19 @@ async fn login(
         observe::auth_failure("customer_login");
         observe::login_attempt("failure");
         let now = state.now();
-        let counted = [
-            ("customer", username, &super::throttle::PER_CUSTOMER),
-            ("address", address.as_str(), &super::throttle::PER_ADDRESS),
-        ]
-        .map(|(scope, key, rule)| {
-            state
-                .db
-                .record_login_failure(scope, key, rule, now)
-                .map(|a| rule.locked(&a, now.as_secs()).map(|w| (scope, w)))
-        });
+        let mut counted = Vec::with_capacity(2);
+        for (scope, key, rule) in [
+            ("customer", username, super::throttle::PER_CUSTOMER),
+            ("address", address.as_str(), super::throttle::PER_ADDRESS),
+        ] {
+            counted.push(
+                state
+                    .db
+                    .record_login_failure(scope, key, rule, now)
+                    .await
+                    .map(|a| rule.locked(&a, now.as_secs()).map(|w| (scope, w))),
+            );
+        }
         // this failure locked the id or the address: say so at once
         if let Some((scope, wait)) = counted
             .iter()
@@ -688,7 +700,7 @@ async fn login(
         );
     }
     observe::login_attempt("success");
-    if let Err(e) = state.db.clear_login_attempts("customer", username) {
+    if let Err(e) = state.db.clear_login_attempts("customer", username).await {
         tracing::warn!(error = %fapi_core::store::ErrorChain(&e), "login attempts could not be cleared");
     }
     let Some(token) = state.new_session(username) else {
