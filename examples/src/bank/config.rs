@@ -162,6 +162,65 @@ pub struct BankConfig {
     /// (see `bank::telemetry`).
     #[serde(default)]
     pub otlp: Option<crate::bank::telemetry::OtlpConfig>,
+    /// Where the database's statements run (see [`StoreConfig`]).
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// Where the SQLite store runs its statements (`fapi_store_sqlite::Dispatch`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `threads` (the store's own threads, the default), `blocking`
+    /// (tokio's blocking pool) or `inline` (on the request's own runtime
+    /// worker, which waits for SQLite: only to measure the other two
+    /// against, see BENCHMARKS.md).
+    #[serde(default = "default_dispatch")]
+    pub dispatch: String,
+    /// Read-only connections beside the writer.
+    #[serde(default = "default_readers")]
+    pub readers: usize,
+}
+
+fn default_dispatch() -> String {
+    "threads".into()
+}
+
+fn default_readers() -> usize {
+    2
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            dispatch: default_dispatch(),
+            readers: default_readers(),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The store's options: `threads` gives one thread per connection.
+    ///
+    /// # Errors
+    /// [`super::StartError::Config`] for an unknown dispatch.
+    pub fn options(&self) -> Result<fapi_store_sqlite::Options, super::StartError> {
+        let dispatch = match self.dispatch.as_str() {
+            "threads" => fapi_store_sqlite::Dispatch::Threads(self.readers + 1),
+            "blocking" => fapi_store_sqlite::Dispatch::Spawn(std::sync::Arc::new(|job| {
+                drop(tokio::task::spawn_blocking(job));
+            })),
+            "inline" => fapi_store_sqlite::Dispatch::Inline,
+            other => {
+                return Err(super::StartError::Config(format!(
+                    "store.dispatch is {other:?}; give \"threads\", \"blocking\" or \"inline\""
+                )))
+            }
+        };
+        Ok(fapi_store_sqlite::Options::default()
+            .with_readers(self.readers)
+            .with_dispatch(dispatch))
+    }
 }
 
 fn default_token_cache() -> usize {
@@ -229,6 +288,7 @@ impl BankConfig {
             listeners: crate::bank::listener::ListenersConfig::default(),
             bulkheads: BulkheadConfig::default(),
             signing_keys: crate::bank::keys::SigningKeysConfig::default(),
+            store: StoreConfig::default(),
             otlp: None,
         }
     }

@@ -592,7 +592,9 @@ pub(crate) fn build_with_core(
 
     let issuer = Issuer::try_from(issuer_url).map_err(config_err)?;
     let api_base = api_base.to_owned();
-    let db = Arc::new(SqliteDb::open(&dir.join("bank.db")).map_err(config_err)?);
+    let db = Arc::new(
+        SqliteDb::open_with(&dir.join("bank.db"), &config.store.options()?).map_err(config_err)?,
+    );
     // the core's ledger lives in the database: balances and bookings
     // survive a restart; a configured account is opened once
     let ledger = SqliteLedger::new(db.clone());
