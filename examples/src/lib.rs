@@ -6,10 +6,11 @@
 //!   mutual TLS, the customer pages, the admin listener;
 //! - [`tpp`]: a TPP client, and the scripted customer;
 //! - [`platform`]: the whole platform on loopback (demo, tests, load);
-//! - [`sqlite`]: the embedded store for every state the bank keeps
-//!   (authorization codes through `fapi_core::code`), with [`pushed`] (pushed requests,
-//!   re-validated when read back) and [`registry`] (onboarded TPPs, also
-//!   the bank's directory);
+//! - [`sqlite`]: the bank's database file: the crate family's state through
+//!   the `fapi-store-sqlite` adapters, and the bank's own tables (failed
+//!   logins, signing keys, checkpoints); [`ledger`]: the mock core's
+//!   ledger in it; [`registry`]: onboarded TPPs (also the bank's
+//!   directory);
 //! - [`pki`]: the development PKI and the key source;
 //! - [`core_banking`]: the core-banking trait, a mock ledger, fault
 //!   injection and a circuit breaker;
