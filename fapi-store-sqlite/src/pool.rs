@@ -17,8 +17,9 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use fapi_core::store::{BoxFuture, StoreError};
 use rusqlite::{Connection, OpenFlags};
@@ -153,16 +154,16 @@ enum Runner {
 /// The connections of one database file.
 pub(crate) struct Pool {
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
-    reader_returned: Condvar,
-    reader_count: usize,
+    readers: Vec<Mutex<Connection>>,
+    /// Where the next reader search starts (spreads waiting readers).
+    next_reader: AtomicUsize,
     runner: Runner,
 }
 
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
-            .field("readers", &self.reader_count)
+            .field("readers", &self.readers.len())
             .finish_non_exhaustive()
     }
 }
@@ -202,7 +203,7 @@ impl Pool {
             )
             .map_err(unavailable)?;
             configure(&reader, options.busy_timeout)?;
-            readers.push(reader);
+            readers.push(Mutex::new(reader));
         }
         let runner = match &options.dispatch {
             Dispatch::Threads(n) => Runner::Threads(Threads::start(*n)?),
@@ -211,9 +212,8 @@ impl Pool {
         };
         Ok(Self {
             writer: Mutex::new(writer),
-            reader_count: readers.len(),
-            readers: Mutex::new(readers),
-            reader_returned: Condvar::new(),
+            readers,
+            next_reader: AtomicUsize::new(0),
             runner,
         })
     }
@@ -225,55 +225,31 @@ impl Pool {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f` with a connection for `role`, on the calling thread.
+    /// Runs `f` with a connection for `role`, on the calling thread: a
+    /// reader that is free, else (all busy) the next one in turn.
     pub(crate) fn with<T>(&self, role: Role, f: impl FnOnce(&mut Connection) -> T) -> T {
-        if role == Role::Write || self.reader_count == 0 {
+        let n = self.readers.len();
+        if role == Role::Write || n == 0 {
             return f(&mut self.writer());
         }
-        let mut free = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
-        let conn = loop {
-            if let Some(conn) = free.pop() {
-                break conn;
-            }
-            free = self
-                .reader_returned
-                .wait(free)
-                .unwrap_or_else(PoisonError::into_inner);
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let free = (0..n).find_map(|i| self.readers.get((start + i) % n)?.try_lock().ok());
+        let mut conn = match free {
+            Some(conn) => conn,
+            None => match self.readers.get(start % n) {
+                Some(reader) => reader.lock().unwrap_or_else(PoisonError::into_inner),
+                None => return f(&mut self.writer()),
+            },
         };
-        drop(free);
-        // handed back even if `f` panics
-        let mut lease = Lease {
-            pool: self,
-            conn: Some(conn),
-        };
-        match lease.conn.as_mut() {
-            Some(conn) => f(conn),
-            None => unreachable_lease(),
-        }
+        f(&mut conn)
     }
 
     /// Every connection in turn (the writer first), on the calling thread.
     pub(crate) fn each(&self, mut f: impl FnMut(&Connection)) {
         f(&self.writer());
-        let mut taken = Vec::with_capacity(self.reader_count);
-        let mut free = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
-        while taken.len() < self.reader_count {
-            match free.pop() {
-                Some(conn) => taken.push(conn),
-                None => {
-                    free = self
-                        .reader_returned
-                        .wait(free)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-            }
+        for reader in &self.readers {
+            f(&reader.lock().unwrap_or_else(PoisonError::into_inner));
         }
-        for conn in &taken {
-            f(conn);
-        }
-        free.extend(taken);
-        drop(free);
-        self.reader_returned.notify_all();
     }
 }
 
@@ -283,35 +259,7 @@ impl Drop for Pool {
     /// memory file (a read-only connection cannot), so a closed database
     /// is one file again.
     fn drop(&mut self) {
-        self.readers
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
-}
-
-#[allow(clippy::panic)]
-fn unreachable_lease() -> ! {
-    // a lease is made with its connection and gives it up only on drop
-    panic!("a reader lease without its connection")
-}
-
-/// A reader connection out of the pool; returned on drop.
-struct Lease<'a> {
-    pool: &'a Pool,
-    conn: Option<Connection>,
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.pool
-                .readers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(conn);
-            self.pool.reader_returned.notify_one();
-        }
+        self.readers.clear();
     }
 }
 
