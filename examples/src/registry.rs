@@ -22,9 +22,10 @@ use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
 use fapi_core::types::{CertificateThumbprint, ClientId, RedirectUri};
 use fapi_core::Profile;
+use fapi_mtls_binding::registry::{RegisterError, TppRegistry};
 use fapi_mtls_binding::trust::TrustStore;
 use fapi_mtls_binding::ClientCertificate;
-use fapi_store_sqlite::{CurrentRegistration, SqliteDirectory};
+use fapi_par::CurrentRegistration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -247,7 +248,7 @@ pub fn sign_software_statement(
     sign_compact(directory_key, Some(kid), Some("JWT"), map).map_err(|e| e.to_string())
 }
 
-/// A registered TPP as read from the database.
+/// A registered TPP as read from the registry.
 #[derive(Clone, Debug)]
 pub struct RegisteredClient {
     /// The registration.
@@ -340,45 +341,55 @@ pub async fn onboard(
         .current()
         .verify(certificate, &[], now)
         .map_err(|e| OnboardingError::Certificate(e.to_string()))?;
-    if !registry
-        .put_client(registration, certificate.thumbprint(), now)
-        .await?
-    {
-        return Err(OnboardingError::Revoked(registration.client_id.clone()));
-    }
+    registry
+        .register(registration, certificate.thumbprint(), now)
+        .await
+        .map_err(|e| match e {
+            RegisterError::Revoked => OnboardingError::Revoked(registration.client_id.clone()),
+            RegisterError::CertificateTaken => OnboardingError::Certificate(format!(
+                "it is registered to another client than {}",
+                registration.client_id
+            )),
+            RegisterError::Store(e) => OnboardingError::Store(e),
+            e => OnboardingError::Store(unavailable(e)),
+        })?;
     Ok(metadata)
 }
 
-/// The bank's TPP registry: [`Registration`]s in the store's client table
-/// (which is also the [`TppDirectory`](fapi_mtls_binding::directory::TppDirectory)
-/// every call consults).
+/// The bank's TPP registry: [`Registration`]s kept by a [`TppRegistry`]
+/// (whose state is also the [`TppDirectory`] every call consults). The
+/// store behind it is chosen at start-up.
+///
+/// [`TppDirectory`]: fapi_mtls_binding::directory::TppDirectory
 #[derive(Clone, Debug)]
 pub struct Registry {
-    directory: SqliteDirectory,
+    registry: Arc<dyn TppRegistry>,
 }
 
 impl Registry {
-    /// The registry kept by `directory`.
-    pub fn new(directory: SqliteDirectory) -> Self {
-        Self { directory }
+    /// The registry kept by `registry`.
+    pub fn new(registry: Arc<dyn TppRegistry>) -> Self {
+        Self { registry }
     }
 
     /// Stores a registration and its certificate: a new client, or an
-    /// update of an active one. `false` (nothing written) for a revoked
-    /// client: only [`Registry::reinstate_client`] makes it active again.
+    /// update of an active one.
     ///
     /// # Errors
-    /// [`StoreError`]; also when the certificate is registered to another
-    /// client.
-    pub async fn put_client(
+    /// [`RegisterError::Revoked`] for a revoked client (only
+    /// [`Registry::reinstate_client`] makes it active again),
+    /// [`RegisterError::CertificateTaken`], [`RegisterError::Store`].
+    pub async fn register(
         &self,
         registration: &Registration,
         certificate: &CertificateThumbprint,
         now: UnixTime,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), RegisterError> {
         let id = ClientId::try_from(registration.client_id.as_str()).map_err(unavailable)?;
         let body = serde_json::to_string(registration).map_err(unavailable)?;
-        self.directory.put_client(&id, body, certificate, now).await
+        self.registry
+            .register_client(&id, body, certificate, now)
+            .await
     }
 
     /// Makes a revoked client active again (the directory reinstated it);
@@ -387,7 +398,7 @@ impl Registry {
     /// # Errors
     /// [`StoreError`].
     pub async fn reinstate_client(&self, id: &ClientId) -> Result<bool, StoreError> {
-        self.directory.reinstate_client(id).await
+        self.registry.reinstate_client(id).await
     }
 
     /// Revokes a TPP: every call it makes is refused from the next one on.
@@ -396,7 +407,7 @@ impl Registry {
     /// # Errors
     /// [`StoreError`].
     pub async fn revoke_client(&self, id: &ClientId) -> Result<bool, StoreError> {
-        self.directory.revoke_client(id).await
+        self.registry.revoke_client(id).await
     }
 
     /// Revokes one certificate (whoever holds it).
@@ -408,7 +419,7 @@ impl Registry {
         certificate: &CertificateThumbprint,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        self.directory.revoke_certificate(certificate, now).await
+        self.registry.revoke_certificate(certificate, now).await
     }
 
     /// The id of the client registered with `certificate`, revoked or not.
@@ -419,11 +430,10 @@ impl Registry {
         &self,
         certificate: &CertificateThumbprint,
     ) -> Result<Option<ClientId>, StoreError> {
-        use fapi_mtls_binding::directory::TppDirectory;
-        self.directory
+        self.registry
             .certificate_owner(certificate)
             .await
-            .map_err(|_| unavailable("the directory did not answer"))
+            .map_err(unavailable)
     }
 
     /// A registered client.
@@ -431,7 +441,7 @@ impl Registry {
     /// # Errors
     /// [`StoreError`], also for a registration that does not parse.
     pub async fn client(&self, id: &ClientId) -> Result<Option<RegisteredClient>, StoreError> {
-        let Some(row) = self.directory.client(id).await? else {
+        let Some(row) = self.registry.client(id).await? else {
             return Ok(None);
         };
         Ok(Some(RegisteredClient {
@@ -446,7 +456,7 @@ impl Registry {
     /// # Errors
     /// [`StoreError`].
     pub async fn client_ids(&self) -> Result<Vec<ClientId>, StoreError> {
-        self.directory.client_ids().await
+        self.registry.client_ids().await
     }
 }
 

@@ -334,7 +334,7 @@ async fn a_rotated_client_key_replaces_the_old_one_on_the_next_call() {
     .to_json();
     f.apps
         .registry()
-        .put_client(
+        .register(
             &current.registration,
             &current.certificate,
             SystemClock.now(),

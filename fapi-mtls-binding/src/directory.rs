@@ -85,10 +85,19 @@ pub trait TppDirectory: Send + Sync + fmt::Debug {
 }
 
 #[derive(Default)]
-struct Entries {
-    owners: HashMap<[u8; 32], ClientId>,
-    revoked_certificates: HashSet<[u8; 32]>,
-    revoked_clients: HashSet<ClientId>,
+pub(crate) struct Entries {
+    pub(crate) owners: HashMap<[u8; 32], ClientId>,
+    pub(crate) revoked_certificates: HashSet<[u8; 32]>,
+    pub(crate) revoked_clients: HashSet<ClientId>,
+    /// Registrations written through [`TppRegistry`](crate::registry::TppRegistry).
+    pub(crate) registrations: HashMap<ClientId, String>,
+}
+
+impl Entries {
+    /// Registered through the registry, or given a certificate.
+    pub(crate) fn is_registered(&self, client: &ClientId) -> bool {
+        self.registrations.contains_key(client) || self.owners.values().any(|o| o == client)
+    }
 }
 
 /// An in-memory [`TppDirectory`].
@@ -116,6 +125,11 @@ impl InMemoryTppDirectory {
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries> {
         self.entries.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the entries, locked for writing.
+    pub(crate) fn with_entries<T>(&self, f: impl FnOnce(&mut Entries) -> T) -> T {
+        f(&mut self.write())
     }
 
     /// Registers `certificate` to `client`.

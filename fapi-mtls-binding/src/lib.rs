@@ -10,6 +10,9 @@ pub mod dn;
 pub mod forwarded;
 #[doc = include_str!("../MANUAL.md")]
 pub mod manual {}
+pub mod registry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod trust;
 
 pub use binding::PresentedCertificate;

@@ -24,7 +24,8 @@ use std::sync::Arc;
 pub use form::{FormError, PushedRequestForm};
 pub use request_uri::RequestUri;
 pub use store::{
-    InMemoryPushedRequestStore, LookupError, PushSource, PushedRequest, PushedRequestStore,
+    CurrentRegistration, InMemoryPushedRequestStore, LookupError, PushSource, PushedRequest,
+    PushedRequestStore,
 };
 
 /// Why a pushed authorization request was refused.

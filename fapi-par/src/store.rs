@@ -12,6 +12,18 @@ use fapi_core::types::ClientId;
 
 use crate::request_uri::RequestUri;
 
+/// Where a store that keeps pushed requests outside the process (a
+/// database row can be changed, a registration replaced or revoked after
+/// the push) finds a client's registration as it is now, to re-validate a
+/// stored request against it with [`revalidate`](crate::revalidate).
+pub trait CurrentRegistration: Send + Sync + fmt::Debug {
+    /// The metadata of `client` if it is registered and not revoked.
+    fn current<'a>(
+        &'a self,
+        client: &'a ClientId,
+    ) -> BoxFuture<'a, Result<Option<Arc<fapi_core::client::ClientMetadata>>, StoreError>>;
+}
+
 /// A validated authorization request waiting under its `request_uri`.
 #[derive(Clone, Debug)]
 pub struct PushedRequest {

@@ -4,28 +4,17 @@ use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
 use fapi_core::types::{CertificateThumbprint, ClientId};
 use fapi_mtls_binding::directory::{CertificateStatus, DirectoryError, Standing, TppDirectory};
-use rusqlite::{params, Connection, OptionalExtension};
+use fapi_mtls_binding::registry::{RegisterError, RegisteredClient, TppRegistry};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::pool::{unavailable, Role};
 use crate::SqliteStore;
 
-/// A registered client as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RegisteredClient {
-    /// The client.
-    pub client_id: ClientId,
-    /// The registration, as the application serialised it (opaque here).
-    pub registration: String,
-    /// Its transport certificate's `x5t#S256`.
-    pub certificate: CertificateThumbprint,
-    /// Whether the TPP is revoked.
-    pub revoked: bool,
-}
-
 /// The registry of onboarded TPPs in `clients` (one transport certificate
-/// each, unique across clients) and `revoked_certificates`, and the
-/// [`TppDirectory`] the resource calls consult. Every answer is read
-/// live: a revocation by any process on the file stops the next call.
+/// each, unique across clients) and `revoked_certificates`: the
+/// [`TppRegistry`] onboarding writes and the [`TppDirectory`] the resource
+/// calls consult. Every answer is read live: a revocation by any process
+/// on the file stops the next call.
 #[derive(Clone, Debug)]
 pub struct SqliteDirectory {
     db: SqliteStore,
@@ -34,54 +23,6 @@ pub struct SqliteDirectory {
 impl SqliteDirectory {
     pub(crate) fn new(db: SqliteStore) -> Self {
         Self { db }
-    }
-
-    /// Stores a registration (serialised by the application) and its
-    /// certificate: a new client, or an update of an active one. `false`
-    /// (nothing written) for a revoked client: only
-    /// [`SqliteDirectory::reinstate_client`] makes it active again.
-    ///
-    /// # Errors
-    /// [`StoreError`]; also when the certificate is registered to another
-    /// client.
-    pub fn put_client(
-        &self,
-        client: &ClientId,
-        registration: String,
-        certificate: &CertificateThumbprint,
-        now: UnixTime,
-    ) -> BoxFuture<'static, Result<bool, StoreError>> {
-        let (client, cert) = (client.as_str().to_owned(), *certificate.as_bytes());
-        self.db.run(Role::Write, move |conn| {
-            let written = conn
-                .execute(
-                    "INSERT INTO clients (client_id, registration, certificate, revoked, onboarded_at)
-                     VALUES (?1, ?2, ?3, 0, ?4)
-                     ON CONFLICT (client_id) DO UPDATE SET registration = ?2, certificate = ?3
-                     WHERE clients.revoked = 0",
-                    params![client, registration, &cert[..], now.as_secs()],
-                )
-                .map_err(unavailable)?;
-            Ok(written == 1)
-        })
-    }
-
-    /// Makes a revoked client active again (the scheme directory
-    /// reinstated it); `false` if it is not registered.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub fn reinstate_client(&self, id: &ClientId) -> BoxFuture<'static, Result<bool, StoreError>> {
-        self.set_revoked(id, false)
-    }
-
-    /// Revokes a TPP: every call it makes is refused from the next one on.
-    /// Returns whether it was registered.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub fn revoke_client(&self, id: &ClientId) -> BoxFuture<'static, Result<bool, StoreError>> {
-        self.set_revoked(id, true)
     }
 
     fn set_revoked(
@@ -98,78 +39,6 @@ impl SqliteDirectory {
                 )
                 .map_err(unavailable)?;
             Ok(n == 1)
-        })
-    }
-
-    /// Revokes one certificate (whoever holds it).
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub fn revoke_certificate(
-        &self,
-        certificate: &CertificateThumbprint,
-        now: UnixTime,
-    ) -> BoxFuture<'static, Result<(), StoreError>> {
-        let cert = *certificate.as_bytes();
-        self.db.run(Role::Write, move |conn| {
-            conn.execute(
-                "INSERT OR IGNORE INTO revoked_certificates (thumbprint, revoked_at) VALUES (?1, ?2)",
-                params![&cert[..], now.as_secs()],
-            )
-            .map_err(unavailable)?;
-            Ok(())
-        })
-    }
-
-    /// A registered client, revoked or not.
-    ///
-    /// # Errors
-    /// [`StoreError`], also for a row that does not parse.
-    pub fn client(
-        &self,
-        id: &ClientId,
-    ) -> BoxFuture<'static, Result<Option<RegisteredClient>, StoreError>> {
-        let id = id.clone();
-        self.db.run(Role::Read, move |conn| {
-            let row: Option<(String, Vec<u8>, i64)> = conn
-                .prepare_cached(
-                    "SELECT registration, certificate, revoked FROM clients WHERE client_id = ?1",
-                )
-                .map_err(unavailable)?
-                .query_row(params![id.as_str()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-                .optional()
-                .map_err(unavailable)?;
-            row.map(|(registration, cert, revoked)| {
-                Ok(RegisteredClient {
-                    client_id: id.clone(),
-                    registration,
-                    certificate: thumbprint(cert)?,
-                    revoked: revoked != 0,
-                })
-            })
-            .transpose()
-        })
-    }
-
-    /// Every registered client id, in order.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub fn client_ids(&self) -> BoxFuture<'static, Result<Vec<ClientId>, StoreError>> {
-        self.db.run(Role::Read, |conn| {
-            let mut st = conn
-                .prepare_cached("SELECT client_id FROM clients ORDER BY client_id")
-                .map_err(unavailable)?;
-            let rows = st
-                .query_map([], |r| r.get::<_, String>(0))
-                .map_err(unavailable)?;
-            rows.map(|r| {
-                let id = r.map_err(unavailable)?;
-                ClientId::try_from(id).map_err(unavailable)
-            })
-            .collect()
         })
     }
 
@@ -266,5 +135,135 @@ impl TppDirectory for SqliteDirectory {
                 .transpose()
         });
         Box::pin(async move { owner.await.map_err(|_| DirectoryError) })
+    }
+}
+
+/// Registration checks and writes in one `IMMEDIATE` transaction (the
+/// file's write lock): two processes registering the same certificate are
+/// serialised, and the column's `UNIQUE` constraint backs the check.
+fn register_in(
+    conn: &mut Connection,
+    client: &str,
+    registration: &str,
+    cert: &[u8; 32],
+    now: UnixTime,
+) -> Result<(), RegisterError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    let (revoked, owner): (Option<i64>, Option<String>) = tx
+        .prepare_cached(
+            "SELECT (SELECT revoked FROM clients WHERE client_id = ?1), \
+                    (SELECT client_id FROM clients WHERE certificate = ?2)",
+        )
+        .map_err(unavailable)?
+        .query_row(params![client, &cert[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(unavailable)?;
+    if revoked.is_some_and(|r| r != 0) {
+        return Err(RegisterError::Revoked);
+    }
+    if owner.is_some_and(|o| o != client) {
+        return Err(RegisterError::CertificateTaken);
+    }
+    tx.execute(
+        "INSERT INTO clients (client_id, registration, certificate, revoked, onboarded_at)
+         VALUES (?1, ?2, ?3, 0, ?4)
+         ON CONFLICT (client_id) DO UPDATE SET registration = ?2, certificate = ?3",
+        params![client, registration, &cert[..], now.as_secs()],
+    )
+    .map_err(|e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => RegisterError::CertificateTaken,
+        _ => unavailable(e).into(),
+    })?;
+    tx.commit().map_err(unavailable)?;
+    Ok(())
+}
+
+impl TppRegistry for SqliteDirectory {
+    fn register_client<'a>(
+        &'a self,
+        client: &'a ClientId,
+        registration: String,
+        certificate: &'a CertificateThumbprint,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<(), RegisterError>> {
+        let (client, cert) = (client.as_str().to_owned(), *certificate.as_bytes());
+        self.db.run(Role::Write, move |conn| {
+            register_in(conn, &client, &registration, &cert, now)
+        })
+    }
+
+    fn revoke_client<'a>(
+        &'a self,
+        client: &'a ClientId,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.set_revoked(client, true)
+    }
+
+    fn reinstate_client<'a>(
+        &'a self,
+        client: &'a ClientId,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.set_revoked(client, false)
+    }
+
+    fn revoke_certificate<'a>(
+        &'a self,
+        certificate: &'a CertificateThumbprint,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let cert = *certificate.as_bytes();
+        self.db.run(Role::Write, move |conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO revoked_certificates (thumbprint, revoked_at) VALUES (?1, ?2)",
+                params![&cert[..], now.as_secs()],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn client<'a>(
+        &'a self,
+        client: &'a ClientId,
+    ) -> BoxFuture<'a, Result<Option<RegisteredClient>, StoreError>> {
+        let id = client.clone();
+        self.db.run(Role::Read, move |conn| {
+            let row: Option<(String, Vec<u8>, i64)> = conn
+                .prepare_cached(
+                    "SELECT registration, certificate, revoked FROM clients WHERE client_id = ?1",
+                )
+                .map_err(unavailable)?
+                .query_row(params![id.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+                .map_err(unavailable)?;
+            row.map(|(registration, cert, revoked)| {
+                Ok(RegisteredClient {
+                    client_id: id.clone(),
+                    registration,
+                    certificate: thumbprint(cert)?,
+                    revoked: revoked != 0,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn client_ids(&self) -> BoxFuture<'_, Result<Vec<ClientId>, StoreError>> {
+        self.db.run(Role::Read, |conn| {
+            let mut st = conn
+                .prepare_cached("SELECT client_id FROM clients ORDER BY client_id")
+                .map_err(unavailable)?;
+            let rows = st
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(unavailable)?;
+            rows.map(|r| {
+                let id = r.map_err(unavailable)?;
+                ClientId::try_from(id).map_err(unavailable)
+            })
+            .collect()
+        })
     }
 }

@@ -76,13 +76,13 @@ use fapi_core::store::{BoxFuture, StoreError};
 pub use audit::SqliteAuditLog;
 pub use code::SqliteCodeStore;
 pub use consent::SqliteConsentStore;
-pub use directory::{RegisteredClient, SqliteDirectory};
+pub use directory::SqliteDirectory;
 pub use grants::{SqliteRefreshGrantStore, SqliteRevokedTokenStore};
 pub use idempotency::SqliteIdempotencyStore;
 pub use live::{CallState, SqliteLiveReads};
 pub use payment::SqlitePaymentStore;
 pub use pool::{Dispatch, Job, Options, Spawner};
-pub use pushed::{CurrentRegistration, SqlitePushedRequestStore};
+pub use pushed::SqlitePushedRequestStore;
 pub use replay::SqliteReplayCache;
 /// The `rusqlite` these adapters are built on, for an application's own
 /// tables in the same file.
@@ -208,7 +208,7 @@ impl SqliteStore {
     pub fn pushed_requests(
         &self,
         config: fapi_par::ParConfig,
-        registrations: Arc<dyn CurrentRegistration>,
+        registrations: Arc<dyn fapi_par::CurrentRegistration>,
     ) -> SqlitePushedRequestStore {
         SqlitePushedRequestStore::new(self.clone(), config, registrations)
     }

@@ -1,30 +1,19 @@
 //! Pushed authorization requests.
 
-use std::fmt;
 use std::sync::Arc;
 
-use fapi_core::client::ClientMetadata;
 use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
 use fapi_core::types::ClientId;
 use fapi_par::{
-    revalidate, LookupError, ParConfig, PushSource, PushedRequest, PushedRequestStore, RequestUri,
+    revalidate, CurrentRegistration, LookupError, ParConfig, PushSource, PushedRequest,
+    PushedRequestStore, RequestUri,
 };
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
 use crate::pool::{unavailable, Role};
 use crate::SqliteStore;
-
-/// Where [`SqlitePushedRequestStore`] finds a client's registration as it
-/// is now, to re-validate a stored request against it.
-pub trait CurrentRegistration: Send + Sync + fmt::Debug {
-    /// The metadata of `client` if it is registered and not revoked.
-    fn current<'a>(
-        &'a self,
-        client: &'a ClientId,
-    ) -> BoxFuture<'a, Result<Option<Arc<ClientMetadata>>, StoreError>>;
-}
 
 /// [`PushedRequestStore`] in `pushed_requests`: a request survives a
 /// restart and is shared by every process on the file.

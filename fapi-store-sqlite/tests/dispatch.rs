@@ -92,6 +92,11 @@ fn kits(store: &SqliteStore) {
         &store.payments(),
     ))
     .unwrap();
+    b(fapi_mtls_binding::testing::tpp_registry_conformance(
+        &store.directory(),
+        at(0),
+    ))
+    .unwrap();
 }
 
 #[test]

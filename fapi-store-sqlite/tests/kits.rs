@@ -360,6 +360,7 @@ mod directory {
     use fapi_mtls_binding::directory::{
         ensure_registered_certificate, CertificateStatus, Standing, TppDirectory,
     };
+    use fapi_mtls_binding::registry::{RegisterError, TppRegistry};
     use fapi_store_sqlite::SqliteDirectory;
 
     fn cert(n: u8) -> CertificateThumbprint {
@@ -374,7 +375,22 @@ mod directory {
         let key = default_provider()
             .generate_signing_key(Algorithm::Es256)
             .unwrap();
-        b(db.put_client(&id(client), registration(client, &*key), &cert(n), at(0))).unwrap()
+        match b(db.register_client(&id(client), registration(client, &*key), &cert(n), at(0))) {
+            Ok(()) => true,
+            Err(RegisterError::Revoked) => false,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The registry's guarantees, on a fresh file.
+    #[test]
+    fn directory_passes_the_registry_kit() {
+        let tmp = TempDb::new("registry-kit");
+        b(fapi_mtls_binding::testing::tpp_registry_conformance(
+            &tmp.open().directory(),
+            at(0),
+        ))
+        .unwrap();
     }
 
     /// The trait's own composition of the two single answers.
@@ -460,8 +476,9 @@ mod directory {
         let key = default_provider()
             .generate_signing_key(Algorithm::Es256)
             .unwrap();
-        assert!(
-            b(db.put_client(&id("tpp-b"), registration("tpp-b", &*key), &cert(3), at(0))).is_err()
+        assert_eq!(
+            b(db.register_client(&id("tpp-b"), registration("tpp-b", &*key), &cert(3), at(0))),
+            Err(RegisterError::CertificateTaken)
         );
         // revoked: onboarding again writes nothing
         assert!(b(db.revoke_client(&a)).unwrap());
@@ -656,6 +673,7 @@ fn the_one_statement_live_read_equals_the_three_reads() {
     use fapi_core::revocation::RevokedTokenStore;
     use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, JwtId};
     use fapi_mtls_binding::directory::TppDirectory;
+    use fapi_mtls_binding::registry::TppRegistry;
 
     let client = ClientId::try_from("tpp-a").unwrap();
     let cert = CertificateThumbprint::of_der(b"cert-a");
@@ -675,7 +693,9 @@ fn the_one_statement_live_read_equals_the_three_reads() {
             let db = tmp.open();
             let register = |owner: &str| {
                 let owner = ClientId::try_from(owner).unwrap();
-                assert!(b(db.directory().put_client(&owner, "{}".into(), &cert, at(0))).unwrap());
+                b(db.directory()
+                    .register_client(&owner, "{}".into(), &cert, at(0)))
+                .unwrap();
             };
             match directory {
                 "registered" => register("tpp-a"),

@@ -21,6 +21,7 @@ use fapi_core::jose::sign_compact;
 use fapi_core::replay::InMemoryReplayCache;
 use fapi_core::time::UnixTime;
 use fapi_core::types::{CertificateThumbprint, ClientId, CodeVerifier, Issuer};
+use fapi_mtls_binding::registry::TppRegistry;
 use fapi_par::{
     push, InMemoryPushedRequestStore, LookupError, ParConfig, PushedRequest, PushedRequestForm,
     PushedRequestStore, RequestUri,
@@ -49,7 +50,7 @@ fn setup(db: &SqliteStore) -> (PushedRequest, Arc<dyn SigningKey>) {
     let provider = default_provider();
     let key = provider.generate_signing_key(Algorithm::Es256).unwrap();
     for (i, id) in ["tpp-a", "tpp-b"].iter().enumerate() {
-        b(db.directory().put_client(
+        b(db.directory().register_client(
             &ClientId::try_from(*id).unwrap(),
             registration(id, &*key),
             &CertificateThumbprint::from_bytes([u8::try_from(i).unwrap(); 32]),
@@ -57,7 +58,7 @@ fn setup(db: &SqliteStore) -> (PushedRequest, Arc<dyn SigningKey>) {
         ))
         .unwrap();
     }
-    let metadata = b(fapi_store_sqlite::CurrentRegistration::current(
+    let metadata = b(fapi_par::CurrentRegistration::current(
         &Registrations(db.directory()),
         &ClientId::try_from("tpp-a").unwrap(),
     ))
@@ -195,7 +196,7 @@ fn a_replaced_key_or_a_revoked_tpp_invalidates_waiting_requests() {
     let new_key = default_provider()
         .generate_signing_key(Algorithm::Es256)
         .unwrap();
-    b(db.directory().put_client(
+    b(db.directory().register_client(
         &a,
         registration("tpp-a", &*new_key),
         &CertificateThumbprint::from_bytes([0; 32]),

@@ -620,7 +620,8 @@ pub(crate) fn build_with_core(
     let store = db.store();
     let consents = consents_of(Arc::new(store.consents()));
     let audit: Arc<dyn fapi_consent::audit::AuditLog> = Arc::new(store.audit_log());
-    let registry = crate::registry::Registry::new(store.directory());
+    let directory = Arc::new(store.directory());
+    let registry = crate::registry::Registry::new(directory.clone());
     let clients = Arc::new(MetadataCache::new(provider.clone(), profile));
     // keys (through the key source; never logged), on the schedule the
     // database holds
@@ -650,7 +651,7 @@ pub(crate) fn build_with_core(
         audit: audit.clone(),
         idempotency: Arc::new(store.idempotency()),
         replay: Arc::new(store.replay_cache()),
-        directory: Arc::new(store.directory()),
+        directory,
         codes: Arc::new(store.codes()),
         revoked: Arc::new(store.revoked_tokens()),
         refreshes: Arc::new(store.refresh_grants()),

@@ -382,7 +382,7 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
         &config.data_dir.join("bank.db"),
         &fapi_store_sqlite::Options::default().with_dispatch(fapi_store_sqlite::Dispatch::Inline),
     )?;
-    let registry = fapi_examples::registry::Registry::new(db.store().directory());
+    let registry = fapi_examples::registry::Registry::new(Arc::new(db.store().directory()));
     use futures_executor::block_on as b;
     let provider = default_provider();
     let profile = config.profile()?;

@@ -11,7 +11,9 @@ use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
 use fapi_core::types::{ClientId, RedirectUri};
 use fapi_core::Profile;
-use fapi_store_sqlite::{CurrentRegistration, Dispatch, Options, SqliteDirectory, SqliteStore};
+use fapi_mtls_binding::registry::TppRegistry;
+use fapi_par::CurrentRegistration;
+use fapi_store_sqlite::{Dispatch, Options, SqliteDirectory, SqliteStore};
 
 pub fn b<F: std::future::Future>(f: F) -> F::Output {
     futures_executor::block_on(f)
