@@ -327,6 +327,38 @@ pub enum BreakerState {
     HalfOpen,
 }
 
+/// A shared core is a core (the bank holds `Arc<dyn CoreBanking>`).
+impl<C: CoreBanking + ?Sized> CoreBanking for std::sync::Arc<C> {
+    fn accounts<'a>(&'a self, customer_id: &'a str) -> CoreFuture<'a, Vec<(String, String)>> {
+        (**self).accounts(customer_id)
+    }
+    fn balance<'a>(&'a self, account: &'a str) -> CoreFuture<'a, Minor> {
+        (**self).balance(account)
+    }
+    fn transactions<'a>(
+        &'a self,
+        account: &'a str,
+        from: Option<UnixTime>,
+        to: Option<UnixTime>,
+    ) -> CoreFuture<'a, Vec<Transaction>> {
+        (**self).transactions(account, from, to)
+    }
+    fn pay<'a>(
+        &'a self,
+        payment_ref: &'a str,
+        debtor: &'a str,
+        amount: Minor,
+        creditor_name: &'a str,
+        reference: &'a str,
+        at: UnixTime,
+    ) -> CoreFuture<'a, Booking> {
+        (**self).pay(payment_ref, debtor, amount, creditor_name, reference, at)
+    }
+    fn booking<'a>(&'a self, payment_ref: &'a str) -> CoreFuture<'a, Option<Booking>> {
+        (**self).booking(payment_ref)
+    }
+}
+
 /// A circuit breaker: after `threshold` consecutive failures it opens for
 /// `cooldown_secs`; then one trial call decides. Time is injected.
 #[derive(Debug)]

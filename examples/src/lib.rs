@@ -6,11 +6,12 @@
 //!   mutual TLS, the customer pages, the admin listener;
 //! - [`tpp`]: a TPP client, and the scripted customer;
 //! - [`platform`]: the whole platform on loopback (demo, tests, load);
-//! - [`sqlite`]: the bank's database file: the crate family's state through
-//!   the `fapi-store-sqlite` adapters, and the bank's own tables (failed
-//!   logins, signing keys, checkpoints); [`ledger`]: the mock core's
-//!   ledger in it; [`registry`]: onboarded TPPs (also the bank's
-//!   directory);
+//! - [`stores`]: start-up opens the configured store and hands the bank
+//!   one `Arc<dyn Trait>` per kind of state; [`sqlite`]: the SQLite
+//!   backend (the crate family's state through `fapi-store-sqlite`, the
+//!   bank's own tables of [`bank::tables`]); [`ledger`]: the mock core's
+//!   ledger in it; [`registry`]: onboarding TPPs into a
+//!   `TppRegistry`;
 //! - [`pki`]: the development PKI and the key source;
 //! - [`core_banking`]: the core-banking trait, a mock ledger, fault
 //!   injection and a circuit breaker;
@@ -26,4 +27,5 @@ pub mod pki;
 pub mod platform;
 pub mod registry;
 pub mod sqlite;
+pub mod stores;
 pub mod tpp;

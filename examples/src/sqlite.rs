@@ -1,17 +1,35 @@
-//! The bank's database: one SQLite file (WAL) in the data directory. The
+//! The bank's SQLite backend: one file (WAL) in the data directory. The
 //! crate family's state goes through the `fapi-store-sqlite` adapters
-//! ([`SqliteDb::store`]; the bank holds each as an `Arc<dyn Trait>`); the
-//! bank's own tables live beside them in the same file: failed logins,
-//! the signing-key schedule, audit checkpoints and the mock core's ledger
-//! ([`crate::ledger`]).
+//! ([`SqliteDb::store`]); the bank's own tables live beside them in the
+//! same file, and [`SqliteDb`] implements their traits
+//! ([`crate::bank::tables`]): failed logins, the signing-key schedule,
+//! audit checkpoints and the sweep. The mock core's ledger is
+//! [`crate::ledger`]. Only [`crate::stores`] (start-up) names this type.
+//!
+//! # What the statements rely on
+//! SQLite serialises writers: every write runs on the store's one writer
+//! connection, and a read-then-write (a failed login, a key rotation, a
+//! first key) is one `IMMEDIATE` transaction, which takes the file's write
+//! lock first, so processes sharing the file are serialised too.
 
 use std::path::Path;
 use std::sync::MutexGuard;
 
+use fapi_core::store::BoxFuture;
+
 use fapi_core::store::StoreError;
 use fapi_core::time::UnixTime;
+use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, JwtId};
 use fapi_store_sqlite::rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use fapi_store_sqlite::SqliteStore;
+use fapi_store_sqlite::{SqliteLiveReads, SqliteStore};
+
+use crate::bank::live::{CallState, LiveReads};
+
+use crate::bank::keys::KeyRecord;
+use crate::bank::tables::{
+    CheckpointStore, Housekeeping, LoginAttemptStore, SigningKeyStore, Swept,
+};
+use crate::bank::throttle::{Attempts, Rule};
 
 /// The bank's own tables.
 const BANK_SCHEMA: &str = "
@@ -80,33 +98,13 @@ impl SqliteDb {
         Ok(self.store.connection())
     }
 
-    /// The failed logins remembered for `key` in `scope` (`customer` or
-    /// `address`).
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`].
-    pub async fn login_attempts(
-        &self,
-        scope: &'static str,
-        key: &str,
-    ) -> Result<crate::bank::throttle::Attempts, StoreError> {
-        let key = key.to_owned();
-        self.store
-            .read(move |conn| Self::read_attempts(conn, scope, &key))
-            .await
-    }
-
-    fn read_attempts(
-        conn: &Connection,
-        scope: &str,
-        key: &str,
-    ) -> Result<crate::bank::throttle::Attempts, StoreError> {
+    fn read_attempts(conn: &Connection, scope: &str, key: &str) -> Result<Attempts, StoreError> {
         conn.prepare_cached(
             "SELECT failures, window_start, locked_until, lockouts FROM login_attempts WHERE scope = ?1 AND key = ?2",
         )
         .and_then(|mut st| {
             st.query_row(params![scope, key], |r| {
-                Ok(crate::bank::throttle::Attempts {
+                Ok(Attempts {
                     failures: r.get(0)?,
                     window_start: r.get(1)?,
                     locked_until: r.get(2)?,
@@ -119,31 +117,13 @@ impl SqliteDb {
         .map_err(unavailable)
     }
 
-    /// Records one failed login for `key` in `scope` under `rule` at `now`
-    /// (read and write in one transaction) and returns the new count.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`].
-    pub async fn record_login_failure(
-        &self,
-        scope: &'static str,
-        key: &str,
-        rule: crate::bank::throttle::Rule,
-        now: UnixTime,
-    ) -> Result<crate::bank::throttle::Attempts, StoreError> {
-        let key = key.to_owned();
-        self.store
-            .write(move |conn| Self::record_failure_in(conn, scope, &key, &rule, now))
-            .await
-    }
-
     fn record_failure_in(
         conn: &mut Connection,
         scope: &str,
         key: &str,
-        rule: &crate::bank::throttle::Rule,
+        rule: &Rule,
         now: UnixTime,
-    ) -> Result<crate::bank::throttle::Attempts, StoreError> {
+    ) -> Result<Attempts, StoreError> {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
@@ -160,50 +140,7 @@ impl SqliteDb {
         Ok(after)
     }
 
-    /// Forgets failed-login rows idle for a day (no lock, no failure since):
-    /// run in the background, never on a login.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`].
-    pub fn sweep_login_attempts(&self, now: UnixTime) -> Result<usize, StoreError> {
-        let day_ago = now.as_secs().saturating_sub(24 * 60 * 60);
-        self.conn()?
-            .execute(
-                "DELETE FROM login_attempts WHERE locked_until < ?1 AND window_start < ?1",
-                params![day_ago],
-            )
-            .map_err(unavailable)
-    }
-
-    /// Forgets the failed logins of `key` in `scope` (a successful login).
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`].
-    pub async fn clear_login_attempts(
-        &self,
-        scope: &'static str,
-        key: &str,
-    ) -> Result<(), StoreError> {
-        let key = key.to_owned();
-        self.store
-            .write(move |conn| {
-                conn.execute(
-                    "DELETE FROM login_attempts WHERE scope = ?1 AND key = ?2",
-                    params![scope, key],
-                )
-                .map(|_| ())
-                .map_err(unavailable)
-            })
-            .await
-    }
-
-    /// The bank's signing keys and their schedule, oldest first (see
-    /// [`crate::bank::keys`]).
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`], also for a row that does not parse.
-    pub fn signing_keys(&self) -> Result<Vec<crate::bank::keys::KeyRecord>, StoreError> {
-        let conn = self.conn()?;
+    fn signing_keys_in(conn: &Connection) -> Result<Vec<KeyRecord>, StoreError> {
         let mut st = conn
             .prepare_cached(
                 "SELECT kid, alg, public_jwk, created_at, activates_at, retires_at, publish_until
@@ -229,7 +166,7 @@ impl SqliteDb {
         let mut out = Vec::new();
         for row in rows {
             let (kid, alg, jwk, created, activates, retires, until) = row.map_err(unavailable)?;
-            out.push(crate::bank::keys::KeyRecord {
+            out.push(KeyRecord {
                 alg: fapi_core::crypto::Algorithm::from_jose_name(&alg).ok_or_else(|| {
                     unavailable(format!("signing_keys: {kid} has algorithm {alg}"))
                 })?,
@@ -244,13 +181,7 @@ impl SqliteDb {
         Ok(out)
     }
 
-    /// Writes `first` as the first signing key, unless the schedule
-    /// already holds one (another instance seeded it).
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`].
-    pub fn seed_signing_key(&self, first: &crate::bank::keys::KeyRecord) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
+    fn seed_in(conn: &mut Connection, first: &KeyRecord) -> Result<(), StoreError> {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
@@ -263,20 +194,12 @@ impl SqliteDb {
         tx.commit().map_err(unavailable)
     }
 
-    /// Adds `new` to the schedule and retires `old` at `new`'s activation,
-    /// published until `old_published_until`, in one transaction that
-    /// fails if another rotation is pending (a key not yet active) or
-    /// `old` is not the key in force.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`].
-    pub fn schedule_signing_key(
-        &self,
-        new: &crate::bank::keys::KeyRecord,
+    fn schedule_in(
+        conn: &mut Connection,
+        new: &KeyRecord,
         old: &str,
         old_published_until: UnixTime,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
@@ -310,10 +233,7 @@ impl SqliteDb {
         tx.commit().map_err(unavailable)
     }
 
-    fn insert_signing_key(
-        conn: &Connection,
-        r: &crate::bank::keys::KeyRecord,
-    ) -> Result<(), StoreError> {
+    fn insert_signing_key(conn: &Connection, r: &KeyRecord) -> Result<(), StoreError> {
         conn.execute(
             "INSERT INTO signing_keys (kid, alg, public_jwk, created_at, activates_at, retires_at, publish_until)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -329,5 +249,145 @@ impl SqliteDb {
         )
         .map(|_| ())
         .map_err(unavailable)
+    }
+}
+
+impl LoginAttemptStore for SqliteDb {
+    fn attempts<'a>(
+        &'a self,
+        scope: &'static str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Attempts, StoreError>> {
+        let key = key.to_owned();
+        self.store
+            .read(move |conn| Self::read_attempts(conn, scope, &key))
+    }
+
+    fn record_failure<'a>(
+        &'a self,
+        scope: &'static str,
+        key: &'a str,
+        rule: Rule,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Attempts, StoreError>> {
+        let key = key.to_owned();
+        self.store
+            .write(move |conn| Self::record_failure_in(conn, scope, &key, &rule, now))
+    }
+
+    fn clear<'a>(
+        &'a self,
+        scope: &'static str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let key = key.to_owned();
+        self.store.write(move |conn| {
+            conn.execute(
+                "DELETE FROM login_attempts WHERE scope = ?1 AND key = ?2",
+                params![scope, key],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+    }
+
+    fn sweep(&self, now: UnixTime) -> BoxFuture<'_, Result<usize, StoreError>> {
+        let day_ago = now.as_secs().saturating_sub(24 * 60 * 60);
+        self.store.write(move |conn| {
+            conn.execute(
+                "DELETE FROM login_attempts WHERE locked_until < ?1 AND window_start < ?1",
+                params![day_ago],
+            )
+            .map_err(unavailable)
+        })
+    }
+}
+
+impl SigningKeyStore for SqliteDb {
+    fn keys(&self) -> BoxFuture<'_, Result<Vec<KeyRecord>, StoreError>> {
+        self.store.read(|conn| Self::signing_keys_in(conn))
+    }
+
+    fn seed<'a>(&'a self, first: &'a KeyRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        let first = first.clone();
+        self.store.write(move |conn| Self::seed_in(conn, &first))
+    }
+
+    fn schedule<'a>(
+        &'a self,
+        new: &'a KeyRecord,
+        old: &'a str,
+        old_published_until: UnixTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let (new, old) = (new.clone(), old.to_owned());
+        self.store
+            .write(move |conn| Self::schedule_in(conn, &new, &old, old_published_until))
+    }
+}
+
+impl CheckpointStore for SqliteDb {
+    fn put<'a>(&'a self, seq: u64, jws: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        let jws = jws.to_owned();
+        self.store.write(move |conn| {
+            let seq = i64::try_from(seq).map_err(unavailable)?;
+            conn.execute(
+                "INSERT OR REPLACE INTO checkpoints (seq, jws) VALUES (?1, ?2)",
+                params![seq, jws],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+    }
+
+    fn all(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        self.store.read(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT jws FROM checkpoints ORDER BY seq")
+                .map_err(unavailable)?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(unavailable)?;
+            rows.map(|r| r.map_err(unavailable)).collect()
+        })
+    }
+}
+
+impl Housekeeping for SqliteDb {
+    fn sweep_expired(
+        &self,
+        now: UnixTime,
+        batch: u32,
+        rounds: u32,
+    ) -> BoxFuture<'_, Result<Swept, StoreError>> {
+        let swept = self.store.sweep_expired(now, batch, rounds);
+        Box::pin(async move {
+            let s = swept.await?;
+            Ok(vec![
+                ("jti", s.jti),
+                ("idempotency", s.idempotency),
+                ("pushed_requests", s.pushed_requests),
+                ("codes", s.codes),
+                ("revoked_tokens", s.revoked_tokens),
+            ])
+        })
+    }
+}
+
+/// The bank's per-call reads: one statement, one snapshot.
+impl LiveReads for SqliteLiveReads {
+    fn read<'a>(
+        &'a self,
+        jti: &'a JwtId,
+        client: &'a ClientId,
+        certificate: &'a CertificateThumbprint,
+        consent: Option<&'a ConsentId>,
+    ) -> BoxFuture<'a, Result<CallState, StoreError>> {
+        let read = SqliteLiveReads::read(self, jti, client, certificate, consent);
+        Box::pin(async move {
+            let state = read.await?;
+            Ok(CallState {
+                revoked: state.revoked,
+                standing: state.standing,
+                consent: state.consent,
+            })
+        })
     }
 }

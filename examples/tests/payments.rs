@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use common::TempDir;
 use fapi_consent::audit::AuditAction;
-use fapi_consent::ConsentStore as _;
 use fapi_examples::platform::Platform;
 use fapi_examples::tpp::{initiation, ApiResponse, ScriptedCustomer, Tpp};
 use serde_json::{json, Value};
@@ -105,7 +104,7 @@ async fn consent_status(p: &Platform, a: &Tpp, consent: &str) -> String {
 
 /// Alice's acc-1 balance, read by the core directly.
 fn balance(p: &Platform) -> i64 {
-    p.bank.faults().inner().balance_now("acc-1").unwrap()
+    futures_executor::block_on(p.bank.faults().inner().balance("acc-1")).unwrap()
 }
 
 fn error_code(r: &ApiResponse) -> String {
@@ -116,9 +115,7 @@ fn error_code(r: &ApiResponse) -> String {
 }
 
 async fn audit_actions(p: &Platform) -> Vec<AuditAction> {
-    p.bank
-        .db
-        .all_audit_entries()
+    fapi_examples::bank::audit::all_entries(&*p.bank.stores.audit)
         .await
         .unwrap()
         .into_iter()
@@ -262,23 +259,15 @@ async fn a_reservation_nobody_retries_is_resolved_in_the_background() {
     p.bank.reconcile_payments().await;
     // not yet: its deadline has not passed
     assert_eq!(
-        ids(p
-            .bank
-            .db
-            .store()
-            .consents()
-            .pending_payments()
-            .await
-            .unwrap()),
+        ids(p.bank.stores.consents.pending_payments().await.unwrap()),
         vec![booked.clone()]
     );
     p.clock.advance(2);
     p.bank.reconcile_payments().await;
     assert!(p
         .bank
-        .db
-        .store()
-        .consents()
+        .stores
+        .consents
         .pending_payments()
         .await
         .unwrap()
@@ -316,36 +305,28 @@ async fn balances_and_bookings_survive_a_restart_and_a_lost_answer_is_reconciled
         .await
         .unwrap();
     assert_eq!(
-        bank.faults().inner().balance_now("acc-1").unwrap(),
+        futures_executor::block_on(bank.faults().inner().balance("acc-1")).unwrap(),
         96_500,
         "paid money does not come back"
     );
     let lost = fapi_core::types::ConsentId::try_from(lost.as_str()).unwrap();
     assert_eq!(
-        ids(bank.db.store().consents().pending_payments().await.unwrap()),
+        ids(bank.stores.consents.pending_payments().await.unwrap()),
         vec![lost.as_str().to_owned()]
     );
     clock.advance(2);
     bank.reconcile_payments().await;
     assert!(bank
-        .db
-        .store()
-        .consents()
+        .stores
+        .consents
         .pending_payments()
         .await
         .unwrap()
         .is_empty());
-    let consent = bank
-        .db
-        .store()
-        .consents()
-        .get(&lost)
-        .await
-        .unwrap()
-        .unwrap();
+    let consent = bank.stores.consents.get(&lost).await.unwrap().unwrap();
     assert_eq!(consent.status(), fapi_consent::ConsentStatus::Consumed);
     assert_eq!(
-        bank.faults().inner().balance_now("acc-1").unwrap(),
+        futures_executor::block_on(bank.faults().inner().balance("acc-1")).unwrap(),
         96_500,
         "booked once"
     );
@@ -468,7 +449,7 @@ async fn a_thousand_racing_submissions_book_at_most_once() {
     p.clock.advance(31);
     p.bank.reconcile_payments().await;
 
-    let booked = p.bank.faults().inner().booking_now(&consent).unwrap();
+    let booked = p.bank.faults().inner().booking(&consent).await.unwrap();
     let mut by_status = std::collections::BTreeMap::new();
     for r in &responses {
         *by_status.entry(r.status).or_insert(0) += 1;
@@ -508,9 +489,8 @@ async fn a_thousand_racing_submissions_book_at_most_once() {
     }
     assert!(p
         .bank
-        .db
-        .store()
-        .consents()
+        .stores
+        .consents
         .pending_payments()
         .await
         .unwrap()

@@ -67,7 +67,12 @@ async fn no_statement_on_a_request_path_scans_a_growing_table() {
     let p = Platform::start(&dir.0, &["tpp-a"], |_| {}).await.unwrap();
     let a = &p.tpps[0];
     let api = &p.bank.api_base;
-    p.bank.db.store().trace_statements(Some(record));
+    p.bank
+        .stores
+        .sqlite()
+        .unwrap()
+        .store()
+        .trace_statements(Some(record));
 
     // account information: consent, PAR, login and consent pages, JARM,
     // token, reads, refresh, the dashboard's revoke
@@ -172,7 +177,12 @@ async fn no_statement_on_a_request_path_scans_a_growing_table() {
         .revoke_on_dashboard(&p.bank.issuer, &consent)
         .await
         .unwrap();
-    p.bank.db.store().trace_statements(None);
+    p.bank
+        .stores
+        .sqlite()
+        .unwrap()
+        .store()
+        .trace_statements(None);
 
     let statements = STATEMENTS.lock().unwrap().clone();
     let plans = Connection::open(dir.0.join("bank.db")).unwrap();
@@ -391,7 +401,7 @@ async fn a_key_past_its_window_is_new_without_a_sweep() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_pages_thousands_of_consents_newest_first() {
     use fapi_consent::consent::{AccountAccessRequest, Actor};
-    use fapi_consent::{Consent, ConsentEvent, ConsentStore, EventKind};
+    use fapi_consent::{Consent, ConsentEvent, EventKind};
     let dir = TempDir::new("dash-pages");
     let p = Platform::start(&dir.0, &["tpp-a"], |c| c.customer_rate_limit_per_second = 0)
         .await
@@ -423,16 +433,26 @@ async fn the_dashboard_pages_thousands_of_consents_newest_first() {
             at,
         })
         .unwrap();
-        p.bank.db.store().consents().create(c).await.unwrap();
+        p.bank.stores.consents.create(c).await.unwrap();
     }
     let alice = ScriptedCustomer {
         browser: &p.browser,
         username: "alice",
         password: "alice-password",
     };
-    p.bank.db.store().trace_statements(Some(record));
+    p.bank
+        .stores
+        .sqlite()
+        .unwrap()
+        .store()
+        .trace_statements(Some(record));
     let (cookie, pages) = alice.dashboard_pages(&p.bank.issuer, 1_000).await.unwrap();
-    p.bank.db.store().trace_statements(None);
+    p.bank
+        .stores
+        .sqlite()
+        .unwrap()
+        .store()
+        .trace_statements(None);
     // every page, the first and those after a cursor, seeks the index
     let plans = Connection::open(dir.0.join("bank.db")).unwrap();
     let paging: Vec<String> = STATEMENTS
@@ -527,7 +547,10 @@ fn prefill_writes_a_flows_rows_per_flow_and_keeps_the_chain() {
         futures_executor::block_on(db.store().sweep_expired(now.saturating_add(3_600), 500, 10))
             .unwrap();
     assert_eq!(swept.jti + swept.codes + swept.pushed_requests, 0);
-    let entries = futures_executor::block_on(db.all_audit_entries()).unwrap();
+    let entries = futures_executor::block_on(fapi_examples::bank::audit::all_entries(
+        &db.store().audit_log(),
+    ))
+    .unwrap();
     let keys = fapi_core::jwk::KeySet::from_jwks(
         &fapi_core::jwk::JwkSet::new(vec![]),
         &*fapi_core::crypto::default_provider(),

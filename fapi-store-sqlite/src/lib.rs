@@ -24,7 +24,7 @@
 //! | [`fapi_consent::idempotency::IdempotencyStore`] | [`SqliteIdempotencyStore`] | `idempotency` |
 //! | [`fapi_consent::payment::PaymentStore`] | [`SqlitePaymentStore`] | `payments` |
 //! | [`fapi_par::PushedRequestStore`] | [`SqlitePushedRequestStore`] | `pushed_requests` (SHA-256 of the `request_uri`) |
-//! | [`fapi_mtls_binding::directory::TppDirectory`] | [`SqliteDirectory`] | `clients`, `revoked_certificates` |
+//! | [`fapi_mtls_binding::registry::TppRegistry`] and [`fapi_mtls_binding::directory::TppDirectory`] | [`SqliteDirectory`] | `clients`, `revoked_certificates` |
 //!
 //! Each adapter passes its crate's conformance kit (`tests/kits.rs`),
 //! including the races. Guarantees that span tables hold in one
@@ -42,6 +42,25 @@
 //! IMMEDIATE` for every read-modify-write); reads through read-only
 //! connections that see every committed write. Several processes may open
 //! one file: SQLite's file locks order their writers (`busy_timeout`).
+//!
+//! # What each guarantee relies on
+//! SQLite has one writer at a time per file; a `BEGIN IMMEDIATE`
+//! transaction takes that lock before its first read, so a read followed
+//! by a write inside one cannot interleave with another writer, in this
+//! process or another. No statement relies on anything weaker.
+//!
+//! | guarantee | statement | relies on |
+//! |---|---|---|
+//! | `jti` single use | `INSERT OR IGNORE` into `jti` (after deleting that key's expired row), in an `IMMEDIATE` transaction | the primary key `(scope, jti)`: one insert wins |
+//! | code single use, replay revokes | load, decide, save the code row in an `IMMEDIATE` transaction | the write lock |
+//! | `request_uri` single use | `UPDATE pushed_requests SET used = 1 WHERE uri_hash = ? AND used = 0` | the row count (1 for exactly one caller) |
+//! | consent compare-and-swap | `UPDATE consents ... WHERE id = ? AND version = ?`, with its audit entry in the same `IMMEDIATE` transaction | the version column and the row count |
+//! | payment reservation (`PaymentPending`) | the consent compare-and-swap above | as above |
+//! | one payment per consent | `INSERT OR IGNORE INTO payments` then read back by consent | the `UNIQUE` `consent_id` column |
+//! | idempotency key | insert or read the key's row in an `IMMEDIATE` transaction; the outcome written `WHERE status IS NULL` | the primary key `(client_id, key)` and the write lock |
+//! | audit chain | read the head and insert the next `seq` in one `IMMEDIATE` transaction | the write lock and the primary key `seq` |
+//! | one certificate per client, no silent reinstatement | check and upsert `clients` in one `IMMEDIATE` transaction | the write lock, backed by the `UNIQUE` `certificate` column |
+//! | live reads | one `SELECT` of sub-queries | one read transaction: one snapshot |
 //!
 //! # Growth
 //! Every statement a request path runs is a lookup by key or a seek

@@ -600,7 +600,7 @@ async fn login_locked(
         ("customer", customer, &PER_CUSTOMER),
     ] {
         // fail closed: a store that cannot answer throttles everyone
-        let locked = match state.db.login_attempts(scope, key).await {
+        let locked = match state.login_attempts.attempts(scope, key).await {
             Ok(a) => rule.locked(&a, now).map(|w| (scope, w)),
             Err(_) => Some((scope, 60)),
         };
@@ -680,8 +680,8 @@ async fn login(
         ] {
             counted.push(
                 state
-                    .db
-                    .record_login_failure(scope, key, rule, now)
+                    .login_attempts
+                    .record_failure(scope, key, rule, now)
                     .await
                     .map(|a| rule.locked(&a, now.as_secs()).map(|w| (scope, w))),
             );
@@ -700,7 +700,7 @@ async fn login(
         );
     }
     observe::login_attempt("success");
-    if let Err(e) = state.db.clear_login_attempts("customer", username).await {
+    if let Err(e) = state.login_attempts.clear("customer", username).await {
         tracing::warn!(error = %fapi_core::store::ErrorChain(&e), "login attempts could not be cleared");
     }
     let Some(token) = state.new_session(username) else {

@@ -32,9 +32,9 @@ use fapi_jarm::JarmSigner;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::tables::SigningKeyStore;
 use super::{config_err, BankConfig, StartError};
 use crate::pki::{FileKeySource, KeySource};
-use crate::sqlite::SqliteDb;
 
 /// The longest a bank signature is relied on after it is made: access
 /// tokens and ID tokens (300 s), JARM responses
@@ -154,7 +154,7 @@ pub(crate) struct Keyring {
 
 /// The keyring of a running bank, rebuilt when the schedule moves on.
 pub(crate) struct SigningKeys {
-    db: Arc<SqliteDb>,
+    db: Arc<dyn SigningKeyStore>,
     source: FileKeySource,
     provider: Arc<dyn CryptoProvider>,
     profile: Profile,
@@ -184,7 +184,7 @@ impl SigningKeys {
     /// database) and builds the keyring for `now`.
     pub(crate) fn open(
         config: &BankConfig,
-        db: Arc<SqliteDb>,
+        db: Arc<dyn SigningKeyStore>,
         provider: Arc<dyn CryptoProvider>,
         issuer: Issuer,
         api_base: String,
@@ -192,7 +192,8 @@ impl SigningKeys {
     ) -> Result<Self, StartError> {
         let profile = config.profile()?;
         let source = FileKeySource::new(&config.data_dir, provider.clone());
-        let records = seeded(config, &db, &source)?;
+        // start-up, before the bank serves: waiting here blocks nothing
+        let records = futures_executor::block_on(seeded(config, &*db, &source))?;
         let mut loaded = HashMap::new();
         let ring = build_ring(
             &records,
@@ -219,6 +220,12 @@ impl SigningKeys {
         })
     }
 
+    /// The schedule's store.
+    #[cfg(test)]
+    pub(crate) fn store(&self) -> Arc<dyn SigningKeyStore> {
+        self.db.clone()
+    }
+
     /// The keyring as last built (see [`Self::at`]).
     pub(crate) fn current(&self) -> Arc<Keyring> {
         self.current
@@ -241,8 +248,8 @@ impl SigningKeys {
     /// Re-reads the schedule from the database and rebuilds the keyring if
     /// it changed (a rotation by `bank keys rotate`, or on another
     /// instance).
-    pub(crate) fn refresh(&self, now: UnixTime) -> Result<(), StartError> {
-        let records = self.db.signing_keys().map_err(config_err)?;
+    pub(crate) async fn refresh(&self, now: UnixTime) -> Result<(), StartError> {
+        let records = self.db.keys().await.map_err(config_err)?;
         let changed = *lock(&self.records) != records;
         if changed {
             *lock(&self.records) = records;
@@ -282,18 +289,18 @@ impl SigningKeys {
 
 /// The schedule from the database; on a database without one, the
 /// configured key, signing from the start.
-fn seeded(
+async fn seeded(
     config: &BankConfig,
-    db: &SqliteDb,
+    db: &dyn SigningKeyStore,
     source: &FileKeySource,
 ) -> Result<Vec<KeyRecord>, StartError> {
-    let records = db.signing_keys().map_err(config_err)?;
+    let records = db.keys().await.map_err(config_err)?;
     if !records.is_empty() {
         return Ok(records);
     }
     let first = configured_key(config, source)?;
-    db.seed_signing_key(&first).map_err(config_err)?;
-    db.signing_keys().map_err(config_err)
+    db.seed(&first).await.map_err(config_err)?;
+    db.keys().await.map_err(config_err)
 }
 
 /// The configured key (`signing_key`) as the first of the schedule,
@@ -398,10 +405,13 @@ fn published_jwks(records: &[KeyRecord], kids: &[String]) -> Result<JwkSet, Star
 ///
 /// # Errors
 /// [`StartError::Config`].
-pub fn all_public_keys(config: &BankConfig, db: &SqliteDb) -> Result<KeySet, StartError> {
+pub async fn all_public_keys(
+    config: &BankConfig,
+    db: &dyn SigningKeyStore,
+) -> Result<KeySet, StartError> {
     let provider = fapi_core::crypto::default_provider();
     let profile = config.profile()?;
-    let mut records = db.signing_keys().map_err(config_err)?;
+    let mut records = db.keys().await.map_err(config_err)?;
     if records.is_empty() {
         let source = FileKeySource::new(&config.data_dir, provider.clone());
         records.push(configured_key(config, &source)?);
@@ -474,9 +484,10 @@ pub fn rotate(
     }
     let provider = fapi_core::crypto::default_provider();
     let profile = config.profile()?;
-    let db = SqliteDb::open(&config.data_dir.join("bank.db")).map_err(config_err)?;
+    let stores = crate::stores::open_for_command(config)?;
+    let db = &*stores.signing_keys;
     let source = FileKeySource::new(&config.data_dir, provider.clone());
-    let records = seeded(config, &db, &source)?;
+    let records = futures_executor::block_on(seeded(config, db, &source))?;
     if let Some(p) = records.iter().find(|r| r.activates_at > now) {
         return Err(RotateError::Pending {
             kid: p.kid.clone(),
@@ -510,7 +521,7 @@ pub fn rotate(
         retires_at: None,
         publish_until: None,
     };
-    db.schedule_signing_key(&record, &current.signing, old_published_until)
+    futures_executor::block_on(db.schedule(&record, &current.signing, old_published_until))
         .map_err(config_err)?;
     Ok(Rotation {
         new_kid,
@@ -526,7 +537,7 @@ pub fn rotate(
 /// # Errors
 /// [`StartError::Config`].
 pub fn list(config: &BankConfig) -> Result<Vec<KeyRecord>, StartError> {
-    let db = SqliteDb::open(&config.data_dir.join("bank.db")).map_err(config_err)?;
+    let stores = crate::stores::open_for_command(config)?;
     let source = FileKeySource::new(&config.data_dir, fapi_core::crypto::default_provider());
-    seeded(config, &db, &source)
+    futures_executor::block_on(seeded(config, &*stores.signing_keys, &source))
 }

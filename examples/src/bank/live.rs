@@ -16,9 +16,6 @@ use fapi_core::revocation::RevokedTokenStore;
 use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, JwtId};
 use fapi_mtls_binding::directory::{Standing, TppDirectory};
-use fapi_store_sqlite::SqliteLiveReads;
-
-use crate::sqlite::unavailable;
 
 /// What one call's live reads found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +68,7 @@ impl LiveReads for Composed {
                 .directory
                 .standing(client, certificate)
                 .await
-                .map_err(unavailable)?;
+                .map_err(StoreError::unavailable)?;
             let consent = match consent {
                 Some(id) => self.consents.get(id).await?,
                 None => None,
@@ -80,27 +77,6 @@ impl LiveReads for Composed {
                 revoked,
                 standing,
                 consent,
-            })
-        })
-    }
-}
-
-/// One statement, one snapshot ([`SqliteLiveReads`]).
-impl LiveReads for SqliteLiveReads {
-    fn read<'a>(
-        &'a self,
-        jti: &'a JwtId,
-        client: &'a ClientId,
-        certificate: &'a CertificateThumbprint,
-        consent: Option<&'a ConsentId>,
-    ) -> BoxFuture<'a, Result<CallState, StoreError>> {
-        let read = SqliteLiveReads::read(self, jti, client, certificate, consent);
-        Box::pin(async move {
-            let state = read.await?;
-            Ok(CallState {
-                revoked: state.revoked,
-                standing: state.standing,
-                consent: state.consent,
             })
         })
     }

@@ -26,6 +26,7 @@ mod observe;
 mod payment_model;
 pub mod prefill;
 mod resources;
+pub mod tables;
 pub mod telemetry;
 pub mod throttle;
 pub mod tls;
@@ -51,10 +52,9 @@ pub use config::{BankConfig, CustomerConfig};
 pub use observe::{MetricKind, EXPORTED};
 
 use crate::core_banking::{CircuitBreaker, CoreBanking, FaultInjection};
-use crate::ledger::SqliteLedger;
 use crate::pki::{FileKeySource, KeySource};
 use crate::registry::MetadataCache;
-use crate::sqlite::SqliteDb;
+use crate::stores::Stores;
 
 /// Why the bank could not start.
 #[derive(Debug, thiserror::Error)]
@@ -115,10 +115,12 @@ pub(crate) struct BankState {
     pub(crate) api_base: String,
     /// The bank's signing keys and their schedule.
     pub(crate) keys: keys::SigningKeys,
-    /// The database, for the bank's own tables (login attempts, signing
-    /// keys, checkpoints, the ledger) and the sweep; every crate-family
-    /// state goes through the trait fields below.
-    pub(crate) db: Arc<SqliteDb>,
+    /// Failed logins on the customer pages.
+    pub(crate) login_attempts: Arc<dyn tables::LoginAttemptStore>,
+    /// Signed checkpoints of the audit chain.
+    pub(crate) checkpoints: Arc<dyn tables::CheckpointStore>,
+    /// The background expiry sweep.
+    pub(crate) housekeeping: Arc<dyn tables::Housekeeping>,
     pub(crate) par: Arc<dyn PushedRequestStore>,
     pub(crate) consents: Arc<dyn fapi_consent::ConsentStore>,
     pub(crate) audit: Arc<dyn fapi_consent::audit::AuditLog>,
@@ -137,7 +139,7 @@ pub(crate) struct BankState {
     pub(crate) clients: Arc<MetadataCache>,
     pub(crate) gate: ConsentGate,
     pub(crate) core: Arc<dyn CoreBanking>,
-    pub(crate) faults: Arc<FaultInjection<SqliteLedger>>,
+    pub(crate) faults: Arc<FaultInjection<Arc<dyn CoreBanking>>>,
     pub(crate) breaker: CircuitBreaker,
     pub(crate) core_timeout: Duration,
     /// The core's capacity for account information, and for payments.
@@ -270,8 +272,8 @@ pub struct RunningBank {
     pub issuer: String,
     /// The TPP API's base URL.
     pub api_base: String,
-    /// The bank's database (for administration and tests).
-    pub db: Arc<SqliteDb>,
+    /// The bank's stores (for administration and tests).
+    pub stores: Stores,
     /// The scheme trust store the TPP listener verifies against.
     pub trust: Arc<TrustStore>,
     state: Arc<BankState>,
@@ -298,7 +300,7 @@ impl RunningBank {
 
     /// The core's fault injection (latency, failure rate), adjustable
     /// while the bank runs.
-    pub fn faults(&self) -> &FaultInjection<SqliteLedger> {
+    pub fn faults(&self) -> &FaultInjection<Arc<dyn CoreBanking>> {
         &self.state.faults
     }
 
@@ -398,7 +400,7 @@ pub async fn start_with_clock(
         admin_addr,
         issuer,
         api_base,
-        db: apps.db,
+        stores: apps.stores,
         trust: apps.trust,
         state: apps.state,
         shutdown,
@@ -418,7 +420,7 @@ async fn refresh_keys(state: Arc<BankState>, every: Duration, mut shutdown: watc
     loop {
         tokio::select! {
             _ = every.tick() => {
-                if let Err(e) = state.keys.refresh(state.now()) {
+                if let Err(e) = state.keys.refresh(state.now()).await {
                     tracing::error!(error = %e, "signing-key schedule could not be read; keeping the keys in force");
                 }
             }
@@ -442,7 +444,7 @@ async fn sweeps(state: Arc<BankState>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = every.tick() => {
-                match state.db.store().sweep_expired(state.now(), SWEEP_BATCH, SWEEP_ROUNDS).await {
+                match state.housekeeping.sweep_expired(state.now(), SWEEP_BATCH, SWEEP_ROUNDS).await {
                     Ok(swept) => observe::swept(&swept),
                     Err(e) => tracing::warn!(error = %fapi_core::store::ErrorChain(&e), "expired rows could not be swept"),
                 }
@@ -486,7 +488,7 @@ async fn checkpoints(state: Arc<BankState>, mut shutdown: watch::Receiver<bool>)
                 state.publish_crl_next_update();
                 state.limiter.sweep();
                 state.customer_limiter.sweep();
-                if let Err(e) = state.db.sweep_login_attempts(state.now()) {
+                if let Err(e) = state.login_attempts.sweep(state.now()).await {
                     tracing::warn!(error = %fapi_core::store::ErrorChain(&e), "login attempts could not be swept");
                 }
             }
@@ -509,7 +511,15 @@ impl BankState {
 
     async fn checkpoint(&self) {
         let ring = self.ring();
-        match audit::write_checkpoint(&self.db, &*ring.key, &ring.kid, self.now()).await {
+        match audit::write_checkpoint(
+            &*self.audit,
+            &*self.checkpoints,
+            &*ring.key,
+            &ring.kid,
+            self.now(),
+        )
+        .await
+        {
             Ok(Some(seq)) => tracing::info!(seq, "audit checkpoint signed"),
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "audit checkpoint failed"),
@@ -533,8 +543,8 @@ pub struct BankApps {
     pub api_tls: Arc<rustls::ServerConfig>,
     /// The customer listener's TLS.
     pub customer_tls: Arc<rustls::ServerConfig>,
-    /// The database.
-    pub db: Arc<SqliteDb>,
+    /// The stores.
+    pub stores: Stores,
     /// The scheme trust store.
     pub trust: Arc<TrustStore>,
     state: Arc<BankState>,
@@ -577,7 +587,7 @@ pub(crate) fn build_with_core(
     clock: Arc<dyn Clock>,
     issuer_url: &str,
     api_base: &str,
-    core_of: impl FnOnce(Arc<FaultInjection<SqliteLedger>>) -> Arc<dyn CoreBanking>,
+    core_of: impl FnOnce(Arc<FaultInjection<Arc<dyn CoreBanking>>>) -> Arc<dyn CoreBanking>,
     consents_of: impl FnOnce(Arc<dyn fapi_consent::ConsentStore>) -> Arc<dyn fapi_consent::ConsentStore>,
 ) -> Result<BankApps, StartError> {
     let provider = fapi_core::crypto::default_provider();
@@ -592,42 +602,27 @@ pub(crate) fn build_with_core(
 
     let issuer = Issuer::try_from(issuer_url).map_err(config_err)?;
     let api_base = api_base.to_owned();
-    let db = Arc::new(
-        SqliteDb::open_with(&dir.join("bank.db"), &config.store.options()?).map_err(config_err)?,
-    );
-    // the core's ledger lives in the database: balances and bookings
-    // survive a restart; a configured account is opened once
-    let ledger = SqliteLedger::new(db.clone());
-    let opened = clock.now();
-    for c in &config.customers {
-        for a in &c.accounts {
-            let minor = crate::core_banking::to_minor(&a.opening_balance).ok_or_else(|| {
-                StartError::Config(format!("opening balance of {} is not an amount", a.id))
-            })?;
-            ledger
-                .open(&a.id, &c.id, &a.name, minor, opened)
-                .map_err(config_err)?;
-        }
-    }
+    // the store chosen by configuration, one trait object per kind of
+    // state (the only place the bank opens it)
+    let stores = crate::stores::open(config)?;
+    // the core's ledger lives in the store: balances and bookings survive
+    // a restart; a configured account is opened once
+    stores.open_accounts(&config.customers, clock.now())?;
     let faults = Arc::new(FaultInjection::new(
-        ledger,
+        stores.ledger.clone(),
         Duration::from_millis(config.core.latency_ms),
         config.core.fail_rate,
     ));
     let core = core_of(faults.clone());
-    // the crate family's state: one adapter per trait over the file's
-    // connection pool (the only place the bank names its store)
-    let store = db.store();
-    let consents = consents_of(Arc::new(store.consents()));
-    let audit: Arc<dyn fapi_consent::audit::AuditLog> = Arc::new(store.audit_log());
-    let directory = Arc::new(store.directory());
-    let registry = crate::registry::Registry::new(directory.clone());
+    let consents = consents_of(stores.consents.clone());
+    let audit = stores.audit.clone();
+    let registry = crate::registry::Registry::new(stores.registry.clone());
     let clients = Arc::new(MetadataCache::new(provider.clone(), profile));
     // keys (through the key source; never logged), on the schedule the
-    // database holds
+    // store holds
     let signing_keys = keys::SigningKeys::open(
         config,
-        db.clone(),
+        stores.signing_keys.clone(),
         provider.clone(),
         issuer.clone(),
         api_base.clone(),
@@ -639,24 +634,26 @@ pub(crate) fn build_with_core(
         issuer: issuer.clone(),
         api_base: api_base.clone(),
         keys: signing_keys,
-        db: db.clone(),
-        par: Arc::new(store.pushed_requests(
+        login_attempts: stores.login_attempts.clone(),
+        checkpoints: stores.checkpoints.clone(),
+        housekeeping: stores.housekeeping.clone(),
+        par: stores.pushed_requests(
             fapi_par::ParConfig::new(profile, issuer.clone()),
             Arc::new(crate::registry::CurrentRegistrations {
                 registry: registry.clone(),
                 metadata: clients.clone(),
             }),
-        )),
+        ),
         consents: consents.clone(),
         audit: audit.clone(),
-        idempotency: Arc::new(store.idempotency()),
-        replay: Arc::new(store.replay_cache()),
-        directory,
-        codes: Arc::new(store.codes()),
-        revoked: Arc::new(store.revoked_tokens()),
-        refreshes: Arc::new(store.refresh_grants()),
-        payments: Arc::new(store.payments()),
-        live: Arc::new(store.live_reads()),
+        idempotency: stores.idempotency.clone(),
+        replay: stores.replay.clone(),
+        directory: stores.registry.clone(),
+        codes: stores.codes.clone(),
+        revoked: stores.revoked.clone(),
+        refreshes: stores.refreshes.clone(),
+        payments: stores.payments.clone(),
+        live: stores.live.clone(),
         registry,
         trust: trust.clone(),
         clients,
@@ -698,7 +695,7 @@ pub(crate) fn build_with_core(
         ),
         api_tls,
         customer_tls,
-        db,
+        stores,
         trust,
         state,
     })

@@ -263,15 +263,9 @@ async fn put_faults(
 }
 
 /// Counts what a background sweep deleted.
-pub(crate) fn swept(s: &fapi_store_sqlite::Swept) {
-    for (table, n) in [
-        ("jti", s.jti),
-        ("idempotency", s.idempotency),
-        ("pushed_requests", s.pushed_requests),
-        ("codes", s.codes),
-        ("revoked_tokens", s.revoked_tokens),
-    ] {
-        metrics::counter!("fapi_store_swept_total", "table" => table).increment(n as u64);
+pub(crate) fn swept(swept: &super::tables::Swept) {
+    for (table, n) in swept {
+        metrics::counter!("fapi_store_swept_total", "table" => *table).increment(*n as u64);
     }
 }
 

@@ -59,7 +59,6 @@ use super::{BankConfig, BankState, OffsetClock};
 use crate::core_banking::{
     Booking, CoreBanking, CoreError, CoreFuture, FaultInjection, Minor, Transaction,
 };
-use crate::ledger::SqliteLedger;
 
 /// The core's deadline in the model: far beyond any real wait, so only
 /// the model decides when a call times out.
@@ -150,7 +149,7 @@ tokio::task_local! {
 /// reconciliation query asks the ledger (unless the model has it fail).
 #[derive(Debug)]
 struct ScriptedCore {
-    ledger: Arc<FaultInjection<SqliteLedger>>,
+    ledger: Arc<FaultInjection<Arc<dyn CoreBanking>>>,
     calls: mpsc::UnboundedSender<Call>,
     clock: Arc<OffsetClock>,
     booking_down: Arc<AtomicBool>,
@@ -209,20 +208,15 @@ impl CoreBanking for ScriptedCore {
                 return std::future::pending().await;
             };
             let book = || {
-                self.ledger.inner().pay_now(
-                    payment_ref,
-                    debtor,
-                    amount,
-                    creditor_name,
-                    reference,
-                    at,
-                )
+                self.ledger
+                    .inner()
+                    .pay(payment_ref, debtor, amount, creditor_name, reference, at)
             };
             match reply {
-                Reply::Book => book(),
+                Reply::Book => book().await,
                 Reply::Refuse => Err(CoreError::InsufficientFunds),
                 Reply::Timeout => Err(CoreError::Timeout),
-                Reply::BookedAnswerLost => book().and(Err(CoreError::Timeout)),
+                Reply::BookedAnswerLost => book().await.and(Err(CoreError::Timeout)),
                 Reply::Unavailable => Err(CoreError::Unavailable),
             }
         })
@@ -683,14 +677,20 @@ impl World {
             .enumerate()
         {
             if i < 8 && booked & (1 << i) != 0 {
-                let _ = SqliteLedger::new(self.process.state.db.clone()).pay_now(
-                    &call.consent,
-                    &call.debtor,
-                    call.amount,
-                    "ACME Ltd",
-                    "",
-                    self.clock.now(),
-                );
+                let _ = self
+                    .process
+                    .state
+                    .faults
+                    .inner()
+                    .pay(
+                        &call.consent,
+                        &call.debtor,
+                        call.amount,
+                        "ACME Ltd",
+                        "",
+                        self.clock.now(),
+                    )
+                    .await;
             }
             drop(call); // the process never hears back
         }
@@ -720,13 +720,15 @@ impl World {
     /// The invariants, read from the store and the ledger.
     fn check(&self) -> Result<(), TestCaseError> {
         let st = &self.process.state;
-        let ledger = SqliteLedger::new(st.db.clone());
+        let ledger = st.faults.inner();
         let mut bookings = 0;
         for (n, id) in self.consents.iter().enumerate() {
             let consent = futures_executor::block_on(st.consents.get(id))
                 .unwrap()
                 .unwrap();
-            let booked = ledger.booking_now(id.as_str()).unwrap().is_some();
+            let booked = futures_executor::block_on(ledger.booking(id.as_str()))
+                .unwrap()
+                .is_some();
             let payment = futures_executor::block_on(st.payments.by_consent(id))
                 .unwrap()
                 .is_some();
@@ -766,12 +768,16 @@ impl World {
             }
         }
         prop_assert_eq!(
-            ledger.balance_now("acc-1").unwrap(),
+            futures_executor::block_on(ledger.balance("acc-1")).unwrap(),
             OPENING - bookings * AMOUNT,
             "money moved other than once per booking"
         );
-        let keys = super::keys::all_public_keys(&self.config, &st.db).unwrap();
-        let entries = futures_executor::block_on(st.db.all_audit_entries()).unwrap();
+        let keys = futures_executor::block_on(super::keys::all_public_keys(
+            &self.config,
+            &*st.keys.store(),
+        ))
+        .unwrap();
+        let entries = futures_executor::block_on(super::audit::all_entries(&*st.audit)).unwrap();
         fapi_consent::audit::verify_chain(
             &entries,
             &[],

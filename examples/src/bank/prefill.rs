@@ -12,7 +12,8 @@
 //! entries and pushed requests expire a day after `now`, so the sweep
 //! does not shrink the tables while a measurement runs; their rows are
 //! never looked up (random keys). A pushed request's `source` is filler of
-//! a real request's size: the row is never read back.
+//! a real request's size: the row is never read back. A bulk loader, it
+//! writes the SQLite backend directly (`bank prefill` refuses another).
 
 use std::sync::Arc;
 

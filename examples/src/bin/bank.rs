@@ -35,7 +35,6 @@ use fapi_core::types::ClientId;
 use fapi_examples::bank::{self, audit, BankConfig};
 use fapi_examples::pki::DevPki;
 use fapi_examples::registry::{onboard, verify_software_statement, Registration};
-use fapi_examples::sqlite::SqliteDb;
 use fapi_mtls_binding::ClientCertificate;
 
 use fapi_examples::cli::{Flags, Res};
@@ -198,7 +197,14 @@ fn prefill(flags: &Flags) -> Res<()> {
     let config = config(&flags.subset(&["config", "data-dir"]))?;
     let flows: u64 = flags.parsed("flows")?.ok_or("give --flows N")?;
     let client = ClientId::try_from(flags.get("client").unwrap_or("tpp-a"))?;
-    let db = Arc::new(SqliteDb::open(&config.data_dir.join("bank.db"))?);
+    let stores = fapi_examples::stores::open_for_command(&config)?;
+    // a bulk loader writes the backend's tables directly
+    let db = Arc::new(
+        stores
+            .sqlite()
+            .ok_or("bank prefill fills a SQLite store only")?
+            .clone(),
+    );
     let started = std::time::Instant::now();
     bank::prefill::prefill(&db, &client, flows, SystemClock.now(), |n| {
         eprintln!(
@@ -378,11 +384,8 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
         config(&f)?
     };
     // a command, not a server: the statements run on this thread
-    let db = SqliteDb::open_with(
-        &config.data_dir.join("bank.db"),
-        &fapi_store_sqlite::Options::default().with_dispatch(fapi_store_sqlite::Dispatch::Inline),
-    )?;
-    let registry = fapi_examples::registry::Registry::new(Arc::new(db.store().directory()));
+    let stores = fapi_examples::stores::open_for_command(&config)?;
+    let registry = fapi_examples::registry::Registry::new(stores.registry.clone());
     use futures_executor::block_on as b;
     let provider = default_provider();
     let profile = config.profile()?;

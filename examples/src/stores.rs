@@ -1,0 +1,177 @@
+//! Start-up: opens the configured store and hands the bank one
+//! `Arc<dyn Trait>` per kind of state. With the adapters themselves
+//! ([`crate::sqlite`], [`crate::ledger`] and `fapi-store-sqlite`) this is
+//! the only code that names the database: the handlers, background tasks
+//! and commands use the traits, so another backend is a new arm here and
+//! in [`Backend`], not handler edits.
+
+use std::sync::Arc;
+
+use fapi_consent::audit::AuditLog;
+use fapi_consent::idempotency::IdempotencyStore;
+use fapi_consent::payment::PaymentStore;
+use fapi_consent::ConsentStore;
+use fapi_core::code::AuthorizationCodeStore;
+use fapi_core::refresh::RefreshGrantStore;
+use fapi_core::replay::ReplayCache;
+use fapi_core::revocation::RevokedTokenStore;
+use fapi_core::time::UnixTime;
+use fapi_mtls_binding::registry::TppRegistry;
+use fapi_par::{CurrentRegistration, ParConfig, PushedRequestStore};
+
+use crate::bank::config::{BankConfig, CustomerConfig};
+use crate::bank::live::LiveReads;
+use crate::bank::tables::{CheckpointStore, Housekeeping, LoginAttemptStore, SigningKeyStore};
+use crate::bank::StartError;
+use crate::core_banking::CoreBanking;
+use crate::ledger::SqliteLedger;
+use crate::sqlite::SqliteDb;
+
+/// The database behind the stores, for what only a backend can do
+/// (bulk loading, statement traces); the bank itself never uses it.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// The embedded SQLite file `bank.db` in the data directory.
+    Sqlite(SqliteDb),
+}
+
+/// Every kind of state the bank keeps, one trait object each.
+#[derive(Clone, Debug)]
+pub struct Stores {
+    /// Consents.
+    pub consents: Arc<dyn ConsentStore>,
+    /// The audit trail.
+    pub audit: Arc<dyn AuditLog>,
+    /// `x-idempotency-key` outcomes.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// `jti` replay entries.
+    pub replay: Arc<dyn ReplayCache>,
+    /// The TPP registry (also the directory every call consults).
+    pub registry: Arc<dyn TppRegistry>,
+    /// Authorization codes.
+    pub codes: Arc<dyn AuthorizationCodeStore>,
+    /// Revoked access-token ids.
+    pub revoked: Arc<dyn RevokedTokenStore>,
+    /// Refresh grants.
+    pub refreshes: Arc<dyn RefreshGrantStore>,
+    /// Payments.
+    pub payments: Arc<dyn PaymentStore>,
+    /// The per-call live reads, in one round trip.
+    pub live: Arc<dyn LiveReads>,
+    /// Failed logins.
+    pub login_attempts: Arc<dyn LoginAttemptStore>,
+    /// The signing-key schedule.
+    pub signing_keys: Arc<dyn SigningKeyStore>,
+    /// Audit checkpoints.
+    pub checkpoints: Arc<dyn CheckpointStore>,
+    /// The expiry sweep.
+    pub housekeeping: Arc<dyn Housekeeping>,
+    /// The mock core's ledger.
+    pub ledger: Arc<dyn CoreBanking>,
+    /// The database behind them.
+    pub backend: Backend,
+}
+
+fn config_err(e: impl std::fmt::Display) -> StartError {
+    StartError::Config(e.to_string())
+}
+
+/// Opens the configured store for a running bank (`store.dispatch`).
+///
+/// # Errors
+/// [`StartError::Config`] if the store cannot be opened or migrated.
+pub fn open(config: &BankConfig) -> Result<Stores, StartError> {
+    let db = SqliteDb::open_with(&config.data_dir.join("bank.db"), &config.store.options()?)
+        .map_err(config_err)?;
+    Ok(Stores::of_sqlite(db))
+}
+
+/// Opens the configured store for a one-shot command (`bank tpp`,
+/// `bank keys`, `bank verify-audit`): its statements run on the calling
+/// thread.
+///
+/// # Errors
+/// As [`open`].
+pub fn open_for_command(config: &BankConfig) -> Result<Stores, StartError> {
+    let options =
+        fapi_store_sqlite::Options::default().with_dispatch(fapi_store_sqlite::Dispatch::Inline);
+    let db = SqliteDb::open_with(&config.data_dir.join("bank.db"), &options).map_err(config_err)?;
+    Ok(Stores::of_sqlite(db))
+}
+
+impl Stores {
+    fn of_sqlite(db: SqliteDb) -> Self {
+        let store = db.store();
+        let db_arc = Arc::new(db.clone());
+        Self {
+            consents: Arc::new(store.consents()),
+            audit: Arc::new(store.audit_log()),
+            idempotency: Arc::new(store.idempotency()),
+            replay: Arc::new(store.replay_cache()),
+            registry: Arc::new(store.directory()),
+            codes: Arc::new(store.codes()),
+            revoked: Arc::new(store.revoked_tokens()),
+            refreshes: Arc::new(store.refresh_grants()),
+            payments: Arc::new(store.payments()),
+            live: Arc::new(store.live_reads()),
+            login_attempts: db_arc.clone(),
+            signing_keys: db_arc.clone(),
+            checkpoints: db_arc.clone(),
+            housekeeping: db_arc,
+            ledger: Arc::new(SqliteLedger::new(Arc::new(db.clone()))),
+            backend: Backend::Sqlite(db),
+        }
+    }
+
+    /// The pushed-request store, re-validating a stored request against
+    /// the registration `registrations` reads now.
+    pub fn pushed_requests(
+        &self,
+        config: ParConfig,
+        registrations: Arc<dyn CurrentRegistration>,
+    ) -> Arc<dyn PushedRequestStore> {
+        match &self.backend {
+            Backend::Sqlite(db) => Arc::new(db.store().pushed_requests(config, registrations)),
+        }
+    }
+
+    /// Opens each configured account in the ledger with its opening
+    /// balance, unless it exists (balances and bookings survive a
+    /// restart).
+    ///
+    /// # Errors
+    /// [`StartError::Config`].
+    pub fn open_accounts(
+        &self,
+        customers: &[CustomerConfig],
+        at: UnixTime,
+    ) -> Result<(), StartError> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let ledger = SqliteLedger::new(Arc::new(db.clone()));
+                for c in customers {
+                    for a in &c.accounts {
+                        let minor =
+                            crate::core_banking::to_minor(&a.opening_balance).ok_or_else(|| {
+                                StartError::Config(format!(
+                                    "opening balance of {} is not an amount",
+                                    a.id
+                                ))
+                            })?;
+                        ledger
+                            .open(&a.id, &c.id, &a.name, minor, at)
+                            .map_err(config_err)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The SQLite database, when that is the backend.
+    pub fn sqlite(&self) -> Option<&SqliteDb> {
+        match &self.backend {
+            Backend::Sqlite(db) => Some(db),
+        }
+    }
+}
