@@ -105,3 +105,308 @@ pub trait Housekeeping: Send + Sync + fmt::Debug {
         rounds: u32,
     ) -> BoxFuture<'_, Result<Swept, StoreError>>;
 }
+
+/// Conformance kits for the traits above: an implementation (SQLite
+/// today, PostgreSQL next) runs them against itself in its tests. Each
+/// returns the first broken guarantee as `case: detail`.
+pub mod conformance {
+    use futures_util::future::join_all;
+    use serde_json::json;
+
+    use super::{CheckpointStore, LoginAttemptStore, SigningKeyStore};
+    use crate::bank::keys::KeyRecord;
+    use crate::bank::throttle::{Attempts, Rule};
+    use fapi_core::crypto::Algorithm;
+    use fapi_core::time::UnixTime;
+
+    /// How many callers race in the kits.
+    pub const RACERS: usize = 200;
+
+    fn expect<T: PartialEq + core::fmt::Debug>(case: &str, got: T, want: T) -> Result<(), String> {
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{case}: got {got:?}, expected {want:?}"))
+        }
+    }
+
+    fn at(secs: i64) -> Result<UnixTime, String> {
+        UnixTime::from_secs(secs).ok_or_else(|| format!("{secs} is not a time"))
+    }
+
+    /// [`LoginAttemptStore`]: counts per scope and key, clearing, the
+    /// sweep of idle keys, and [`RACERS`] failures racing on one key all
+    /// counted. `store` must start empty.
+    ///
+    /// # Errors
+    /// The first broken guarantee.
+    pub async fn login_attempt_store_conformance(
+        store: &dyn LoginAttemptStore,
+    ) -> Result<(), String> {
+        let day = 24 * 60 * 60;
+        let now = at(1_700_000_000)?;
+        // a rule that never locks in the kit: every failure is counted
+        let counting = Rule {
+            max_failures: u32::MAX,
+            window_secs: day,
+            first_lock_secs: 60,
+            max_lock_secs: 60,
+        };
+        let err = |case: &'static str| move |e| format!("{case}: {e}");
+        expect(
+            "an unknown key has no failures",
+            store
+                .attempts("customer", "alice")
+                .await
+                .map_err(err("attempts"))?,
+            Attempts::default(),
+        )?;
+        for n in 1..=3 {
+            let a = store
+                .record_failure("customer", "alice", counting, now)
+                .await
+                .map_err(err("record_failure"))?;
+            expect("each failure is counted", a.failures, n)?;
+        }
+        expect(
+            "a recorded count reads back",
+            store
+                .attempts("customer", "alice")
+                .await
+                .map_err(err("attempts"))?
+                .failures,
+            3,
+        )?;
+        expect(
+            "scopes are counted apart",
+            store
+                .attempts("address", "alice")
+                .await
+                .map_err(err("attempts"))?,
+            Attempts::default(),
+        )?;
+        expect(
+            "keys are counted apart",
+            store
+                .attempts("customer", "bob")
+                .await
+                .map_err(err("attempts"))?,
+            Attempts::default(),
+        )?;
+        // a failure that locks is stored with its lock
+        let locking = Rule {
+            max_failures: 1,
+            ..counting
+        };
+        let locked = store
+            .record_failure("address", "192.0.2.1", locking, now)
+            .await
+            .map_err(err("record_failure"))?;
+        expect(
+            "a lock is stored",
+            store
+                .attempts("address", "192.0.2.1")
+                .await
+                .map_err(err("attempts"))?,
+            locked,
+        )?;
+        store
+            .clear("customer", "alice")
+            .await
+            .map_err(err("clear"))?;
+        expect(
+            "clearing forgets the key",
+            store
+                .attempts("customer", "alice")
+                .await
+                .map_err(err("attempts"))?,
+            Attempts::default(),
+        )?;
+        expect(
+            "clearing one key leaves the others",
+            store
+                .attempts("address", "192.0.2.1")
+                .await
+                .map_err(err("attempts"))?,
+            locked,
+        )?;
+
+        // racing failures on one key are all counted (no lost update)
+        let raced =
+            join_all((0..RACERS).map(|_| store.record_failure("customer", "raced", counting, now)))
+                .await;
+        if let Some(e) = raced.iter().find_map(|r| r.as_ref().err()) {
+            return Err(format!("racing failures: {e}"));
+        }
+        expect(
+            "every racing failure is counted",
+            store
+                .attempts("customer", "raced")
+                .await
+                .map_err(err("attempts"))?
+                .failures,
+            u32::try_from(RACERS).map_err(|e| e.to_string())?,
+        )?;
+
+        // the sweep forgets keys idle for a day, and only those
+        store
+            .record_failure("customer", "idle", counting, now)
+            .await
+            .map_err(err("record_failure"))?;
+        let later = now.saturating_add(day + 1);
+        store
+            .record_failure("customer", "recent", counting, later)
+            .await
+            .map_err(err("record_failure"))?;
+        let swept = store
+            .sweep(later.saturating_add(day - 2))
+            .await
+            .map_err(err("sweep"))?;
+        if swept == 0 {
+            return Err("the sweep forgets idle keys: nothing was swept".into());
+        }
+        expect(
+            "an idle key is swept",
+            store
+                .attempts("customer", "idle")
+                .await
+                .map_err(err("attempts"))?,
+            Attempts::default(),
+        )?;
+        expect(
+            "a recent key is kept",
+            store
+                .attempts("customer", "recent")
+                .await
+                .map_err(err("attempts"))?
+                .failures,
+            1,
+        )?;
+        Ok(())
+    }
+
+    fn key(kid: &str, created: i64, activates: i64) -> Result<KeyRecord, String> {
+        Ok(KeyRecord {
+            kid: kid.to_owned(),
+            alg: Algorithm::Es256,
+            public_jwk: json!({ "kty": "EC", "crv": "P-256", "kid": kid, "x": "x", "y": "y" }),
+            created_at: at(created)?,
+            activates_at: at(activates)?,
+            retires_at: None,
+            publish_until: None,
+        })
+    }
+
+    /// [`SigningKeyStore`]: seeding only an empty schedule (also when
+    /// [`RACERS`] instances seed at once), a rotation retiring the key in
+    /// force, and the refusals (a pending rotation, a key not in force)
+    /// writing nothing. `store` must start empty.
+    ///
+    /// # Errors
+    /// The first broken guarantee.
+    pub async fn signing_key_store_conformance(store: &dyn SigningKeyStore) -> Result<(), String> {
+        let err = |case: &'static str| move |e| format!("{case}: {e}");
+        expect(
+            "an empty schedule",
+            store.keys().await.map_err(err("keys"))?,
+            vec![],
+        )?;
+        let candidates = (0..RACERS)
+            .map(|i| key(&format!("seed-{i:03}"), 0, 0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let seeded = join_all(candidates.iter().map(|k| store.seed(k))).await;
+        if let Some(e) = seeded.iter().find_map(|r| r.as_ref().err()) {
+            return Err(format!("racing seeds: {e}"));
+        }
+        let keys = store.keys().await.map_err(err("keys"))?;
+        let [first] = keys.as_slice() else {
+            return Err(format!(
+                "racing seeds leave one first key: {} keys",
+                keys.len()
+            ));
+        };
+        let first = first.clone();
+        let ignored = key("late-seed", 0, 0)?;
+        store.seed(&ignored).await.map_err(err("seed"))?;
+        expect(
+            "a seeded schedule is not seeded again",
+            store.keys().await.map_err(err("keys"))?,
+            vec![first.clone()],
+        )?;
+
+        let second = key("second", 100, 200)?;
+        store
+            .schedule(&second, &first.kid, at(500)?)
+            .await
+            .map_err(err("schedule"))?;
+        let retired = KeyRecord {
+            retires_at: Some(at(200)?),
+            publish_until: Some(at(500)?),
+            ..first.clone()
+        };
+        expect(
+            "a rotation adds the key and retires the one in force",
+            store.keys().await.map_err(err("keys"))?,
+            vec![retired.clone(), second.clone()],
+        )?;
+        let third = key("third", 150, 300)?;
+        if store.schedule(&third, &second.kid, at(600)?).await.is_ok() {
+            return Err("a rotation while another is pending is refused".into());
+        }
+        let fourth = key("fourth", 250, 400)?;
+        if store.schedule(&fourth, &first.kid, at(700)?).await.is_ok() {
+            return Err("a rotation of a key not in force is refused".into());
+        }
+        expect(
+            "a refused rotation writes nothing",
+            store.keys().await.map_err(err("keys"))?,
+            vec![retired, second.clone()],
+        )?;
+        store
+            .schedule(&fourth, &second.kid, at(700)?)
+            .await
+            .map_err(err("a rotation of the key in force"))?;
+        expect(
+            "keys are listed oldest first",
+            store
+                .keys()
+                .await
+                .map_err(err("keys"))?
+                .iter()
+                .map(|k| k.kid.clone())
+                .collect::<Vec<_>>(),
+            vec![first.kid, second.kid, fourth.kid],
+        )?;
+        Ok(())
+    }
+
+    /// [`CheckpointStore`]: checkpoints listed by sequence number whatever
+    /// the order they were written in, and one written again replaced.
+    /// `store` must start empty.
+    ///
+    /// # Errors
+    /// The first broken guarantee.
+    pub async fn checkpoint_store_conformance(store: &dyn CheckpointStore) -> Result<(), String> {
+        let err = |case: &'static str| move |e| format!("{case}: {e}");
+        expect(
+            "no checkpoints",
+            store.all().await.map_err(err("all"))?,
+            vec![],
+        )?;
+        for (seq, jws) in [(10, "c10"), (2, "c2"), (5, "c5")] {
+            store.put(seq, jws).await.map_err(err("put"))?;
+        }
+        expect(
+            "checkpoints are listed by sequence number",
+            store.all().await.map_err(err("all"))?,
+            vec!["c2".to_owned(), "c5".into(), "c10".into()],
+        )?;
+        store.put(5, "c5-again").await.map_err(err("put"))?;
+        expect(
+            "a checkpoint of the same entry replaces the earlier one",
+            store.all().await.map_err(err("all"))?,
+            vec!["c2".to_owned(), "c5-again".into(), "c10".into()],
+        )?;
+        Ok(())
+    }
+}
