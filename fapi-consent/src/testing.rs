@@ -5,15 +5,7 @@ use futures_util::future::join_all;
 use crate::consent::{Actor, Consent, ConsentEvent, ConsentStatus, EventKind};
 use crate::store::{apply_event, ApplyError, CasError, ConsentStore, CreateError};
 
-/// A guarantee the adapter under test broke.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("conformance case `{case}` failed: {detail}")]
-pub struct ConformanceFailure {
-    /// The case.
-    pub case: &'static str,
-    /// What happened.
-    pub detail: String,
-}
+pub use fapi_core::testing::ConformanceFailure;
 
 fn fail(case: &'static str, detail: impl core::fmt::Debug) -> ConformanceFailure {
     ConformanceFailure {

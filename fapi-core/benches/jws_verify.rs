@@ -19,9 +19,10 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use fapi_core::access_token::{AccessTokenClaims, AccessTokenIssuer, Confirmation};
-use fapi_core::crypto::{all_providers, Algorithm};
+use fapi_core::crypto::Algorithm;
 use fapi_core::jose::{sign_compact, ExpectedType, JwsPolicy, UnverifiedJws};
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
+use fapi_core::testing::all_providers;
 use fapi_core::time::UnixTime;
 use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, Issuer, Scope};
 use fapi_core::{AccessTokenVerifier, Profile};

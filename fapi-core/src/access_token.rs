@@ -492,7 +492,7 @@ impl AccessTokenVerifier {
         let (_, payload, _) = UnverifiedJws::parse(token)?.verify_signature(&self.keys, &policy)?;
         let claims = payload::read(&payload).map_err(|e| JoseError::Json {
             part: Part::Payload,
-            problem: e.into(),
+            problem: e,
         })?;
         self.check_claims(claims, rules, now)
     }
@@ -765,7 +765,7 @@ pub(crate) mod reference {
     fn payload_error(e: crate::json::JsonError) -> AccessTokenError {
         JoseError::Json {
             part: Part::Payload,
-            problem: e.into(),
+            problem: e,
         }
         .into()
     }

@@ -52,7 +52,8 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    /// Every algorithm, for iteration in tests and metadata.
+    /// Every algorithm, for iteration in tests.
+    #[doc(hidden)]
     pub const ALL: [Algorithm; 3] = [Algorithm::Ps256, Algorithm::Es256, Algorithm::EdDsa];
 
     /// Looks up an `alg` header value. Exact, case-sensitive match
@@ -418,7 +419,10 @@ pub fn default_provider() -> Arc<dyn CryptoProvider> {
 #[cfg(not(any(feature = "aws-lc-rs", feature = "rustcrypto")))]
 compile_error!("fapi-core needs a crypto provider: enable feature `aws-lc-rs` or `rustcrypto`");
 
-/// Every provider compiled into this build, for tests that must hold for all.
+/// Every provider compiled into this build, for tests that must hold for
+/// all (feature `testing`; also `testing::all_providers`).
+#[cfg(feature = "testing")]
+#[doc(hidden)]
 pub fn all_providers() -> Vec<Arc<dyn CryptoProvider>> {
     [
         #[cfg(feature = "aws-lc-rs")]

@@ -62,42 +62,6 @@ impl fmt::Display for Part {
     }
 }
 
-/// What was wrong with a JSON part.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum JsonProblem {
-    /// Not well-formed JSON.
-    Syntax,
-    /// A member name appears twice.
-    DuplicateMember,
-    /// Nested too deeply.
-    TooDeep,
-    /// Not a JSON object.
-    NotAnObject,
-}
-
-impl From<JsonError> for JsonProblem {
-    fn from(e: JsonError) -> Self {
-        match e {
-            JsonError::Syntax => Self::Syntax,
-            JsonError::DuplicateMember => Self::DuplicateMember,
-            JsonError::TooDeep => Self::TooDeep,
-            JsonError::NotAnObject => Self::NotAnObject,
-        }
-    }
-}
-
-impl fmt::Display for JsonProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Syntax => "is not well-formed JSON",
-            Self::DuplicateMember => "repeats a member name",
-            Self::TooDeep => "is nested too deeply",
-            Self::NotAnObject => "is not a JSON object",
-        })
-    }
-}
-
 /// Why a JWS was rejected. Each variant is one rule of FAPI-RULES "JOSE".
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -116,12 +80,12 @@ pub enum JoseError {
     #[error("token {0} is not strict base64url without padding")]
     Base64(Part),
     /// A JSON part is malformed.
-    #[error("token {part} {problem}")]
+    #[error("token {part}: {problem}")]
     Json {
         /// Which part.
         part: Part,
         /// What is wrong.
-        problem: JsonProblem,
+        problem: JsonError,
     },
     /// The header has no `alg`.
     #[error("token header has no alg")]
@@ -179,10 +143,7 @@ impl JoseError {
         move |_| JoseError::Base64(part)
     }
     pub(crate) fn json(part: Part) -> impl Fn(JsonError) -> JoseError {
-        move |e| JoseError::Json {
-            part,
-            problem: e.into(),
-        }
+        move |e| JoseError::Json { part, problem: e }
     }
 }
 
@@ -560,11 +521,8 @@ pub fn sign_compact(
 }
 
 /// Signs `claims` under a caller-built header (which must carry `alg`
-/// matching the key). For tests of the verifier and special headers.
-///
-/// # Errors
-/// [`SigningError`] if the provider fails or the header cannot be encoded.
-pub fn sign_with_header(
+/// matching the key). Public only through `testing::sign_with_header`.
+pub(crate) fn sign_with_header(
     key: &dyn SigningKey,
     header: &Map<String, Value>,
     claims: &Map<String, Value>,
@@ -574,11 +532,9 @@ pub fn sign_with_header(
     sign_raw_parts(key, &h, &p)
 }
 
-/// Signs raw header and payload bytes (already serialized JSON).
-///
-/// # Errors
-/// [`SigningError`] if the provider fails.
-pub fn sign_raw_parts(
+/// Signs raw header and payload bytes (already serialized JSON). Public
+/// only through `testing::sign_raw_parts`.
+pub(crate) fn sign_raw_parts(
     key: &dyn SigningKey,
     header: &[u8],
     payload: &[u8],

@@ -10,6 +10,7 @@ pub mod code;
 pub mod crypto;
 pub mod encoding;
 pub mod error;
+pub mod form;
 /// Entry points for the targets in `fuzz/` (feature `fuzzing`); not an API.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

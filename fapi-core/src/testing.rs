@@ -1,4 +1,6 @@
-//! Conformance kits for store adapters (feature `testing`).
+//! Conformance kits for store adapters, and helpers for tests that need
+//! what production code must not offer: tokens signed under any header,
+//! every compiled provider (feature `testing`).
 //!
 //! An adapter (SQLite, PostgreSQL, ...) proves it keeps the guarantees its
 //! trait documents by running the kit against itself in its own tests:
@@ -14,6 +16,36 @@ use futures_util::future::join_all;
 
 use crate::replay::ReplayCache;
 use crate::time::UnixTime;
+
+pub use crate::crypto::all_providers;
+
+/// Signs `claims` under a caller-built header (which must carry `alg`
+/// matching the key): for tests of verifiers, which need tokens no issuer
+/// of this crate would produce.
+///
+/// # Errors
+/// [`SigningError`](crate::crypto::SigningError) if the provider fails or
+/// the header cannot be encoded.
+pub fn sign_with_header(
+    key: &dyn crate::crypto::SigningKey,
+    header: &serde_json::Map<String, serde_json::Value>,
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> Result<String, crate::crypto::SigningError> {
+    crate::jose::sign_with_header(key, header, claims)
+}
+
+/// Signs raw header and payload bytes (already serialized, possibly
+/// malformed JSON): for tests and fuzz targets of the framing rules.
+///
+/// # Errors
+/// [`SigningError`](crate::crypto::SigningError) if the provider fails.
+pub fn sign_raw_parts(
+    key: &dyn crate::crypto::SigningKey,
+    header: &[u8],
+    payload: &[u8],
+) -> Result<String, crate::crypto::SigningError> {
+    crate::jose::sign_raw_parts(key, header, payload)
+}
 
 /// A guarantee the adapter under test broke.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -14,8 +14,7 @@ use fapi_core::claims::ClaimError;
 use fapi_core::crypto::Algorithm;
 use fapi_core::encoding::b64url_encode;
 use fapi_core::jose::{
-    ExpectedType, JoseError, JsonProblem, JwsPolicy, Part, UnverifiedJws, VerifiedJws,
-    MAX_TOKEN_LEN,
+    ExpectedType, JoseError, JwsPolicy, Part, UnverifiedJws, VerifiedJws, MAX_TOKEN_LEN,
 };
 use fapi_core::jwk::{Jwk, JwkSet, KeySelectionError, KeySet};
 use fapi_core::Profile;
@@ -392,7 +391,7 @@ fn duplicate_member_names_rejected_in_header_and_payload() {
         UnverifiedJws::parse(&t).unwrap_err(),
         JoseError::Json {
             part: Part::Header,
-            problem: JsonProblem::DuplicateMember
+            problem: fapi_core::json::JsonError::DuplicateMember
         }
     );
     let header = r#"{"alg":"ES256","kid":"es","typ":"at+jwt"}"#;
@@ -402,7 +401,7 @@ fn duplicate_member_names_rejected_in_header_and_payload() {
         verify(&t).unwrap_err(),
         JoseError::Json {
             part: Part::Payload,
-            problem: JsonProblem::DuplicateMember
+            problem: fapi_core::json::JsonError::DuplicateMember
         }
     );
     let ok_payload = format!(r#"{{"sub":"alice","exp":{}}}"#, NOW + 60);
@@ -418,7 +417,7 @@ fn json_depth_is_bounded() {
         verify(&t).unwrap_err(),
         JoseError::Json {
             part: Part::Payload,
-            problem: JsonProblem::TooDeep
+            problem: fapi_core::json::JsonError::TooDeep
         }
     );
     let shallow = format!(r#"{{"x":{}1{}}}"#, "[".repeat(5), "]".repeat(5));

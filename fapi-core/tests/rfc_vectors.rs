@@ -12,11 +12,11 @@ mod common;
 
 use common::*;
 use fapi_core::crypto::{
-    all_providers, signing_key_from_pkcs8_pem, signing_key_to_pkcs8_pem, Algorithm, KeyError,
-    KeyPolicy,
+    signing_key_from_pkcs8_pem, signing_key_to_pkcs8_pem, Algorithm, KeyError, KeyPolicy,
 };
 use fapi_core::jose::{ExpectedType, JwsPolicy, UnverifiedJws};
 use fapi_core::jwk::{Jwk, JwkError, JwkSet, KeySet};
+use fapi_core::testing::all_providers;
 use fapi_core::Profile;
 use serde_json::json;
 

@@ -18,9 +18,10 @@
     clippy::indexing_slicing
 )]
 
-use fapi_core::crypto::{all_providers, CryptoProvider, VerifyingKey};
+use fapi_core::crypto::{CryptoProvider, VerifyingKey};
 use fapi_core::encoding::b64url_encode;
 use fapi_core::jwk::Jwk;
+use fapi_core::testing::all_providers;
 use serde_json::Value;
 
 /// One file's JSON, as the crate embeds it, with its declared and actual

@@ -5,7 +5,7 @@
 pub mod response;
 pub mod verifier;
 
-pub use response::{AuthorizationResponse, JarmSigner, Rendered};
+pub use response::{html_escape, AuthorizationResponse, JarmSigner, Rendered};
 pub use verifier::{JarmOutcome, JarmVerifier};
 
 use fapi_core::claims::ClaimError;

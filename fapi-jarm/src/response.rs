@@ -72,7 +72,10 @@ pub fn form_post_script_hash() -> String {
     )
 }
 
-fn html_escape(s: &str) -> String {
+/// HTML-escapes `s` for element content and quoted attribute values
+/// (`&`, `<`, `>`, `"`, `'`): what the form-post page does with every value
+/// it writes, offered to servers rendering their own pages.
+pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

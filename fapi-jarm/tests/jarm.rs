@@ -476,6 +476,18 @@ fn form_post_escapes_everything_it_writes() {
     assert!(fapi_jarm::response::form_post_script_hash().starts_with("'sha256-"));
 }
 
+/// The escaper the form-post page uses (and servers reuse for their own
+/// pages) turns each of the five characters HTML gives meaning to into an
+/// entity, and leaves other text alone.
+#[test]
+fn html_escape_neutralises_markup_and_keeps_text() {
+    assert_eq!(
+        fapi_jarm::html_escape("<a href=\"x\" title='y'>&amp;</a>"),
+        "&lt;a href=&quot;x&quot; title=&#x27;y&#x27;&gt;&amp;amp;&lt;/a&gt;"
+    );
+    assert_eq!(fapi_jarm::html_escape("Zürich 100 €"), "Zürich 100 €");
+}
+
 #[test]
 fn lifetime_bounds() {
     assert!(signer(Algorithm::Es256).with_lifetime(9).is_none());

@@ -3,6 +3,8 @@
 //!
 //! [RFC 9126 §2.1]: https://www.rfc-editor.org/rfc/rfc9126#section-2.1
 
+use fapi_core::form::{FormLimits, StrictForm};
+
 /// Largest pushed request body accepted, in bytes (a 64 KiB request object
 /// plus a client assertion and parameters).
 pub const MAX_BODY_LEN: usize = 160 * 1024;
@@ -13,73 +15,50 @@ pub const MAX_PARAMETERS: usize = 64;
 /// authorization request.
 pub const CLIENT_AUTH_PARAMETERS: [&str; 2] = ["client_assertion", "client_assertion_type"];
 
+/// The limits of a pushed request body.
+pub const LIMITS: FormLimits = FormLimits::new(MAX_BODY_LEN, MAX_PARAMETERS);
+
 /// Why a pushed request body was rejected (`invalid_request`).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FormError {
-    /// Larger than [`MAX_BODY_LEN`].
-    #[error("pushed request body is larger than {MAX_BODY_LEN} bytes")]
-    TooLarge,
-    /// More than [`MAX_PARAMETERS`] parameters.
-    #[error("pushed request has more than {MAX_PARAMETERS} parameters")]
-    TooManyParameters,
-    /// A parameter appears twice (RFC 6749 §3.1).
-    #[error("pushed request repeats the parameter `{0}`")]
-    RepeatedParameter(String),
+    /// The body breaks the strict form rules every endpoint shares
+    /// (size, count, repeated or invalid parameter names).
+    #[error("pushed request: {0}")]
+    Form(#[from] fapi_core::form::FormError),
     /// A `request_uri` inside a pushed request (RFC 9126 §2.1).
     #[error("request_uri must not be used in a pushed authorization request")]
     RequestUriNotAllowed,
-    /// A parameter name is empty or not printable ASCII.
-    #[error("pushed request has an invalid parameter name")]
-    InvalidParameterName,
 }
 
 /// The parameters of a pushed request, each at most once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushedRequestForm {
-    params: Vec<(String, String)>,
+    form: StrictForm,
 }
 
 impl PushedRequestForm {
-    /// Parses a form-encoded body.
+    /// Parses a form-encoded body under [`LIMITS`].
     ///
     /// # Errors
     /// [`FormError`].
     pub fn parse(body: &[u8]) -> Result<Self, FormError> {
-        if body.len() > MAX_BODY_LEN {
-            return Err(FormError::TooLarge);
-        }
-        let mut params: Vec<(String, String)> = Vec::new();
-        for (k, v) in url::form_urlencoded::parse(body) {
-            if params.len() >= MAX_PARAMETERS {
-                return Err(FormError::TooManyParameters);
-            }
-            if k.is_empty() || !k.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-                return Err(FormError::InvalidParameterName);
-            }
-            if params.iter().any(|(p, _)| *p == k) {
-                // names are printable ASCII and at most a body long: safe to echo
-                return Err(FormError::RepeatedParameter(k.chars().take(64).collect()));
-            }
-            params.push((k.into_owned(), v.into_owned()));
-        }
-        if params.iter().any(|(k, _)| k == "request_uri") {
+        let form = StrictForm::parse(body, LIMITS)?;
+        if form.get("request_uri").is_some() {
             return Err(FormError::RequestUriNotAllowed);
         }
-        Ok(Self { params })
+        Ok(Self { form })
     }
 
     /// A parameter's value.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.form.get(name)
     }
 
     /// The authorization-request parameters (client authentication removed).
     pub fn authorization_parameters(&self) -> Vec<(String, String)> {
-        self.params
+        self.form
+            .params()
             .iter()
             .filter(|(k, _)| !CLIENT_AUTH_PARAMETERS.contains(&k.as_str()))
             .cloned()
@@ -90,6 +69,7 @@ impl PushedRequestForm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fapi_core::form::FormError as CoreError;
 
     #[test]
     fn parses_and_decodes() {
@@ -105,7 +85,7 @@ mod tests {
     fn repeated_parameter_rejected() {
         assert_eq!(
             PushedRequestForm::parse(b"scope=a&scope=b").unwrap_err(),
-            FormError::RepeatedParameter("scope".into())
+            FormError::Form(CoreError::RepeatedParameter("scope".into()))
         );
     }
 
@@ -122,15 +102,17 @@ mod tests {
         let many: String = (0..65).map(|i| format!("p{i}=v&")).collect();
         assert_eq!(
             PushedRequestForm::parse(many.as_bytes()).unwrap_err(),
-            FormError::TooManyParameters
+            FormError::Form(CoreError::TooManyParameters {
+                max: MAX_PARAMETERS
+            })
         );
         assert_eq!(
             PushedRequestForm::parse(&vec![b'a'; MAX_BODY_LEN + 1]).unwrap_err(),
-            FormError::TooLarge
+            FormError::Form(CoreError::TooLarge { max: MAX_BODY_LEN })
         );
         assert_eq!(
             PushedRequestForm::parse(b"=v").unwrap_err(),
-            FormError::InvalidParameterName
+            FormError::Form(CoreError::InvalidParameterName)
         );
     }
 

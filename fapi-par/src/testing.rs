@@ -6,15 +6,7 @@ use futures_util::future::join_all;
 
 use crate::{LookupError, PushedRequest, PushedRequestStore, RequestUri};
 
-/// A guarantee the adapter under test broke.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("conformance case `{case}` failed: {detail}")]
-pub struct ConformanceFailure {
-    /// The case.
-    pub case: &'static str,
-    /// What happened.
-    pub detail: String,
-}
+pub use fapi_core::testing::ConformanceFailure;
 
 /// How many concurrent `take`s race in the kit.
 pub const RACERS: usize = 1000;

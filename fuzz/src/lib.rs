@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use fapi_core::client::{AuthMethod, ClientMetadata};
 use fapi_core::crypto::aws_lc::AwsLcProvider;
 use fapi_core::crypto::{Algorithm, CryptoProvider, SigningKey};
-use fapi_core::jose::sign_raw_parts;
+use fapi_core::testing::sign_raw_parts;
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
 use fapi_core::time::UnixTime;
 use fapi_core::types::{ClientId, Issuer, RedirectUri};

@@ -88,18 +88,7 @@ async fn shape(req: axum::extract::Request, next: axum::middleware::Next) -> Res
 
 /// HTML-escapes text for element content and quoted attribute values.
 fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            _ => out.push(c),
-        }
-    }
-    out
+    fapi_jarm::html_escape(s)
 }
 
 /// A page with the bank's headers. `form_targets` are extra origins forms

@@ -30,6 +30,7 @@ use super::tls::ConnectionInfo;
 use super::BankState;
 use crate::registry::Registration;
 use fapi_core::code::{AuthorizationCode, RedeemError, Redemption};
+use fapi_core::form::{FormLimits, StrictForm};
 use fapi_core::refresh::{RefreshError, RefreshGrant, RefreshToken};
 
 /// Largest token request body.
@@ -40,40 +41,27 @@ pub(crate) fn presented(info: &ConnectionInfo) -> Option<&PresentedCertificate> 
     info.presented()
 }
 
-/// A form body with every parameter at most once (RFC 6749 §3.2).
-pub(crate) struct Form(Vec<(String, String)>);
+/// A form body with every parameter at most once (RFC 6749 §3.2), read
+/// by fapi-core's one strict form parser.
+pub(crate) struct Form(StrictForm);
+
+/// Most parameters a token request or a customer page's form carries.
+const MAX_FORM_PARAMETERS: usize = 32;
 
 impl Form {
     pub(crate) fn parse(body: &[u8], max: usize) -> Result<Self, OAuthFailure> {
-        if body.len() > max {
-            return Err(OAuthFailure::new(
-                ErrorCode::InvalidRequest,
-                "request body is too large",
-            ));
-        }
-        let mut params: Vec<(String, String)> = Vec::new();
-        for (k, v) in url::form_urlencoded::parse(body) {
-            if params.len() >= 32 || params.iter().any(|(p, _)| *p == k) {
-                return Err(OAuthFailure::new(
-                    ErrorCode::InvalidRequest,
-                    "a parameter is repeated or there are too many parameters",
-                ));
-            }
-            params.push((k.into_owned(), v.into_owned()));
-        }
-        Ok(Self(params))
+        StrictForm::parse(body, FormLimits::new(max, MAX_FORM_PARAMETERS))
+            .map(Self)
+            .map_err(|e| OAuthFailure::new(ErrorCode::InvalidRequest, e.to_string()))
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.get(name)
     }
 
     /// The parameter names, in order.
     pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|(k, _)| k.as_str())
+        self.0.names()
     }
 
     fn require(&self, name: &'static str) -> Result<&str, OAuthFailure> {

@@ -12,9 +12,10 @@
 use std::sync::{Arc, OnceLock};
 
 use fapi_core::client::{AuthMethod, ClientMetadata};
-use fapi_core::crypto::{all_providers, Algorithm, CryptoProvider, SigningKey};
-use fapi_core::jose::{sign_raw_parts, sign_with_header};
+use fapi_core::crypto::{Algorithm, CryptoProvider, SigningKey};
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
+use fapi_core::testing::all_providers;
+use fapi_core::testing::{sign_raw_parts, sign_with_header};
 use fapi_core::time::UnixTime;
 use fapi_core::types::{ClientId, Issuer, RedirectUri};
 use fapi_core::Profile;
