@@ -28,8 +28,8 @@ use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::bank::tls::fapi_crypto_provider;
 use crate::pki::KeySource;
+use fapi_mtls_binding::tls::{restrict_to_fapi, FAPI_PROTOCOL_VERSIONS};
 
 /// Why a TPP call failed.
 #[derive(Debug, thiserror::Error)]
@@ -226,8 +226,9 @@ fn http_client(
     server_ca: &str,
     identity: Option<(Vec<Vec<u8>>, rustls_pki_types::PrivateKeyDer<'static>)>,
 ) -> Result<reqwest::Client, TppError> {
-    let builder = rustls::ClientConfig::builder_with_provider(fapi_crypto_provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+    let provider = restrict_to_fapi(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_protocol_versions(FAPI_PROTOCOL_VERSIONS)
         .map_err(local)?
         .with_root_certificates(roots(server_ca)?);
     let tls = match identity {

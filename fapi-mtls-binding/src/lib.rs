@@ -13,6 +13,8 @@ pub mod manual {}
 pub mod registry;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "rustls")]
+pub mod tls;
 pub mod trust;
 
 pub use binding::PresentedCertificate;

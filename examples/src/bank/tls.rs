@@ -4,9 +4,10 @@
 //! - Versions and suites per FAPI: TLS 1.3, or TLS 1.2 with only the four
 //!   ECDHE + AES-GCM suites the FAPI profiles allow.
 //! - The TPP listener requires a client certificate and verifies it with
-//!   `fapi-mtls-binding`'s [`TrustStore`] (the scheme CA bundle, the
-//!   clientAuth EKU, CRLs when configured): the bundle in force is read at
-//!   each handshake, so a rotated bundle applies to the next connection.
+//!   `fapi-mtls-binding`'s [`TrustStoreClientVerifier`] over the scheme
+//!   [`TrustStore`] (the CA bundle, the clientAuth EKU, CRLs when
+//!   configured): the bundle in force is read at each handshake, so a
+//!   rotated bundle applies to the next connection.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,18 +15,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use fapi_mtls_binding::tls::{restrict_to_fapi, TrustStoreClientVerifier, FAPI_PROTOCOL_VERSIONS};
 use fapi_mtls_binding::trust::{TrustError, TrustStore};
 use fapi_mtls_binding::PresentedCertificate;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{
-    CipherSuite, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme,
-};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::crypto::CryptoProvider;
+use rustls::ServerConfig;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -33,23 +31,12 @@ use tower::ServiceExt;
 
 use super::listener::{AcceptBackoff, Admission, ListenerLimits, LogGate};
 
-/// The four TLS 1.2 suites FAPI allows.
-const FAPI_TLS12_SUITES: [CipherSuite; 4] = [
-    CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-    CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-    CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-    CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-];
-
-/// aws-lc-rs with the cipher suites restricted to TLS 1.3 and the FAPI
-/// TLS 1.2 list (used by the bank and the TPP alike).
+/// rustls on aws-lc-rs, restricted to TLS 1.3 and the FAPI TLS 1.2
+/// suites (fapi-mtls-binding's policy; used by the bank and the TPP alike).
 pub fn fapi_crypto_provider() -> Arc<CryptoProvider> {
-    let mut p = rustls::crypto::aws_lc_rs::default_provider();
-    p.cipher_suites.retain(|s| match s {
-        rustls::SupportedCipherSuite::Tls13(_) => true,
-        rustls::SupportedCipherSuite::Tls12(_) => FAPI_TLS12_SUITES.contains(&s.suite()),
-    });
-    Arc::new(p)
+    Arc::new(restrict_to_fapi(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
 }
 
 /// What a request knows about its connection.
@@ -125,92 +112,10 @@ impl ConnectionInfo {
     }
 }
 
-/// Verifies TPP client certificates against the scheme [`TrustStore`].
-struct SchemeClientVerifier {
-    trust: Arc<TrustStore>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl std::fmt::Debug for SchemeClientVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SchemeClientVerifier")
-            .field("bundle_version", &self.trust.current().version())
-            .finish_non_exhaustive()
-    }
-}
-
-fn rustls_error(e: &TrustError) -> rustls::Error {
-    use rustls::CertificateError as C;
-    rustls::Error::InvalidCertificate(match e {
-        TrustError::Revoked => C::Revoked,
-        TrustError::Expired => C::Expired,
-        TrustError::NotYetValid => C::NotValidYet,
-        TrustError::UnknownIssuer => C::UnknownIssuer,
-        TrustError::WrongKeyUsage => C::InvalidPurpose,
-        TrustError::CrlUnavailable | TrustError::CrlExpired | TrustError::CrlSignatureInvalid => {
-            C::UnknownRevocationStatus
-        }
-        _ => C::ApplicationVerificationFailure,
-    })
-}
-
-impl ClientCertVerifier for SchemeClientVerifier {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        let cert = fapi_mtls_binding::ClientCertificate::from_der(end_entity).map_err(|_| {
-            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
-        })?;
-        let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-        let now =
-            fapi_core::time::UnixTime::from_secs(secs).ok_or(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            ))?;
-        let intermediates: Vec<&[u8]> = intermediates.iter().map(|c| c.as_ref()).collect();
-        self.trust
-            .current()
-            .verify(&cert, &intermediates, now)
-            .map_err(|e| {
-                tracing::info!(reason = %e, "client certificate refused in the handshake");
-                rustls_error(&e)
-            })?;
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
 fn server_builder(
 ) -> Result<rustls::ConfigBuilder<ServerConfig, rustls::WantsVerifier>, rustls::Error> {
     ServerConfig::builder_with_provider(fapi_crypto_provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_protocol_versions(FAPI_PROTOCOL_VERSIONS)
 }
 
 /// The TPP listener's TLS: client certificate required, verified against
@@ -223,10 +128,13 @@ pub fn api_server_config(
     key: PrivateKeyDer<'static>,
     trust: Arc<TrustStore>,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
-    let verifier = SchemeClientVerifier {
+    let verifier = TrustStoreClientVerifier::new(
         trust,
-        algorithms: fapi_crypto_provider().signature_verification_algorithms,
-    };
+        fapi_crypto_provider().signature_verification_algorithms,
+    )
+    .on_refusal(Arc::new(|e| {
+        tracing::info!(reason = %e, "client certificate refused in the handshake");
+    }));
     let mut config = server_builder()?
         .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(chain.into_iter().map(CertificateDer::from).collect(), key)?;
