@@ -136,22 +136,24 @@ fn chain(c: &mut Criterion) {
     for (pname, provider) in providers {
         for alg in [Algorithm::Ps256, Algorithm::Es256, Algorithm::EdDsa] {
             let key = provider.generate_signing_key(alg).unwrap();
-            let token = AccessTokenIssuer::new(
-                key.clone(),
-                "k".into(),
-                issuer.clone(),
-                "https://api.bank.example".into(),
-                3600,
-            )
-            .issue(
-                &AccessTokenClaims {
-                    subject: "c".into(),
-                    client_id: ClientId::try_from("tpp-a").unwrap(),
-                    scope: Scope::try_from("accounts").unwrap(),
-                    consent_id: Some(ConsentId::try_from("aac-0").unwrap()),
-                    confirmation: Confirmation::CertificateThumbprint(cert.0),
-                },
-                now(),
+            let token = futures_executor::block_on(
+                AccessTokenIssuer::new(
+                    key.clone(),
+                    "k".into(),
+                    issuer.clone(),
+                    "https://api.bank.example".into(),
+                    3600,
+                )
+                .issue(
+                    &AccessTokenClaims {
+                        subject: "c".into(),
+                        client_id: ClientId::try_from("tpp-a").unwrap(),
+                        scope: Scope::try_from("accounts").unwrap(),
+                        consent_id: Some(ConsentId::try_from("aac-0").unwrap()),
+                        confirmation: Confirmation::CertificateThumbprint(cert.0),
+                    },
+                    now(),
+                ),
             )
             .unwrap()
             .token;
@@ -262,7 +264,7 @@ fn components(c: &mut Criterion) {
     let jarm = JarmSigner::new(key.clone(), "k".into(), issuer.clone());
     g.bench_function("jarm_signing", |bch| {
         bch.iter(|| {
-            jarm.success(&validated, black_box("code"), now())
+            futures_executor::block_on(jarm.success(&validated, black_box("code"), now()))
                 .unwrap()
                 .render()
                 .unwrap()

@@ -14,9 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fapi_core::crypto::{Algorithm, CryptoProvider, SigningKey};
-use fapi_core::jose::detached::{
-    sign_ob_jws_signature, verify_ob_jws_signature, DetachedJwsError, ObSignatureExpectations,
-};
+use fapi_core::jose::detached::{DetachedJwsError, ObJwsSigner, ObJwsVerifier};
 use fapi_core::jose::sign_compact;
 use fapi_core::jose::JoseError;
 use fapi_core::jwk::{JwkSet, KeySelectionError, KeySet};
@@ -722,15 +720,14 @@ impl Tpp {
             .header("content-type", "application/json")
             .header("x-fapi-interaction-id", random::uuid_v4().map_err(local)?);
         if let Some(key) = idempotency_key {
-            let signature = sign_ob_jws_signature(
-                &*self.signing,
-                &self.config.signing_key,
-                &self.config.signing_issuer,
+            let signature = ObJwsSigner::new(
+                self.signing.clone(),
+                self.config.signing_key.as_str(),
+                self.config.signing_issuer.as_str(),
                 "openbanking.org.uk",
-                self.now(),
-                &bytes,
-                false,
             )
+            .sign(&bytes, self.now())
+            .await
             .map_err(local)?;
             req = req
                 .header("x-idempotency-key", key)
@@ -753,19 +750,12 @@ impl Tpp {
         let now = self.now();
         self.with_server_keys(
             |keys| {
-                verify_ob_jws_signature(
-                    signature,
-                    &response.body,
-                    keys,
+                ObJwsVerifier::new(
                     &[Algorithm::Ps256, Algorithm::Es256, Algorithm::EdDsa],
-                    &ObSignatureExpectations {
-                        issuer: self.discovery.issuer.as_str(),
-                        trust_anchor: "openbanking.org.uk",
-                        max_future_skew_secs: 10,
-                        max_age_secs: 300,
-                    },
-                    now,
+                    self.discovery.issuer.as_str(),
+                    "openbanking.org.uk",
                 )
+                .verify(signature, &response.body, keys, now)
             },
             |e| {
                 matches!(

@@ -73,8 +73,8 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let cert = Cert(CertificateThumbprint::of_der(b"tpp-a"));
     let issuer = Issuer::try_from("https://bank.example").unwrap();
-    let token = AccessTokenIssuer::new(key.clone(), "k".into(), issuer.clone(), "api".into(), 3600)
-        .issue(
+    let token = futures_executor::block_on(
+        AccessTokenIssuer::new(key.clone(), "k".into(), issuer.clone(), "api".into(), 3600).issue(
             &AccessTokenClaims {
                 subject: "c".into(),
                 client_id: ClientId::try_from("tpp-a").unwrap(),
@@ -83,9 +83,10 @@ fn bench(c: &mut Criterion) {
                 confirmation: Confirmation::CertificateThumbprint(cert.0),
             },
             now,
-        )
-        .unwrap()
-        .token;
+        ),
+    )
+    .unwrap()
+    .token;
     let jwks = JwkSet::new(vec![Jwk::from_public_key(
         key.public_key().clone(),
         Some("k".into()),

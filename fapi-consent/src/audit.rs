@@ -13,9 +13,9 @@ use core::fmt;
 use std::sync::{Arc, Mutex};
 
 use fapi_core::claims::ClaimError;
-use fapi_core::crypto::{Algorithm, SigningError, SigningKey};
+use fapi_core::crypto::{Algorithm, AsyncSigningKey, SigningError};
 use fapi_core::encoding::b64url_encode;
-use fapi_core::jose::{sign_compact, ExpectedType, JoseError, JwsPolicy, UnverifiedJws};
+use fapi_core::jose::{sign_compact_async, ExpectedType, JoseError, JwsPolicy, UnverifiedJws};
 use fapi_core::jwk::KeySet;
 use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
@@ -243,15 +243,15 @@ pub const CHECKPOINT_TYP: &str = "audit-checkpoint+jwt";
 ///
 /// # Errors
 /// [`SigningError`].
-pub fn sign_checkpoint(
-    key: &dyn SigningKey,
+pub async fn sign_checkpoint<K: AsyncSigningKey + ?Sized>(
+    key: &K,
     kid: &str,
     head: &AuditEntry,
     now: UnixTime,
 ) -> Result<String, SigningError> {
     let claims = json!({ "seq": head.seq, "head": head.hash, "iat": now.as_secs() });
     let claims = claims.as_object().cloned().unwrap_or_default();
-    sign_compact(key, Some(kid), Some(CHECKPOINT_TYP), &claims)
+    sign_compact_async(key, Some(kid), Some(CHECKPOINT_TYP), &claims).await
 }
 
 /// What is wrong with a chain.

@@ -3,9 +3,9 @@
 //! payment can be proven years later with nothing but the bank's public key
 //! and the record.
 
-use fapi_core::crypto::{Algorithm, SigningError, SigningKey};
+use fapi_core::crypto::{Algorithm, AsyncSigningKey, SigningError};
 use fapi_core::encoding::b64url_encode;
-use fapi_core::jose::{sign_compact, ExpectedType, JoseError, JwsPolicy, UnverifiedJws};
+use fapi_core::jose::{sign_compact_async, ExpectedType, JoseError, JwsPolicy, UnverifiedJws};
 use fapi_core::jwk::KeySet;
 use fapi_core::time::UnixTime;
 use serde::{Deserialize, Serialize};
@@ -79,12 +79,16 @@ impl PaymentAuthorisationRecord {
     ///
     /// # Errors
     /// [`SigningError`].
-    pub fn sign(&self, key: &dyn SigningKey, kid: &str) -> Result<String, SigningError> {
+    pub async fn sign<K: AsyncSigningKey + ?Sized>(
+        &self,
+        key: &K,
+        kid: &str,
+    ) -> Result<String, SigningError> {
         let claims = match serde_json::to_value(self) {
             Ok(serde_json::Value::Object(m)) => m,
             _ => return Err(SigningError),
         };
-        sign_compact(key, Some(kid), Some(RECORD_TYP), &claims)
+        sign_compact_async(key, Some(kid), Some(RECORD_TYP), &claims).await
     }
 
     /// Verifies a record with only the bank's public keys. Records do not

@@ -73,7 +73,13 @@ fn chain(n: usize) -> (Vec<AuditEntry>, String) {
         b(log.append(e)).unwrap();
     }
     let entries = b(log.entries(1, 1000)).unwrap();
-    let cp = sign_checkpoint(&*bank().key, "bank", entries.last().unwrap(), at(100)).unwrap();
+    let cp = futures_executor::block_on(sign_checkpoint(
+        &*bank().key,
+        "bank",
+        entries.last().unwrap(),
+        at(100),
+    ))
+    .unwrap();
     (entries, cp)
 }
 
@@ -183,8 +189,13 @@ fn truncated_chain_caught_by_the_checkpoint() {
 #[test]
 fn checkpoint_not_signed_by_the_bank_rejected() {
     let (entries, _) = chain(3);
-    let forged =
-        sign_checkpoint(&*bank().attacker, "bank", entries.last().unwrap(), at(1)).unwrap();
+    let forged = futures_executor::block_on(sign_checkpoint(
+        &*bank().attacker,
+        "bank",
+        entries.last().unwrap(),
+        at(1),
+    ))
+    .unwrap();
     assert_eq!(
         verify(&entries, &forged).unwrap_err(),
         ChainError::Checkpoint {
@@ -370,7 +381,7 @@ fn record() -> PaymentAuthorisationRecord {
 
 #[test]
 fn payment_record_verifies_with_the_bank_public_key_alone() {
-    let signed = record().sign(&*bank().key, "bank").unwrap();
+    let signed = futures_executor::block_on(record().sign(&*bank().key, "bank")).unwrap();
     // years later: only the bank's published key and the record
     let jwks = JwkSet::from_json(
         JwkSet::new(vec![Jwk::from_public_key(
@@ -396,7 +407,7 @@ fn payment_record_verifies_with_the_bank_public_key_alone() {
 
 #[test]
 fn tampered_or_foreign_payment_record_rejected() {
-    let signed = record().sign(&*bank().key, "bank").unwrap();
+    let signed = futures_executor::block_on(record().sign(&*bank().key, "bank")).unwrap();
     let parts: Vec<&str> = signed.split('.').collect();
     let mut altered = record();
     altered.initiation.instructed_amount.amount = "1050.00".into();
@@ -407,7 +418,7 @@ fn tampered_or_foreign_payment_record_rejected() {
         PaymentAuthorisationRecord::verify(&forged, &bank().keys, ALGS).unwrap_err(),
         RecordError::Signature(JoseError::BadSignature)
     );
-    let by_attacker = record().sign(&*bank().attacker, "bank").unwrap();
+    let by_attacker = futures_executor::block_on(record().sign(&*bank().attacker, "bank")).unwrap();
     assert!(PaymentAuthorisationRecord::verify(&by_attacker, &bank().keys, ALGS).is_err());
     // a token of another kind, signed by the bank, is not a record
     let claims = serde_json::to_value(record()).unwrap();

@@ -59,22 +59,24 @@ fn key() -> &'static Arc<dyn SigningKey> {
 fn token(client: &str, consent: &str) -> BoundAccessToken {
     let cert = Cert(CertificateThumbprint::of_der(client.as_bytes()));
     let issuer = Issuer::try_from("https://bank.example").unwrap();
-    let t = AccessTokenIssuer::new(
-        key().clone(),
-        "k".into(),
-        issuer.clone(),
-        "api".into(),
-        3600,
-    )
-    .issue(
-        &AccessTokenClaims {
-            subject: "alice".into(),
-            client_id: ClientId::try_from(client).unwrap(),
-            scope: Scope::try_from("accounts payments").unwrap(),
-            consent_id: Some(ConsentId::try_from(consent).unwrap()),
-            confirmation: Confirmation::CertificateThumbprint(cert.0),
-        },
-        at(0),
+    let t = futures_executor::block_on(
+        AccessTokenIssuer::new(
+            key().clone(),
+            "k".into(),
+            issuer.clone(),
+            "api".into(),
+            3600,
+        )
+        .issue(
+            &AccessTokenClaims {
+                subject: "alice".into(),
+                client_id: ClientId::try_from(client).unwrap(),
+                scope: Scope::try_from("accounts payments").unwrap(),
+                consent_id: Some(ConsentId::try_from(consent).unwrap()),
+                confirmation: Confirmation::CertificateThumbprint(cert.0),
+            },
+            at(0),
+        ),
     )
     .unwrap()
     .token;

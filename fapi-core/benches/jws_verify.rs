@@ -41,24 +41,26 @@ fn bench(c: &mut Criterion) {
             let keys = Arc::new(
                 KeySet::from_jwks(&jwks, &*provider, &Profile::Fapi2Security.key_policy()).unwrap(),
             );
-            let issued = AccessTokenIssuer::new(
-                key.clone(),
-                "k".into(),
-                issuer.clone(),
-                "https://api.bank.example".into(),
-                300,
-            )
-            .issue(
-                &AccessTokenClaims {
-                    subject: "alice".into(),
-                    client_id: ClientId::try_from("tpp-a").unwrap(),
-                    scope: Scope::try_from("accounts").unwrap(),
-                    consent_id: Some(ConsentId::try_from("aac-1").unwrap()),
-                    confirmation: Confirmation::CertificateThumbprint(
-                        CertificateThumbprint::of_der(b"cert"),
-                    ),
-                },
-                now,
+            let issued = futures_executor::block_on(
+                AccessTokenIssuer::new(
+                    key.clone(),
+                    "k".into(),
+                    issuer.clone(),
+                    "https://api.bank.example".into(),
+                    300,
+                )
+                .issue(
+                    &AccessTokenClaims {
+                        subject: "alice".into(),
+                        client_id: ClientId::try_from("tpp-a").unwrap(),
+                        scope: Scope::try_from("accounts").unwrap(),
+                        consent_id: Some(ConsentId::try_from("aac-1").unwrap()),
+                        confirmation: Confirmation::CertificateThumbprint(
+                            CertificateThumbprint::of_der(b"cert"),
+                        ),
+                    },
+                    now,
+                ),
             )
             .unwrap();
             let token = issued.token;

@@ -23,9 +23,9 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::claims::{ClaimError, TimeRules, TimeRulesError, Times};
-use crate::crypto::{Algorithm, JwkThumbprint, SigningError, SigningKey};
+use crate::crypto::{shared_signer, Algorithm, AsyncSigningKey, JwkThumbprint, SigningError};
 use crate::error::{ErrorCode, OAuthError};
-use crate::jose::{sign_compact, ExpectedType, JoseError, JwsPolicy, Part, UnverifiedJws};
+use crate::jose::{sign_compact_async, ExpectedType, JoseError, JwsPolicy, Part, UnverifiedJws};
 use crate::jwk::KeySet;
 use crate::random::{self, RandomError};
 use crate::time::UnixTime;
@@ -198,7 +198,7 @@ impl OAuthError for IssueError {
 /// Issues JWT access tokens for one issuer and one resource audience.
 #[derive(Clone, Debug)]
 pub struct AccessTokenIssuer {
-    key: Arc<dyn SigningKey>,
+    key: Arc<dyn AsyncSigningKey>,
     kid: String,
     issuer: Issuer,
     audience: String,
@@ -206,17 +206,18 @@ pub struct AccessTokenIssuer {
 }
 
 impl AccessTokenIssuer {
-    /// An issuer signing with `key` (published under `kid`), for tokens
-    /// valid `lifetime_secs` at `audience`.
-    pub fn new(
-        key: Arc<dyn SigningKey>,
+    /// An issuer signing with `key` (published under `kid`; a file key or
+    /// an HSM's, see [`AsyncSigningKey`]), for tokens valid
+    /// `lifetime_secs` at `audience`.
+    pub fn new<K: AsyncSigningKey + ?Sized + 'static>(
+        key: Arc<K>,
         kid: String,
         issuer: Issuer,
         audience: String,
         lifetime_secs: i64,
     ) -> Self {
         Self {
-            key,
+            key: shared_signer(key),
             kid,
             issuer,
             audience,
@@ -228,7 +229,7 @@ impl AccessTokenIssuer {
     ///
     /// # Errors
     /// [`IssueError`] if signing or the CSPRNG fails.
-    pub fn issue(
+    pub async fn issue(
         &self,
         claims: &AccessTokenClaims,
         now: UnixTime,
@@ -248,7 +249,8 @@ impl AccessTokenIssuer {
         if let Some(c) = &claims.consent_id {
             m.insert("consent_id".into(), json!(c.as_str()));
         }
-        let token = sign_compact(&*self.key, Some(&self.kid), Some(ACCESS_TOKEN_TYP), &m)?;
+        let token =
+            sign_compact_async(&*self.key, Some(&self.kid), Some(ACCESS_TOKEN_TYP), &m).await?;
         Ok(IssuedAccessToken {
             token,
             jti,

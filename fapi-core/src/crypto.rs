@@ -347,6 +347,78 @@ pub trait SigningKey: Send + Sync + fmt::Debug {
     fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, KeyError>;
 }
 
+/// A signing key that may answer later: a key in an HSM, a cloud KMS or a
+/// remote signing service. Every signer of the family (access and ID
+/// tokens, JARM responses, detached signatures, audit checkpoints, payment
+/// records) signs through this trait, so a bank can keep its keys out of
+/// process. Every synchronous [`SigningKey`] is one (a blanket
+/// implementation answers at once), so file keys need no change.
+pub trait AsyncSigningKey: Send + Sync + fmt::Debug {
+    /// The algorithm this key signs with.
+    fn algorithm(&self) -> Algorithm;
+    /// The public half.
+    fn public_key(&self) -> &PublicKeyMaterial;
+    /// Signs `message` (the JWS signing input).
+    ///
+    /// # Errors
+    /// [`SigningError`] if the signer fails or does not answer.
+    fn sign_async<'a>(
+        &'a self,
+        message: &'a [u8],
+    ) -> crate::store::BoxFuture<'a, Result<Vec<u8>, SigningError>>;
+}
+
+impl<K: SigningKey + ?Sized> AsyncSigningKey for K {
+    fn algorithm(&self) -> Algorithm {
+        SigningKey::algorithm(self)
+    }
+
+    fn public_key(&self) -> &PublicKeyMaterial {
+        SigningKey::public_key(self)
+    }
+
+    fn sign_async<'a>(
+        &'a self,
+        message: &'a [u8],
+    ) -> crate::store::BoxFuture<'a, Result<Vec<u8>, SigningError>> {
+        crate::store::ready(self.sign(message))
+    }
+}
+
+/// A shared key, held as the `Arc<dyn AsyncSigningKey>` the signers keep:
+/// any `Arc` of a synchronous key (`Arc<dyn SigningKey>`) or of an
+/// asynchronous one.
+pub fn shared_signer<K: AsyncSigningKey + ?Sized + 'static>(
+    key: Arc<K>,
+) -> Arc<dyn AsyncSigningKey> {
+    Arc::new(Shared(key))
+}
+
+struct Shared<K: ?Sized>(Arc<K>);
+
+impl<K: AsyncSigningKey + ?Sized> fmt::Debug for Shared<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl<K: AsyncSigningKey + ?Sized> AsyncSigningKey for Shared<K> {
+    fn algorithm(&self) -> Algorithm {
+        self.0.algorithm()
+    }
+
+    fn public_key(&self) -> &PublicKeyMaterial {
+        self.0.public_key()
+    }
+
+    fn sign_async<'a>(
+        &'a self,
+        message: &'a [u8],
+    ) -> crate::store::BoxFuture<'a, Result<Vec<u8>, SigningError>> {
+        self.0.sign_async(message)
+    }
+}
+
 /// A source of signing and verification primitives.
 pub trait CryptoProvider: Send + Sync + fmt::Debug {
     /// A short name for logs and test output.

@@ -12,10 +12,10 @@ use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
 use crate::claims::{ClaimError, TimeRules};
-use crate::crypto::{Algorithm, SigningError, SigningKey};
+use crate::crypto::{shared_signer, Algorithm, AsyncSigningKey, SigningError};
 use crate::encoding::b64url_encode;
 use crate::error::{ErrorCode, OAuthError};
-use crate::jose::{sign_compact, ExpectedType, JoseError, JwsPolicy, UnverifiedJws};
+use crate::jose::{sign_compact_async, ExpectedType, JoseError, JwsPolicy, UnverifiedJws};
 use crate::jwk::KeySet;
 use crate::time::UnixTime;
 use crate::types::{ClientId, Issuer, Nonce};
@@ -62,17 +62,23 @@ pub struct IdTokenContent<'a> {
 /// Issues ID tokens for one issuer.
 #[derive(Clone, Debug)]
 pub struct IdTokenIssuer {
-    key: Arc<dyn SigningKey>,
+    key: Arc<dyn AsyncSigningKey>,
     kid: String,
     issuer: Issuer,
     lifetime_secs: i64,
 }
 
 impl IdTokenIssuer {
-    /// An issuer signing with `key` published under `kid`.
-    pub fn new(key: Arc<dyn SigningKey>, kid: String, issuer: Issuer, lifetime_secs: i64) -> Self {
+    /// An issuer signing with `key` (a file key or an HSM's, see
+    /// [`AsyncSigningKey`]) published under `kid`.
+    pub fn new<K: AsyncSigningKey + ?Sized + 'static>(
+        key: Arc<K>,
+        kid: String,
+        issuer: Issuer,
+        lifetime_secs: i64,
+    ) -> Self {
         Self {
-            key,
+            key: shared_signer(key),
             kid,
             issuer,
             lifetime_secs: lifetime_secs.max(1),
@@ -83,7 +89,7 @@ impl IdTokenIssuer {
     ///
     /// # Errors
     /// [`SigningError`] if the provider fails.
-    pub fn issue(
+    pub async fn issue(
         &self,
         content: &IdTokenContent<'_>,
         now: UnixTime,
@@ -114,7 +120,7 @@ impl IdTokenIssuer {
                 m.insert(name.into(), json!(half_hash(alg, v)));
             }
         }
-        sign_compact(&*self.key, Some(&self.kid), None, &m)
+        sign_compact_async(&*self.key, Some(&self.kid), None, &m).await
     }
 }
 

@@ -23,7 +23,7 @@ use serde::de::MapAccess;
 use serde_json::{Map, Value};
 
 use crate::claims::Claims;
-use crate::crypto::{Algorithm, SigningError, SigningKey};
+use crate::crypto::{Algorithm, AsyncSigningKey, SigningError, SigningKey};
 use crate::encoding::{b64url_decode_public, b64url_encode, B64Error};
 use crate::json::{
     self, parse_object, take, JsonError, ObjectReader, SeenNames, Slot, StrList, StrSlot, Validate,
@@ -506,22 +506,60 @@ pub fn sign_compact(
     typ: Option<&str>,
     claims: &Map<String, Value>,
 ) -> Result<String, SigningError> {
+    let input = compact_signing_input(key.algorithm(), kid, typ, claims)?;
+    let sig = key.sign(input.as_bytes())?;
+    Ok(compact_with_signature(input, &sig))
+}
+
+/// [`sign_compact`] with a key that may answer later (an HSM, a KMS): what
+/// every signer of the family uses.
+///
+/// # Errors
+/// [`SigningError`] if the signer fails.
+pub async fn sign_compact_async<K: AsyncSigningKey + ?Sized>(
+    key: &K,
+    kid: Option<&str>,
+    typ: Option<&str>,
+    claims: &Map<String, Value>,
+) -> Result<String, SigningError> {
+    let input = compact_signing_input(key.algorithm(), kid, typ, claims)?;
+    let sig = key.sign_async(input.as_bytes()).await?;
+    Ok(compact_with_signature(input, &sig))
+}
+
+/// `header.payload` of a compact JWS of `claims` under `alg`, `kid`, `typ`.
+fn compact_signing_input(
+    alg: Algorithm,
+    kid: Option<&str>,
+    typ: Option<&str>,
+    claims: &Map<String, Value>,
+) -> Result<String, SigningError> {
     let mut header = Map::new();
-    header.insert(
-        "alg".into(),
-        Value::String(key.algorithm().jose_name().into()),
-    );
+    header.insert("alg".into(), Value::String(alg.jose_name().into()));
     if let Some(kid) = kid {
         header.insert("kid".into(), Value::String(kid.into()));
     }
     if let Some(typ) = typ {
         header.insert("typ".into(), Value::String(typ.into()));
     }
-    sign_with_header(key, &header, claims)
+    let h = serde_json::to_vec(&header).map_err(|_| SigningError)?;
+    let p = serde_json::to_vec(claims).map_err(|_| SigningError)?;
+    let mut out = b64url_encode(&h);
+    out.push('.');
+    out.push_str(&b64url_encode(&p));
+    Ok(out)
+}
+
+/// The signing input with its signature appended.
+fn compact_with_signature(mut input: String, sig: &[u8]) -> String {
+    input.push('.');
+    input.push_str(&b64url_encode(sig));
+    input
 }
 
 /// Signs `claims` under a caller-built header (which must carry `alg`
 /// matching the key). Public only through `testing::sign_with_header`.
+#[cfg(feature = "testing")]
 pub(crate) fn sign_with_header(
     key: &dyn SigningKey,
     header: &Map<String, Value>,
@@ -534,18 +572,17 @@ pub(crate) fn sign_with_header(
 
 /// Signs raw header and payload bytes (already serialized JSON). Public
 /// only through `testing::sign_raw_parts`.
+#[cfg(feature = "testing")]
 pub(crate) fn sign_raw_parts(
     key: &dyn SigningKey,
     header: &[u8],
     payload: &[u8],
 ) -> Result<String, SigningError> {
-    let mut out = b64url_encode(header);
-    out.push('.');
-    out.push_str(&b64url_encode(payload));
-    let sig = key.sign(out.as_bytes())?;
-    out.push('.');
-    out.push_str(&b64url_encode(&sig));
-    Ok(out)
+    let mut input = b64url_encode(header);
+    input.push('.');
+    input.push_str(&b64url_encode(payload));
+    let sig = key.sign(input.as_bytes())?;
+    Ok(compact_with_signature(input, &sig))
 }
 
 /// The header rules as they were before the one-pass reader

@@ -41,14 +41,16 @@ fn claims(subject: &str) -> AccessTokenClaims {
 }
 
 fn issue_at(alg: Algorithm, subject: &str, at: UnixTime) -> String {
-    let token = AccessTokenIssuer::new(
-        keys().key(alg).clone(),
-        kid(alg).into(),
-        issuer(),
-        AUD.into(),
-        300,
+    let token = futures_executor::block_on(
+        AccessTokenIssuer::new(
+            keys().key(alg).clone(),
+            kid(alg).into(),
+            issuer(),
+            AUD.into(),
+            300,
+        )
+        .issue(&claims(subject), at),
     )
-    .issue(&claims(subject), at)
     .unwrap()
     .token;
     format!("Bearer {token}")

@@ -76,8 +76,7 @@ fn verifier() -> AccessTokenVerifier {
 }
 
 fn issue(cnf: Confirmation) -> String {
-    issuer_with(Algorithm::Es256, 300)
-        .issue(&token_claims(cnf), now())
+    futures_executor::block_on(issuer_with(Algorithm::Es256, 300).issue(&token_claims(cnf), now()))
         .unwrap()
         .token
 }
@@ -89,12 +88,11 @@ fn bearer(t: &str) -> String {
 #[test]
 fn happy_verify_then_bind_to_presented_certificate() {
     for alg in Algorithm::ALL {
-        let issued = issuer_with(alg, 300)
-            .issue(
-                &token_claims(Confirmation::CertificateThumbprint(tpp_a_cert().0)),
-                now(),
-            )
-            .unwrap();
+        let issued = futures_executor::block_on(issuer_with(alg, 300).issue(
+            &token_claims(Confirmation::CertificateThumbprint(tpp_a_cert().0)),
+            now(),
+        ))
+        .unwrap();
         assert_eq!(issued.expires_in, 300);
         let verified = verifier().verify(&bearer(&issued.token), now()).unwrap();
         assert_eq!(verified.jti(), &issued.jti);
@@ -177,13 +175,12 @@ fn malformed_cnf_rejected() {
 
 #[test]
 fn access_token_expiry_edges() {
-    let t = issuer_with(Algorithm::Es256, 300)
-        .issue(
-            &token_claims(Confirmation::CertificateThumbprint(tpp_a_cert().0)),
-            now(),
-        )
-        .unwrap()
-        .token;
+    let t = futures_executor::block_on(issuer_with(Algorithm::Es256, 300).issue(
+        &token_claims(Confirmation::CertificateThumbprint(tpp_a_cert().0)),
+        now(),
+    ))
+    .unwrap()
+    .token;
     assert!(verifier().verify(&bearer(&t), at(299)).is_ok());
     assert_eq!(
         verifier().verify(&bearer(&t), at(300)).unwrap_err(),

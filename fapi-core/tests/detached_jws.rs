@@ -14,8 +14,7 @@ use fapi_core::claims::ClaimError;
 use fapi_core::crypto::Algorithm;
 use fapi_core::encoding::b64url_encode;
 use fapi_core::jose::detached::{
-    sign_detached, sign_ob_jws_signature, verify_ob_jws_signature, DetachedJwsError,
-    ObSignatureExpectations, OB_IAT, OB_ISS, OB_TAN,
+    sign_detached, DetachedJwsError, ObJwsSigner, ObJwsVerifier, ObPayload, OB_IAT, OB_ISS, OB_TAN,
 };
 use fapi_core::jose::JoseError;
 use serde_json::json;
@@ -25,29 +24,31 @@ const BODY: &[u8] =
 const ORG: &str = "0015800001041RHAAY/tpp-a-software";
 const TAN: &str = "openbanking.org.uk";
 
-fn expect() -> ObSignatureExpectations<'static> {
-    ObSignatureExpectations {
-        issuer: ORG,
-        trust_anchor: TAN,
-        max_future_skew_secs: 10,
-        max_age_secs: 300,
-    }
+/// Signs `BODY` at `now()` as `iss` under `tan` with `key` (`kid`).
+fn ob_sign(
+    key: &std::sync::Arc<dyn fapi_core::crypto::SigningKey>,
+    kid: &str,
+    iss: &str,
+    tan: &str,
+    unencoded: bool,
+) -> String {
+    let payload = if unencoded {
+        ObPayload::Unencoded
+    } else {
+        ObPayload::Encoded
+    };
+    let signer = ObJwsSigner::new(key.clone(), kid, iss, tan).with_payload(payload);
+    futures_executor::block_on(signer.sign(BODY, now())).unwrap()
 }
 
 fn verify(sig: &str, body: &[u8]) -> Result<(), DetachedJwsError> {
-    verify_ob_jws_signature(
-        sig,
-        body,
-        &key_set(keys()),
-        &[Algorithm::Ps256],
-        &expect(),
-        now(),
-    )
-    .map(|_| ())
+    ObJwsVerifier::new(&[Algorithm::Ps256], ORG, TAN)
+        .verify(sig, body, &key_set(keys()), now())
+        .map(|_| ())
 }
 
 fn ob_sig(unencoded: bool) -> String {
-    sign_ob_jws_signature(&*keys().ps256, "ps", ORG, TAN, now(), BODY, unencoded).unwrap()
+    ob_sign(&keys().ps256, "ps", ORG, TAN, unencoded)
 }
 
 /// A header with the three OB members, overridable.
@@ -65,18 +66,11 @@ fn header(extra: serde_json::Value) -> serde_json::Map<String, serde_json::Value
 fn happy_encoded_and_unencoded_every_provider() {
     for k in providers() {
         for unencoded in [false, true] {
-            let sig =
-                sign_ob_jws_signature(&*k.ps256, "ps", ORG, TAN, now(), BODY, unencoded).unwrap();
+            let sig = ob_sign(&k.ps256, "ps", ORG, TAN, unencoded);
             assert_eq!(sig.split('.').nth(1), Some(""), "detached");
-            verify_ob_jws_signature(
-                &sig,
-                BODY,
-                &key_set(k),
-                &[Algorithm::Ps256],
-                &expect(),
-                now(),
-            )
-            .unwrap();
+            ObJwsVerifier::new(&[Algorithm::Ps256], ORG, TAN)
+                .verify(&sig, BODY, &key_set(k), now())
+                .unwrap();
         }
     }
 }
@@ -127,26 +121,31 @@ fn attached_payload_rejected() {
 
 #[test]
 fn b64_must_be_boolean_and_critical() {
-    let sig = sign_detached(&*keys().ps256, &header(json!({ "b64": false })), BODY).unwrap();
-    assert_eq!(
-        verify(&sig, BODY).unwrap_err(),
-        DetachedJwsError::MalformedB64
-    );
-    let sig = sign_detached(
+    let sig = futures_executor::block_on(sign_detached(
         &*keys().ps256,
-        &header(json!({ "b64": "false", "crit": [OB_IAT, OB_ISS, OB_TAN, "b64"] })),
+        &header(json!({ "b64": false })),
         BODY,
-    )
+    ))
     .unwrap();
     assert_eq!(
         verify(&sig, BODY).unwrap_err(),
         DetachedJwsError::MalformedB64
     );
-    let sig = sign_detached(
+    let sig = futures_executor::block_on(sign_detached(
+        &*keys().ps256,
+        &header(json!({ "b64": "false", "crit": [OB_IAT, OB_ISS, OB_TAN, "b64"] })),
+        BODY,
+    ))
+    .unwrap();
+    assert_eq!(
+        verify(&sig, BODY).unwrap_err(),
+        DetachedJwsError::MalformedB64
+    );
+    let sig = futures_executor::block_on(sign_detached(
         &*keys().ps256,
         &header(json!({ "b64": false, "crit": [OB_IAT, OB_ISS, OB_TAN, "b64"] })),
         BODY,
-    )
+    ))
     .unwrap();
     assert!(verify(&sig, BODY).is_ok());
 }
@@ -162,7 +161,7 @@ fn ob_headers_required_and_critical() {
             .filter(|n| *n != name)
             .collect();
         h.insert("crit".into(), json!(others));
-        let sig = sign_detached(&*keys().ps256, &h, BODY).unwrap();
+        let sig = futures_executor::block_on(sign_detached(&*keys().ps256, &h, BODY)).unwrap();
         assert_eq!(
             verify(&sig, BODY).unwrap_err(),
             DetachedJwsError::MissingCritical(name)
@@ -170,7 +169,7 @@ fn ob_headers_required_and_critical() {
         // present but not critical
         let mut h = header(json!({}));
         h.insert("crit".into(), json!(others));
-        let sig = sign_detached(&*keys().ps256, &h, BODY).unwrap();
+        let sig = futures_executor::block_on(sign_detached(&*keys().ps256, &h, BODY)).unwrap();
         assert_eq!(
             verify(&sig, BODY).unwrap_err(),
             DetachedJwsError::MissingCritical(name)
@@ -180,11 +179,11 @@ fn ob_headers_required_and_critical() {
 
 #[test]
 fn unknown_critical_header_rejected() {
-    let sig = sign_detached(
+    let sig = futures_executor::block_on(sign_detached(
         &*keys().ps256,
         &header(json!({ "x-extra": 1, "crit": [OB_IAT, OB_ISS, OB_TAN, "x-extra"] })),
         BODY,
-    )
+    ))
     .unwrap();
     assert_eq!(
         verify(&sig, BODY).unwrap_err(),
@@ -194,35 +193,22 @@ fn unknown_critical_header_rejected() {
 
 #[test]
 fn ob_issuer_and_trust_anchor_must_match() {
-    let sig = sign_ob_jws_signature(
-        &*keys().ps256,
-        "ps",
-        "other-org/other-ss",
-        TAN,
-        now(),
-        BODY,
-        false,
-    )
-    .unwrap();
+    let sig = ob_sign(&keys().ps256, "ps", "other-org/other-ss", TAN, false);
     assert_eq!(
         verify(&sig, BODY).unwrap_err(),
         DetachedJwsError::WrongIssuer
     );
-    let sig = sign_ob_jws_signature(
-        &*keys().ps256,
-        "ps",
-        ORG,
-        "attacker.example",
-        now(),
-        BODY,
-        false,
-    )
-    .unwrap();
+    let sig = ob_sign(&keys().ps256, "ps", ORG, "attacker.example", false);
     assert_eq!(
         verify(&sig, BODY).unwrap_err(),
         DetachedJwsError::WrongTrustAnchor
     );
-    let sig = sign_detached(&*keys().ps256, &header(json!({ OB_ISS: 7 })), BODY).unwrap();
+    let sig = futures_executor::block_on(sign_detached(
+        &*keys().ps256,
+        &header(json!({ OB_ISS: 7 })),
+        BODY,
+    ))
+    .unwrap();
     assert_eq!(
         verify(&sig, BODY).unwrap_err(),
         DetachedJwsError::HeaderType(OB_ISS)
@@ -231,20 +217,20 @@ fn ob_issuer_and_trust_anchor_must_match() {
 
 #[test]
 fn ob_iat_type_and_time_edges() {
-    let sig = sign_detached(
+    let sig = futures_executor::block_on(sign_detached(
         &*keys().ps256,
         &header(json!({ OB_IAT: NOW.to_string() })),
         BODY,
-    )
+    ))
     .unwrap();
     assert_eq!(
         verify(&sig, BODY).unwrap_err(),
         DetachedJwsError::HeaderType(OB_IAT)
     );
-    let e = expect();
     let sig = ob_sig(false);
-    let check =
-        |when| verify_ob_jws_signature(&sig, BODY, &key_set(keys()), &[Algorithm::Ps256], &e, when);
+    let check = |when| {
+        ObJwsVerifier::new(&[Algorithm::Ps256], ORG, TAN).verify(&sig, BODY, &key_set(keys()), when)
+    };
     assert!(check(at(300)).is_ok());
     assert!(matches!(
         check(at(301)).unwrap_err(),
@@ -259,17 +245,15 @@ fn ob_iat_type_and_time_edges() {
 
 #[test]
 fn ob_signature_algorithm_restricted() {
-    let sig = sign_ob_jws_signature(&*keys().es256, "es", ORG, TAN, now(), BODY, false).unwrap();
+    let sig = ob_sign(&keys().es256, "es", ORG, TAN, false);
     assert_eq!(
         verify(&sig, BODY).unwrap_err(),
         DetachedJwsError::Jose(JoseError::AlgorithmNotAllowed(Algorithm::Es256))
     );
-    let wider = verify_ob_jws_signature(
+    let wider = ObJwsVerifier::new(&[Algorithm::Ps256, Algorithm::Es256], ORG, TAN).verify(
         &sig,
         BODY,
         &key_set(keys()),
-        &[Algorithm::Ps256, Algorithm::Es256],
-        &expect(),
         now(),
     );
     assert!(wider.is_ok());

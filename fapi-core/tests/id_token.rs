@@ -53,8 +53,8 @@ fn case() -> Case {
 }
 
 fn issue(alg: Algorithm, c: &Case, code: Option<&str>, state: Option<&str>) -> String {
-    IdTokenIssuer::new(keys().key(alg).clone(), kid(alg).into(), issuer(), 300)
-        .issue(
+    futures_executor::block_on(
+        IdTokenIssuer::new(keys().key(alg).clone(), kid(alg).into(), issuer(), 300).issue(
             &IdTokenContent {
                 subject: "alice",
                 client_id: &c.client,
@@ -67,8 +67,9 @@ fn issue(alg: Algorithm, c: &Case, code: Option<&str>, state: Option<&str>) -> S
                 extra: obj(json!({ "openbanking_intent_id": "aac-1" })),
             },
             now(),
-        )
-        .unwrap()
+        ),
+    )
+    .unwrap()
 }
 
 fn verify(

@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[doc = include_str!("../MANUAL.md")]
+pub mod manual {}
 pub mod response;
 pub mod verifier;
 

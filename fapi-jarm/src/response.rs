@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use base64ct::{Base64, Encoding};
 use fapi_core::client::ClientMetadata;
-use fapi_core::crypto::SigningKey;
+use fapi_core::crypto::{shared_signer, AsyncSigningKey};
 use fapi_core::error::ErrorCode;
-use fapi_core::jose::sign_compact;
+use fapi_core::jose::sign_compact_async;
 use fapi_core::request_object::{ResponseMode, ResponseType, ValidatedAuthorizationRequest};
 use fapi_core::time::UnixTime;
 use fapi_core::types::Issuer;
@@ -22,7 +22,7 @@ pub const DEFAULT_LIFETIME_SECS: i64 = 300;
 /// Signs authorization responses for one authorization server.
 #[derive(Clone, Debug)]
 pub struct JarmSigner {
-    key: Arc<dyn SigningKey>,
+    key: Arc<dyn AsyncSigningKey>,
     kid: String,
     issuer: Issuer,
     lifetime_secs: i64,
@@ -91,11 +91,16 @@ pub fn html_escape(s: &str) -> String {
 }
 
 impl JarmSigner {
-    /// A signer with `key` (published under `kid`) for `issuer`, responses
+    /// A signer with `key` (a file key or an HSM's, see
+    /// [`AsyncSigningKey`]; published under `kid`) for `issuer`, responses
     /// valid [`DEFAULT_LIFETIME_SECS`].
-    pub fn new(key: Arc<dyn SigningKey>, kid: String, issuer: Issuer) -> Self {
+    pub fn new<K: AsyncSigningKey + ?Sized + 'static>(
+        key: Arc<K>,
+        kid: String,
+        issuer: Issuer,
+    ) -> Self {
         Self {
-            key,
+            key: shared_signer(key),
             kid,
             issuer,
             lifetime_secs: DEFAULT_LIFETIME_SECS,
@@ -115,7 +120,7 @@ impl JarmSigner {
     ///
     /// # Errors
     /// [`JarmError::Signing`].
-    pub fn success(
+    pub async fn success(
         &self,
         request: &ValidatedAuthorizationRequest,
         code: &str,
@@ -123,7 +128,7 @@ impl JarmSigner {
     ) -> Result<AuthorizationResponse, JarmError> {
         let mut m = Map::new();
         m.insert("code".into(), json!(code));
-        self.respond(request, m, now)
+        self.respond(request, m, now).await
     }
 
     /// An error response (e.g. `access_denied` when the customer rejects).
@@ -131,7 +136,7 @@ impl JarmSigner {
     ///
     /// # Errors
     /// [`JarmError::Signing`].
-    pub fn error(
+    pub async fn error(
         &self,
         request: &ValidatedAuthorizationRequest,
         error: ErrorCode,
@@ -141,7 +146,7 @@ impl JarmSigner {
         let mut m = Map::new();
         m.insert("error".into(), json!(error.as_str()));
         m.insert("error_description".into(), json!(description));
-        self.respond(request, m, now)
+        self.respond(request, m, now).await
     }
 
     /// An error response for a client whose request cannot be read any
@@ -157,7 +162,7 @@ impl JarmSigner {
     ///
     /// # Errors
     /// [`JarmError::Signing`].
-    pub fn error_for_client(
+    pub async fn error_for_client(
         &self,
         client: &ClientMetadata,
         error: ErrorCode,
@@ -181,12 +186,12 @@ impl JarmSigner {
             mode: ResponseMode::QueryJwt,
             params: vec![(
                 "response".to_owned(),
-                sign_compact(&*self.key, Some(&self.kid), None, &m)?,
+                sign_compact_async(&*self.key, Some(&self.kid), None, &m).await?,
             )],
         }))
     }
 
-    fn respond(
+    async fn respond(
         &self,
         request: &ValidatedAuthorizationRequest,
         mut m: Map<String, Value>,
@@ -205,7 +210,7 @@ impl JarmSigner {
             );
             vec![(
                 "response".to_owned(),
-                sign_compact(&*self.key, Some(&self.kid), None, &m)?,
+                sign_compact_async(&*self.key, Some(&self.kid), None, &m).await?,
             )]
         } else {
             // RFC 9207: the issuer travels with a plain response too

@@ -177,7 +177,8 @@ fn round_trip_every_jarm_mode_and_algorithm() {
             json!({ "response_mode": mode }),
         );
         for alg in Algorithm::ALL {
-            let resp = signer(alg).success(&req, "the-code", at(0)).unwrap();
+            let resp =
+                futures_executor::block_on(signer(alg).success(&req, "the-code", at(0))).unwrap();
             let rendered = resp.render().unwrap();
             match (&rendered, prefix) {
                 (Rendered::Redirect { location }, p) => {
@@ -209,8 +210,7 @@ fn jwt_mode_defaults_by_response_type() {
         json!({ "response_mode": "jwt" }),
     );
     assert_eq!(
-        signer(Algorithm::Es256)
-            .success(&code, "c", at(0))
+        futures_executor::block_on(signer(Algorithm::Es256).success(&code, "c", at(0)))
             .unwrap()
             .mode(),
         ResponseMode::QueryJwt
@@ -220,8 +220,7 @@ fn jwt_mode_defaults_by_response_type() {
         json!({ "response_type": "code id_token", "response_mode": "jwt" }),
     );
     assert_eq!(
-        signer(Algorithm::Es256)
-            .success(&hybrid, "c", at(0))
+        futures_executor::block_on(signer(Algorithm::Es256).success(&hybrid, "c", at(0)))
             .unwrap()
             .mode(),
         ResponseMode::FragmentJwt
@@ -234,14 +233,13 @@ fn error_response_round_trip() {
         Profile::Fapi2MessageSigning,
         json!({ "response_mode": "query.jwt" }),
     );
-    let resp = signer(Algorithm::Ps256)
-        .error(
-            &req,
-            ErrorCode::AccessDenied,
-            "the customer declined",
-            at(0),
-        )
-        .unwrap();
+    let resp = futures_executor::block_on(signer(Algorithm::Ps256).error(
+        &req,
+        ErrorCode::AccessDenied,
+        "the customer declined",
+        at(0),
+    ))
+    .unwrap();
     let out = verifier()
         .verify_redirect(&delivered(&resp.render().unwrap()), Some(&state()), at(1))
         .unwrap();
@@ -257,11 +255,11 @@ fn error_response_round_trip() {
 #[test]
 fn plain_mode_carries_iss() {
     let req = request(Profile::Fapi2Security, json!({}));
-    let Rendered::Redirect { location } = signer(Algorithm::Es256)
-        .success(&req, "c1", at(0))
-        .unwrap()
-        .render()
-        .unwrap()
+    let Rendered::Redirect { location } =
+        futures_executor::block_on(signer(Algorithm::Es256).success(&req, "c1", at(0)))
+            .unwrap()
+            .render()
+            .unwrap()
     else {
         panic!()
     };
@@ -282,8 +280,7 @@ fn jarm_token(alg: Algorithm) -> String {
         Profile::Fapi2MessageSigning,
         json!({ "response_mode": "query.jwt" }),
     );
-    signer(alg)
-        .success(&req, "the-code", at(0))
+    futures_executor::block_on(signer(alg).success(&req, "the-code", at(0)))
         .unwrap()
         .params()[0]
         .1
@@ -393,8 +390,7 @@ fn swapped_or_missing_state_rejected() {
         Profile::Fapi2MessageSigning,
         json!({ "response_mode": "query.jwt", "state": null }),
     );
-    let t = signer(Algorithm::Es256)
-        .success(&stateless, "c", at(0))
+    let t = futures_executor::block_on(signer(Algorithm::Es256).success(&stateless, "c", at(0)))
         .unwrap()
         .params()[0]
         .1
@@ -456,11 +452,11 @@ fn form_post_escapes_everything_it_writes() {
         Profile::Fapi2MessageSigning,
         json!({ "response_mode": "form_post", "state": "\"><script>alert(1)</script>" }),
     );
-    let Rendered::FormPost { html } = signer(Algorithm::Es256)
-        .success(&req, "c", at(0))
-        .unwrap()
-        .render()
-        .unwrap()
+    let Rendered::FormPost { html } =
+        futures_executor::block_on(signer(Algorithm::Es256).success(&req, "c", at(0)))
+            .unwrap()
+            .render()
+            .unwrap()
     else {
         panic!()
     };
@@ -497,7 +493,11 @@ fn lifetime_bounds() {
         Profile::Fapi2MessageSigning,
         json!({ "response_mode": "query.jwt" }),
     );
-    let t = s.success(&req, "c", at(0)).unwrap().params()[0].1.clone();
+    let t = futures_executor::block_on(s.success(&req, "c", at(0)))
+        .unwrap()
+        .params()[0]
+        .1
+        .clone();
     assert!(verifier().verify(&t, Some(&state()), at(599)).is_ok());
     assert!(verifier().verify(&t, Some(&state()), at(600)).is_err());
 }
@@ -523,15 +523,14 @@ fn registered(redirects: &[&str]) -> ClientMetadata {
 /// the request could have named.
 #[test]
 fn error_for_a_client_whose_request_is_gone_goes_to_its_one_registered_uri() {
-    let resp = signer(Algorithm::Es256)
-        .error_for_client(
-            &registered(&[REDIRECT]),
-            ErrorCode::InvalidRequestUri,
-            "the request_uri has already been used",
-            at(0),
-        )
-        .unwrap()
-        .unwrap();
+    let resp = futures_executor::block_on(signer(Algorithm::Es256).error_for_client(
+        &registered(&[REDIRECT]),
+        ErrorCode::InvalidRequestUri,
+        "the request_uri has already been used",
+        at(0),
+    ))
+    .unwrap()
+    .unwrap();
     let location = delivered(&resp.render().unwrap());
     assert!(
         location.starts_with(REDIRECT) && location.contains("&response="),
@@ -547,17 +546,24 @@ fn error_for_a_client_whose_request_is_gone_goes_to_its_one_registered_uri() {
         }
     );
     // several registered URIs: which one is unknown, so no response
-    assert!(signer(Algorithm::Es256)
-        .error_for_client(
+    assert!(
+        futures_executor::block_on(signer(Algorithm::Es256).error_for_client(
             &registered(&[REDIRECT, "https://tpp-a.example/other"]),
             ErrorCode::InvalidRequestUri,
             "x",
             at(0),
-        )
+        ))
         .unwrap()
-        .is_none());
-    assert!(signer(Algorithm::Es256)
-        .error_for_client(&registered(&[]), ErrorCode::AccessDenied, "x", at(0))
+        .is_none()
+    );
+    assert!(
+        futures_executor::block_on(signer(Algorithm::Es256).error_for_client(
+            &registered(&[]),
+            ErrorCode::AccessDenied,
+            "x",
+            at(0)
+        ))
         .unwrap()
-        .is_none());
+        .is_none()
+    );
 }

@@ -325,22 +325,24 @@ fn token_bound_to(cnf: Confirmation) -> fapi_core::VerifiedAccessToken {
         .clone();
     let now = UnixTime::from_secs(1_900_000_000).unwrap();
     let issuer = Issuer::try_from("https://bank.example").unwrap();
-    let token = AccessTokenIssuer::new(
-        key.clone(),
-        "k".into(),
-        issuer.clone(),
-        "https://api.bank.example".into(),
-        300,
-    )
-    .issue(
-        &AccessTokenClaims {
-            subject: "alice".into(),
-            client_id: ClientId::try_from("tpp-a").unwrap(),
-            scope: Scope::try_from("accounts").unwrap(),
-            consent_id: None,
-            confirmation: cnf,
-        },
-        now,
+    let token = futures_executor::block_on(
+        AccessTokenIssuer::new(
+            key.clone(),
+            "k".into(),
+            issuer.clone(),
+            "https://api.bank.example".into(),
+            300,
+        )
+        .issue(
+            &AccessTokenClaims {
+                subject: "alice".into(),
+                client_id: ClientId::try_from("tpp-a").unwrap(),
+                scope: Scope::try_from("accounts").unwrap(),
+                consent_id: None,
+                confirmation: cnf,
+            },
+            now,
+        ),
     )
     .unwrap()
     .token;

@@ -3,6 +3,8 @@
 #![warn(missing_docs)]
 
 pub mod form;
+#[doc = include_str!("../MANUAL.md")]
+pub mod manual {}
 pub mod request_uri;
 pub mod store;
 #[cfg(feature = "testing")]

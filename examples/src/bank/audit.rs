@@ -49,7 +49,9 @@ pub async fn write_checkpoint(
     let Some(head) = entries.last() else {
         return Ok(None);
     };
-    let jws = sign_checkpoint(key, kid, head, now).map_err(StoreError::unavailable)?;
+    let jws = sign_checkpoint(key, kid, head, now)
+        .await
+        .map_err(StoreError::unavailable)?;
     checkpoints.put(head.seq, &jws).await?;
     Ok(Some(head.seq))
 }

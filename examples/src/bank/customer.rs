@@ -275,13 +275,16 @@ async fn request_gone(state: &BankState, client: &ClientId, phrase: &'static str
         Ok(Some(c)) if !c.revoked => state.clients.metadata(&c.registration).ok(),
         _ => None,
     };
-    match metadata.map(|m| {
-        state
-            .ring()
-            .jarm
-            .error_for_client(&m, ErrorCode::InvalidRequestUri, phrase, state.now())
-    }) {
-        Some(Ok(Some(response))) => deliver(Ok(response), None),
+    let Some(m) = metadata else {
+        return error_page(StatusCode::BAD_REQUEST, phrase);
+    };
+    let ring = state.ring();
+    match ring
+        .jarm
+        .error_for_client(&m, ErrorCode::InvalidRequestUri, phrase, state.now())
+        .await
+    {
+        Ok(Some(response)) => deliver(Ok(response), None),
         _ => error_page(StatusCode::BAD_REQUEST, phrase),
     }
 }
@@ -846,13 +849,18 @@ async fn decision(
             .ring()
             .jarm
             .success(&taken.request, code.secret(), now)
+            .await
     } else {
-        state.ring().jarm.error(
-            &taken.request,
-            ErrorCode::AccessDenied,
-            "the customer rejected the request",
-            now,
-        )
+        state
+            .ring()
+            .jarm
+            .error(
+                &taken.request,
+                ErrorCode::AccessDenied,
+                "the customer rejected the request",
+                now,
+            )
+            .await
     };
     deliver(response, Some(taken.request.redirect_uri().as_str()))
 }
@@ -878,12 +886,16 @@ async fn cancel(State(state): State<Arc<BankState>>, headers: HeaderMap, body: B
         Err(e) => return request_gone(&state, &client, lookup_phrase(&e)).await,
     };
     tracing::info!("the customer cancelled the authorization");
-    let response = state.ring().jarm.error(
-        &taken.request,
-        ErrorCode::AccessDenied,
-        "the customer cancelled the authorization",
-        now,
-    );
+    let response = state
+        .ring()
+        .jarm
+        .error(
+            &taken.request,
+            ErrorCode::AccessDenied,
+            "the customer cancelled the authorization",
+            now,
+        )
+        .await;
     deliver(response, Some(taken.request.redirect_uri().as_str()))
 }
 

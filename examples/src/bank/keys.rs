@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use fapi_core::access_token::{AccessTokenIssuer, AccessTokenVerifier};
 use fapi_core::crypto::{Algorithm, CryptoProvider, SigningKey};
+use fapi_core::jose::detached::ObJwsSigner;
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
 use fapi_core::time::UnixTime;
 use fapi_core::types::Issuer;
@@ -149,6 +150,8 @@ pub(crate) struct Keyring {
     pub(crate) tokens: AccessTokenIssuer,
     pub(crate) verifier: AccessTokenVerifier,
     pub(crate) jarm: JarmSigner,
+    /// Signs the bank's responses (`x-jws-signature`).
+    pub(crate) responses: ObJwsSigner,
     schedule: Schedule,
 }
 
@@ -377,6 +380,12 @@ fn build_ring(
         )
         .with_cache(token_cache),
         jarm: JarmSigner::new(key.clone(), kid.clone(), issuer.clone()),
+        responses: ObJwsSigner::new(
+            key.clone(),
+            kid.clone(),
+            issuer.as_str(),
+            super::resources::TRUST_ANCHOR,
+        ),
         jwks: jwks.to_json(),
         key,
         kid,

@@ -304,7 +304,7 @@ pub(crate) async fn token(
     let caller = authenticate(&state, &info, |n| form.get(n), Endpoint::Token(&endpoint)).await?;
     let body = match form.require("grant_type")? {
         "authorization_code" => authorization_code(&state, &caller, &form).await?,
-        "client_credentials" => client_credentials(&state, &caller, &form)?,
+        "client_credentials" => client_credentials(&state, &caller, &form).await?,
         "refresh_token" => refresh(&state, &caller, &form).await?,
         _ => {
             return Err(OAuthFailure::new(
@@ -417,6 +417,7 @@ async fn authorization_code(
         .ring()
         .tokens
         .issue(&claims, now)
+        .await
         .map_err(signing_failed)?;
     state
         .codes
@@ -485,6 +486,7 @@ async fn authorization_code(
                 },
                 now,
             )
+            .await
             .map_err(signing_failed)?;
         if let Some(obj) = body.as_object_mut() {
             obj.insert("id_token".into(), json!(id_token));
@@ -495,7 +497,7 @@ async fn authorization_code(
 
 /// Client credentials: a certificate-bound token with no consent, for
 /// creating consents. The scope is limited to the directory's roles.
-fn client_credentials(
+async fn client_credentials(
     state: &BankState,
     caller: &Caller,
     form: &Form,
@@ -527,6 +529,7 @@ fn client_credentials(
         .ring()
         .tokens
         .issue(&claims, state.now())
+        .await
         .map_err(signing_failed)?;
     Ok(token_body(&issued, &scope))
 }
@@ -581,6 +584,7 @@ async fn refresh(state: &BankState, caller: &Caller, form: &Form) -> Result<Valu
         .ring()
         .tokens
         .issue(&claims, now)
+        .await
         .map_err(signing_failed)?;
     Ok(token_body(&issued, &grant.scope))
 }

@@ -357,22 +357,24 @@ fn token(consent: &ConsentId, clock: &OffsetClock) -> BoundAccessToken {
     let cert = Cert(CertificateThumbprint::of_der(CLIENT.as_bytes()));
     let issuer = Issuer::try_from("https://bank.example").unwrap();
     let now = clock.now();
-    let t = AccessTokenIssuer::new(
-        token_key().clone(),
-        "k".into(),
-        issuer.clone(),
-        "api".into(),
-        3600,
-    )
-    .issue(
-        &AccessTokenClaims {
-            subject: "alice".into(),
-            client_id: ClientId::try_from(CLIENT).unwrap(),
-            scope: Scope::try_from("payments").unwrap(),
-            consent_id: Some(consent.clone()),
-            confirmation: Confirmation::CertificateThumbprint(cert.0),
-        },
-        now,
+    let t = futures_executor::block_on(
+        AccessTokenIssuer::new(
+            token_key().clone(),
+            "k".into(),
+            issuer.clone(),
+            "api".into(),
+            3600,
+        )
+        .issue(
+            &AccessTokenClaims {
+                subject: "alice".into(),
+                client_id: ClientId::try_from(CLIENT).unwrap(),
+                scope: Scope::try_from("payments").unwrap(),
+                consent_id: Some(consent.clone()),
+                confirmation: Confirmation::CertificateThumbprint(cert.0),
+            },
+            now,
+        ),
     )
     .unwrap()
     .token;

@@ -24,9 +24,7 @@ use fapi_consent::record::PaymentAuthorisationRecord;
 use fapi_consent::store::{apply_event_audited, create_audited};
 use fapi_consent::{Consent, ConsentEvent, EventKind, ResourceAccess};
 use fapi_core::error::OAuthError;
-use fapi_core::jose::detached::{
-    sign_ob_jws_signature, verify_ob_jws_signature, ObSignatureExpectations,
-};
+use fapi_core::jose::detached::ObJwsVerifier;
 use fapi_core::types::ConsentId;
 use fapi_core::BoundAccessToken;
 use fapi_mtls_binding::directory::ensure_registered_standing;
@@ -47,7 +45,7 @@ const PISP: &str = "/open-banking/v3.1/pisp";
 const X_JWS_SIGNATURE: HeaderName = HeaderName::from_static("x-jws-signature");
 const X_IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("x-idempotency-key");
 /// UK OB trust anchor in `x-jws-signature` headers.
-const TRUST_ANCHOR: &str = "openbanking.org.uk";
+pub(crate) const TRUST_ANCHOR: &str = "openbanking.org.uk";
 
 pub(crate) fn api_router(state: Arc<BankState>, request_timeout: std::time::Duration) -> Router {
     // each kind of resource call in flight within its own budget
@@ -831,39 +829,23 @@ async fn verify_tpp_signature(
         .metadata(&registered.registration)
         .map_err(|_| ObError::internal())?;
     let issuer = registered.registration.signing_issuer();
-    verify_ob_jws_signature(
-        signature,
-        body,
-        metadata.keys(),
-        state.profile.algorithms(),
-        &ObSignatureExpectations {
-            issuer: &issuer,
-            trust_anchor: TRUST_ANCHOR,
-            max_future_skew_secs: 10,
-            max_age_secs: 300,
-        },
-        state.now(),
-    )
-    .map_err(|e| {
-        auth_failure("jws_signature");
-        ObError::bad_request("UK.OBIE.Signature.Invalid", e.to_string())
-    })?;
+    ObJwsVerifier::new(state.profile.algorithms(), issuer, TRUST_ANCHOR)
+        .verify(signature, body, metadata.keys(), state.now())
+        .map_err(|e| {
+            auth_failure("jws_signature");
+            ObError::bad_request("UK.OBIE.Signature.Invalid", e.to_string())
+        })?;
     Ok(registered.registration)
 }
 
 /// A response signed by the bank (`x-jws-signature`).
-fn signed(state: &BankState, status: StatusCode, body: Vec<u8>) -> Result<Response, ObError> {
+async fn signed(state: &BankState, status: StatusCode, body: Vec<u8>) -> Result<Response, ObError> {
     let ring = state.ring();
-    let signature = sign_ob_jws_signature(
-        &*ring.key,
-        &ring.kid,
-        state.issuer.as_str(),
-        TRUST_ANCHOR,
-        state.now(),
-        &body,
-        false,
-    )
-    .map_err(|_| ObError::internal())?;
+    let signature = ring
+        .responses
+        .sign(&body, state.now())
+        .await
+        .map_err(|_| ObError::internal())?;
     let signature = HeaderValue::from_str(&signature).map_err(|_| ObError::internal())?;
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
@@ -918,7 +900,7 @@ async fn idempotent(
     {
         Begin::Replay(r) => {
             let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
-            signed(state, status, r.body)
+            signed(state, status, r.body).await
         }
         _ => match act.await {
             Ok((status, out)) => {
@@ -934,7 +916,7 @@ async fn idempotent(
                     )
                     .await
                     .map_err(|_| ObError::internal())?;
-                signed(state, status, out)
+                signed(state, status, out).await
             }
             Err(e) => {
                 let _ = state.idempotency.abandon(token.client_id(), &key).await;
@@ -1033,7 +1015,7 @@ async fn create_payment(
         .instrument(span),
     );
     let r = match work.await.map_err(|_| ObError::internal())? {
-        Ok((status, body)) => replayed(&state, status, body)?,
+        Ok((status, body)) => replayed(&state, status, body).await?,
         Err(e) => e.into_response(),
     };
     Ok(labelled(r, &token))
@@ -1041,9 +1023,13 @@ async fn create_payment(
 
 /// A stored outcome as the TPP gets it: a success signed
 /// (`x-jws-signature`), an error as it was first answered.
-fn replayed(state: &BankState, status: StatusCode, body: Vec<u8>) -> Result<Response, ObError> {
+async fn replayed(
+    state: &BankState,
+    status: StatusCode,
+    body: Vec<u8>,
+) -> Result<Response, ObError> {
     if status.is_success() {
-        return signed(state, status, body);
+        return signed(state, status, body).await;
     }
     let mut r = (status, body).into_response();
     r.headers_mut().insert(
@@ -1329,6 +1315,7 @@ async fn store_payment(
         None,
     )
     .sign(&*ring.key, &ring.kid)
+    .await
     .map_err(|_| ObError::internal())?;
     let view = json!({
         "Data": {
@@ -1434,7 +1421,7 @@ async fn get_payment(
     let stored = load_payment(&state, &token, &id).await?;
     let view = stored.get("view").cloned().unwrap_or_default();
     Ok(labelled(
-        signed(&state, StatusCode::OK, view.to_string().into_bytes())?,
+        signed(&state, StatusCode::OK, view.to_string().into_bytes()).await?,
         &token,
     ))
 }

@@ -6,11 +6,13 @@
 //! [RFC 7515 App. F]: https://www.rfc-editor.org/rfc/rfc7515#appendix-F
 //! [RFC 7797]: https://www.rfc-editor.org/rfc/rfc7797
 
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value};
 
 use super::{Header, JoseError, JwsPolicy, Part, MAX_TOKEN_LEN};
 use crate::claims::ClaimError;
-use crate::crypto::{Algorithm, SigningError, SigningKey};
+use crate::crypto::{shared_signer, Algorithm, AsyncSigningKey, SigningError};
 use crate::encoding::{b64url_decode_public, b64url_encode};
 use crate::error::{ErrorCode, OAuthError};
 use crate::jwk::KeySet;
@@ -85,14 +87,14 @@ fn signing_input(header_b64: &str, payload: &[u8], encoded: bool) -> Vec<u8> {
 ///
 /// # Errors
 /// [`SigningError`] if the provider fails.
-pub fn sign_detached(
-    key: &dyn SigningKey,
+pub async fn sign_detached<K: AsyncSigningKey + ?Sized>(
+    key: &K,
     header: &Map<String, Value>,
     payload: &[u8],
 ) -> Result<String, SigningError> {
     let encoded = header.get("b64") != Some(&Value::Bool(false));
     let h = b64url_encode(&serde_json::to_vec(header).map_err(|_| SigningError)?);
-    let sig = key.sign(&signing_input(&h, payload, encoded))?;
+    let sig = key.sign_async(&signing_input(&h, payload, encoded)).await?;
     Ok(format!("{h}..{}", b64url_encode(&sig)))
 }
 
@@ -154,101 +156,180 @@ pub fn verify_detached(
     Ok(VerifiedDetachedJws { header })
 }
 
-/// What the receiver of an `x-jws-signature` expects of it.
-#[derive(Clone, Copy, Debug)]
-pub struct ObSignatureExpectations<'a> {
-    /// The signer's expected `http://openbanking.org.uk/iss`.
-    pub issuer: &'a str,
-    /// The expected trust anchor.
-    pub trust_anchor: &'a str,
-    /// How far in the future the signing time may be (clock skew).
-    pub max_future_skew_secs: i64,
-    /// How old the signing time may be.
-    pub max_age_secs: i64,
+/// How the body travels in an `x-jws-signature` ([RFC 7797]).
+///
+/// [RFC 7797]: https://www.rfc-editor.org/rfc/rfc7797
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ObPayload {
+    /// Base64url-encoded in the signing input (OB 3.1.4 and later).
+    #[default]
+    Encoded,
+    /// Signed as is, `b64: false` in the header and in `crit` (OB 3.1.3
+    /// and earlier).
+    Unencoded,
 }
 
-/// Signs an HTTP body as a UK Open Banking `x-jws-signature`: PS256 (or the
-/// key's algorithm), `kid`, the three critical OB headers; unencoded payload
-/// when `unencoded` (OB 3.1.3 and earlier), encoded otherwise.
-///
-/// # Errors
-/// [`SigningError`] if the provider fails.
-pub fn sign_ob_jws_signature(
-    key: &dyn SigningKey,
-    kid: &str,
-    issuer: &str,
-    trust_anchor: &str,
-    now: UnixTime,
-    body: &[u8],
-    unencoded: bool,
-) -> Result<String, SigningError> {
-    let mut crit: Vec<&str> = OB_CRITICAL.to_vec();
-    let mut header = Map::new();
-    header.insert("alg".into(), json!(key.algorithm().jose_name()));
-    header.insert("kid".into(), json!(kid));
-    header.insert("typ".into(), json!("JOSE"));
-    header.insert("cty".into(), json!("application/json"));
-    header.insert(OB_IAT.into(), json!(now.as_secs()));
-    header.insert(OB_ISS.into(), json!(issuer));
-    header.insert(OB_TAN.into(), json!(trust_anchor));
-    if unencoded {
-        header.insert("b64".into(), json!(false));
-        crit.push("b64");
-    }
-    header.insert("crit".into(), json!(crit));
-    sign_detached(key, &header, body)
+/// Signs HTTP bodies as UK Open Banking `x-jws-signature` values for one
+/// signer: its key (a file key or an HSM's, see [`AsyncSigningKey`]),
+/// `kid`, `http://openbanking.org.uk/iss` and trust anchor. Build once,
+/// sign every response.
+#[derive(Clone, Debug)]
+pub struct ObJwsSigner {
+    key: Arc<dyn AsyncSigningKey>,
+    kid: String,
+    issuer: String,
+    trust_anchor: String,
+    payload: ObPayload,
 }
 
-/// Verifies a UK Open Banking `x-jws-signature` over an HTTP body.
-///
-/// # Errors
-/// [`DetachedJwsError`] naming the rule broken.
-pub fn verify_ob_jws_signature(
-    signature: &str,
-    body: &[u8],
-    keys: &KeySet,
-    algorithms: &[Algorithm],
-    expect: &ObSignatureExpectations<'_>,
-    now: UnixTime,
-) -> Result<VerifiedDetachedJws, DetachedJwsError> {
-    let policy = JwsPolicy {
-        algorithms,
-        typ: super::ExpectedType::JoseOrAbsent,
-        understood_critical: &OB_CRITICAL,
-    };
-    let verified = verify_detached(signature, body, keys, &policy)?;
-    let h = &verified.header;
-    for name in OB_CRITICAL {
-        if h.get(name).is_none() || !h.crit().iter().any(|c| c == name) {
-            return Err(DetachedJwsError::MissingCritical(name));
+impl ObJwsSigner {
+    /// A signer with `key` published under `kid`, naming itself `issuer`
+    /// under `trust_anchor`; the body [`ObPayload::Encoded`].
+    pub fn new<K: AsyncSigningKey + ?Sized + 'static>(
+        key: Arc<K>,
+        kid: impl Into<String>,
+        issuer: impl Into<String>,
+        trust_anchor: impl Into<String>,
+    ) -> Self {
+        Self {
+            key: shared_signer(key),
+            kid: kid.into(),
+            issuer: issuer.into(),
+            trust_anchor: trust_anchor.into(),
+            payload: ObPayload::Encoded,
         }
     }
-    let iat = h
-        .get(OB_IAT)
-        .and_then(Value::as_i64)
-        .and_then(UnixTime::from_secs)
-        .ok_or(DetachedJwsError::HeaderType(OB_IAT))?;
-    if iat > now.saturating_add(expect.max_future_skew_secs) {
-        return Err(DetachedJwsError::Time(ClaimError::IssuedInFuture {
-            now,
-            iat,
-        }));
+
+    /// How the body travels.
+    #[must_use]
+    pub fn with_payload(mut self, payload: ObPayload) -> Self {
+        self.payload = payload;
+        self
     }
-    if now.secs_since(iat) > expect.max_age_secs {
-        return Err(DetachedJwsError::Time(ClaimError::Expired {
-            now,
-            exp: iat.saturating_add(expect.max_age_secs),
-        }));
+
+    /// The `x-jws-signature` of `body` at `now`: the key's algorithm,
+    /// `kid`, `typ: JOSE`, and the three critical OB headers.
+    ///
+    /// # Errors
+    /// [`SigningError`] if the signer fails.
+    pub async fn sign(&self, body: &[u8], now: UnixTime) -> Result<String, SigningError> {
+        let mut crit: Vec<&str> = OB_CRITICAL.to_vec();
+        let mut header = Map::new();
+        header.insert("alg".into(), json!(self.key.algorithm().jose_name()));
+        header.insert("kid".into(), json!(self.kid));
+        header.insert("typ".into(), json!("JOSE"));
+        header.insert("cty".into(), json!("application/json"));
+        header.insert(OB_IAT.into(), json!(now.as_secs()));
+        header.insert(OB_ISS.into(), json!(self.issuer));
+        header.insert(OB_TAN.into(), json!(self.trust_anchor));
+        if self.payload == ObPayload::Unencoded {
+            header.insert("b64".into(), json!(false));
+            crit.push("b64");
+        }
+        header.insert("crit".into(), json!(crit));
+        sign_detached(&*self.key, &header, body).await
     }
-    match h.get(OB_ISS) {
-        Some(Value::String(s)) if s == expect.issuer => {}
-        Some(Value::String(_)) => return Err(DetachedJwsError::WrongIssuer),
-        _ => return Err(DetachedJwsError::HeaderType(OB_ISS)),
+}
+
+/// How old an `x-jws-signature` may be by default.
+pub const DEFAULT_OB_MAX_AGE_SECS: i64 = 300;
+/// How far in the future its signing time may be by default (clock skew).
+pub const DEFAULT_OB_MAX_FUTURE_SKEW_SECS: i64 = 10;
+
+/// Verifies UK Open Banking `x-jws-signature` values from one signer: the
+/// algorithms allowed, the expected `http://openbanking.org.uk/iss` and
+/// trust anchor, and the window the signing time must fall in. Build once
+/// per signer; the signer's keys are given with each signature (they come
+/// from its registration, read live).
+#[derive(Clone, Debug)]
+pub struct ObJwsVerifier {
+    algorithms: Vec<Algorithm>,
+    issuer: String,
+    trust_anchor: String,
+    max_future_skew_secs: i64,
+    max_age_secs: i64,
+}
+
+impl ObJwsVerifier {
+    /// Signatures by `issuer` under `trust_anchor` with one of
+    /// `algorithms`, signed at most [`DEFAULT_OB_MAX_AGE_SECS`] ago and at
+    /// most [`DEFAULT_OB_MAX_FUTURE_SKEW_SECS`] ahead.
+    pub fn new(
+        algorithms: &[Algorithm],
+        issuer: impl Into<String>,
+        trust_anchor: impl Into<String>,
+    ) -> Self {
+        Self {
+            algorithms: algorithms.to_vec(),
+            issuer: issuer.into(),
+            trust_anchor: trust_anchor.into(),
+            max_future_skew_secs: DEFAULT_OB_MAX_FUTURE_SKEW_SECS,
+            max_age_secs: DEFAULT_OB_MAX_AGE_SECS,
+        }
     }
-    match h.get(OB_TAN) {
-        Some(Value::String(s)) if s == expect.trust_anchor => {}
-        Some(Value::String(_)) => return Err(DetachedJwsError::WrongTrustAnchor),
-        _ => return Err(DetachedJwsError::HeaderType(OB_TAN)),
+
+    /// Another window: at most `max_age_secs` old, `max_future_skew_secs`
+    /// ahead.
+    #[must_use]
+    pub fn with_window(mut self, max_future_skew_secs: i64, max_age_secs: i64) -> Self {
+        self.max_future_skew_secs = max_future_skew_secs;
+        self.max_age_secs = max_age_secs;
+        self
     }
-    Ok(verified)
+
+    /// Verifies `signature` over `body` with one of the signer's `keys` at
+    /// `now`.
+    ///
+    /// # Errors
+    /// [`DetachedJwsError`] naming the rule broken.
+    pub fn verify(
+        &self,
+        signature: &str,
+        body: &[u8],
+        keys: &KeySet,
+        now: UnixTime,
+    ) -> Result<VerifiedDetachedJws, DetachedJwsError> {
+        let expect = self;
+        let policy = JwsPolicy {
+            algorithms: &self.algorithms,
+            typ: super::ExpectedType::JoseOrAbsent,
+            understood_critical: &OB_CRITICAL,
+        };
+        let verified = verify_detached(signature, body, keys, &policy)?;
+        let h = &verified.header;
+        for name in OB_CRITICAL {
+            if h.get(name).is_none() || !h.crit().iter().any(|c| c == name) {
+                return Err(DetachedJwsError::MissingCritical(name));
+            }
+        }
+        let iat = h
+            .get(OB_IAT)
+            .and_then(Value::as_i64)
+            .and_then(UnixTime::from_secs)
+            .ok_or(DetachedJwsError::HeaderType(OB_IAT))?;
+        if iat > now.saturating_add(expect.max_future_skew_secs) {
+            return Err(DetachedJwsError::Time(ClaimError::IssuedInFuture {
+                now,
+                iat,
+            }));
+        }
+        if now.secs_since(iat) > expect.max_age_secs {
+            return Err(DetachedJwsError::Time(ClaimError::Expired {
+                now,
+                exp: iat.saturating_add(expect.max_age_secs),
+            }));
+        }
+        match h.get(OB_ISS) {
+            Some(Value::String(s)) if *s == expect.issuer => {}
+            Some(Value::String(_)) => return Err(DetachedJwsError::WrongIssuer),
+            _ => return Err(DetachedJwsError::HeaderType(OB_ISS)),
+        }
+        match h.get(OB_TAN) {
+            Some(Value::String(s)) if *s == expect.trust_anchor => {}
+            Some(Value::String(_)) => return Err(DetachedJwsError::WrongTrustAnchor),
+            _ => return Err(DetachedJwsError::HeaderType(OB_TAN)),
+        }
+        Ok(verified)
+    }
 }
