@@ -678,11 +678,28 @@ async fn every_error_has_the_shape_of_its_endpoint() {
         assert_eq!(status, 405, "{path}");
         assert_oauth_error(&headers, &body, "invalid_request");
     }
-    // resources: OBErrorResponse1
+    // resources: OBErrorResponse1. The resource chain runs before the
+    // body is read: an oversized body from a caller without a token is
+    // refused as unauthenticated, unread
     let (status, headers, body) = f
         .api(
             Request::post("/open-banking/v3.1/aisp/account-access-consents")
                 .header("content-type", "application/json")
+                .body(Body::from(huge.clone()))
+                .unwrap(),
+            true,
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_ob_error(&body, "UK.OBIE.Unauthorized");
+    // ... and from an authenticated caller it is too large
+    let cc = f.client_credentials("accounts").await;
+    let (status, headers, body) = f
+        .api(
+            Request::post("/open-banking/v3.1/aisp/account-access-consents")
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {cc}"))
                 .body(Body::from(huge.clone()))
                 .unwrap(),
             true,

@@ -11,6 +11,7 @@ pub mod forwarded;
 #[doc = include_str!("../MANUAL.md")]
 pub mod manual {}
 pub mod registry;
+pub mod resource;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "rustls")]

@@ -24,6 +24,7 @@ mod oauth;
 mod observe;
 #[cfg(test)]
 mod payment_model;
+mod pipeline;
 pub mod prefill;
 mod resources;
 pub mod tables;

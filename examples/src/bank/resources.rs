@@ -27,15 +27,13 @@ use fapi_core::error::OAuthError;
 use fapi_core::jose::detached::ObJwsVerifier;
 use fapi_core::types::ConsentId;
 use fapi_core::BoundAccessToken;
-use fapi_mtls_binding::directory::ensure_registered_standing;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::Instrument;
 
 use super::errors::ObError;
-use super::oauth::presented;
 use super::observe::{self, auth_failure, ClientLabel, InteractionId};
-use super::tls::ConnectionInfo;
+use super::pipeline::{Bound, BoundWithConsent, ClientToken};
 use super::{BankState, Lane};
 use crate::core_banking::{CoreBanking, CoreError, CoreFuture, Minor};
 use crate::registry::Registration;
@@ -114,129 +112,6 @@ pub(crate) fn api_router(state: Arc<BankState>, request_timeout: std::time::Dura
         .layer(axum::middleware::from_fn(super::errors::shape_api))
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
-}
-
-// ---------------------------------------------------------------- pipeline
-
-/// verify -> not revoked -> bind -> certificate still registered and not
-/// revoked in the directory: the only way a handler gets a token.
-async fn bound_token(
-    state: &BankState,
-    headers: &HeaderMap,
-    info: &ConnectionInfo,
-) -> Result<BoundAccessToken, ObError> {
-    // the caller decides by another read (a payment's reservation) or
-    // needs no consent: none is read here
-    pipeline(state, headers, info, false)
-        .await
-        .map(|(token, _)| token)
-}
-
-/// [`pipeline`] reading the token's consent too, for
-/// `ConsentGate::authorize_read`.
-async fn bound_call(
-    state: &BankState,
-    headers: &HeaderMap,
-    info: &ConnectionInfo,
-) -> Result<(BoundAccessToken, Option<Consent>), ObError> {
-    pipeline(state, headers, info, true).await
-}
-
-/// The pipeline every resource call runs: `verify` the access token, then
-/// its three live reads in one round trip ([`super::live::LiveReads`]:
-/// the revoked-`jti` check, the directory standing of the client with
-/// this connection's certificate, the token's consent), then the
-/// decisions on what was read: not revoked, the certificate still trusted,
-/// `bind` to it, registered and in good standing. Returns the bound token
-/// and, with `read_consent`, its consent as read.
-async fn pipeline(
-    state: &BankState,
-    headers: &HeaderMap,
-    info: &ConnectionInfo,
-    read_consent: bool,
-) -> Result<(BoundAccessToken, Option<Consent>), ObError> {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let verified = state
-        .ring()
-        .verifier
-        .verify(authorization, state.now())
-        .map_err(|e| {
-            auth_failure("access_token");
-            ObError::token(&e)
-        })?;
-    let span = tracing::Span::current();
-    span.record("client_id", verified.client_id().as_str());
-    if let Some(c) = verified.consent_id() {
-        super::telemetry::join_flow(c.as_str(), verified.client_id().as_str());
-    }
-    let certificate = presented(info).ok_or_else(|| {
-        auth_failure("no_client_certificate");
-        ObError::new(
-            StatusCode::UNAUTHORIZED,
-            "UK.OBIE.Unauthorized",
-            "a client certificate is required",
-        )
-    })?;
-    let live = state
-        .live
-        .read(
-            verified.jti(),
-            verified.client_id(),
-            certificate.certificate().thumbprint(),
-            verified.consent_id().filter(|_| read_consent),
-        )
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %fapi_core::store::ErrorChain(&e), "per-call state could not be read");
-            ObError::internal()
-        })?;
-    if live.revoked {
-        auth_failure("revoked_token");
-        return Err(ObError::new(
-            StatusCode::UNAUTHORIZED,
-            "UK.OBIE.Unauthorized",
-            "access token has been revoked",
-        ));
-    }
-    info.check_trust(&state.trust, state.now()).map_err(|e| {
-        auth_failure("certificate_untrusted");
-        ObError::new(
-            StatusCode::UNAUTHORIZED,
-            "UK.OBIE.Unauthorized",
-            format!("client certificate is no longer trusted: {e}"),
-        )
-    })?;
-    let bound = verified.bind(certificate).map_err(|e| {
-        auth_failure("cnf_mismatch");
-        ObError::token(&e)
-    })?;
-    ensure_registered_standing(bound.client_id(), live.standing).map_err(|e| {
-        auth_failure("certificate_revoked");
-        ObError::token(&e)
-    })?;
-    Ok((bound, live.consent))
-}
-
-/// A client-credentials token (no consent) with `scope`.
-async fn client_token(
-    state: &BankState,
-    headers: &HeaderMap,
-    info: &ConnectionInfo,
-    scope: &str,
-) -> Result<BoundAccessToken, ObError> {
-    let token = bound_token(state, headers, info).await?;
-    if token.consent_id().is_some() || !token.scope().is_some_and(|s| s.contains(scope)) {
-        auth_failure("wrong_token_kind");
-        return Err(ObError::new(
-            StatusCode::FORBIDDEN,
-            "UK.OBIE.Unauthorized",
-            format!("this endpoint needs a client_credentials token with scope {scope}"),
-        ));
-    }
-    Ok(token)
 }
 
 fn gate_error(e: &fapi_consent::gate::GateError) -> ObError {
@@ -525,12 +400,11 @@ fn interaction(ext: &Option<Extension<InteractionId>>) -> Option<&str> {
 
 async fn create_account_access_consent(
     State(state): State<Arc<BankState>>,
-    Extension(info): Extension<ConnectionInfo>,
+    client: ClientToken,
     interaction_id: Option<Extension<InteractionId>>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ObError> {
-    let token = client_token(&state, &headers, &info, "accounts").await?;
+    let token = client.scoped("accounts")?;
     let req: ObReadConsent = parse_json(&body)?;
     let id = ConsentId::try_from(format!(
         "aac-{}",
@@ -570,8 +444,7 @@ async fn create_account_access_consent(
 /// with a client-credentials token of `scope`.
 async fn read_consent(
     state: &BankState,
-    headers: &HeaderMap,
-    info: &ConnectionInfo,
+    client: ClientToken,
     id: &str,
     payment: bool,
 ) -> Result<Response, ObError> {
@@ -580,7 +453,7 @@ async fn read_consent(
     } else {
         ("accounts", format!("{AISP}/account-access-consents"))
     };
-    let token = client_token(state, headers, info, scope).await?;
+    let token = client.scoped(scope)?;
     let consent = own_consent(state, &token, id).await?;
     if payment != matches!(consent.terms(), ConsentTerms::DomesticPayment(_)) {
         return Err(ObError::not_found());
@@ -591,21 +464,19 @@ async fn read_consent(
 
 async fn get_account_access_consent(
     State(state): State<Arc<BankState>>,
-    Extension(info): Extension<ConnectionInfo>,
-    headers: HeaderMap,
+    client: ClientToken,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    read_consent(&state, &headers, &info, &id, false).await
+    read_consent(&state, client, &id, false).await
 }
 
 async fn delete_account_access_consent(
     State(state): State<Arc<BankState>>,
-    Extension(info): Extension<ConnectionInfo>,
+    client: ClientToken,
     interaction_id: Option<Extension<InteractionId>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    let token = client_token(&state, &headers, &info, "accounts").await?;
+    let token = client.scoped("accounts")?;
     let consent = own_consent(&state, &token, &id).await?;
     let event = ConsentEvent {
         kind: EventKind::Revoke,
@@ -630,10 +501,8 @@ async fn delete_account_access_consent(
 
 async fn accounts(
     State(state): State<Arc<BankState>>,
-    Extension(info): Extension<ConnectionInfo>,
-    headers: HeaderMap,
+    BoundWithConsent { token, consent }: BoundWithConsent,
 ) -> Result<Response, ObError> {
-    let (token, consent) = bound_call(&state, &headers, &info).await?;
     let authorized = state
         .gate
         .authorize_read(&token, consent, &ResourceAccess::Accounts, state.now())
@@ -670,11 +539,9 @@ fn account_json(id: &str, name: &str, detail: bool) -> Value {
 
 async fn account(
     State(state): State<Arc<BankState>>,
-    Extension(info): Extension<ConnectionInfo>,
-    headers: HeaderMap,
+    BoundWithConsent { token, consent }: BoundWithConsent,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    let (token, consent) = bound_call(&state, &headers, &info).await?;
     let authorized = state
         .gate
         .authorize_read(
@@ -701,11 +568,9 @@ async fn account(
 
 async fn balances(
     State(state): State<Arc<BankState>>,
-    Extension(info): Extension<ConnectionInfo>,
-    headers: HeaderMap,
+    BoundWithConsent { token, consent }: BoundWithConsent,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    let (token, consent) = bound_call(&state, &headers, &info).await?;
     state
         .gate
         .authorize_read(
@@ -740,12 +605,10 @@ struct TransactionQuery {
 
 async fn transactions(
     State(state): State<Arc<BankState>>,
-    Extension(info): Extension<ConnectionInfo>,
-    headers: HeaderMap,
+    BoundWithConsent { token, consent }: BoundWithConsent,
     Path(id): Path<String>,
     Query(q): Query<TransactionQuery>,
 ) -> Result<Response, ObError> {
-    let (token, consent) = bound_call(&state, &headers, &info).await?;
     let parse = |field: &'static str, v: Option<String>| {
         v.map(|s| parse_date_time(field, &s))
             .transpose()
@@ -928,12 +791,12 @@ async fn idempotent(
 
 async fn create_payment_consent(
     State(state): State<Arc<BankState>>,
-    Extension(info): Extension<ConnectionInfo>,
+    client: ClientToken,
     interaction_id: Option<Extension<InteractionId>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ObError> {
-    let token = client_token(&state, &headers, &info, "payments").await?;
+    let token = client.scoped("payments")?;
     verify_tpp_signature(&state, &token, &headers, &body).await?;
     let req: ObPaymentConsentRequest = parse_json(&body)?;
     let st = state.clone();
@@ -967,11 +830,10 @@ async fn create_payment_consent(
 
 async fn get_payment_consent(
     State(state): State<Arc<BankState>>,
-    Extension(info): Extension<ConnectionInfo>,
-    headers: HeaderMap,
+    client: ClientToken,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    read_consent(&state, &headers, &info, &id, true).await
+    read_consent(&state, client, &id, true).await
 }
 
 /// `POST /domestic-payments`. The payment is a state machine that loses
@@ -984,11 +846,10 @@ async fn get_payment_consent(
 /// in its own task: a client that gives up does not cancel it.
 async fn create_payment(
     State(state): State<Arc<BankState>>,
-    Extension(info): Extension<ConnectionInfo>,
+    Bound(token): Bound,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ObError> {
-    let token = bound_token(&state, &headers, &info).await?;
     verify_tpp_signature(&state, &token, &headers, &body).await?;
     let req: ObPaymentRequest = parse_json(&body)?;
     let consent_id = ConsentId::try_from(req.data.consent_id.as_str())
@@ -1413,11 +1274,9 @@ async fn load_payment(
 
 async fn get_payment(
     State(state): State<Arc<BankState>>,
-    Extension(info): Extension<ConnectionInfo>,
-    headers: HeaderMap,
+    Bound(token): Bound,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    let token = bound_token(&state, &headers, &info).await?;
     let stored = load_payment(&state, &token, &id).await?;
     let view = stored.get("view").cloned().unwrap_or_default();
     Ok(labelled(
@@ -1430,11 +1289,9 @@ async fn get_payment(
 /// verifiable with the bank's public keys alone.
 async fn payment_record(
     State(state): State<Arc<BankState>>,
-    Extension(info): Extension<ConnectionInfo>,
-    headers: HeaderMap,
+    Bound(token): Bound,
     Path(id): Path<String>,
 ) -> Result<Response, ObError> {
-    let token = bound_token(&state, &headers, &info).await?;
     let stored = load_payment(&state, &token, &id).await?;
     let record = stored
         .get("record")

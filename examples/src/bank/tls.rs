@@ -10,13 +10,13 @@
 //!   rotated bundle applies to the next connection.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use fapi_mtls_binding::resource::CertificateConnection;
 use fapi_mtls_binding::tls::{restrict_to_fapi, TrustStoreClientVerifier, FAPI_PROTOCOL_VERSIONS};
-use fapi_mtls_binding::trust::{TrustError, TrustStore};
+use fapi_mtls_binding::trust::TrustStore;
 use fapi_mtls_binding::PresentedCertificate;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -45,13 +45,12 @@ pub struct ConnectionInfo {
     /// The client certificate (DER) the TLS layer verified, if any.
     pub peer_certificate: Option<Arc<Vec<u8>>>,
     /// The same certificate parsed once for the connection (not per
-    /// request); `None` without a certificate or if it does not parse.
-    presented: Option<Arc<PresentedCertificate>>,
+    /// request), with the trust-bundle version it was last checked
+    /// against (fapi-mtls-binding's resource chain re-checks it when the
+    /// bundle changes).
+    certificate: Arc<CertificateConnection>,
     /// The peer's address.
     pub remote: SocketAddr,
-    /// The trust-bundle version the certificate was last verified against
-    /// on this connection (0: not yet).
-    verified_bundle: Arc<AtomicU64>,
 }
 
 impl ConnectionInfo {
@@ -68,47 +67,39 @@ impl ConnectionInfo {
         intermediates: &[&[u8]],
         remote: SocketAddr,
     ) -> Self {
-        let presented = peer_certificate
-            .as_deref()
-            .and_then(|der| {
-                PresentedCertificate::from_verified_tls_peer_chain(der, intermediates).ok()
-            })
-            .map(Arc::new);
+        let presented = peer_certificate.as_deref().and_then(|der| {
+            PresentedCertificate::from_verified_tls_peer_chain(der, intermediates).ok()
+        });
         Self {
             peer_certificate,
-            presented,
+            certificate: Arc::new(CertificateConnection::new(presented)),
             remote,
-            verified_bundle: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// The connection's verified client certificate as the proof of
     /// possession its requests present.
     pub fn presented(&self) -> Option<&PresentedCertificate> {
-        self.presented.as_deref()
+        self.certificate.presented()
+    }
+
+    /// The connection as the resource chain checks it.
+    pub fn certificate(&self) -> &CertificateConnection {
+        &self.certificate
     }
 
     /// Verifies the connection's certificate against the bundle now active
-    /// in `trust`, once per bundle version: a rotated bundle or a new CRL
-    /// applies to the next request on a connection opened before it, not
-    /// only to new handshakes.
+    /// in `trust`, once per bundle version (the token endpoint's check; the
+    /// resource chain runs the same one).
     ///
     /// # Errors
-    /// [`TrustError`] (no certificate is [`TrustError::Invalid`]).
+    /// [`fapi_mtls_binding::trust::TrustError`].
     pub fn check_trust(
         &self,
         trust: &TrustStore,
         now: fapi_core::time::UnixTime,
-    ) -> Result<(), TrustError> {
-        let bundle = trust.current();
-        if self.verified_bundle.load(Ordering::Acquire) == bundle.version() {
-            return Ok(());
-        }
-        let cert = self.presented().ok_or(TrustError::Invalid)?;
-        bundle.verify(cert.certificate(), &cert.intermediates(), now)?;
-        self.verified_bundle
-            .store(bundle.version(), Ordering::Release);
-        Ok(())
+    ) -> Result<(), fapi_mtls_binding::trust::TrustError> {
+        self.certificate.check_trust(trust, now)
     }
 }
 

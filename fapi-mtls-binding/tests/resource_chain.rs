@@ -1,0 +1,264 @@
+//! `resource::ResourceChain`: the resource server's whole per-call chain
+//! as one call. Each step's refusal beside the happy call, and the trust
+//! re-check following a bundle rotation on an open connection.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::sync::{Arc, OnceLock};
+
+use common::{crl, leaf, now, root, Ca};
+use fapi_core::access_token::{AccessTokenClaims, AccessTokenIssuer, BindingError, Confirmation};
+use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
+use fapi_core::jwk::{Jwk, JwkSet, KeySet};
+use fapi_core::store::{BoxFuture, StoreError};
+use fapi_core::types::{CertificateThumbprint, ClientId, Issuer, Scope};
+use fapi_core::{AccessTokenVerifier, ErrorCode, OAuthError, Profile, VerifiedAccessToken};
+use fapi_mtls_binding::directory::{CertificateStatus, Standing};
+use fapi_mtls_binding::resource::{
+    CallError, CertificateConnection, LiveRead, LiveState, ResourceChain,
+};
+use fapi_mtls_binding::trust::{TrustBundle, TrustError, TrustStore};
+use fapi_mtls_binding::PresentedCertificate;
+use futures_executor::block_on;
+
+const AUD: &str = "https://api.bank.example";
+
+struct Pki {
+    ca: Ca,
+    tpp_a: Vec<u8>,
+    tpp_b: Vec<u8>,
+}
+
+fn pki() -> &'static Pki {
+    static P: OnceLock<Pki> = OnceLock::new();
+    P.get_or_init(|| {
+        let ca = root("Scheme CA");
+        let tpp_a = leaf("tpp-a", 1, &ca);
+        let tpp_b = leaf("tpp-b", 2, &ca);
+        Pki { ca, tpp_a, tpp_b }
+    })
+}
+
+fn bundle(version: u64, ca: &Ca) -> TrustBundle {
+    TrustBundle::builder(version)
+        .anchors(&[&ca.der])
+        .crls(&[&crl(ca, (2028, 1, 1), &[])])
+        .build(now())
+        .unwrap()
+}
+
+fn key() -> &'static Arc<dyn SigningKey> {
+    static K: OnceLock<Arc<dyn SigningKey>> = OnceLock::new();
+    K.get_or_init(|| {
+        default_provider()
+            .generate_signing_key(Algorithm::Es256)
+            .unwrap()
+    })
+}
+
+fn issuer() -> Issuer {
+    Issuer::try_from("https://bank.example").unwrap()
+}
+
+fn verifier() -> AccessTokenVerifier {
+    let jwks = JwkSet::new(vec![Jwk::from_public_key(
+        key().public_key().clone(),
+        Some("k".into()),
+    )]);
+    let keys = KeySet::from_jwks(
+        &jwks,
+        &*default_provider(),
+        &Profile::Fapi2Security.key_policy(),
+    )
+    .unwrap();
+    AccessTokenVerifier::new(
+        Arc::new(keys),
+        issuer(),
+        AUD.into(),
+        Profile::Fapi2Security.algorithms(),
+    )
+}
+
+/// A `Bearer` header for tpp-a's token bound to `cnf`.
+fn token(cnf: Confirmation) -> String {
+    let issued = block_on(
+        AccessTokenIssuer::new(key().clone(), "k".into(), issuer(), AUD.into(), 300).issue(
+            &AccessTokenClaims {
+                subject: "alice".into(),
+                client_id: ClientId::try_from("tpp-a").unwrap(),
+                scope: Scope::try_from("accounts").unwrap(),
+                consent_id: None,
+                confirmation: cnf,
+            },
+            now(),
+        ),
+    )
+    .unwrap();
+    format!("Bearer {}", issued.token)
+}
+
+fn connection(der: &[u8]) -> CertificateConnection {
+    CertificateConnection::new(Some(
+        PresentedCertificate::from_verified_tls_peer(der).unwrap(),
+    ))
+}
+
+/// The store's answer for the call, fixed by the test.
+struct Live {
+    revoked: bool,
+    status: CertificateStatus,
+    owner: Option<&'static str>,
+    down: bool,
+}
+
+const GOOD: Live = Live {
+    revoked: false,
+    status: CertificateStatus::Active,
+    owner: Some("tpp-a"),
+    down: false,
+};
+
+impl LiveState<&'static str> for Live {
+    fn read<'a>(
+        &'a self,
+        _token: &'a VerifiedAccessToken,
+        _certificate: &'a CertificateThumbprint,
+    ) -> BoxFuture<'a, Result<LiveRead<&'static str>, StoreError>> {
+        let r = if self.down {
+            Err(StoreError::unavailable("the database is down"))
+        } else {
+            Ok(LiveRead {
+                revoked: self.revoked,
+                standing: Standing {
+                    status: self.status,
+                    owner: self.owner.map(|o| ClientId::try_from(o).unwrap()),
+                },
+                extra: "consent read with it",
+            })
+        };
+        Box::pin(async move { r })
+    }
+}
+
+fn call(
+    header: &str,
+    conn: &CertificateConnection,
+    trust: &TrustStore,
+    live: &Live,
+) -> Result<(fapi_core::BoundAccessToken, &'static str), CallError> {
+    let v = verifier();
+    block_on(ResourceChain::new(&v, trust).authorize(header, conn, live, now()))
+}
+
+#[test]
+fn the_happy_call_returns_the_bound_token_and_what_was_read_with_it() {
+    let trust = TrustStore::new(bundle(1, &pki().ca));
+    let conn = connection(&pki().tpp_a);
+    let header = token(conn.presented().unwrap().confirmation());
+    let (bound, extra) = call(&header, &conn, &trust, &GOOD).unwrap();
+    assert_eq!(bound.client_id().as_str(), "tpp-a");
+    assert_eq!(extra, "consent read with it");
+}
+
+#[test]
+fn each_step_refuses_with_its_own_error() {
+    let trust = TrustStore::new(bundle(1, &pki().ca));
+    let conn = connection(&pki().tpp_a);
+    let header = token(conn.presented().unwrap().confirmation());
+
+    // 1. the token itself
+    assert!(matches!(
+        call("Bearer not.a.token", &conn, &trust, &GOOD),
+        Err(CallError::Token(_))
+    ));
+    // 2. no client certificate on the connection
+    assert_eq!(
+        call(&header, &CertificateConnection::new(None), &trust, &GOOD).unwrap_err(),
+        CallError::NoCertificate
+    );
+    // 3. the live read failed: fail closed, a server error
+    let e = call(&header, &conn, &trust, &Live { down: true, ..GOOD }).unwrap_err();
+    assert!(matches!(e, CallError::Store(_)));
+    assert_eq!(e.error_code(), ErrorCode::ServerError);
+    // 4. revoked token
+    let e = call(
+        &header,
+        &conn,
+        &trust,
+        &Live {
+            revoked: true,
+            ..GOOD
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e, CallError::Revoked);
+    assert_eq!(e.error_code(), ErrorCode::InvalidToken);
+    // 5. a certificate the bundle in force does not trust
+    let other_scheme = TrustStore::new(bundle(1, &root("Look-alike CA")));
+    assert_eq!(
+        call(&header, &connection(&pki().tpp_a), &other_scheme, &GOOD).unwrap_err(),
+        CallError::Untrusted(TrustError::UnknownIssuer)
+    );
+    // 6. the token bound to another certificate (stolen and replayed)
+    let b = connection(&pki().tpp_b);
+    assert!(matches!(
+        call(
+            &header,
+            &b,
+            &trust,
+            &Live {
+                owner: Some("tpp-b"),
+                ..GOOD
+            }
+        )
+        .unwrap_err(),
+        CallError::Binding(BindingError::KeyMismatch)
+    ));
+    // 7. the directory: revoked TPP, revoked certificate, not registered
+    for live in [
+        Live {
+            status: CertificateStatus::TppRevoked,
+            ..GOOD
+        },
+        Live {
+            status: CertificateStatus::CertificateRevoked,
+            ..GOOD
+        },
+        Live {
+            owner: None,
+            ..GOOD
+        },
+        Live {
+            owner: Some("tpp-b"),
+            ..GOOD
+        },
+    ] {
+        assert!(matches!(
+            call(&header, &conn, &trust, &live).unwrap_err(),
+            CallError::Directory(_)
+        ));
+    }
+    // and the happy twin on the same fixtures
+    assert!(call(&header, &conn, &trust, &GOOD).is_ok());
+}
+
+#[test]
+fn a_bundle_rotated_under_an_open_connection_applies_to_its_next_call() {
+    let trust = TrustStore::new(bundle(1, &pki().ca));
+    let conn = connection(&pki().tpp_a);
+    let header = token(conn.presented().unwrap().confirmation());
+    assert!(call(&header, &conn, &trust, &GOOD).is_ok());
+    // the scheme moves to another CA; the open connection is re-checked
+    let new_ca = root("New scheme CA");
+    trust.activate(bundle(2, &new_ca), &[], now()).unwrap();
+    assert_eq!(
+        call(&header, &conn, &trust, &GOOD).unwrap_err(),
+        CallError::Untrusted(TrustError::UnknownIssuer)
+    );
+}
