@@ -145,13 +145,13 @@ fn chain(c: &mut Criterion) {
                     3600,
                 )
                 .issue(
-                    &AccessTokenClaims {
-                        subject: "c".into(),
-                        client_id: ClientId::try_from("tpp-a").unwrap(),
-                        scope: Scope::try_from("accounts").unwrap(),
-                        consent_id: Some(ConsentId::try_from("aac-0").unwrap()),
-                        confirmation: Confirmation::CertificateThumbprint(cert.0),
-                    },
+                    &AccessTokenClaims::new(
+                        "c",
+                        ClientId::try_from("tpp-a").unwrap(),
+                        Scope::try_from("accounts").unwrap(),
+                        Confirmation::CertificateThumbprint(cert.0),
+                    )
+                    .with_consent(Some(ConsentId::try_from("aac-0").unwrap())),
                     now(),
                 ),
             )
@@ -222,10 +222,7 @@ fn components(c: &mut Criterion) {
     )
     .unwrap();
     let outer = vec![("client_id".to_owned(), "tpp-a".to_owned())];
-    let ctx = RequestContext {
-        profile: PROFILE,
-        issuer: &issuer,
-    };
+    let ctx = RequestContext::new(PROFILE, &issuer);
     g.bench_function("request_object_validation", |bch| {
         bch.iter(|| {
             validate_request_object(black_box(&request), &outer, &client, &ctx, now()).unwrap()
@@ -243,11 +240,11 @@ fn components(c: &mut Criterion) {
             .unwrap(),
     )
     .unwrap();
-    let actx = AssertionContext {
-        profile: PROFILE,
-        issuer: &issuer,
-        endpoint: Endpoint::Token("https://bank.example/token"),
-    };
+    let actx = AssertionContext::new(
+        PROFILE,
+        &issuer,
+        Endpoint::Token("https://bank.example/token"),
+    );
     g.bench_function("client_assertion_validation", |bch| {
         bch.iter(|| {
             UnverifiedClientAssertion::parse(

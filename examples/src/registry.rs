@@ -157,11 +157,7 @@ pub fn verify_software_statement(
         .map_err(|e| bad(&e))?
         .verify(
             directory_keys,
-            &JwsPolicy {
-                algorithms: profile.algorithms(),
-                typ: ExpectedType::JwtOrAbsent,
-                understood_critical: &[],
-            },
+            &JwsPolicy::new(profile.algorithms(), ExpectedType::JwtOrAbsent),
         )
         .map_err(|e| bad(&e))?;
     let claims = verified.claims();

@@ -75,13 +75,13 @@ fn bench(c: &mut Criterion) {
     let issuer = Issuer::try_from("https://bank.example").unwrap();
     let token = futures_executor::block_on(
         AccessTokenIssuer::new(key.clone(), "k".into(), issuer.clone(), "api".into(), 3600).issue(
-            &AccessTokenClaims {
-                subject: "c".into(),
-                client_id: ClientId::try_from("tpp-a").unwrap(),
-                scope: Scope::try_from("accounts").unwrap(),
-                consent_id: Some(ConsentId::try_from("aac-4242").unwrap()),
-                confirmation: Confirmation::CertificateThumbprint(cert.0),
-            },
+            &AccessTokenClaims::new(
+                "c",
+                ClientId::try_from("tpp-a").unwrap(),
+                Scope::try_from("accounts").unwrap(),
+                Confirmation::CertificateThumbprint(cert.0),
+            )
+            .with_consent(Some(ConsentId::try_from("aac-4242").unwrap())),
             now,
         ),
     )

@@ -368,11 +368,7 @@ pub fn verify_chain(
         }
         prev = e.hash.clone();
     }
-    let policy = JwsPolicy {
-        algorithms,
-        typ: ExpectedType::Exact(CHECKPOINT_TYP),
-        understood_critical: &[],
-    };
+    let policy = JwsPolicy::new(algorithms, ExpectedType::Exact(CHECKPOINT_TYP));
     for (index, cp) in checkpoints.iter().enumerate() {
         let fail = |problem| ChainError::Checkpoint { index, problem };
         let claims = UnverifiedJws::parse(cp)

@@ -101,11 +101,7 @@ impl PaymentAuthorisationRecord {
         bank_keys: &KeySet,
         algorithms: &[Algorithm],
     ) -> Result<Self, RecordError> {
-        let policy = JwsPolicy {
-            algorithms,
-            typ: ExpectedType::Exact(RECORD_TYP),
-            understood_critical: &[],
-        };
+        let policy = JwsPolicy::new(algorithms, ExpectedType::Exact(RECORD_TYP));
         let claims = UnverifiedJws::parse(record)?
             .verify(bank_keys, &policy)?
             .into_parts()

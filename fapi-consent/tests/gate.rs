@@ -68,13 +68,13 @@ fn token(client: &str, consent: &str) -> BoundAccessToken {
             3600,
         )
         .issue(
-            &AccessTokenClaims {
-                subject: "alice".into(),
-                client_id: ClientId::try_from(client).unwrap(),
-                scope: Scope::try_from("accounts payments").unwrap(),
-                consent_id: Some(ConsentId::try_from(consent).unwrap()),
-                confirmation: Confirmation::CertificateThumbprint(cert.0),
-            },
+            &AccessTokenClaims::new(
+                "alice",
+                ClientId::try_from(client).unwrap(),
+                Scope::try_from("accounts payments").unwrap(),
+                Confirmation::CertificateThumbprint(cert.0),
+            )
+            .with_consent(Some(ConsentId::try_from(consent).unwrap())),
             at(0),
         ),
     )

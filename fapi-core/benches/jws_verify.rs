@@ -50,15 +50,13 @@ fn bench(c: &mut Criterion) {
                     300,
                 )
                 .issue(
-                    &AccessTokenClaims {
-                        subject: "alice".into(),
-                        client_id: ClientId::try_from("tpp-a").unwrap(),
-                        scope: Scope::try_from("accounts").unwrap(),
-                        consent_id: Some(ConsentId::try_from("aac-1").unwrap()),
-                        confirmation: Confirmation::CertificateThumbprint(
-                            CertificateThumbprint::of_der(b"cert"),
-                        ),
-                    },
+                    &AccessTokenClaims::new(
+                        "alice",
+                        ClientId::try_from("tpp-a").unwrap(),
+                        Scope::try_from("accounts").unwrap(),
+                        Confirmation::CertificateThumbprint(CertificateThumbprint::of_der(b"cert")),
+                    )
+                    .with_consent(Some(ConsentId::try_from("aac-1").unwrap())),
                     now,
                 ),
             )
@@ -87,19 +85,11 @@ fn bench(c: &mut Criterion) {
             g.bench_function("raw_sign", |b| {
                 b.iter(|| key.sign(black_box(signing_input.as_bytes())).unwrap())
             });
-            let policy = JwsPolicy {
-                algorithms: Profile::Fapi2Security.algorithms(),
-                typ: ExpectedType::Exact("at+jwt"),
-                understood_critical: &[],
-            };
-            let rules = fapi_core::claims::TimeRules {
-                require_nbf: false,
-                require_iat: true,
-                max_future_skew_secs: 10,
-                exp_leeway_secs: 0,
-                max_nbf_age_secs: None,
-                max_lifetime_secs: None,
-            };
+            let policy = JwsPolicy::new(
+                Profile::Fapi2Security.algorithms(),
+                ExpectedType::Exact("at+jwt"),
+            );
+            let rules = Profile::Fapi2Security.access_token_times();
             g.bench_function("compact_jwt_verify", |b| {
                 b.iter(|| {
                     let v = UnverifiedJws::parse(black_box(&token))

@@ -151,8 +151,11 @@ pub trait ProofOfPossession {
     fn presented_key(&self) -> PresentedKey<'_>;
 }
 
-/// The claims the authorization server puts into an access token.
+/// The claims the authorization server puts into an access token
+/// ([`AccessTokenClaims::new`]; claims may be added, e.g. RAR's
+/// `authorization_details`).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct AccessTokenClaims {
     /// `sub`: the customer (or the client, for client credentials).
     pub subject: String,
@@ -164,6 +167,32 @@ pub struct AccessTokenClaims {
     pub consent_id: Option<ConsentId>,
     /// `cnf`: required, there is no unbound token.
     pub confirmation: Confirmation,
+}
+
+impl AccessTokenClaims {
+    /// A token for `subject` and `client_id` with `scope`, bound to
+    /// `confirmation`, under no consent.
+    pub fn new(
+        subject: impl Into<String>,
+        client_id: ClientId,
+        scope: Scope,
+        confirmation: Confirmation,
+    ) -> Self {
+        Self {
+            subject: subject.into(),
+            client_id,
+            scope,
+            consent_id: None,
+            confirmation,
+        }
+    }
+
+    /// The same claims, acting under `consent`.
+    #[must_use]
+    pub fn with_consent(mut self, consent: Option<ConsentId>) -> Self {
+        self.consent_id = consent;
+        self
+    }
 }
 
 /// A freshly issued access token.
@@ -486,11 +515,7 @@ impl AccessTokenVerifier {
         rules: &TimeRules,
         now: UnixTime,
     ) -> Result<Remembered, AccessTokenError> {
-        let policy = JwsPolicy {
-            algorithms: &self.algorithms,
-            typ: ExpectedType::Exact(ACCESS_TOKEN_TYP),
-            understood_critical: &[],
-        };
+        let policy = JwsPolicy::new(&self.algorithms, ExpectedType::Exact(ACCESS_TOKEN_TYP));
         let (_, payload, _) = UnverifiedJws::parse(token)?.verify_signature(&self.keys, &policy)?;
         let claims = payload::read(&payload).map_err(|e| JoseError::Json {
             part: Part::Payload,

@@ -185,8 +185,11 @@ impl Claims {
     }
 }
 
-/// Time rules for one kind of token.
+/// Time rules for one kind of token: normally the profile's
+/// (`Profile::request_object_times`, `client_assertion_times`,
+/// `access_token_times`), adjusted with the `with_*` methods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TimeRules {
     /// `nbf` must be present.
     pub require_nbf: bool,
@@ -206,6 +209,27 @@ pub struct TimeRules {
 }
 
 impl TimeRules {
+    /// These rules accepting `nbf`/`iat` up to `secs` ahead.
+    #[must_use]
+    pub const fn with_max_future_skew(mut self, secs: i64) -> Self {
+        self.max_future_skew_secs = secs;
+        self
+    }
+
+    /// These rules with `iat` required or not.
+    #[must_use]
+    pub const fn with_iat_required(mut self, required: bool) -> Self {
+        self.require_iat = required;
+        self
+    }
+
+    /// These rules accepting a token until `secs` after its `exp`.
+    #[must_use]
+    pub const fn with_exp_leeway(mut self, secs: i64) -> Self {
+        self.exp_leeway_secs = secs;
+        self
+    }
+
     /// Checks already-read `exp`, `nbf` and `iat` values against `now`:
     /// the time rules of [`Claims::check_times`] without the JSON. A
     /// verifier that remembers a token's [`Times`] re-applies them here at

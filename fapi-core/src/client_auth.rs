@@ -94,8 +94,10 @@ pub enum Endpoint<'a> {
     Other,
 }
 
-/// The authorization server's side of the checks.
+/// The authorization server's side of the checks
+/// ([`AssertionContext::new`]).
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct AssertionContext<'a> {
     /// The profile in force.
     pub profile: Profile,
@@ -103,6 +105,17 @@ pub struct AssertionContext<'a> {
     pub issuer: &'a Issuer,
     /// The endpoint the assertion arrived at.
     pub endpoint: Endpoint<'a>,
+}
+
+impl<'a> AssertionContext<'a> {
+    /// Assertions under `profile` for `issuer`, arriving at `endpoint`.
+    pub const fn new(profile: Profile, issuer: &'a Issuer, endpoint: Endpoint<'a>) -> Self {
+        Self {
+            profile,
+            issuer,
+            endpoint,
+        }
+    }
 }
 
 /// A client assertion whose signature has not been checked.

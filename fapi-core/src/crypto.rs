@@ -235,13 +235,26 @@ pub fn check_rsa_exponent(e: &[u8]) -> Result<(), KeyError> {
     }
 }
 
-/// Minimum key sizes (FAPI 1.0 Part 2 §8.6, FAPI 2.0 Security Profile §5.4).
+/// Minimum key sizes (FAPI 1.0 Part 2 §8.6, FAPI 2.0 Security Profile
+/// §5.4); normally `Profile::key_policy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeyPolicy {
     /// Minimum RSA modulus size in bits.
     pub min_rsa_bits: usize,
     /// Minimum elliptic-curve size in bits.
     pub min_ec_bits: usize,
+}
+
+impl KeyPolicy {
+    /// RSA keys of at least `min_rsa_bits`, EC keys of at least
+    /// `min_ec_bits`.
+    pub const fn new(min_rsa_bits: usize, min_ec_bits: usize) -> Self {
+        Self {
+            min_rsa_bits,
+            min_ec_bits,
+        }
+    }
 }
 
 /// An RFC 7638 JWK thumbprint (SHA-256).

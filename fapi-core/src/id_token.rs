@@ -36,8 +36,10 @@ pub fn half_hash(alg: Algorithm, value: &str) -> String {
     }
 }
 
-/// What the bank puts in an ID token.
+/// What the bank puts in an ID token ([`IdTokenContent::new`] and the
+/// `with_*` methods).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct IdTokenContent<'a> {
     /// `sub`: the customer's pairwise or public identifier.
     pub subject: &'a str,
@@ -57,6 +59,66 @@ pub struct IdTokenContent<'a> {
     pub access_token: Option<&'a str>,
     /// Extra claims (e.g. `openbanking_intent_id`).
     pub extra: Map<String, serde_json::Value>,
+}
+
+impl<'a> IdTokenContent<'a> {
+    /// An ID token for `subject`, to `client_id`, who authenticated at
+    /// `auth_time`; nothing else.
+    pub fn new(subject: &'a str, client_id: &'a ClientId, auth_time: UnixTime) -> Self {
+        Self {
+            subject,
+            client_id,
+            nonce: None,
+            auth_time,
+            acr: None,
+            code: None,
+            state: None,
+            access_token: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// With the request's `nonce`.
+    #[must_use]
+    pub fn with_nonce(mut self, nonce: Option<&'a Nonce>) -> Self {
+        self.nonce = nonce;
+        self
+    }
+
+    /// With the authentication context class reached.
+    #[must_use]
+    pub fn with_acr(mut self, acr: &'a str) -> Self {
+        self.acr = Some(acr);
+        self
+    }
+
+    /// With `c_hash` of `code`.
+    #[must_use]
+    pub fn with_code(mut self, code: Option<&'a str>) -> Self {
+        self.code = code;
+        self
+    }
+
+    /// With `s_hash` of `state`.
+    #[must_use]
+    pub fn with_state(mut self, state: Option<&'a str>) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// With `at_hash` of `access_token`.
+    #[must_use]
+    pub fn with_access_token(mut self, access_token: Option<&'a str>) -> Self {
+        self.access_token = access_token;
+        self
+    }
+
+    /// With extra claims.
+    #[must_use]
+    pub fn with_extra(mut self, extra: Map<String, serde_json::Value>) -> Self {
+        self.extra = extra;
+        self
+    }
 }
 
 /// Issues ID tokens for one issuer.
@@ -225,11 +287,7 @@ pub fn verify_id_token(
     expect: &IdTokenExpectations<'_>,
     now: UnixTime,
 ) -> Result<VerifiedIdToken, IdTokenError> {
-    let policy = JwsPolicy {
-        algorithms: expect.algorithms,
-        typ: ExpectedType::JwtOrAbsent,
-        understood_critical: &[],
-    };
+    let policy = JwsPolicy::new(expect.algorithms, ExpectedType::JwtOrAbsent);
     let verified = UnverifiedJws::parse(token)?.verify(keys, &policy)?;
     let alg = Algorithm::from_jose_name(verified.header().alg())
         .ok_or(JoseError::AlgorithmNotPermitted)?;

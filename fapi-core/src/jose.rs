@@ -187,8 +187,10 @@ impl ExpectedType {
     }
 }
 
-/// What a verifier accepts for one kind of token.
+/// What a verifier accepts for one kind of token. Built with
+/// [`JwsPolicy::new`] (fields may be added, e.g. for DPoP's header `jwk`).
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct JwsPolicy<'a> {
     /// Algorithms allowed (normally the profile's).
     pub algorithms: &'a [Algorithm],
@@ -196,6 +198,26 @@ pub struct JwsPolicy<'a> {
     pub typ: ExpectedType,
     /// `crit` extension names this verifier understands and checks itself.
     pub understood_critical: &'a [&'a str],
+}
+
+impl<'a> JwsPolicy<'a> {
+    /// Tokens of `typ` signed with one of `algorithms`, no `crit`
+    /// extension understood.
+    pub const fn new(algorithms: &'a [Algorithm], typ: ExpectedType) -> Self {
+        Self {
+            algorithms,
+            typ,
+            understood_critical: &[],
+        }
+    }
+
+    /// The same policy, understanding the `crit` extensions `names` (the
+    /// caller checks them itself).
+    #[must_use]
+    pub const fn understanding(mut self, names: &'a [&'a str]) -> Self {
+        self.understood_critical = names;
+        self
+    }
 }
 
 /// The protected header of a JWS.

@@ -190,13 +190,22 @@ impl ResponseMode {
     }
 }
 
-/// The authorization server's side of the checks.
+/// The authorization server's side of the checks
+/// ([`RequestContext::new`]).
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct RequestContext<'a> {
     /// The profile in force.
     pub profile: Profile,
     /// The authorization server's issuer identifier (expected `aud`).
     pub issuer: &'a Issuer,
+}
+
+impl<'a> RequestContext<'a> {
+    /// Requests under `profile` to `issuer`.
+    pub const fn new(profile: Profile, issuer: &'a Issuer) -> Self {
+        Self { profile, issuer }
+    }
 }
 
 /// An authorization request that passed every rule of its profile. Only the

@@ -29,15 +29,15 @@ use proptest::prelude::*;
 const AUD: &str = "https://api.bank.example";
 
 fn claims(subject: &str) -> AccessTokenClaims {
-    AccessTokenClaims {
-        subject: subject.into(),
-        client_id: ClientId::try_from(CLIENT).unwrap(),
-        scope: Scope::try_from("accounts").unwrap(),
-        consent_id: Some(ConsentId::try_from("aac-123").unwrap()),
-        confirmation: Confirmation::CertificateThumbprint(CertificateThumbprint::of_der(
+    AccessTokenClaims::new(
+        subject,
+        ClientId::try_from(CLIENT).unwrap(),
+        Scope::try_from("accounts").unwrap(),
+        Confirmation::CertificateThumbprint(CertificateThumbprint::of_der(
             b"TPP A certificate DER",
         )),
-    }
+    )
+    .with_consent(Some(ConsentId::try_from("aac-123").unwrap()))
 }
 
 fn issue_at(alg: Algorithm, subject: &str, at: UnixTime) -> String {

@@ -47,13 +47,13 @@ fn tpp_b_cert() -> Cert {
 }
 
 fn token_claims(cnf: Confirmation) -> AccessTokenClaims {
-    AccessTokenClaims {
-        subject: "alice".into(),
-        client_id: ClientId::try_from(CLIENT).unwrap(),
-        scope: Scope::try_from("accounts").unwrap(),
-        consent_id: Some(ConsentId::try_from("aac-123").unwrap()),
-        confirmation: cnf,
-    }
+    AccessTokenClaims::new(
+        "alice",
+        ClientId::try_from(CLIENT).unwrap(),
+        Scope::try_from("accounts").unwrap(),
+        cnf,
+    )
+    .with_consent(Some(ConsentId::try_from("aac-123").unwrap()))
 }
 
 fn issuer_with(alg: Algorithm, lifetime: i64) -> AccessTokenIssuer {
@@ -307,11 +307,10 @@ fn access_token_error_descriptions_do_not_echo_the_token() {
 }
 
 fn rules(skew: i64, leeway: i64) -> fapi_core::claims::TimeRules {
-    fapi_core::claims::TimeRules {
-        max_future_skew_secs: skew,
-        exp_leeway_secs: leeway,
-        ..Profile::Fapi2Security.access_token_times()
-    }
+    Profile::Fapi2Security
+        .access_token_times()
+        .with_max_future_skew(skew)
+        .with_exp_leeway(leeway)
 }
 
 /// The clock allowances were fixed (10 s ahead, no leeway after `exp`);
@@ -374,10 +373,7 @@ fn time_rules_out_of_fapi_bounds_refused() {
     );
     assert!(verifier().with_time_rules(rules(60, 60)).is_ok());
     // iat stays required whatever the rules say
-    let lax = fapi_core::claims::TimeRules {
-        require_iat: false,
-        ..rules(10, 0)
-    };
+    let lax = rules(10, 0).with_iat_required(false);
     let v = verifier().with_time_rules(lax).unwrap();
     let no_iat = sign(
         keys(),

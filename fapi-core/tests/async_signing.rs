@@ -77,13 +77,12 @@ fn remote(alg: Algorithm, up: bool) -> Arc<RemoteKey> {
 }
 
 fn claims() -> AccessTokenClaims {
-    AccessTokenClaims {
-        subject: "alice".into(),
-        client_id: ClientId::try_from(CLIENT).unwrap(),
-        scope: Scope::try_from("accounts").unwrap(),
-        consent_id: None,
-        confirmation: Confirmation::CertificateThumbprint(CertificateThumbprint::of_der(b"c")),
-    }
+    AccessTokenClaims::new(
+        "alice",
+        ClientId::try_from(CLIENT).unwrap(),
+        Scope::try_from("accounts").unwrap(),
+        Confirmation::CertificateThumbprint(CertificateThumbprint::of_der(b"c")),
+    )
 }
 
 #[test]
@@ -145,11 +144,10 @@ fn a_remote_key_signs_detached_signatures_that_verify() {
     let header = json!({ "alg": "PS256", "kid": kid(Algorithm::Ps256) });
     let body = br#"{"Data":{}}"#;
     let sig = block_on(sign_detached(&*key, header.as_object().unwrap(), body)).unwrap();
-    let policy = JwsPolicy {
-        algorithms: Profile::Fapi2Security.algorithms(),
-        typ: ExpectedType::JoseOrAbsent,
-        understood_critical: &[],
-    };
+    let policy = JwsPolicy::new(
+        Profile::Fapi2Security.algorithms(),
+        ExpectedType::JoseOrAbsent,
+    );
     assert!(verify_detached(&sig, body, &key_set(keys()), &policy).is_ok());
     // a changed body does not verify
     assert!(verify_detached(&sig, br#"{"Data":{"x":1}}"#, &key_set(keys()), &policy).is_err());

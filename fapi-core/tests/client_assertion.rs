@@ -45,11 +45,7 @@ fn authenticate(
     when: fapi_core::time::UnixTime,
 ) -> Result<AuthenticatedClient, ClientAuthError> {
     let iss = issuer();
-    let ctx = AssertionContext {
-        profile,
-        issuer: &iss,
-        endpoint,
-    };
+    let ctx = AssertionContext::new(profile, &iss, endpoint);
     let pending = UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, token, Some(CLIENT))?
         .verify(&client(keys(), profile), &ctx, when)?;
     block_on(pending.record_jti(cache, when))
@@ -319,11 +315,7 @@ fn two_client_identities_in_one_request_rejected() {
 fn assertion_checked_against_another_registration_rejected() {
     let t = assertion(assertion_claims("j"));
     let iss = issuer();
-    let ctx = AssertionContext {
-        profile: Profile::Fapi2Security,
-        issuer: &iss,
-        endpoint: Endpoint::Token(TOKEN_EP),
-    };
+    let ctx = AssertionContext::new(Profile::Fapi2Security, &iss, Endpoint::Token(TOKEN_EP));
     let other = fapi_core::client::ClientMetadata::new(
         fapi_core::types::ClientId::try_from("tpp-b").unwrap(),
         AuthMethod::PrivateKeyJwt,
@@ -344,11 +336,7 @@ fn assertion_checked_against_another_registration_rejected() {
 fn client_registered_for_mtls_cannot_use_private_key_jwt() {
     let t = assertion(assertion_claims("j"));
     let iss = issuer();
-    let ctx = AssertionContext {
-        profile: Profile::Fapi2Security,
-        issuer: &iss,
-        endpoint: Endpoint::Token(TOKEN_EP),
-    };
+    let ctx = AssertionContext::new(Profile::Fapi2Security, &iss, Endpoint::Token(TOKEN_EP));
     let mtls = client_with(keys(), AuthMethod::TlsClientAuth, Profile::Fapi2Security);
     let parsed = UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, &t, None).unwrap();
     assert_eq!(
@@ -442,11 +430,7 @@ fn replay_cache_failure_fails_closed() {
 #[test]
 fn issuer_compared_exactly() {
     let other = Issuer::try_from("https://bank.example/").unwrap();
-    let ctx = AssertionContext {
-        profile: Profile::Fapi2Security,
-        issuer: &other,
-        endpoint: Endpoint::Token(TOKEN_EP),
-    };
+    let ctx = AssertionContext::new(Profile::Fapi2Security, &other, Endpoint::Token(TOKEN_EP));
     let t = assertion(assertion_claims("j"));
     let parsed = UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, &t, None).unwrap();
     assert_eq!(
@@ -460,11 +444,7 @@ fn issuer_compared_exactly() {
 #[test]
 fn algorithm_outside_client_registration_rejected() {
     let iss = issuer();
-    let ctx = AssertionContext {
-        profile: Profile::Fapi2Security,
-        issuer: &iss,
-        endpoint: Endpoint::Token(TOKEN_EP),
-    };
+    let ctx = AssertionContext::new(Profile::Fapi2Security, &iss, Endpoint::Token(TOKEN_EP));
     let ps_only =
         client(keys(), Profile::Fapi2Security).with_allowed_algorithms(vec![Algorithm::Ps256]);
     let es = assertion(assertion_claims("j"));

@@ -71,11 +71,10 @@ fn agree_raw(p: &Pair, message: &[u8], signature: &[u8]) -> bool {
 }
 
 fn agree_token(p: &Pair, token: &str) -> bool {
-    let policy = JwsPolicy {
-        algorithms: Profile::Fapi2MessageSigning.algorithms(),
-        typ: ExpectedType::JwtOrAbsent,
-        understood_critical: &[],
-    };
+    let policy = JwsPolicy::new(
+        Profile::Fapi2MessageSigning.algorithms(),
+        ExpectedType::JwtOrAbsent,
+    );
     let a = UnverifiedJws::parse(token)
         .and_then(|j| j.verify(&p.aws_set, &policy))
         .is_ok();

@@ -55,17 +55,12 @@ fn case() -> Case {
 fn issue(alg: Algorithm, c: &Case, code: Option<&str>, state: Option<&str>) -> String {
     futures_executor::block_on(
         IdTokenIssuer::new(keys().key(alg).clone(), kid(alg).into(), issuer(), 300).issue(
-            &IdTokenContent {
-                subject: "alice",
-                client_id: &c.client,
-                nonce: Some(&c.nonce),
-                auth_time: at(-5),
-                acr: Some("urn:openbanking:psd2:sca"),
-                code,
-                state,
-                access_token: None,
-                extra: obj(json!({ "openbanking_intent_id": "aac-1" })),
-            },
+            &IdTokenContent::new("alice", &c.client, at(-5))
+                .with_nonce(Some(&c.nonce))
+                .with_acr("urn:openbanking:psd2:sca")
+                .with_code(code)
+                .with_state(state)
+                .with_extra(obj(json!({ "openbanking_intent_id": "aac-1" }))),
             now(),
         ),
     )

@@ -20,11 +20,10 @@ use fapi_core::jwk::{Jwk, JwkSet, KeySelectionError, KeySet};
 use fapi_core::Profile;
 use serde_json::json;
 
-const FAPI2: JwsPolicy<'static> = JwsPolicy {
-    algorithms: &[Algorithm::Ps256, Algorithm::Es256, Algorithm::EdDsa],
-    typ: ExpectedType::Exact("at+jwt"),
-    understood_critical: &[],
-};
+const FAPI2: JwsPolicy<'static> = JwsPolicy::new(
+    &[Algorithm::Ps256, Algorithm::Es256, Algorithm::EdDsa],
+    ExpectedType::Exact("at+jwt"),
+);
 
 fn claims() -> serde_json::Value {
     json!({ "iss": ISSUER, "sub": "alice", "exp": NOW + 60, "iat": NOW })
@@ -101,10 +100,7 @@ fn alg_hs256_and_rs256_rejected() {
 
 #[test]
 fn alg_not_in_profile_rejected_eddsa_under_fapi1() {
-    let fapi1 = JwsPolicy {
-        algorithms: Profile::Fapi1Advanced.algorithms(),
-        ..FAPI2
-    };
+    let fapi1 = JwsPolicy::new(Profile::Fapi1Advanced.algorithms(), FAPI2.typ);
     let t = good(Algorithm::EdDsa);
     assert_eq!(
         verify_with(&t, &fapi1).unwrap_err(),
@@ -184,10 +180,7 @@ fn unknown_crit_rejected() {
         claims(),
     );
     assert_eq!(verify(&t).unwrap_err(), JoseError::UnknownCritical);
-    let understood = JwsPolicy {
-        understood_critical: &["exp2"],
-        ..FAPI2
-    };
+    let understood = FAPI2.understanding(&["exp2"]);
     assert!(verify_with(&t, &understood).is_ok());
 }
 
@@ -272,10 +265,7 @@ fn typ_of_another_kind_rejected() {
 
 #[test]
 fn typ_jwt_or_absent_rejects_explicit_other_kinds() {
-    let policy = JwsPolicy {
-        typ: ExpectedType::JwtOrAbsent,
-        ..FAPI2
-    };
+    let policy = JwsPolicy::new(FAPI2.algorithms, ExpectedType::JwtOrAbsent);
     assert!(verify_with(
         &sign(keys(), Algorithm::Es256, None, json!({}), claims()),
         &policy

@@ -19,11 +19,10 @@ use josekit::jws::{EdDSA, JwsHeader, JwsSigner, JwsVerifier, ES256, HS256, PS256
 use josekit::jwt::{self, JwtPayload};
 use serde_json::json;
 
-const POLICY: JwsPolicy<'static> = JwsPolicy {
-    algorithms: &[Algorithm::Ps256, Algorithm::Es256, Algorithm::EdDsa],
-    typ: ExpectedType::Exact("at+jwt"),
-    understood_critical: &[],
-};
+const POLICY: JwsPolicy<'static> = JwsPolicy::new(
+    &[Algorithm::Ps256, Algorithm::Es256, Algorithm::EdDsa],
+    ExpectedType::Exact("at+jwt"),
+);
 
 fn claims() -> serde_json::Map<String, serde_json::Value> {
     obj(json!({ "iss": ISSUER, "sub": "alice", "exp": NOW + 60 }))

@@ -23,11 +23,10 @@ use fapi_core::{AccessTokenVerifier, Profile};
 use proptest::prelude::*;
 use serde_json::json;
 
-const POLICY: JwsPolicy<'static> = JwsPolicy {
-    algorithms: &[Algorithm::Ps256, Algorithm::Es256, Algorithm::EdDsa],
-    typ: ExpectedType::JwtOrAbsent,
-    understood_critical: &[],
-};
+const POLICY: JwsPolicy<'static> = JwsPolicy::new(
+    &[Algorithm::Ps256, Algorithm::Es256, Algorithm::EdDsa],
+    ExpectedType::JwtOrAbsent,
+);
 
 /// Three segments whose header and payload are arbitrary JSON-ish text.
 fn jws_shaped() -> impl Strategy<Value = String> {
@@ -78,7 +77,7 @@ proptest! {
         let iss = issuer();
         for profile in [Profile::Fapi1Advanced, Profile::Fapi2MessageSigning] {
             let c = client(keys(), profile);
-            let _ = validate_request_object(&t, &outer, &c, &RequestContext { profile, issuer: &iss }, now());
+            let _ = validate_request_object(&t, &outer, &c, &RequestContext::new(profile, &iss), now());
         }
     }
 

@@ -56,10 +56,7 @@ fn validate_at(
     when: fapi_core::time::UnixTime,
 ) -> Result<ValidatedAuthorizationRequest, AuthorizationRequestError> {
     let iss = issuer();
-    let ctx = RequestContext {
-        profile,
-        issuer: &iss,
-    };
+    let ctx = RequestContext::new(profile, &iss);
     let outer: Vec<(String, String)> = outer
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -595,10 +592,7 @@ fn fapi2_sp_plain_parameters_happy() {
     let v = validate_plain_parameters(
         &form(&ro_claims(p)),
         &client(keys(), p),
-        &RequestContext {
-            profile: p,
-            issuer: &iss,
-        },
+        &RequestContext::new(p, &iss),
     )
     .unwrap();
     assert_eq!(v.openbanking_intent_id(), Some("aac-1"));
@@ -612,10 +606,7 @@ fn signed_request_object_required_by_fapi1_and_fapi2_ms() {
         let e = validate_plain_parameters(
             &form(&ro_claims(p)),
             &client(keys(), p),
-            &RequestContext {
-                profile: p,
-                issuer: &iss,
-            },
+            &RequestContext::new(p, &iss),
         )
         .unwrap_err();
         assert_eq!(e.rule(), &RequestRule::SignedRequestObjectRequired);
@@ -626,10 +617,7 @@ fn signed_request_object_required_by_fapi1_and_fapi2_ms() {
 fn plain_parameters_follow_the_same_rules() {
     let p = Profile::Fapi2Security;
     let iss = issuer();
-    let ctx = RequestContext {
-        profile: p,
-        issuer: &iss,
-    };
+    let ctx = RequestContext::new(p, &iss);
     let c = client(keys(), p);
     let e = validate_plain_parameters(
         &form(&with(ro_claims(p), "code_challenge_method", json!("plain"))),

@@ -60,11 +60,7 @@ const A3_JWS: &str = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4M
 /// in every provider, and a one-bit change does not.
 #[test]
 fn rfc7515_appendix_a3_es256() {
-    let policy = JwsPolicy {
-        algorithms: &[Algorithm::Es256],
-        typ: ExpectedType::JwtOrAbsent,
-        understood_critical: &[],
-    };
+    let policy = JwsPolicy::new(&[Algorithm::Es256], ExpectedType::JwtOrAbsent);
     let jwks = JwkSet::from_json(
         json!({ "keys": [{ "kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_Y }] })
             .to_string()
@@ -219,17 +215,11 @@ fn jwks_size_and_count_bounded() {
 
 #[test]
 fn rsa_key_size_policy() {
-    let policy = KeyPolicy {
-        min_rsa_bits: 2048,
-        min_ec_bits: 224,
-    };
+    let policy = KeyPolicy::new(2048, 224);
     let ps = keys().ps256.public_key();
     assert_eq!(ps.bits(), 2048);
     assert!(ps.check_policy(&policy).is_ok());
-    let strict = KeyPolicy {
-        min_rsa_bits: 3072,
-        min_ec_bits: 224,
-    };
+    let strict = KeyPolicy::new(3072, 224);
     assert_eq!(
         ps.check_policy(&strict).unwrap_err(),
         KeyError::TooSmall {

@@ -65,11 +65,7 @@ impl JarmVerifier {
         expected_state: Option<&State>,
         now: UnixTime,
     ) -> Result<JarmOutcome, JarmError> {
-        let policy = JwsPolicy {
-            algorithms: &self.algorithms,
-            typ: ExpectedType::JwtOrAbsent,
-            understood_critical: &[],
-        };
+        let policy = JwsPolicy::new(&self.algorithms, ExpectedType::JwtOrAbsent);
         let (_, claims) = UnverifiedJws::parse(response)?
             .verify(&self.keys, &policy)?
             .into_parts();

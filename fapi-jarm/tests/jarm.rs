@@ -90,10 +90,7 @@ fn request(profile: Profile, extra: serde_json::Value) -> ValidatedAuthorization
         &ro,
         &[],
         &client,
-        &RequestContext {
-            profile,
-            issuer: &iss,
-        },
+        &RequestContext::new(profile, &iss),
         at(0),
     )
     .unwrap()

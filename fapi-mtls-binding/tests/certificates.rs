@@ -334,13 +334,12 @@ fn token_bound_to(cnf: Confirmation) -> fapi_core::VerifiedAccessToken {
             300,
         )
         .issue(
-            &AccessTokenClaims {
-                subject: "alice".into(),
-                client_id: ClientId::try_from("tpp-a").unwrap(),
-                scope: Scope::try_from("accounts").unwrap(),
-                consent_id: None,
-                confirmation: cnf,
-            },
+            &AccessTokenClaims::new(
+                "alice",
+                ClientId::try_from("tpp-a").unwrap(),
+                Scope::try_from("accounts").unwrap(),
+                cnf,
+            ),
             now,
         ),
     )

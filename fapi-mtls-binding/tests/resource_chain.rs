@@ -89,13 +89,12 @@ fn verifier() -> AccessTokenVerifier {
 fn token(cnf: Confirmation) -> String {
     let issued = block_on(
         AccessTokenIssuer::new(key().clone(), "k".into(), issuer(), AUD.into(), 300).issue(
-            &AccessTokenClaims {
-                subject: "alice".into(),
-                client_id: ClientId::try_from("tpp-a").unwrap(),
-                scope: Scope::try_from("accounts").unwrap(),
-                consent_id: None,
-                confirmation: cnf,
-            },
+            &AccessTokenClaims::new(
+                "alice",
+                ClientId::try_from("tpp-a").unwrap(),
+                Scope::try_from("accounts").unwrap(),
+                cnf,
+            ),
             now(),
         ),
     )

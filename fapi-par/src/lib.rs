@@ -142,10 +142,7 @@ pub fn revalidate(
     config: &ParConfig,
 ) -> Result<fapi_core::request_object::ValidatedAuthorizationRequest, ParError> {
     let params = &source.parameters;
-    let ctx = RequestContext {
-        profile: config.profile,
-        issuer: &config.issuer,
-    };
+    let ctx = RequestContext::new(config.profile, &config.issuer);
     let request = params
         .iter()
         .find(|(k, _)| k == "request")

@@ -66,11 +66,7 @@ fn authenticated(id: &str, profile: Profile) -> AuthenticatedClient {
     let claims = json!({ "iss": id, "sub": id, "aud": ISSUER, "jti": format!("j-{id}-{:?}", std::thread::current().id()), "iat": NOW, "exp": NOW + 60 });
     let assertion = sign_compact(&**key(), Some("k"), None, claims.as_object().unwrap()).unwrap();
     let issuer = Issuer::try_from(ISSUER).unwrap();
-    let ctx = AssertionContext {
-        profile,
-        issuer: &issuer,
-        endpoint: Endpoint::PushedAuthorization(PAR_URL),
-    };
+    let ctx = AssertionContext::new(profile, &issuer, Endpoint::PushedAuthorization(PAR_URL));
     let pending = UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, &assertion, Some(id))
         .unwrap()
         .verify(&registration(id, profile), &ctx, at(0))

@@ -67,11 +67,11 @@ fn setup(db: &SqliteStore) -> (PushedRequest, Arc<dyn SigningKey>) {
     let claims = json!({ "iss": "tpp-a", "sub": "tpp-a", "aud": ISSUER, "jti": "j1", "iat": NOW, "exp": NOW + 60 });
     let assertion = sign_compact(&*key, Some("k"), None, claims.as_object().unwrap()).unwrap();
     let issuer = Issuer::try_from(ISSUER).unwrap();
-    let ctx = AssertionContext {
-        profile: PROFILE,
-        issuer: &issuer,
-        endpoint: Endpoint::PushedAuthorization("https://bank.example/par"),
-    };
+    let ctx = AssertionContext::new(
+        PROFILE,
+        &issuer,
+        Endpoint::PushedAuthorization("https://bank.example/par"),
+    );
     let client =
         b(
             UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, &assertion, Some("tpp-a"))

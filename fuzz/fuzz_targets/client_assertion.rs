@@ -9,11 +9,11 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let issuer = issuer();
-    let ctx = AssertionContext {
-        profile: PROFILE,
-        issuer: &issuer,
-        endpoint: Endpoint::Token("https://bank.example/token"),
-    };
+    let ctx = AssertionContext::new(
+        PROFILE,
+        &issuer,
+        Endpoint::Token("https://bank.example/token"),
+    );
     let token = signed(&**client_key(), br#"{"alg":"ES256","kid":"k"}"#, data);
     let mut inputs = vec![token];
     if let Ok(s) = std::str::from_utf8(data) {

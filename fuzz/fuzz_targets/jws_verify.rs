@@ -8,11 +8,7 @@ use fapi_fuzz::*;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let policy = JwsPolicy {
-        algorithms: PROFILE.algorithms(),
-        typ: ExpectedType::JwtOrAbsent,
-        understood_critical: &[],
-    };
+    let policy = JwsPolicy::new(PROFILE.algorithms(), ExpectedType::JwtOrAbsent);
     let check = |token: &str| {
         if let Ok(jws) = UnverifiedJws::parse(token) {
             if let Ok(v) = jws.verify(bank_keys(), &policy) {

@@ -76,11 +76,7 @@ fuzz_target!(|data: &[u8]| {
     );
     // whole tokens through the JWS verifier with each provider's key set
     if let Ok(s) = std::str::from_utf8(rest) {
-        let policy = JwsPolicy {
-            algorithms: PROFILE.algorithms(),
-            typ: ExpectedType::JwtOrAbsent,
-            understood_critical: &[],
-        };
+        let policy = JwsPolicy::new(PROFILE.algorithms(), ExpectedType::JwtOrAbsent);
         let a = UnverifiedJws::parse(s)
             .and_then(|j| j.verify(&pair.aws_set, &policy))
             .is_ok();

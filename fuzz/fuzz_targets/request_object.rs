@@ -8,10 +8,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let issuer = issuer();
-    let ctx = RequestContext {
-        profile: PROFILE,
-        issuer: &issuer,
-    };
+    let ctx = RequestContext::new(PROFILE, &issuer);
     let (outer_bytes, object_bytes) = data.split_at(
         data.len()
             .min(usize::from(data.first().copied().unwrap_or(0)) % 64),

@@ -135,11 +135,7 @@ pub(crate) async fn authenticate<'f>(
         .clients
         .metadata(&registered.registration)
         .map_err(|_| OAuthFailure::new(ErrorCode::ServerError, "client registration unusable"))?;
-    let ctx = AssertionContext {
-        profile: state.profile,
-        issuer: &state.issuer,
-        endpoint,
-    };
+    let ctx = AssertionContext::new(state.profile, &state.issuer, endpoint);
     let now = state.now();
     let pending = unverified
         .verify(&metadata, &ctx, now)
@@ -406,13 +402,13 @@ async fn authorization_code(
         })
         .map_err(signing_failed)?,
     };
-    let claims = AccessTokenClaims {
-        subject: grant.customer_id.clone(),
-        client_id: caller.client.client_id().clone(),
-        scope: scope.clone(),
-        consent_id: Some(grant.consent_id.clone()),
-        confirmation: caller.certificate.confirmation(),
-    };
+    let claims = AccessTokenClaims::new(
+        grant.customer_id.clone(),
+        caller.client.client_id().clone(),
+        scope.clone(),
+        caller.certificate.confirmation(),
+    )
+    .with_consent(Some(grant.consent_id.clone()));
     let issued = state
         .ring()
         .tokens
@@ -471,19 +467,16 @@ async fn authorization_code(
         );
         let id_token = id_tokens
             .issue(
-                &IdTokenContent {
-                    subject: &grant.customer_id,
-                    client_id: caller.client.client_id(),
-                    nonce: grant.nonce.as_ref(),
-                    auth_time: grant
+                &IdTokenContent::new(
+                    &grant.customer_id,
+                    caller.client.client_id(),
+                    grant
                         .expires_at
                         .saturating_sub(state.profile.authorization_code_lifetime_secs()),
-                    acr: Some("urn:openbanking:psd2:sca"),
-                    code: None,
-                    state: None,
-                    access_token: None,
-                    extra,
-                },
+                )
+                .with_nonce(grant.nonce.as_ref())
+                .with_acr("urn:openbanking:psd2:sca")
+                .with_extra(extra),
                 now,
             )
             .await
@@ -518,13 +511,12 @@ async fn client_credentials(
             ));
         }
     }
-    let claims = AccessTokenClaims {
-        subject: caller.client.client_id().as_str().to_owned(),
-        client_id: caller.client.client_id().clone(),
-        scope: scope.clone(),
-        consent_id: None,
-        confirmation: caller.certificate.confirmation(),
-    };
+    let claims = AccessTokenClaims::new(
+        caller.client.client_id().as_str().to_owned(),
+        caller.client.client_id().clone(),
+        scope.clone(),
+        caller.certificate.confirmation(),
+    );
     let issued = state
         .ring()
         .tokens
@@ -573,13 +565,13 @@ async fn refresh(state: &BankState, caller: &Caller, form: &Form) -> Result<Valu
             auth_failure("refresh_consent");
             invalid(&e.to_string())
         })?;
-    let claims = AccessTokenClaims {
-        subject: grant.customer_id.clone(),
-        client_id: caller.client.client_id().clone(),
-        scope: grant.scope.clone(),
-        consent_id: Some(grant.consent_id.clone()),
-        confirmation: caller.certificate.confirmation(),
-    };
+    let claims = AccessTokenClaims::new(
+        grant.customer_id.clone(),
+        caller.client.client_id().clone(),
+        grant.scope.clone(),
+        caller.certificate.confirmation(),
+    )
+    .with_consent(Some(grant.consent_id.clone()));
     let issued = state
         .ring()
         .tokens

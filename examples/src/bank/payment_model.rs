@@ -366,13 +366,13 @@ fn token(consent: &ConsentId, clock: &OffsetClock) -> BoundAccessToken {
             3600,
         )
         .issue(
-            &AccessTokenClaims {
-                subject: "alice".into(),
-                client_id: ClientId::try_from(CLIENT).unwrap(),
-                scope: Scope::try_from("payments").unwrap(),
-                consent_id: Some(consent.clone()),
-                confirmation: Confirmation::CertificateThumbprint(cert.0),
-            },
+            &AccessTokenClaims::new(
+                "alice",
+                ClientId::try_from(CLIENT).unwrap(),
+                Scope::try_from("payments").unwrap(),
+                Confirmation::CertificateThumbprint(cert.0),
+            )
+            .with_consent(Some(consent.clone())),
             now,
         ),
     )

@@ -134,6 +134,17 @@ pub mod conformance {
         UnixTime::from_secs(secs).ok_or_else(|| format!("{secs} is not a time"))
     }
 
+    async fn read(
+        store: &dyn LoginAttemptStore,
+        scope: &'static str,
+        key: &str,
+    ) -> Result<Attempts, String> {
+        store
+            .attempts(scope, key)
+            .await
+            .map_err(|e| format!("attempts: {e}"))
+    }
+
     /// [`LoginAttemptStore`]: counts per scope and key, clearing, the
     /// sweep of idle keys, and [`RACERS`] failures racing on one key all
     /// counted. `store` must start empty.
@@ -155,10 +166,7 @@ pub mod conformance {
         let err = |case: &'static str| move |e| format!("{case}: {e}");
         expect(
             "an unknown key has no failures",
-            store
-                .attempts("customer", "alice")
-                .await
-                .map_err(err("attempts"))?,
+            read(store, "customer", "alice").await?,
             Attempts::default(),
         )?;
         for n in 1..=3 {
@@ -170,27 +178,17 @@ pub mod conformance {
         }
         expect(
             "a recorded count reads back",
-            store
-                .attempts("customer", "alice")
-                .await
-                .map_err(err("attempts"))?
-                .failures,
+            read(store, "customer", "alice").await?.failures,
             3,
         )?;
         expect(
             "scopes are counted apart",
-            store
-                .attempts("address", "alice")
-                .await
-                .map_err(err("attempts"))?,
+            read(store, "address", "alice").await?,
             Attempts::default(),
         )?;
         expect(
             "keys are counted apart",
-            store
-                .attempts("customer", "bob")
-                .await
-                .map_err(err("attempts"))?,
+            read(store, "customer", "bob").await?,
             Attempts::default(),
         )?;
         // a failure that locks is stored with its lock
@@ -204,10 +202,7 @@ pub mod conformance {
             .map_err(err("record_failure"))?;
         expect(
             "a lock is stored",
-            store
-                .attempts("address", "192.0.2.1")
-                .await
-                .map_err(err("attempts"))?,
+            read(store, "address", "192.0.2.1").await?,
             locked,
         )?;
         store
@@ -216,18 +211,12 @@ pub mod conformance {
             .map_err(err("clear"))?;
         expect(
             "clearing forgets the key",
-            store
-                .attempts("customer", "alice")
-                .await
-                .map_err(err("attempts"))?,
+            read(store, "customer", "alice").await?,
             Attempts::default(),
         )?;
         expect(
             "clearing one key leaves the others",
-            store
-                .attempts("address", "192.0.2.1")
-                .await
-                .map_err(err("attempts"))?,
+            read(store, "address", "192.0.2.1").await?,
             locked,
         )?;
 
@@ -240,11 +229,7 @@ pub mod conformance {
         }
         expect(
             "every racing failure is counted",
-            store
-                .attempts("customer", "raced")
-                .await
-                .map_err(err("attempts"))?
-                .failures,
+            read(store, "customer", "raced").await?.failures,
             u32::try_from(RACERS).map_err(|e| e.to_string())?,
         )?;
 
@@ -267,19 +252,12 @@ pub mod conformance {
         }
         expect(
             "an idle key is swept",
-            store
-                .attempts("customer", "idle")
-                .await
-                .map_err(err("attempts"))?,
+            read(store, "customer", "idle").await?,
             Attempts::default(),
         )?;
         expect(
             "a recent key is kept",
-            store
-                .attempts("customer", "recent")
-                .await
-                .map_err(err("attempts"))?
-                .failures,
+            read(store, "customer", "recent").await?.failures,
             1,
         )?;
         Ok(())

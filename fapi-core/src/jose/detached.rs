@@ -291,11 +291,8 @@ impl ObJwsVerifier {
         now: UnixTime,
     ) -> Result<VerifiedDetachedJws, DetachedJwsError> {
         let expect = self;
-        let policy = JwsPolicy {
-            algorithms: &self.algorithms,
-            typ: super::ExpectedType::JoseOrAbsent,
-            understood_critical: &OB_CRITICAL,
-        };
+        let policy = JwsPolicy::new(&self.algorithms, super::ExpectedType::JoseOrAbsent)
+            .understanding(&OB_CRITICAL);
         let verified = verify_detached(signature, body, keys, &policy)?;
         let h = &verified.header;
         for name in OB_CRITICAL {
