@@ -141,7 +141,7 @@ fn chain(c: &mut Criterion) {
                     key.clone(),
                     "k".into(),
                     issuer.clone(),
-                    "https://api.bank.example".into(),
+                    fapi_core::types::TokenAudience::try_from("https://api.bank.example").unwrap(),
                     3600,
                 )
                 .issue(
@@ -162,7 +162,7 @@ fn chain(c: &mut Criterion) {
             let verifier = AccessTokenVerifier::new(
                 keys,
                 issuer.clone(),
-                "https://api.bank.example".into(),
+                fapi_core::types::TokenAudience::try_from("https://api.bank.example").unwrap(),
                 PROFILE.algorithms(),
             );
             let header = format!("Bearer {token}");
@@ -338,7 +338,7 @@ fn components(c: &mut Criterion) {
     g.bench_function("audit_append", |bch| {
         bch.iter(|| {
             let mut e = AuditEvent::new(AuditAction::ConsentCreated, now());
-            e.consent_id = Some("aac-1".into());
+            e.consent_id = Some(fapi_core::types::ConsentId::try_from("aac-1").unwrap());
             b(audit.append(e)).unwrap()
         })
     });

@@ -74,7 +74,14 @@ fn bench(c: &mut Criterion) {
     let cert = Cert(CertificateThumbprint::of_der(b"tpp-a"));
     let issuer = Issuer::try_from("https://bank.example").unwrap();
     let token = futures_executor::block_on(
-        AccessTokenIssuer::new(key.clone(), "k".into(), issuer.clone(), "api".into(), 3600).issue(
+        AccessTokenIssuer::new(
+            key.clone(),
+            "k".into(),
+            issuer.clone(),
+            fapi_core::types::TokenAudience::try_from("api").unwrap(),
+            3600,
+        )
+        .issue(
             &AccessTokenClaims::new(
                 "c",
                 ClientId::try_from("tpp-a").unwrap(),
@@ -102,7 +109,7 @@ fn bench(c: &mut Criterion) {
     let verifier = AccessTokenVerifier::new(
         keys,
         issuer,
-        "api".into(),
+        fapi_core::types::TokenAudience::try_from("api").unwrap(),
         Profile::Fapi2Security.algorithms(),
     );
     let header = format!("Bearer {token}");

@@ -19,6 +19,7 @@ use fapi_core::jose::{sign_compact_async, ExpectedType, JoseError, JwsPolicy, Un
 use fapi_core::jwk::KeySet;
 use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
+use fapi_core::types::{ClientId, ConsentId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -68,16 +69,16 @@ pub enum AuditAction {
 pub struct AuditEvent {
     /// What.
     pub action: AuditAction,
-    /// When (Unix seconds).
-    pub at: i64,
+    /// When (serialised as Unix seconds).
+    pub at: UnixTime,
     /// The TPP.
-    pub client_id: Option<String>,
+    pub client_id: Option<ClientId>,
     /// The customer.
     pub customer_id: Option<String>,
     /// `x-fapi-interaction-id`.
     pub interaction_id: Option<String>,
     /// The consent.
-    pub consent_id: Option<String>,
+    pub consent_id: Option<ConsentId>,
     /// Consent status before.
     pub status_before: Option<ConsentStatus>,
     /// Consent status after.
@@ -91,7 +92,7 @@ impl AuditEvent {
     pub fn new(action: AuditAction, at: UnixTime) -> Self {
         Self {
             action,
-            at: at.as_secs(),
+            at,
             client_id: None,
             customer_id: None,
             interaction_id: None,

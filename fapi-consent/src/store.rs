@@ -383,10 +383,10 @@ pub async fn apply_event_audited(
         let before = current.status();
         let next = current.apply(event.clone())?;
         let mut entry = AuditEvent::new(audit_action(&event.kind), event.at);
-        entry.client_id = Some(next.client_id().as_str().to_owned());
+        entry.client_id = Some(next.client_id().clone());
         entry.customer_id = next.customer_id().map(str::to_owned);
         entry.interaction_id = interaction_id.map(str::to_owned);
-        entry.consent_id = Some(id.as_str().to_owned());
+        entry.consent_id = Some(id.clone());
         entry.status_before = Some(before);
         entry.status_after = Some(next.status());
         match store
@@ -416,9 +416,9 @@ pub async fn create_audited(
 ) -> Result<(), CreateError> {
     use crate::audit::{AuditAction, AuditEvent};
     let mut entry = AuditEvent::new(AuditAction::ConsentCreated, consent.created_at());
-    entry.client_id = Some(consent.client_id().as_str().to_owned());
+    entry.client_id = Some(consent.client_id().clone());
     entry.interaction_id = interaction_id.map(str::to_owned);
-    entry.consent_id = Some(consent.id().as_str().to_owned());
+    entry.consent_id = Some(consent.id().clone());
     entry.status_after = Some(consent.status());
     entry.request_sha256 = request_sha256;
     store.create_audited(audit, consent, entry).await

@@ -68,8 +68,8 @@ fn chain(n: usize) -> (Vec<AuditEntry>, String) {
     let log = InMemoryAuditLog::new();
     for i in 0..n {
         let mut e = AuditEvent::new(AuditAction::ResourceAccessed, at(i as i64));
-        e.client_id = Some("tpp-a".into());
-        e.consent_id = Some(format!("aac-{i}"));
+        e.client_id = Some(fapi_core::types::ClientId::try_from("tpp-a").unwrap());
+        e.consent_id = Some(fapi_core::types::ConsentId::try_from(format!("aac-{i}")).unwrap());
         b(log.append(e)).unwrap();
     }
     let entries = b(log.entries(1, 1000)).unwrap();
@@ -98,7 +98,7 @@ fn happy_chain_and_checkpoint_verify() {
 #[test]
 fn changed_entry_detected_and_named() {
     let (mut entries, cp) = chain(5);
-    entries[2].event.client_id = Some("tpp-b".into());
+    entries[2].event.client_id = Some(fapi_core::types::ClientId::try_from("tpp-b").unwrap());
     assert_eq!(
         verify(&entries, &cp).unwrap_err(),
         ChainError::Entry {
@@ -157,7 +157,7 @@ fn rehashed_forgery_caught_by_the_signed_checkpoint() {
     for (i, e) in entries.iter().enumerate() {
         let mut ev = e.event.clone();
         if i == 2 {
-            ev.client_id = Some("tpp-b".into());
+            ev.client_id = Some(fapi_core::types::ClientId::try_from("tpp-b").unwrap());
         }
         b(log.append(ev)).unwrap();
     }
@@ -480,4 +480,23 @@ fn in_memory_log_passes_the_conformance_kit() {
         &InMemoryAuditLog::new(),
     ))
     .unwrap();
+}
+
+/// The event's typed ids and time are written exactly as the strings and
+/// number they replaced (so chains written before verify unchanged), and
+/// a stored event whose id is not a valid id does not read back as one.
+#[test]
+fn typed_event_fields_keep_the_stored_form() {
+    let mut e = AuditEvent::new(AuditAction::ConsentCreated, at(0));
+    e.client_id = Some(ClientId::try_from("tpp-a").unwrap());
+    e.consent_id = Some(ConsentId::try_from("aac-1").unwrap());
+    let v = serde_json::to_value(&e).unwrap();
+    assert_eq!(v["at"], serde_json::json!(at(0).as_secs()));
+    assert_eq!(v["client_id"], "tpp-a");
+    assert_eq!(v["consent_id"], "aac-1");
+    let back: AuditEvent = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(back, e);
+    let mut bad = v;
+    bad["client_id"] = serde_json::json!("");
+    assert!(serde_json::from_value::<AuditEvent>(bad).is_err());
 }

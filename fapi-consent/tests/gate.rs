@@ -64,7 +64,7 @@ fn token(client: &str, consent: &str) -> BoundAccessToken {
             key().clone(),
             "k".into(),
             issuer.clone(),
-            "api".into(),
+            fapi_core::types::TokenAudience::try_from("api").unwrap(),
             3600,
         )
         .issue(
@@ -93,7 +93,7 @@ fn token(client: &str, consent: &str) -> BoundAccessToken {
     AccessTokenVerifier::new(
         Arc::new(keys),
         issuer,
-        "api".into(),
+        fapi_core::types::TokenAudience::try_from("api").unwrap(),
         Profile::Fapi2Security.algorithms(),
     )
     .verify(&format!("Bearer {t}"), at(0))

@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
                     key.clone(),
                     "k".into(),
                     issuer.clone(),
-                    "https://api.bank.example".into(),
+                    fapi_core::types::TokenAudience::try_from("https://api.bank.example").unwrap(),
                     300,
                 )
                 .issue(
@@ -106,7 +106,7 @@ fn bench(c: &mut Criterion) {
             let verifier = AccessTokenVerifier::new(
                 keys.clone(),
                 issuer.clone(),
-                "https://api.bank.example".into(),
+                fapi_core::types::TokenAudience::try_from("https://api.bank.example").unwrap(),
                 Profile::Fapi2Security.algorithms(),
             );
             let header = format!("Bearer {token}");

@@ -29,7 +29,9 @@ use crate::jose::{sign_compact_async, ExpectedType, JoseError, JwsPolicy, Part, 
 use crate::jwk::KeySet;
 use crate::random::{self, RandomError};
 use crate::time::UnixTime;
-use crate::types::{CertificateThumbprint, ClientId, ConsentId, Issuer, JwtId, Scope};
+use crate::types::{
+    CertificateThumbprint, ClientId, ConsentId, Issuer, JwtId, Scope, TokenAudience,
+};
 
 mod payload;
 
@@ -230,7 +232,7 @@ pub struct AccessTokenIssuer {
     key: Arc<dyn AsyncSigningKey>,
     kid: String,
     issuer: Issuer,
-    audience: String,
+    audience: TokenAudience,
     lifetime_secs: i64,
 }
 
@@ -242,7 +244,7 @@ impl AccessTokenIssuer {
         key: Arc<K>,
         kid: String,
         issuer: Issuer,
-        audience: String,
+        audience: TokenAudience,
         lifetime_secs: i64,
     ) -> Self {
         Self {
@@ -268,7 +270,7 @@ impl AccessTokenIssuer {
         let mut m = Map::new();
         m.insert("iss".into(), json!(self.issuer.as_str()));
         m.insert("sub".into(), json!(claims.subject));
-        m.insert("aud".into(), json!(self.audience));
+        m.insert("aud".into(), json!(self.audience.as_str()));
         m.insert("client_id".into(), json!(claims.client_id.as_str()));
         m.insert("scope".into(), json!(claims.scope.to_string()));
         m.insert("iat".into(), json!(now.as_secs()));
@@ -350,7 +352,7 @@ impl OAuthError for AccessTokenError {
 pub struct AccessTokenVerifier {
     keys: Arc<KeySet>,
     issuer: Issuer,
-    audience: String,
+    audience: TokenAudience,
     algorithms: Vec<Algorithm>,
     rules: TimeRules,
     cache: Option<Arc<VerifiedTokenCache>>,
@@ -427,7 +429,7 @@ impl AccessTokenVerifier {
     pub fn new(
         keys: Arc<KeySet>,
         issuer: Issuer,
-        audience: String,
+        audience: TokenAudience,
         algorithms: &[Algorithm],
     ) -> Self {
         Self {
@@ -569,8 +571,8 @@ impl AccessTokenVerifier {
         let audience_ok = match &c.aud {
             Slot::Absent => return Err(ClaimError::Missing("aud").into()),
             Slot::WrongType => return Err(ClaimError::WrongType("aud").into()),
-            Slot::Present(Aud::Single(a)) => *a == self.audience,
-            Slot::Present(Aud::Many(all)) => all.iter().any(|a| *a == self.audience),
+            Slot::Present(Aud::Single(a)) => *a == self.audience.as_str(),
+            Slot::Present(Aud::Many(all)) => all.iter().any(|a| *a == self.audience.as_str()),
         };
         if !audience_ok {
             return Err(ClaimError::WrongAudience.into());
@@ -784,7 +786,7 @@ pub(crate) mod reference {
         Ok(AccessTokenVerifier::new(
             Arc::new(keys),
             Issuer::try_from(ISS).map_err(|e| e.to_string())?,
-            AUD.into(),
+            TokenAudience::try_from(AUD).map_err(|e| e.to_string())?,
             Profile::Fapi2Security.algorithms(),
         ))
     }
@@ -808,7 +810,7 @@ pub(crate) mod reference {
             return Err(ClaimError::WrongIssuer.into());
         }
         match claims.audience()? {
-            Some(aud) if aud.contains(&v.audience) => {}
+            Some(aud) if aud.contains(v.audience.as_str()) => {}
             Some(_) => return Err(ClaimError::WrongAudience.into()),
             None => return Err(ClaimError::Missing("aud").into()),
         }

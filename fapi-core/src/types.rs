@@ -110,6 +110,14 @@ string_value!(
 );
 
 string_value!(
+    /// The resource server an access token is for (its `aud`,
+    /// [RFC 9068 §3]): printable ASCII, compared exactly.
+    ///
+    /// [RFC 9068 §3]: https://www.rfc-editor.org/rfc/rfc9068#section-3
+    TokenAudience, "aud", |w, s| bounded_vschar(w, s, 2048)
+);
+
+string_value!(
     /// An authorization server's issuer identifier ([RFC 8414 §2]): an
     /// `https` URL without query or fragment, compared exactly.
     ///
@@ -390,6 +398,16 @@ mod tests {
         let scope: Scope = serde_json::from_str("\"openid accounts\"").unwrap();
         assert!(scope.contains("accounts"));
         assert!(serde_json::from_str::<Scope>("\"a  b\"").is_err());
+    }
+
+    #[test]
+    fn token_audience_is_printable_bounded_and_exact() {
+        let a = TokenAudience::try_from("https://api.bank.example").unwrap();
+        assert_eq!(a.as_str(), "https://api.bank.example");
+        for bad in ["", "api\u{7f}", "api\u{e9}", &"a".repeat(2049)] {
+            assert!(TokenAudience::try_from(bad).is_err(), "{bad:?}");
+        }
+        assert!(TokenAudience::try_from("a".repeat(2048)).is_ok());
     }
 
     #[test]

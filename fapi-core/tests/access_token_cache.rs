@@ -46,7 +46,7 @@ fn issue_at(alg: Algorithm, subject: &str, at: UnixTime) -> String {
             keys().key(alg).clone(),
             kid(alg).into(),
             issuer(),
-            AUD.into(),
+            fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
             300,
         )
         .issue(&claims(subject), at),
@@ -64,7 +64,7 @@ fn uncached() -> AccessTokenVerifier {
     AccessTokenVerifier::new(
         Arc::new(key_set(keys())),
         issuer(),
-        AUD.into(),
+        fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
         Profile::Fapi2Security.algorithms(),
     )
 }

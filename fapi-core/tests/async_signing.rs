@@ -90,13 +90,18 @@ fn a_remote_key_issues_tokens_that_verify_like_a_file_keys() {
     let verifier = AccessTokenVerifier::new(
         Arc::new(key_set(keys())),
         issuer(),
-        AUD.into(),
+        fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
         Profile::Fapi2Security.algorithms(),
     );
     for alg in Algorithm::ALL {
         let key = remote(alg, true);
-        let remote_issuer =
-            AccessTokenIssuer::new(key.clone(), kid(alg).into(), issuer(), AUD.into(), 300);
+        let remote_issuer = AccessTokenIssuer::new(
+            key.clone(),
+            kid(alg).into(),
+            issuer(),
+            fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
+            300,
+        );
         let issued = block_on(remote_issuer.issue(&claims(), now())).unwrap();
         assert_eq!(key.calls.load(Ordering::SeqCst), 1, "{alg:?}");
         let verified = verifier
@@ -108,7 +113,7 @@ fn a_remote_key_issues_tokens_that_verify_like_a_file_keys() {
             keys().key(alg).clone(),
             kid(alg).into(),
             issuer(),
-            AUD.into(),
+            fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
             300,
         );
         let t = block_on(file.issue(&claims(), now())).unwrap().token;
@@ -123,7 +128,7 @@ fn a_signer_that_fails_issues_nothing() {
         key.clone(),
         kid(Algorithm::Es256).into(),
         issuer(),
-        AUD.into(),
+        fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
         300,
     );
     assert!(matches!(

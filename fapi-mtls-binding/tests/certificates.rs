@@ -330,7 +330,7 @@ fn token_bound_to(cnf: Confirmation) -> fapi_core::VerifiedAccessToken {
             key.clone(),
             "k".into(),
             issuer.clone(),
-            "https://api.bank.example".into(),
+            fapi_core::types::TokenAudience::try_from("https://api.bank.example").unwrap(),
             300,
         )
         .issue(
@@ -358,7 +358,7 @@ fn token_bound_to(cnf: Confirmation) -> fapi_core::VerifiedAccessToken {
     AccessTokenVerifier::new(
         Arc::new(keys),
         issuer,
-        "https://api.bank.example".into(),
+        fapi_core::types::TokenAudience::try_from("https://api.bank.example").unwrap(),
         Profile::Fapi2Security.algorithms(),
     )
     .verify(&format!("Bearer {token}"), now)

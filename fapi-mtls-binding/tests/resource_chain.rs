@@ -80,7 +80,7 @@ fn verifier() -> AccessTokenVerifier {
     AccessTokenVerifier::new(
         Arc::new(keys),
         issuer(),
-        AUD.into(),
+        fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
         Profile::Fapi2Security.algorithms(),
     )
 }
@@ -88,7 +88,14 @@ fn verifier() -> AccessTokenVerifier {
 /// A `Bearer` header for tpp-a's token bound to `cnf`.
 fn token(cnf: Confirmation) -> String {
     let issued = block_on(
-        AccessTokenIssuer::new(key().clone(), "k".into(), issuer(), AUD.into(), 300).issue(
+        AccessTokenIssuer::new(
+            key().clone(),
+            "k".into(),
+            issuer(),
+            fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
+            300,
+        )
+        .issue(
             &AccessTokenClaims::new(
                 "alice",
                 ClientId::try_from("tpp-a").unwrap(),

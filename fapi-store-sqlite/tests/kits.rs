@@ -171,7 +171,7 @@ fn audit_chain_from_the_database_fails_after_a_byte_is_changed() {
     let log = db.open().audit_log();
     for i in 0..5 {
         let mut e = AuditEvent::new(AuditAction::ConsentAuthorised, at(i));
-        e.client_id = Some("tpp-a".into());
+        e.client_id = Some(fapi_core::types::ClientId::try_from("tpp-a").unwrap());
         b(log.append(e)).unwrap();
     }
     let keys = fapi_core::jwk::KeySet::default();

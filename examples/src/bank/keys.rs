@@ -364,21 +364,17 @@ fn build_ring(
     let keys =
         Arc::new(KeySet::from_jwks(&jwks, provider, &profile.key_policy()).map_err(config_err)?);
     let kid = schedule.signing.clone();
+    let audience = fapi_core::types::TokenAudience::try_from(api_base).map_err(config_err)?;
     Ok(Keyring {
         tokens: AccessTokenIssuer::new(
             key.clone(),
             kid.clone(),
             issuer.clone(),
-            api_base.to_owned(),
+            audience.clone(),
             TOKEN_LIFETIME_SECS,
         ),
-        verifier: AccessTokenVerifier::new(
-            keys,
-            issuer.clone(),
-            api_base.to_owned(),
-            profile.algorithms(),
-        )
-        .with_cache(token_cache),
+        verifier: AccessTokenVerifier::new(keys, issuer.clone(), audience, profile.algorithms())
+            .with_cache(token_cache),
         jarm: JarmSigner::new(key.clone(), kid.clone(), issuer.clone()),
         responses: ObJwsSigner::new(
             key.clone(),

@@ -362,7 +362,7 @@ fn token(consent: &ConsentId, clock: &OffsetClock) -> BoundAccessToken {
             token_key().clone(),
             "k".into(),
             issuer.clone(),
-            "api".into(),
+            fapi_core::types::TokenAudience::try_from("api").unwrap(),
             3600,
         )
         .issue(
@@ -391,7 +391,7 @@ fn token(consent: &ConsentId, clock: &OffsetClock) -> BoundAccessToken {
     AccessTokenVerifier::new(
         Arc::new(keys),
         issuer,
-        "api".into(),
+        fapi_core::types::TokenAudience::try_from("api").unwrap(),
         Profile::Fapi2Security.algorithms(),
     )
     .verify(&format!("Bearer {t}"), now)
