@@ -11,27 +11,9 @@ pub mod crypto;
 pub mod encoding;
 pub mod error;
 pub mod form;
-/// Entry points for the targets in `fuzz/` (feature `fuzzing`); not an API.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
-pub mod fuzzing {
-    /// The one-pass access token claim reader and the general reader
-    /// (`parse_object` + `Claims`) give the same outcome for `payload`.
-    ///
-    /// # Errors
-    /// Both outcomes, when they differ.
-    pub fn access_token_readers_agree(payload: &[u8]) -> Result<(), String> {
-        crate::access_token::reference::readers_agree(payload).map(|_| ())
-    }
-    /// The one-pass JWS header reader and the general reader give the
-    /// same header or the same error for `bytes`.
-    ///
-    /// # Errors
-    /// Both outcomes, when they differ.
-    pub fn header_readers_agree(bytes: &[u8]) -> Result<(), String> {
-        crate::jose::header_readers_agree(bytes).map(|_| ())
-    }
-}
+pub mod fuzzing;
 pub mod id_token;
 pub mod jose;
 pub mod json;
@@ -52,7 +34,26 @@ pub mod testing;
 pub mod time;
 pub mod types;
 
-pub use access_token::{AccessTokenVerifier, BoundAccessToken, VerifiedAccessToken};
-pub use client_auth::AuthenticatedClient;
+// The main paths, flat (the modules stay public for everything else).
+
+// the resource server's type chain: verify -> bind (-> the consent gate)
+pub use access_token::{
+    AccessTokenClaims, AccessTokenIssuer, AccessTokenVerifier, BoundAccessToken, Confirmation,
+    ProofOfPossession, VerifiedAccessToken,
+};
+// the authorization server's checks
+pub use client::ClientMetadata;
+pub use client_auth::{AssertionContext, AuthenticatedClient, UnverifiedClientAssertion};
+pub use request_object::{validate_request_object, RequestContext, ValidatedAuthorizationRequest};
+// keys, signatures and the JOSE policy
+pub use crypto::{
+    default_provider, Algorithm, AsyncSigningKey, CryptoProvider, SigningKey, VerifyingKey,
+};
+pub use jose::{ExpectedType, JwsPolicy, UnverifiedJws, VerifiedJws};
+pub use jwk::{Jwk, JwkSet, KeySet};
+// protocol values, time, errors, stores
 pub use error::{ErrorCode, ErrorResponse, OAuthError};
 pub use profile::Profile;
+pub use store::{BoxFuture, StoreError};
+pub use time::{Clock, SystemClock, UnixTime};
+pub use types::{ClientId, ConsentId, Issuer, JwtId, RedirectUri, Scope, TokenAudience};
