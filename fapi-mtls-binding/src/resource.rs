@@ -21,6 +21,30 @@
 //! consent gate (`fapi-consent`) takes that type. Every refusal is one
 //! [`CallError`] variant, each `invalid_token` (401) except a store that
 //! could not answer.
+//!
+//! ```
+//! use fapi_consent::{Authorized, ConsentGate, ResourceAccess};
+//! use fapi_core::{AccessTokenVerifier, UnixTime};
+//! use fapi_mtls_binding::resource::{CertificateConnection, LiveState, ResourceChain};
+//! use fapi_mtls_binding::trust::TrustStore;
+//!
+//! /// One resource call: the chain, then the consent gate on the consent
+//! /// the live read returned. Refusals carry their OAuth error code.
+//! async fn account_list(
+//!     verifier: &AccessTokenVerifier,      // built once: bank keys, issuer, audience
+//!     trust: &TrustStore,                  // the scheme's CA bundle and CRLs
+//!     gate: &ConsentGate,
+//!     live: &dyn LiveState<Option<fapi_consent::Consent>>, // one round trip to the store
+//!     authorization: &str,                 // the Authorization header
+//!     connection: &CertificateConnection,  // the TLS client certificate of the connection
+//!     now: UnixTime,
+//! ) -> Result<Authorized, Box<dyn std::error::Error>> {
+//!     let (token, consent) = ResourceChain::new(verifier, trust)
+//!         .authorize(authorization, connection, live, now)
+//!         .await?;
+//!     Ok(gate.authorize_read(&token, consent, &ResourceAccess::Accounts, now)?)
+//! }
+//! ```
 
 use core::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
