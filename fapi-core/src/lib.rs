@@ -21,6 +21,7 @@ pub mod jwk;
 #[doc = include_str!("../MANUAL.md")]
 pub mod manual {}
 pub mod pkce;
+pub mod pop;
 pub mod profile;
 pub mod random;
 pub mod refresh;
