@@ -1,4 +1,5 @@
-//! Account information: accounts, an account, balances, transactions (a consent read with the call, through the gate).
+//! Account information: accounts, an account, balances, transactions (a
+//! consent read with the call, through the gate).
 
 #[allow(clippy::wildcard_imports)]
 use super::*;

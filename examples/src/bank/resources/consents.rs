@@ -1,4 +1,5 @@
-//! Account-access and payment consents: create, read, delete (client-credentials tokens).
+//! Account-access and payment consents: create, read, delete (client-
+//! credentials tokens).
 
 #[allow(clippy::wildcard_imports)]
 use super::*;

@@ -1,4 +1,5 @@
-//! The UK Open Banking request and response shapes the handlers read and write.
+//! The UK Open Banking request and response shapes the handlers read and
+//! write.
 
 #[allow(clippy::wildcard_imports)]
 use super::*;

@@ -1,4 +1,6 @@
-//! Payments: submission under `x-idempotency-key` and `x-jws-signature`, the reservation state machine, reconciliation, the signed authorisation record.
+//! Payments: submission under `x-idempotency-key` and `x-jws-signature`,
+//! the reservation state machine, reconciliation, the signed authorisation
+//! record.
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
