@@ -46,7 +46,7 @@ use fapi_core::crypto::aws_lc::AwsLcProvider;
 use fapi_core::crypto::{Algorithm, CryptoProvider, SigningKey};
 use fapi_core::jose::sign_compact;
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
-use fapi_core::request_object::{validate_request_object, RequestContext};
+use fapi_core::request_object::RequestValidator;
 use fapi_core::time::UnixTime;
 use fapi_core::types::{
     CertificateThumbprint, ClientId, CodeVerifier, ConsentId, Issuer, RedirectUri, Scope,
@@ -202,7 +202,7 @@ fn components(c: &mut Criterion) {
     let key = AwsLcProvider
         .generate_signing_key(Algorithm::Ps256)
         .unwrap();
-    let client = registration(&*key);
+    let client = Arc::new(registration(&*key));
     let issuer = Issuer::try_from(ISSUER).unwrap();
     let mut g = c.benchmark_group("components/aws-lc-rs/PS256");
 
@@ -222,14 +222,17 @@ fn components(c: &mut Criterion) {
     )
     .unwrap();
     let outer = vec![("client_id".to_owned(), "tpp-a".to_owned())];
-    let ctx = RequestContext::new(PROFILE, &issuer);
+    let ctx = RequestValidator::new(PROFILE, issuer.clone());
     g.bench_function("request_object_validation", |bch| {
         bch.iter(|| {
-            validate_request_object(black_box(&request), &outer, &client, &ctx, now()).unwrap()
+            ctx.request_object(black_box(&request), &outer, &client, now())
+                .unwrap()
         })
     });
-    let validated =
-        Arc::new(validate_request_object(&request, &outer, &client, &ctx, now()).unwrap());
+    let validated = Arc::new(
+        ctx.request_object(&request, &outer, &client, now())
+            .unwrap(),
+    );
 
     let assertion = sign_compact(
         &*key,

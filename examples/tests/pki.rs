@@ -107,8 +107,11 @@ fn tpp_certificates_authenticate_against_the_scheme_ca() {
         )
         .unwrap()
         .with_tls_client_auth(TlsClientAuthMetadata::subject_dn(dn));
-        let client =
-            AuthenticatedClient::from_certificate(&registration, &TlsClientAuth(&trusted)).unwrap();
+        let client = AuthenticatedClient::from_certificate(
+            &std::sync::Arc::new(registration.clone()),
+            &TlsClientAuth(&trusted),
+        )
+        .unwrap();
         assert_eq!(client.client_id().as_str(), tpp.client_id);
         // the same DN in OpenSSL's one-line order is another subject
         let openssl_order = format!(
@@ -119,7 +122,11 @@ fn tpp_certificates_authenticate_against_the_scheme_ca() {
             .clone()
             .with_tls_client_auth(TlsClientAuthMetadata::subject_dn(openssl_order));
         assert_eq!(
-            AuthenticatedClient::from_certificate(&reversed, &TlsClientAuth(&trusted)).unwrap_err(),
+            AuthenticatedClient::from_certificate(
+                &std::sync::Arc::new(reversed),
+                &TlsClientAuth(&trusted)
+            )
+            .unwrap_err(),
             fapi_core::client_auth::ClientAuthError::Certificate(
                 fapi_core::client_auth::CertificateAuthError::SubjectDnMismatch {
                     reversed_would_match: true

@@ -18,6 +18,7 @@ use crate::profile::Profile;
 use crate::replay::{ReplayCache, StoreError};
 use crate::time::UnixTime;
 use crate::types::{ClientId, Issuer, JwtId};
+use std::sync::Arc;
 
 /// The only `client_assertion_type` accepted.
 pub const JWT_BEARER_ASSERTION_TYPE: &str =
@@ -161,7 +162,7 @@ impl<'a> UnverifiedClientAssertion<'a> {
     /// [`ClientAuthError`].
     pub fn verify(
         self,
-        client: &ClientMetadata,
+        client: &Arc<ClientMetadata>,
         ctx: &AssertionContext<'_>,
         now: UnixTime,
     ) -> Result<PendingReplayCheck, ClientAuthError> {
@@ -192,7 +193,7 @@ impl<'a> UnverifiedClientAssertion<'a> {
             .and_then(|j| JwtId::try_from(j).ok())
             .ok_or(ClientAuthError::MissingJti)?;
         Ok(PendingReplayCheck {
-            client_id: self.client_id,
+            registration: Arc::clone(client),
             jti,
             expires_at: times.exp,
         })
@@ -224,7 +225,7 @@ fn check_audience(claims: &Claims, ctx: &AssertionContext<'_>) -> Result<(), Cli
 #[derive(Debug)]
 #[must_use = "the client is authenticated only after record_jti"]
 pub struct PendingReplayCheck {
-    client_id: ClientId,
+    registration: Arc<ClientMetadata>,
     jti: JwtId,
     expires_at: UnixTime,
 }
@@ -242,7 +243,7 @@ impl PendingReplayCheck {
     ) -> Result<AuthenticatedClient, ClientAuthError> {
         let fresh = cache
             .insert_if_absent(
-                self.client_id.as_str(),
+                self.registration.client_id().as_str(),
                 self.jti.as_str(),
                 self.expires_at,
                 now,
@@ -252,7 +253,7 @@ impl PendingReplayCheck {
             return Err(ClientAuthError::Replayed);
         }
         Ok(AuthenticatedClient {
-            client_id: self.client_id,
+            registration: self.registration,
             method: AuthMethod::PrivateKeyJwt,
         })
     }
@@ -337,12 +338,15 @@ pub trait CertificateAuthentication {
     fn authenticate(&self, client: &ClientMetadata) -> Result<(), ClientAuthError>;
 }
 
-/// A client whose identity was proven by one of the FAPI methods. No public
-/// constructor: it comes from [`PendingReplayCheck::record_jti`], or from a
-/// certificate check (`fapi-mtls-binding`) through a checked path.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A client whose identity was proven by one of the FAPI methods, carrying
+/// the registration it was proven against: what comes after client
+/// authentication (PAR, the token endpoint) takes the registration from
+/// here, so it cannot be handed another client's. No public constructor:
+/// it comes from [`PendingReplayCheck::record_jti`], or from a certificate
+/// check (`fapi-mtls-binding`) through [`AuthenticatedClient::from_certificate`].
+#[derive(Clone, Debug)]
 pub struct AuthenticatedClient {
-    client_id: ClientId,
+    registration: Arc<ClientMetadata>,
     method: AuthMethod,
 }
 
@@ -354,14 +358,14 @@ impl AuthenticatedClient {
     /// [`ClientAuthError::MethodNotRegistered`] for a `private_key_jwt`
     /// client; [`ClientAuthError::Certificate`] if the check fails.
     pub fn from_certificate(
-        client: &ClientMetadata,
+        client: &Arc<ClientMetadata>,
         proof: &dyn CertificateAuthentication,
     ) -> Result<Self, ClientAuthError> {
         match client.auth_method() {
             AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth => {
                 proof.authenticate(client)?;
                 Ok(Self {
-                    client_id: client.client_id().clone(),
+                    registration: Arc::clone(client),
                     method: client.auth_method(),
                 })
             }
@@ -371,7 +375,11 @@ impl AuthenticatedClient {
 
     /// The authenticated client id.
     pub fn client_id(&self) -> &ClientId {
-        &self.client_id
+        self.registration.client_id()
+    }
+    /// The registration the client authenticated against.
+    pub fn registration(&self) -> &ClientMetadata {
+        &self.registration
     }
     /// How it authenticated.
     pub fn method(&self) -> AuthMethod {

@@ -45,7 +45,7 @@ pub use access_token::{
 // the authorization server's checks
 pub use client::ClientMetadata;
 pub use client_auth::{AssertionContext, AuthenticatedClient, UnverifiedClientAssertion};
-pub use request_object::{validate_request_object, RequestContext, ValidatedAuthorizationRequest};
+pub use request_object::{RequestValidator, ValidatedAuthorizationRequest};
 // keys, signatures and the JOSE policy
 pub use crypto::{
     default_provider, Algorithm, AsyncSigningKey, CryptoProvider, SigningKey, VerifyingKey,

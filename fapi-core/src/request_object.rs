@@ -190,21 +190,31 @@ impl ResponseMode {
     }
 }
 
-/// The authorization server's side of the checks
-/// ([`RequestContext::new`]).
-#[derive(Clone, Copy, Debug)]
-#[non_exhaustive]
-pub struct RequestContext<'a> {
-    /// The profile in force.
-    pub profile: Profile,
-    /// The authorization server's issuer identifier (expected `aud`).
-    pub issuer: &'a Issuer,
+/// The authorization server's request validation, configured once (the
+/// profile in force and the expected `aud`) and called for every request:
+/// [`RequestValidator::request_object`] for a signed request object (by
+/// value or pushed), [`RequestValidator::plain_parameters`] for unsigned PAR
+/// parameters where the profile allows them.
+#[derive(Clone, Debug)]
+pub struct RequestValidator {
+    profile: Profile,
+    issuer: Issuer,
 }
 
-impl<'a> RequestContext<'a> {
-    /// Requests under `profile` to `issuer`.
-    pub const fn new(profile: Profile, issuer: &'a Issuer) -> Self {
+impl RequestValidator {
+    /// Requests under `profile` to the authorization server `issuer`.
+    pub fn new(profile: Profile, issuer: Issuer) -> Self {
         Self { profile, issuer }
+    }
+
+    /// The profile in force.
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    /// The authorization server's issuer identifier (the expected `aud`).
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer
     }
 }
 
@@ -351,120 +361,122 @@ fn check_outer(outer: &[(String, String)]) -> Result<(), RequestRule> {
     Ok(())
 }
 
-/// Validates a signed request object (by value or from PAR) sent by
-/// `client`, with the outer request parameters `outer` (`request` itself
-/// may be among them and is skipped).
-///
-/// # Errors
-/// [`AuthorizationRequestError`] naming the rule broken.
-pub fn validate_request_object(
-    request_object: &str,
-    outer: &[(String, String)],
-    client: &ClientMetadata,
-    ctx: &RequestContext<'_>,
-    now: UnixTime,
-) -> Result<ValidatedAuthorizationRequest, AuthorizationRequestError> {
-    let in_object = |rule| AuthorizationRequestError {
-        rule,
-        in_request_object: true,
-    };
-    check_outer(outer).map_err(in_object)?;
-    let algorithms = client.algorithms(ctx.profile);
-    let policy = JwsPolicy {
-        algorithms: &algorithms,
-        typ: ExpectedType::Exact(REQUEST_OBJECT_TYP),
-        understood_critical: &[],
-    };
-    let verified = UnverifiedJws::parse(request_object)
-        .and_then(|jws| jws.verify(client.keys(), &policy))
-        .map_err(|e| in_object(RequestRule::Jose(e)))?;
-    let claims = verified.claims();
-    let claim = |e: ClaimError| in_object(RequestRule::Claim(e));
-    let times = claims
-        .check_times(&ctx.profile.request_object_times(), now)
-        .map_err(claim)?;
-    if claims.required_string("iss").map_err(claim)? != client.client_id().as_str() {
-        return Err(in_object(RequestRule::IssuerNotClient));
-    }
-    let aud = claims
-        .audience()
-        .map_err(claim)?
-        .ok_or(ClaimError::Missing("aud"))
-        .map_err(claim)?;
-    let aud_ok = if ctx.profile.audience_array_allowed() {
-        aud.contains(ctx.issuer.as_str())
-    } else {
-        aud.is_exactly(ctx.issuer.as_str())
-    };
-    if !aud_ok {
-        return Err(claim(ClaimError::WrongAudience));
-    }
-    if claims.get("request").is_some() || claims.get("request_uri").is_some() {
-        return Err(in_object(RequestRule::NestedRequestReference));
-    }
-    // outer duplicates must agree with the signed values
-    for (name, value) in outer {
-        if name == "request" {
-            continue;
-        }
-        let Some(inner) = claims.get(name) else {
-            continue; // outer-only: ignored, never used
+impl RequestValidator {
+    /// Validates a signed request object (by value or from PAR) sent by
+    /// `client`, with the outer request parameters `outer` (`request` itself
+    /// may be among them and is skipped).
+    ///
+    /// # Errors
+    /// [`AuthorizationRequestError`] naming the rule broken.
+    pub fn request_object(
+        &self,
+        request_object: &str,
+        outer: &[(String, String)],
+        client: &ClientMetadata,
+        now: UnixTime,
+    ) -> Result<ValidatedAuthorizationRequest, AuthorizationRequestError> {
+        let in_object = |rule| AuthorizationRequestError {
+            rule,
+            in_request_object: true,
         };
-        let same = match inner {
-            Value::String(s) => s == value,
-            other => serde_json::from_str::<Value>(value).is_ok_and(|v| &v == other),
+        check_outer(outer).map_err(in_object)?;
+        let algorithms = client.algorithms(self.profile);
+        let policy = JwsPolicy {
+            algorithms: &algorithms,
+            typ: ExpectedType::Exact(REQUEST_OBJECT_TYP),
+            understood_critical: &[],
         };
-        if !same {
-            let known = KNOWN_PARAMETERS
-                .iter()
-                .find(|k| *k == name)
-                .copied()
-                .unwrap_or("parameter");
-            return Err(AuthorizationRequestError {
-                rule: RequestRule::ConflictingOuterParameter(known),
-                in_request_object: true,
-            });
+        let verified = UnverifiedJws::parse(request_object)
+            .and_then(|jws| jws.verify(client.keys(), &policy))
+            .map_err(|e| in_object(RequestRule::Jose(e)))?;
+        let claims = verified.claims();
+        let claim = |e: ClaimError| in_object(RequestRule::Claim(e));
+        let times = claims
+            .check_times(&self.profile.request_object_times(), now)
+            .map_err(claim)?;
+        if claims.required_string("iss").map_err(claim)? != client.client_id().as_str() {
+            return Err(in_object(RequestRule::IssuerNotClient));
         }
+        let aud = claims
+            .audience()
+            .map_err(claim)?
+            .ok_or(ClaimError::Missing("aud"))
+            .map_err(claim)?;
+        let aud_ok = if self.profile.audience_array_allowed() {
+            aud.contains(self.issuer.as_str())
+        } else {
+            aud.is_exactly(self.issuer.as_str())
+        };
+        if !aud_ok {
+            return Err(claim(ClaimError::WrongAudience));
+        }
+        if claims.get("request").is_some() || claims.get("request_uri").is_some() {
+            return Err(in_object(RequestRule::NestedRequestReference));
+        }
+        // outer duplicates must agree with the signed values
+        for (name, value) in outer {
+            if name == "request" {
+                continue;
+            }
+            let Some(inner) = claims.get(name) else {
+                continue; // outer-only: ignored, never used
+            };
+            let same = match inner {
+                Value::String(s) => s == value,
+                other => serde_json::from_str::<Value>(value).is_ok_and(|v| &v == other),
+            };
+            if !same {
+                let known = KNOWN_PARAMETERS
+                    .iter()
+                    .find(|k| *k == name)
+                    .copied()
+                    .unwrap_or("parameter");
+                return Err(AuthorizationRequestError {
+                    rule: RequestRule::ConflictingOuterParameter(known),
+                    in_request_object: true,
+                });
+            }
+        }
+        let mut validated = validate_parameters(&Params::Object(claims), client, self.profile)
+            .map_err(in_object)?;
+        validated.request_object_sha256 = Some(Sha256::digest(request_object.as_bytes()).into());
+        validated.request_object_expires_at = Some(times.exp);
+        Ok(validated)
     }
-    let mut validated =
-        validate_parameters(&Params::Object(claims), client, ctx).map_err(in_object)?;
-    validated.request_object_sha256 = Some(Sha256::digest(request_object.as_bytes()).into());
-    validated.request_object_expires_at = Some(times.exp);
-    Ok(validated)
-}
 
-/// Validates plain (unsigned) authorization parameters pushed through PAR.
-/// Allowed only where the profile does not require a signed request object
-/// (FAPI 2 Security Profile).
-///
-/// # Errors
-/// [`AuthorizationRequestError`] naming the rule broken.
-pub fn validate_plain_parameters(
-    params: &[(String, String)],
-    client: &ClientMetadata,
-    ctx: &RequestContext<'_>,
-) -> Result<ValidatedAuthorizationRequest, AuthorizationRequestError> {
-    let err = |rule| AuthorizationRequestError {
-        rule,
-        in_request_object: false,
-    };
-    if ctx.profile.requires_signed_request_object() {
-        return Err(err(RequestRule::SignedRequestObjectRequired));
+    /// Validates plain (unsigned) authorization parameters pushed through PAR.
+    /// Allowed only where the profile does not require a signed request object
+    /// (FAPI 2 Security Profile).
+    ///
+    /// # Errors
+    /// [`AuthorizationRequestError`] naming the rule broken.
+    pub fn plain_parameters(
+        &self,
+        params: &[(String, String)],
+        client: &ClientMetadata,
+    ) -> Result<ValidatedAuthorizationRequest, AuthorizationRequestError> {
+        let err = |rule| AuthorizationRequestError {
+            rule,
+            in_request_object: false,
+        };
+        if self.profile.requires_signed_request_object() {
+            return Err(err(RequestRule::SignedRequestObjectRequired));
+        }
+        check_outer(params).map_err(err)?;
+        if params
+            .iter()
+            .any(|(k, _)| k == "request" || k == "request_uri")
+        {
+            return Err(err(RequestRule::NestedRequestReference));
+        }
+        validate_parameters(&Params::Form(params), client, self.profile).map_err(err)
     }
-    check_outer(params).map_err(err)?;
-    if params
-        .iter()
-        .any(|(k, _)| k == "request" || k == "request_uri")
-    {
-        return Err(err(RequestRule::NestedRequestReference));
-    }
-    validate_parameters(&Params::Form(params), client, ctx).map_err(err)
 }
 
 fn validate_parameters(
     p: &Params<'_>,
     client: &ClientMetadata,
-    ctx: &RequestContext<'_>,
+    profile: Profile,
 ) -> Result<ValidatedAuthorizationRequest, RequestRule> {
     let client_id = p
         .string("client_id")?
@@ -476,7 +488,7 @@ fn validate_parameters(
         None => None,
         Some(m) => Some(ResponseMode::from_name(m).ok_or(RequestRule::UnsupportedResponseMode)?),
     };
-    let response_type = match (p.string("response_type")?, ctx.profile) {
+    let response_type = match (p.string("response_type")?, profile) {
         (None, _) => return Err(RequestRule::Missing("response_type")),
         (Some("code"), Profile::Fapi1Advanced) => {
             // FAPI 1 Adv §5.2.2-2: `code` only together with JARM
@@ -524,7 +536,7 @@ fn validate_parameters(
     let openid = scope.as_ref().is_some_and(|s| s.contains("openid"));
     if nonce.is_none()
         && (response_type == ResponseType::CodeIdToken
-            || (openid && ctx.profile.requires_nonce_with_openid()))
+            || (openid && profile.requires_nonce_with_openid()))
     {
         return Err(RequestRule::NonceRequired);
     }
@@ -548,7 +560,7 @@ fn validate_parameters(
         return Err(RequestRule::Invalid("authorization_details"));
     }
     Ok(ValidatedAuthorizationRequest {
-        profile: ctx.profile,
+        profile,
         client_id: client.client_id().clone(),
         response_type,
         response_mode,

@@ -47,7 +47,7 @@ fn authenticate(
     let iss = issuer();
     let ctx = AssertionContext::new(profile, &iss, endpoint);
     let pending = UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, token, Some(CLIENT))?
-        .verify(&client(keys(), profile), &ctx, when)?;
+        .verify(&Arc::new(client(keys(), profile)), &ctx, when)?;
     block_on(pending.record_jti(cache, when))
 }
 
@@ -327,7 +327,9 @@ fn assertion_checked_against_another_registration_rejected() {
     .unwrap();
     let parsed = UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, &t, None).unwrap();
     assert_eq!(
-        parsed.verify(&other, &ctx, now()).unwrap_err(),
+        parsed
+            .verify(&Arc::new(other.clone()), &ctx, now())
+            .unwrap_err(),
         ClientAuthError::RegistrationMismatch
     );
 }
@@ -340,7 +342,9 @@ fn client_registered_for_mtls_cannot_use_private_key_jwt() {
     let mtls = client_with(keys(), AuthMethod::TlsClientAuth, Profile::Fapi2Security);
     let parsed = UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, &t, None).unwrap();
     assert_eq!(
-        parsed.verify(&mtls, &ctx, now()).unwrap_err(),
+        parsed
+            .verify(&Arc::new(mtls.clone()), &ctx, now())
+            .unwrap_err(),
         ClientAuthError::MethodNotRegistered
     );
 }
@@ -435,7 +439,11 @@ fn issuer_compared_exactly() {
     let parsed = UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, &t, None).unwrap();
     assert_eq!(
         parsed
-            .verify(&client(keys(), Profile::Fapi2Security), &ctx, now())
+            .verify(
+                &Arc::new(client(keys(), Profile::Fapi2Security)),
+                &ctx,
+                now()
+            )
             .unwrap_err(),
         ClientAuthError::Claim(ClaimError::WrongAudience)
     );
@@ -450,7 +458,9 @@ fn algorithm_outside_client_registration_rejected() {
     let es = assertion(assertion_claims("j"));
     let parsed = UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, &es, None).unwrap();
     assert_eq!(
-        parsed.verify(&ps_only, &ctx, now()).unwrap_err(),
+        parsed
+            .verify(&Arc::new(ps_only.clone()), &ctx, now())
+            .unwrap_err(),
         ClientAuthError::Jose(JoseError::AlgorithmNotAllowed(Algorithm::Es256))
     );
     let ps = sign(
@@ -461,5 +471,7 @@ fn algorithm_outside_client_registration_rejected() {
         assertion_claims("j"),
     );
     let parsed = UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, &ps, None).unwrap();
-    assert!(parsed.verify(&ps_only, &ctx, now()).is_ok());
+    assert!(parsed
+        .verify(&Arc::new(ps_only.clone()), &ctx, now())
+        .is_ok());
 }

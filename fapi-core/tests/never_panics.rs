@@ -18,7 +18,7 @@ use fapi_core::crypto::Algorithm;
 use fapi_core::encoding::b64url_encode;
 use fapi_core::jose::{sign_compact, ExpectedType, JwsPolicy, UnverifiedJws};
 use fapi_core::jwk::JwkSet;
-use fapi_core::request_object::{validate_request_object, RequestContext};
+use fapi_core::request_object::RequestValidator;
 use fapi_core::{AccessTokenVerifier, Profile};
 use proptest::prelude::*;
 use serde_json::json;
@@ -77,7 +77,7 @@ proptest! {
         let iss = issuer();
         for profile in [Profile::Fapi1Advanced, Profile::Fapi2MessageSigning] {
             let c = client(keys(), profile);
-            let _ = validate_request_object(&t, &outer, &c, &RequestContext::new(profile, &iss), now());
+            let _ = RequestValidator::new(profile, iss.clone()).request_object(&t, &outer, &c, now());
         }
     }
 

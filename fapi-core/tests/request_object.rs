@@ -15,8 +15,8 @@ use fapi_core::claims::ClaimError;
 use fapi_core::crypto::Algorithm;
 use fapi_core::jose::JoseError;
 use fapi_core::request_object::{
-    validate_plain_parameters, validate_request_object, AuthorizationRequestError, RequestContext,
-    RequestRule, ResponseMode, ResponseType, ValidatedAuthorizationRequest,
+    AuthorizationRequestError, RequestRule, RequestValidator, ResponseMode, ResponseType,
+    ValidatedAuthorizationRequest,
 };
 use fapi_core::types::CodeVerifier;
 use fapi_core::{ErrorCode, OAuthError, Profile};
@@ -56,12 +56,12 @@ fn validate_at(
     when: fapi_core::time::UnixTime,
 ) -> Result<ValidatedAuthorizationRequest, AuthorizationRequestError> {
     let iss = issuer();
-    let ctx = RequestContext::new(profile, &iss);
+    let ctx = RequestValidator::new(profile, iss.clone());
     let outer: Vec<(String, String)> = outer
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    validate_request_object(token, &outer, &client(keys(), profile), &ctx, when)
+    ctx.request_object(token, &outer, &client(keys(), profile), when)
 }
 
 fn validate(
@@ -589,12 +589,9 @@ fn form(c: &Value) -> Vec<(String, String)> {
 fn fapi2_sp_plain_parameters_happy() {
     let p = Profile::Fapi2Security;
     let iss = issuer();
-    let v = validate_plain_parameters(
-        &form(&ro_claims(p)),
-        &client(keys(), p),
-        &RequestContext::new(p, &iss),
-    )
-    .unwrap();
+    let v = RequestValidator::new(p, iss.clone())
+        .plain_parameters(&form(&ro_claims(p)), &client(keys(), p))
+        .unwrap();
     assert_eq!(v.openbanking_intent_id(), Some("aac-1"));
     assert!(v.request_object_sha256().is_none());
 }
@@ -603,12 +600,9 @@ fn fapi2_sp_plain_parameters_happy() {
 fn signed_request_object_required_by_fapi1_and_fapi2_ms() {
     let iss = issuer();
     for p in [Profile::Fapi1Advanced, Profile::Fapi2MessageSigning] {
-        let e = validate_plain_parameters(
-            &form(&ro_claims(p)),
-            &client(keys(), p),
-            &RequestContext::new(p, &iss),
-        )
-        .unwrap_err();
+        let e = RequestValidator::new(p, iss.clone())
+            .plain_parameters(&form(&ro_claims(p)), &client(keys(), p))
+            .unwrap_err();
         assert_eq!(e.rule(), &RequestRule::SignedRequestObjectRequired);
     }
 }
@@ -617,20 +611,20 @@ fn signed_request_object_required_by_fapi1_and_fapi2_ms() {
 fn plain_parameters_follow_the_same_rules() {
     let p = Profile::Fapi2Security;
     let iss = issuer();
-    let ctx = RequestContext::new(p, &iss);
+    let ctx = RequestValidator::new(p, iss.clone());
     let c = client(keys(), p);
-    let e = validate_plain_parameters(
-        &form(&with(ro_claims(p), "code_challenge_method", json!("plain"))),
-        &c,
-        &ctx,
-    )
-    .unwrap_err();
+    let e = ctx
+        .plain_parameters(
+            &form(&with(ro_claims(p), "code_challenge_method", json!("plain"))),
+            &c,
+        )
+        .unwrap_err();
     assert_eq!(e.rule(), &RequestRule::PkceMethodNotS256);
     assert_eq!(e.error_code(), ErrorCode::InvalidRequest);
     let mut f = form(&ro_claims(p));
     f.push(("request_uri".into(), "urn:x".into()));
     assert_eq!(
-        validate_plain_parameters(&f, &c, &ctx).unwrap_err().rule(),
+        ctx.plain_parameters(&f, &c).unwrap_err().rule(),
         &RequestRule::NestedRequestReference
     );
 }

@@ -15,9 +15,7 @@ use fapi_core::client::{AuthMethod, ClientMetadata};
 use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
 use fapi_core::jose::{sign_compact, JoseError};
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
-use fapi_core::request_object::{
-    validate_request_object, RequestContext, ResponseMode, ValidatedAuthorizationRequest,
-};
+use fapi_core::request_object::{RequestValidator, ResponseMode, ValidatedAuthorizationRequest};
 use fapi_core::time::UnixTime;
 use fapi_core::types::{ClientId, CodeVerifier, Issuer, RedirectUri, State};
 use fapi_core::{ErrorCode, Profile};
@@ -86,14 +84,9 @@ fn request(profile: Profile, extra: serde_json::Value) -> ValidatedAuthorization
     )
     .unwrap();
     let iss = Issuer::try_from(ISSUER).unwrap();
-    validate_request_object(
-        &ro,
-        &[],
-        &client,
-        &RequestContext::new(profile, &iss),
-        at(0),
-    )
-    .unwrap()
+    RequestValidator::new(profile, iss.clone())
+        .request_object(&ro, &[], &client, at(0))
+        .unwrap()
 }
 
 fn bank_key(alg: Algorithm) -> Arc<dyn SigningKey> {

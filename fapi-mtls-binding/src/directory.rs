@@ -5,7 +5,7 @@
 
 use core::fmt;
 use std::collections::{HashMap, HashSet};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use fapi_core::client::ClientMetadata;
 use fapi_core::client_auth::{CertificateAuthError, ClientAuthError};
@@ -190,7 +190,7 @@ fn chain_rejected(e: &TrustError) -> ClientAuthError {
 /// is unavailable).
 pub async fn authenticate_by_certificate(
     presented: &PresentedCertificate,
-    client: &ClientMetadata,
+    client: &Arc<ClientMetadata>,
     trust: &TrustStore,
     directory: &dyn TppDirectory,
     now: UnixTime,

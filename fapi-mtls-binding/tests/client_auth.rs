@@ -14,7 +14,7 @@
 
 mod common;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use common::{now, Ca, C, CN, O, ORG_ID, OU, P, U};
 use fapi_core::client::{AuthMethod, ClientMetadata, RegistrationError, TlsClientAuthMetadata};
@@ -136,7 +136,10 @@ fn tls_client(id: &str, m: TlsClientAuthMetadata) -> ClientMetadata {
 
 /// Authenticates tpp-a, registered with `m`, by the certificate `der`.
 fn auth_with(der: &[u8], m: TlsClientAuthMetadata) -> Result<AuthenticatedClient, ClientAuthError> {
-    AuthenticatedClient::from_certificate(&tls_client("tpp-a", m), &TlsClientAuth(&trusted(der)))
+    AuthenticatedClient::from_certificate(
+        &Arc::new(tls_client("tpp-a", m)),
+        &TlsClientAuth(&trusted(der)),
+    )
 }
 
 fn auth(m: TlsClientAuthMetadata) -> Result<AuthenticatedClient, ClientAuthError> {
@@ -635,7 +638,8 @@ fn private_key_jwt_client_cannot_authenticate_by_certificate() {
     .unwrap();
     let t = trusted(&pki().tpp_a);
     assert_eq!(
-        AuthenticatedClient::from_certificate(&jwt_client, &TlsClientAuth(&t)).unwrap_err(),
+        AuthenticatedClient::from_certificate(&Arc::new(jwt_client.clone()), &TlsClientAuth(&t))
+            .unwrap_err(),
         ClientAuthError::MethodNotRegistered
     );
 }
@@ -656,13 +660,19 @@ fn self_signed_client(key: PublicKeyMaterial) -> ClientMetadata {
 fn self_signed_certificate_with_registered_key_authenticates() {
     let presented = PresentedCertificate::from_verified_tls_peer(&pki().self_signed).unwrap();
     let client = self_signed_client(pki().self_signed_key.clone());
-    let c = AuthenticatedClient::from_certificate(&client, &SelfSignedTlsClientAuth(&presented))
-        .unwrap();
+    let c = AuthenticatedClient::from_certificate(
+        &Arc::new(client.clone()),
+        &SelfSignedTlsClientAuth(&presented),
+    )
+    .unwrap();
     assert_eq!(c.method(), AuthMethod::SelfSignedTlsClientAuth);
     // a tls_client_auth check does not fit this client
     assert_eq!(
-        AuthenticatedClient::from_certificate(&client, &TlsClientAuth(&trusted(&pki().tpp_a)))
-            .unwrap_err(),
+        AuthenticatedClient::from_certificate(
+            &Arc::new(client.clone()),
+            &TlsClientAuth(&trusted(&pki().tpp_a))
+        )
+        .unwrap_err(),
         ClientAuthError::Certificate(CertificateAuthError::WrongMethod)
     );
 }
@@ -675,8 +685,11 @@ fn self_signed_certificate_with_unregistered_key_rejected() {
         .unwrap();
     let client = self_signed_client(other.public_key().clone());
     assert_eq!(
-        AuthenticatedClient::from_certificate(&client, &SelfSignedTlsClientAuth(&presented))
-            .unwrap_err(),
+        AuthenticatedClient::from_certificate(
+            &Arc::new(client.clone()),
+            &SelfSignedTlsClientAuth(&presented)
+        )
+        .unwrap_err(),
         ClientAuthError::Certificate(CertificateAuthError::KeyNotRegistered)
     );
 }
@@ -700,7 +713,7 @@ fn end_to_end_tls_client_auth_and_directory_revocation() {
     );
     assert!(block_on(authenticate_by_certificate(
         &presented,
-        &client,
+        &Arc::new(client.clone()),
         &store(),
         &dir,
         now()
@@ -711,7 +724,7 @@ fn end_to_end_tls_client_auth_and_directory_revocation() {
     assert_eq!(
         block_on(authenticate_by_certificate(
             &presented,
-            &client,
+            &Arc::new(client.clone()),
             &store(),
             &dir,
             now()
@@ -730,7 +743,7 @@ fn revoked_tpp_refused_whatever_its_certificate() {
     assert_eq!(
         block_on(authenticate_by_certificate(
             &presented,
-            &client,
+            &Arc::new(client.clone()),
             &store(),
             &dir,
             now()
@@ -748,7 +761,7 @@ fn certificate_with_the_right_dn_from_another_ca_rejected() {
     assert_eq!(
         block_on(authenticate_by_certificate(
             &forged,
-            &client,
+            &Arc::new(client.clone()),
             &store(),
             &dir,
             now()
@@ -793,7 +806,7 @@ fn two_client_identities_in_one_request_rejected() {
     assert_eq!(
         block_on(authenticate_by_certificate(
             &cert_b,
-            &client_a,
+            &Arc::new(client_a.clone()),
             &store(),
             &dir,
             now()

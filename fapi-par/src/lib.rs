@@ -14,7 +14,7 @@ use fapi_core::client::ClientMetadata;
 use fapi_core::error::{ErrorCode, OAuthError};
 use fapi_core::random::RandomError;
 use fapi_core::request_object::{
-    validate_plain_parameters, validate_request_object, AuthorizationRequestError, RequestContext,
+    AuthorizationRequestError, RequestValidator, ValidatedAuthorizationRequest,
 };
 use fapi_core::store::StoreError;
 use fapi_core::time::UnixTime;
@@ -37,10 +37,6 @@ pub enum ParError {
     /// The body is malformed (`invalid_request`).
     #[error(transparent)]
     Form(#[from] FormError),
-    /// The registration passed in is not the authenticated client's
-    /// (`invalid_client`).
-    #[error("client registration does not belong to the authenticated client")]
-    RegistrationMismatch,
     /// The `client_id` parameter names another client than the one that
     /// authenticated (`invalid_client`).
     #[error("client_id does not match the authenticated client")]
@@ -60,7 +56,7 @@ impl OAuthError for ParError {
     fn error_code(&self) -> ErrorCode {
         match self {
             Self::Form(_) => ErrorCode::InvalidRequest,
-            Self::RegistrationMismatch | Self::ConflictingClientIds => ErrorCode::InvalidClient,
+            Self::ConflictingClientIds => ErrorCode::InvalidClient,
             Self::Request(e) => e.error_code(),
             Self::Store(_) | Self::Random(_) => ErrorCode::ServerError,
         }
@@ -93,8 +89,7 @@ impl ParResponse {
 /// The PAR endpoint's settings.
 #[derive(Clone, Debug)]
 pub struct ParConfig {
-    profile: Profile,
-    issuer: Issuer,
+    requests: RequestValidator,
     expires_in_secs: i64,
 }
 
@@ -103,8 +98,7 @@ impl ParConfig {
     /// the profile's default lifetime (60 s).
     pub fn new(profile: Profile, issuer: Issuer) -> Self {
         Self {
-            profile,
-            issuer,
+            requests: RequestValidator::new(profile, issuer),
             expires_in_secs: profile.par_expires_in().0,
         }
     }
@@ -112,7 +106,7 @@ impl ParConfig {
     /// A custom lifetime: at least 5 s and under the profile's maximum
     /// (600 s); `None` outside that range.
     pub fn with_expires_in(mut self, secs: i64) -> Option<Self> {
-        (5..self.profile.par_expires_in().1)
+        (5..self.profile().par_expires_in().1)
             .contains(&secs)
             .then(|| {
                 self.expires_in_secs = secs;
@@ -122,118 +116,110 @@ impl ParConfig {
 
     /// The profile.
     pub fn profile(&self) -> Profile {
-        self.profile
+        self.requests.profile()
     }
-}
 
-/// Validates a pushed request from its `source` exactly as [`push`] did at
-/// `source.pushed_at`: a signed request object (signature by a key of
-/// `registration`, claims, profile rules) or plain parameters where the
-/// profile allows. A durable store keeps only the source and calls this
-/// when it reads a request back, so nothing read from storage is trusted
-/// without the same checks (a changed row, or a registration whose keys
-/// were replaced, fails).
-///
-/// # Errors
-/// [`ParError::Request`] or [`ParError::RegistrationMismatch`].
-pub fn revalidate(
-    source: &PushSource,
-    registration: &ClientMetadata,
-    config: &ParConfig,
-) -> Result<fapi_core::request_object::ValidatedAuthorizationRequest, ParError> {
-    let params = &source.parameters;
-    let ctx = RequestContext::new(config.profile, &config.issuer);
-    let request = params
-        .iter()
-        .find(|(k, _)| k == "request")
-        .map(|(_, v)| v.as_str());
-    let validated = match request {
-        Some(request) => {
-            validate_request_object(request, params, registration, &ctx, source.pushed_at)?
+    /// Handles a pushed authorization request ([RFC 9126 §2]): the client
+    /// has already authenticated (`client`, which carries its registration);
+    /// the body is validated per profile (a signed request object, or plain
+    /// parameters where the profile allows), stored under a fresh
+    /// `request_uri`, and the 201 body returned. The reference expires at
+    /// the configured lifetime or the request object's `exp`, whichever is
+    /// sooner.
+    ///
+    /// It is [`ParConfig::validate`] then [`ValidatedPush::store`]; call
+    /// those two to apply a policy of your own to the validated request in
+    /// between.
+    ///
+    /// [RFC 9126 §2]: https://www.rfc-editor.org/rfc/rfc9126#section-2
+    ///
+    /// # Errors
+    /// [`ParError`], mapped to its OAuth error code.
+    pub async fn push(
+        &self,
+        form: &PushedRequestForm,
+        client: &AuthenticatedClient,
+        store: &dyn PushedRequestStore,
+        now: UnixTime,
+    ) -> Result<ParResponse, ParError> {
+        self.validate(form, client, now)?.store(store, now).await
+    }
+
+    /// The validation half of [`ParConfig::push`].
+    ///
+    /// # Errors
+    /// [`ParError`].
+    pub fn validate(
+        &self,
+        form: &PushedRequestForm,
+        client: &AuthenticatedClient,
+        now: UnixTime,
+    ) -> Result<ValidatedPush, ParError> {
+        if form
+            .get("client_id")
+            .is_some_and(|c| c != client.client_id().as_str())
+        {
+            return Err(ParError::ConflictingClientIds);
         }
-        None => validate_plain_parameters(params, registration, &ctx)?,
-    };
-    if validated.client_id() != registration.client_id() {
-        return Err(ParError::RegistrationMismatch);
+        let source = PushSource {
+            parameters: form.authorization_parameters(),
+            pushed_at: now,
+        };
+        let request = self.revalidate(&source, client.registration())?;
+        let mut expires_at = now.saturating_add(self.expires_in_secs);
+        if let Some(exp) = request.request_object_expires_at() {
+            expires_at = expires_at.min(exp);
+        }
+        Ok(ValidatedPush {
+            source,
+            request,
+            expires_at,
+        })
     }
-    Ok(validated)
+
+    /// Validates a pushed request from its `source` exactly as
+    /// [`ParConfig::push`] did at `source.pushed_at`: a signed request
+    /// object (signature by a key of `registration`, claims, profile rules)
+    /// or plain parameters where the profile allows. A durable store keeps
+    /// only the source and calls this when it reads a request back, so
+    /// nothing read from storage is trusted without the same checks (a
+    /// changed row, or a registration whose keys were replaced or that
+    /// belongs to another client, fails).
+    ///
+    /// # Errors
+    /// [`ParError::Request`].
+    pub fn revalidate(
+        &self,
+        source: &PushSource,
+        registration: &ClientMetadata,
+    ) -> Result<ValidatedAuthorizationRequest, ParError> {
+        let params = &source.parameters;
+        let request = params
+            .iter()
+            .find(|(k, _)| k == "request")
+            .map(|(_, v)| v.as_str());
+        Ok(match request {
+            Some(request) => {
+                self.requests
+                    .request_object(request, params, registration, source.pushed_at)?
+            }
+            None => self.requests.plain_parameters(params, registration)?,
+        })
+    }
 }
 
-/// Handles a pushed authorization request ([RFC 9126 §2]): the client has
-/// already authenticated (`client`, with its `registration`); the body is
-/// validated per profile (a signed request object, or plain parameters
-/// where the profile allows), stored under a fresh `request_uri`, and the
-/// 201 body returned. The reference expires at the configured lifetime or
-/// the request object's `exp`, whichever is sooner.
-///
-/// It is [`validate_push`] then [`ValidatedPush::store`]; call those two
-/// to apply a policy of your own to the validated request in between.
-///
-/// [RFC 9126 §2]: https://www.rfc-editor.org/rfc/rfc9126#section-2
-///
-/// # Errors
-/// [`ParError`], mapped to its OAuth error code.
-pub async fn push(
-    form: &PushedRequestForm,
-    client: &AuthenticatedClient,
-    registration: &ClientMetadata,
-    config: &ParConfig,
-    store: &dyn PushedRequestStore,
-    now: UnixTime,
-) -> Result<ParResponse, ParError> {
-    validate_push(form, client, registration, config, now)?
-        .store(store, now)
-        .await
-}
-
-/// A pushed request that passed every rule of [`push`] and is not stored
+/// A pushed request that passed every rule of [`ParConfig::push`] and is not stored
 /// yet: no `request_uri` exists for it until [`ValidatedPush::store`].
 #[derive(Debug)]
 pub struct ValidatedPush {
     source: PushSource,
-    request: fapi_core::request_object::ValidatedAuthorizationRequest,
+    request: ValidatedAuthorizationRequest,
     expires_at: UnixTime,
-}
-
-/// The validation half of [`push`].
-///
-/// # Errors
-/// [`ParError`].
-pub fn validate_push(
-    form: &PushedRequestForm,
-    client: &AuthenticatedClient,
-    registration: &ClientMetadata,
-    config: &ParConfig,
-    now: UnixTime,
-) -> Result<ValidatedPush, ParError> {
-    if registration.client_id() != client.client_id() {
-        return Err(ParError::RegistrationMismatch);
-    }
-    if form
-        .get("client_id")
-        .is_some_and(|c| c != client.client_id().as_str())
-    {
-        return Err(ParError::ConflictingClientIds);
-    }
-    let source = PushSource {
-        parameters: form.authorization_parameters(),
-        pushed_at: now,
-    };
-    let request = revalidate(&source, registration, config)?;
-    let mut expires_at = now.saturating_add(config.expires_in_secs);
-    if let Some(exp) = request.request_object_expires_at() {
-        expires_at = expires_at.min(exp);
-    }
-    Ok(ValidatedPush {
-        source,
-        request,
-        expires_at,
-    })
 }
 
 impl ValidatedPush {
     /// The validated request, for the caller's own checks.
-    pub fn request(&self) -> &fapi_core::request_object::ValidatedAuthorizationRequest {
+    pub fn request(&self) -> &ValidatedAuthorizationRequest {
         &self.request
     }
 

@@ -15,7 +15,7 @@ use crate::request_uri::RequestUri;
 /// Where a store that keeps pushed requests outside the process (a
 /// database row can be changed, a registration replaced or revoked after
 /// the push) finds a client's registration as it is now, to re-validate a
-/// stored request against it with [`revalidate`](crate::revalidate).
+/// stored request against it with [`ParConfig::revalidate`](crate::ParConfig::revalidate).
 pub trait CurrentRegistration: Send + Sync + fmt::Debug {
     /// The metadata of `client` if it is registered and not revoked.
     fn current<'a>(
@@ -34,7 +34,7 @@ pub struct PushedRequest {
     /// When the reference stops working.
     pub expires_at: UnixTime,
     /// What was pushed, and when: what a durable store keeps, and
-    /// re-validates with [`crate::revalidate`] when reading it back.
+    /// re-validates with [`crate::ParConfig::revalidate`] when reading it back.
     pub source: Arc<PushSource>,
 }
 

@@ -23,8 +23,8 @@ use fapi_core::time::UnixTime;
 use fapi_core::types::{ClientId, CodeVerifier, Issuer, RedirectUri};
 use fapi_core::{AuthenticatedClient, ErrorCode, OAuthError, Profile};
 use fapi_par::{
-    push, InMemoryPushedRequestStore, LookupError, ParConfig, ParError, ParResponse,
-    PushedRequestForm, PushedRequestStore, RequestUri,
+    InMemoryPushedRequestStore, LookupError, ParConfig, ParError, ParResponse, PushedRequestForm,
+    PushedRequestStore, RequestUri,
 };
 use serde_json::json;
 
@@ -69,7 +69,7 @@ fn authenticated(id: &str, profile: Profile) -> AuthenticatedClient {
     let ctx = AssertionContext::new(profile, &issuer, Endpoint::PushedAuthorization(PAR_URL));
     let pending = UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, &assertion, Some(id))
         .unwrap()
-        .verify(&registration(id, profile), &ctx, at(0))
+        .verify(&Arc::new(registration(id, profile)), &ctx, at(0))
         .unwrap();
     futures_executor::block_on(pending.record_jti(&InMemoryReplayCache::new(10), at(0))).unwrap()
 }
@@ -109,11 +109,9 @@ fn do_push(
     profile: Profile,
     store: &dyn PushedRequestStore,
 ) -> Result<ParResponse, ParError> {
-    futures_executor::block_on(push(
+    futures_executor::block_on(config(profile).push(
         form,
         &authenticated(id, profile),
-        &registration(id, profile),
-        &config(profile),
         store,
         at(0),
     ))
@@ -250,11 +248,9 @@ fn unknown_request_uri_rejected() {
 fn client_id_of_another_client_rejected() {
     let store = InMemoryPushedRequestStore::new(100);
     let form = form_for("tpp-a", 300);
-    let e = b(push(
+    let e = b(config(Profile::Fapi2MessageSigning).push(
         &form,
         &authenticated("tpp-b", Profile::Fapi2MessageSigning),
-        &registration("tpp-b", Profile::Fapi2MessageSigning),
-        &config(Profile::Fapi2MessageSigning),
         &store,
         at(0),
     ))
@@ -263,19 +259,35 @@ fn client_id_of_another_client_rejected() {
     assert_eq!(e.error_code(), ErrorCode::InvalidClient);
 }
 
+/// The registration that validates the request is the one the client
+/// authenticated against: a request object signed for another client is
+/// refused even when the body names no `client_id` to compare.
 #[test]
-fn registration_of_another_client_rejected() {
+fn request_of_another_client_rejected_without_client_id_parameter() {
     let store = InMemoryPushedRequestStore::new(100);
-    let e = b(push(
-        &form_for("tpp-a", 300),
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("request", &request_object("tpp-b", 300))
+        .finish();
+    let form = PushedRequestForm::parse(body.as_bytes()).unwrap();
+    let e = b(config(Profile::Fapi2MessageSigning).push(
+        &form,
         &authenticated("tpp-a", Profile::Fapi2MessageSigning),
-        &registration("tpp-b", Profile::Fapi2MessageSigning),
-        &config(Profile::Fapi2MessageSigning),
         &store,
         at(0),
     ))
     .unwrap_err();
-    assert_eq!(e, ParError::RegistrationMismatch);
+    assert!(
+        matches!(&e, ParError::Request(r) if r.rule() == &RequestRule::IssuerNotClient),
+        "{e:?}"
+    );
+    // the twin: the same body pushed by the client it was signed for
+    let ok = b(config(Profile::Fapi2MessageSigning).push(
+        &form,
+        &authenticated("tpp-b", Profile::Fapi2MessageSigning),
+        &store,
+        at(0),
+    ));
+    assert!(ok.is_ok(), "{ok:?}");
 }
 
 #[test]
@@ -426,12 +438,12 @@ fn pushed_sample() -> fapi_par::PushedRequest {
 fn source_revalidates_to_the_same_request() {
     let pushed = pushed_sample();
     assert_eq!(pushed.source.pushed_at, at(0));
-    let again = fapi_par::revalidate(
-        &pushed.source,
-        &registration("tpp-a", Profile::Fapi2MessageSigning),
-        &config(Profile::Fapi2MessageSigning),
-    )
-    .unwrap();
+    let again = config(Profile::Fapi2MessageSigning)
+        .revalidate(
+            &pushed.source,
+            &registration("tpp-a", Profile::Fapi2MessageSigning),
+        )
+        .unwrap();
     assert_eq!(again.client_id(), pushed.request.client_id());
     assert_eq!(again.redirect_uri(), pushed.request.redirect_uri());
     assert_eq!(again.code_challenge(), pushed.request.code_challenge());
@@ -452,54 +464,52 @@ fn altered_source_does_not_revalidate() {
             v.push(if last == 'A' { 'B' } else { 'A' });
         }
     }
-    assert!(fapi_par::revalidate(
-        &source,
-        &registration("tpp-a", Profile::Fapi2MessageSigning),
-        &config(Profile::Fapi2MessageSigning),
-    )
-    .is_err());
+    assert!(config(Profile::Fapi2MessageSigning)
+        .revalidate(
+            &source,
+            &registration("tpp-a", Profile::Fapi2MessageSigning)
+        )
+        .is_err());
 }
 
 #[test]
 fn source_does_not_revalidate_against_another_clients_registration() {
     let pushed = pushed_sample();
     // same key, other client: the request object names tpp-a
-    assert!(fapi_par::revalidate(
-        &pushed.source,
-        &registration("tpp-b", Profile::Fapi2MessageSigning),
-        &config(Profile::Fapi2MessageSigning),
-    )
-    .is_err());
+    assert!(config(Profile::Fapi2MessageSigning)
+        .revalidate(
+            &pushed.source,
+            &registration("tpp-b", Profile::Fapi2MessageSigning)
+        )
+        .is_err());
 }
 
-/// `validate_push` then `store` is `push`, with room for the caller's own
+/// `ParConfig::validate` then `store` is `ParConfig::push`, with room for the caller's own
 /// policy on the validated request in between.
 #[test]
 fn validation_and_storage_are_separable() {
     let store = InMemoryPushedRequestStore::new(100);
-    let validated = fapi_par::validate_push(
-        &form_for("tpp-a", 300),
-        &authenticated("tpp-a", Profile::Fapi2MessageSigning),
-        &registration("tpp-a", Profile::Fapi2MessageSigning),
-        &config(Profile::Fapi2MessageSigning),
-        at(0),
-    )
-    .unwrap();
+    let validated = config(Profile::Fapi2MessageSigning)
+        .validate(
+            &form_for("tpp-a", 300),
+            &authenticated("tpp-a", Profile::Fapi2MessageSigning),
+            at(0),
+        )
+        .unwrap();
     assert_eq!(validated.request().client_id().as_str(), "tpp-a");
     let r = b(validated.store(&store, at(0))).unwrap();
     assert_eq!(r.expires_in, 60);
     let uri = RequestUri::parse(&r.request_uri).unwrap();
     assert!(b(store.peek(&uri, &client("tpp-a"), at(1))).is_ok());
-    // the same rules as push: another client's registration is refused
+    // the same rules as push: a client_id naming another client is refused
     assert_eq!(
-        fapi_par::validate_push(
-            &form_for("tpp-a", 300),
-            &authenticated("tpp-a", Profile::Fapi2MessageSigning),
-            &registration("tpp-b", Profile::Fapi2MessageSigning),
-            &config(Profile::Fapi2MessageSigning),
-            at(0),
-        )
-        .unwrap_err(),
-        fapi_par::ParError::RegistrationMismatch
+        config(Profile::Fapi2MessageSigning)
+            .validate(
+                &form_for("tpp-a", 300),
+                &authenticated("tpp-b", Profile::Fapi2MessageSigning),
+                at(0)
+            )
+            .unwrap_err(),
+        fapi_par::ParError::ConflictingClientIds
     );
 }

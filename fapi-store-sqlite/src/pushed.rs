@@ -6,8 +6,8 @@ use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::time::UnixTime;
 use fapi_core::types::ClientId;
 use fapi_par::{
-    revalidate, CurrentRegistration, LookupError, ParConfig, PushSource, PushedRequest,
-    PushedRequestStore, RequestUri,
+    CurrentRegistration, LookupError, ParConfig, PushSource, PushedRequest, PushedRequestStore,
+    RequestUri,
 };
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
@@ -21,7 +21,7 @@ use crate::SqliteStore;
 /// Only the pushed parameters and the time they were validated at are
 /// stored, under the SHA-256 of the `request_uri` (never the reference
 /// itself). Reading a request back re-runs `fapi-par`'s validation against
-/// the client's registration now ([`revalidate`], [`CurrentRegistration`]):
+/// the client's registration now ([`ParConfig::revalidate`], [`CurrentRegistration`]):
 /// a row changed in the database, a registration whose keys were
 /// replaced, or a revoked TPP yields [`LookupError::NoLongerValid`], never
 /// an unchecked request. `take` is single use under an IMMEDIATE
@@ -120,8 +120,10 @@ impl SqlitePushedRequestStore {
             .current(client)
             .await?
             .ok_or(LookupError::NoLongerValid)?;
-        let request =
-            revalidate(&source, &metadata, &self.config).map_err(|_| LookupError::NoLongerValid)?;
+        let request = self
+            .config
+            .revalidate(&source, &metadata)
+            .map_err(|_| LookupError::NoLongerValid)?;
         Ok(PushedRequest {
             request_uri: uri.clone(),
             request: Arc::new(request),

@@ -23,7 +23,7 @@ use fapi_core::time::UnixTime;
 use fapi_core::types::{CertificateThumbprint, ClientId, CodeVerifier, Issuer};
 use fapi_mtls_binding::registry::TppRegistry;
 use fapi_par::{
-    push, InMemoryPushedRequestStore, LookupError, ParConfig, PushedRequest, PushedRequestForm,
+    InMemoryPushedRequestStore, LookupError, ParConfig, PushedRequest, PushedRequestForm,
     PushedRequestStore, RequestUri,
 };
 use fapi_store_sqlite::{SqlitePushedRequestStore, SqliteStore};
@@ -100,11 +100,9 @@ fn setup(db: &SqliteStore) -> (PushedRequest, Arc<dyn SigningKey>) {
         .append_pair("request", &request)
         .finish();
     let staging = InMemoryPushedRequestStore::new(10);
-    let r = b(push(
+    let r = b(config().push(
         &PushedRequestForm::parse(body.as_bytes()).unwrap(),
         &client,
-        &metadata,
-        &config(),
         &staging,
         at(0),
     ))

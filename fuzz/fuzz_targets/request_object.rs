@@ -2,13 +2,12 @@
 //! signed by the client's registered key, and on arbitrary strings; the
 //! outer parameters come from the same bytes.
 #![no_main]
-use fapi_core::request_object::{validate_request_object, RequestContext};
+use fapi_core::request_object::RequestValidator;
 use fapi_fuzz::*;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let issuer = issuer();
-    let ctx = RequestContext::new(PROFILE, &issuer);
+    let ctx = RequestValidator::new(PROFILE, issuer());
     let (outer_bytes, object_bytes) = data.split_at(
         data.len()
             .min(usize::from(data.first().copied().unwrap_or(0)) % 64),
@@ -24,8 +23,8 @@ fuzz_target!(|data: &[u8]| {
         br#"{"alg":"ES256","kid":"k","typ":"oauth-authz-req+jwt"}"#,
         object_bytes,
     );
-    let _ = validate_request_object(&token, &outer, registration(), &ctx, now());
+    let _ = ctx.request_object(&token, &outer, registration(), now());
     if let Ok(s) = std::str::from_utf8(object_bytes) {
-        let _ = validate_request_object(s, &outer, registration(), &ctx, now());
+        let _ = ctx.request_object(s, &outer, registration(), now());
     }
 });

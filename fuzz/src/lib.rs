@@ -69,18 +69,20 @@ pub fn bank_keys() -> &'static Arc<KeySet> {
     })
 }
 
-pub fn registration() -> &'static ClientMetadata {
-    static R: OnceLock<ClientMetadata> = OnceLock::new();
+pub fn registration() -> &'static Arc<ClientMetadata> {
+    static R: OnceLock<Arc<ClientMetadata>> = OnceLock::new();
     R.get_or_init(|| {
-        ClientMetadata::new(
-            ClientId::try_from(CLIENT).unwrap(),
-            AuthMethod::PrivateKeyJwt,
-            vec![RedirectUri::try_from("https://tpp-a.example/cb").unwrap()],
-            jwks(&**client_key(), "k"),
-            &AwsLcProvider,
-            PROFILE,
+        Arc::new(
+            ClientMetadata::new(
+                ClientId::try_from(CLIENT).unwrap(),
+                AuthMethod::PrivateKeyJwt,
+                vec![RedirectUri::try_from("https://tpp-a.example/cb").unwrap()],
+                jwks(&**client_key(), "k"),
+                &AwsLcProvider,
+                PROFILE,
+            )
+            .unwrap(),
         )
-        .unwrap()
     })
 }
 

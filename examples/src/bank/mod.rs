@@ -123,6 +123,8 @@ pub(crate) struct BankState {
     /// The background expiry sweep.
     pub(crate) housekeeping: Arc<dyn tables::Housekeeping>,
     pub(crate) par: Arc<dyn PushedRequestStore>,
+    /// The PAR endpoint's settings (profile, issuer, lifetime).
+    pub(crate) par_config: fapi_par::ParConfig,
     pub(crate) consents: Arc<dyn fapi_consent::ConsentStore>,
     pub(crate) audit: Arc<dyn fapi_consent::audit::AuditLog>,
     pub(crate) idempotency: Arc<dyn fapi_consent::idempotency::IdempotencyStore>,
@@ -638,6 +640,7 @@ pub(crate) fn build_with_core(
         login_attempts: stores.login_attempts.clone(),
         checkpoints: stores.checkpoints.clone(),
         housekeeping: stores.housekeeping.clone(),
+        par_config: fapi_par::ParConfig::new(profile, issuer.clone()),
         par: stores.pushed_requests(
             fapi_par::ParConfig::new(profile, issuer.clone()),
             Arc::new(crate::registry::CurrentRegistrations {

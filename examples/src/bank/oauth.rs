@@ -13,7 +13,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use fapi_core::access_token::AccessTokenClaims;
-use fapi_core::client::ClientMetadata;
 use fapi_core::client_auth::{AssertionContext, Endpoint, UnverifiedClientAssertion};
 use fapi_core::error::ErrorCode;
 use fapi_core::id_token::{IdTokenContent, IdTokenIssuer};
@@ -21,7 +20,7 @@ use fapi_core::types::{ClientId, CodeVerifier, Scope};
 use fapi_core::AuthenticatedClient;
 use fapi_mtls_binding::directory::ensure_registered_certificate;
 use fapi_mtls_binding::PresentedCertificate;
-use fapi_par::{validate_push, ParConfig, PushedRequestForm};
+use fapi_par::PushedRequestForm;
 use serde_json::{json, Value};
 
 use super::errors::OAuthFailure;
@@ -75,7 +74,6 @@ impl Form {
 pub(crate) struct Caller {
     pub(crate) client: AuthenticatedClient,
     pub(crate) registration: Registration,
-    pub(crate) metadata: Arc<ClientMetadata>,
     pub(crate) certificate: PresentedCertificate,
 }
 
@@ -156,7 +154,6 @@ pub(crate) async fn authenticate<'f>(
     Ok(Caller {
         client,
         registration: registered.registration,
-        metadata,
         certificate: certificate.clone(),
     })
 }
@@ -224,14 +221,10 @@ pub(crate) async fn par(
         auth_failure("pushed_request");
         OAuthFailure::from_error(&e)
     };
-    let validated = validate_push(
-        &form,
-        &caller.client,
-        &caller.metadata,
-        &ParConfig::new(state.profile, state.issuer.clone()),
-        state.now(),
-    )
-    .map_err(refused)?;
+    let validated = state
+        .par_config
+        .validate(&form, &caller.client, state.now())
+        .map_err(refused)?;
     // this bank authorizes UK OB intents: the request must name a consent
     // the client created that awaits authorisation, refused here rather
     // than after the customer has logged in
