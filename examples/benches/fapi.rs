@@ -24,6 +24,7 @@
     missing_docs
 )]
 
+use fapi_consent::Permission;
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -101,7 +102,7 @@ fn gate() -> ConsentGate {
             id.clone(),
             ClientId::try_from("tpp-a").unwrap(),
             &AccountAccessRequest {
-                permissions: vec!["ReadAccountsDetail".into(), "ReadBalances".into()],
+                permissions: vec![Permission::ReadAccountsDetail, Permission::ReadBalances],
                 ..Default::default()
             },
             now(),
@@ -307,7 +308,7 @@ fn components(c: &mut Criterion) {
                 let consents = InMemoryConsentStore::new();
                 let id = ConsentId::try_from("aac-cas").unwrap();
                 let request = AccountAccessRequest {
-                    permissions: vec!["ReadAccountsDetail".into(), "ReadBalances".into()],
+                    permissions: vec![Permission::ReadAccountsDetail, Permission::ReadBalances],
                     ..Default::default()
                 };
                 b(consents.create(

@@ -11,6 +11,7 @@
 
 mod common;
 
+use fapi_consent::Permission;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
@@ -417,7 +418,7 @@ async fn the_dashboard_pages_thousands_of_consents_newest_first() {
             id,
             client.clone(),
             &AccountAccessRequest {
-                permissions: vec!["ReadAccountsBasic".into()],
+                permissions: vec![Permission::ReadAccountsBasic],
                 ..Default::default()
             },
             at,

@@ -12,6 +12,7 @@
     missing_docs
 )]
 
+use fapi_consent::Permission;
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -49,7 +50,7 @@ fn bench(c: &mut Criterion) {
             id.clone(),
             ClientId::try_from("tpp-a").unwrap(),
             &AccountAccessRequest {
-                permissions: vec!["ReadAccountsDetail".into(), "ReadBalances".into()],
+                permissions: vec![Permission::ReadAccountsDetail, Permission::ReadBalances],
                 ..Default::default()
             },
             now,

@@ -3,13 +3,12 @@
 //! [`Consent::apply`], which consumes the consent and returns the next one.
 
 use core::fmt;
-use std::collections::BTreeSet;
 
 use fapi_core::time::UnixTime;
 use fapi_core::types::{ClientId, ConsentId};
 use serde::{Deserialize, Serialize};
 
-use crate::permission::{validate_permissions, Permission, PermissionError};
+use crate::permission::{Permission, PermissionError, Permissions};
 
 /// A consent's status (UK OB `Status`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -198,8 +197,10 @@ pub enum ConsentRequestError {
 /// A request to create an account-access consent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AccountAccessRequest {
-    /// `Permissions`.
-    pub permissions: Vec<String>,
+    /// `Permissions`, as requested (parse the codes with
+    /// [`Permission::from_code`] or [`Permission::parse_codes`]); the rules
+    /// on the set are checked by [`Consent::account_access`].
+    pub permissions: Vec<Permission>,
     /// `ExpirationDateTime`.
     pub expiration: Option<String>,
     /// `TransactionFromDateTime`.
@@ -275,7 +276,7 @@ pub fn validate_initiation(i: &Initiation) -> Result<(), ConsentRequestError> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountAccessTerms {
     /// Granted permissions.
-    pub permissions: BTreeSet<Permission>,
+    pub permissions: Permissions,
     /// `ExpirationDateTime`.
     pub expiration: Option<UnixTime>,
     /// `TransactionFromDateTime`.
@@ -339,7 +340,7 @@ impl Consent {
         req: &AccountAccessRequest,
         now: UnixTime,
     ) -> Result<Self, ConsentRequestError> {
-        let permissions = validate_permissions(&req.permissions)?;
+        let permissions = Permissions::new(&req.permissions)?;
         let date = |f, v: &Option<String>| v.as_deref().map(|s| parse_date_time(f, s)).transpose();
         let expiration = date("ExpirationDateTime", &req.expiration)?;
         let transaction_from = date("TransactionFromDateTime", &req.transaction_from)?;

@@ -212,9 +212,7 @@ impl Authorized {
             _ => return DetailLevel::Detail,
         };
         match self.consent.terms() {
-            ConsentTerms::AccountAccess(t) if t.permissions.contains(&detail) => {
-                DetailLevel::Detail
-            }
+            ConsentTerms::AccountAccess(t) if t.permissions.contains(detail) => DetailLevel::Detail,
             _ => DetailLevel::Basic,
         }
     }
@@ -230,8 +228,8 @@ impl Authorized {
     pub fn transaction_directions(&self) -> (bool, bool) {
         match self.consent.terms() {
             ConsentTerms::AccountAccess(t) => (
-                t.permissions.contains(&Permission::ReadTransactionsCredits),
-                t.permissions.contains(&Permission::ReadTransactionsDebits),
+                t.permissions.contains(Permission::ReadTransactionsCredits),
+                t.permissions.contains(Permission::ReadTransactionsDebits),
             ),
             _ => (false, false),
         }
@@ -406,7 +404,7 @@ impl ConsentGate {
         if !access
             .required()
             .iter()
-            .any(|p| terms.permissions.contains(p))
+            .any(|p| terms.permissions.contains(*p))
         {
             return Err(GateError::MissingPermission);
         }

@@ -17,5 +17,5 @@ pub mod testing;
 
 pub use consent::{Consent, ConsentEvent, ConsentStatus, EventKind, TransitionError};
 pub use gate::{Authorized, ConsentGate, GateError, ResourceAccess};
-pub use permission::Permission;
+pub use permission::{Permission, Permissions};
 pub use store::{ConsentStore, InMemoryConsentStore};

@@ -69,6 +69,22 @@ impl Permission {
         Self::ALL.into_iter().find(|p| p.code() == code)
     }
 
+    /// Parses the codes of a request (exact, case-sensitive), in order,
+    /// without the set rules ([`Permissions::new`] checks those).
+    ///
+    /// # Errors
+    /// [`PermissionError::Unknown`] for a code that is not one of the 21.
+    pub fn parse_codes<I, S>(codes: I) -> Result<Vec<Self>, PermissionError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        codes
+            .into_iter()
+            .map(|c| Self::from_code(c.as_ref()).ok_or(PermissionError::Unknown))
+            .collect()
+    }
+
     /// What the customer is asked to agree to, in plain words.
     pub fn plain_words(self) -> &'static str {
         match self {
@@ -129,31 +145,90 @@ pub enum PermissionError {
     DirectionWithoutTransactions,
 }
 
-/// Validates a requested permission list per UK OB.
-///
-/// # Errors
-/// [`PermissionError`].
-pub fn validate_permissions(codes: &[String]) -> Result<BTreeSet<Permission>, PermissionError> {
-    if codes.is_empty() {
-        return Err(PermissionError::Empty);
-    }
-    let mut set = BTreeSet::new();
-    for c in codes {
-        let p = Permission::from_code(c).ok_or(PermissionError::Unknown)?;
-        if !set.insert(p) {
-            return Err(PermissionError::Repeated);
+/// A set of account-access permissions that satisfies the UK OB rules: not
+/// empty, no code twice, an accounts permission, transactions only with a
+/// direction and the reverse. Only [`Permissions::new`] and
+/// [`Permissions::from_codes`] make one (deserializing applies the same
+/// rules), so a consent's terms can never hold a set the API would refuse.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<Permission>", into = "Vec<Permission>")]
+pub struct Permissions(BTreeSet<Permission>);
+
+impl Permissions {
+    /// Checks `requested` against the UK OB rules.
+    ///
+    /// # Errors
+    /// [`PermissionError`] naming the rule broken.
+    pub fn new(requested: &[Permission]) -> Result<Self, PermissionError> {
+        if requested.is_empty() {
+            return Err(PermissionError::Empty);
+        }
+        let mut set = BTreeSet::new();
+        for p in requested {
+            if !set.insert(*p) {
+                return Err(PermissionError::Repeated);
+            }
+        }
+        use Permission as P;
+        if !set.contains(&P::ReadAccountsBasic) && !set.contains(&P::ReadAccountsDetail) {
+            return Err(PermissionError::NoAccountsPermission);
+        }
+        let tx =
+            set.contains(&P::ReadTransactionsBasic) || set.contains(&P::ReadTransactionsDetail);
+        let dir =
+            set.contains(&P::ReadTransactionsCredits) || set.contains(&P::ReadTransactionsDebits);
+        match (tx, dir) {
+            (true, false) => Err(PermissionError::TransactionsWithoutDirection),
+            (false, true) => Err(PermissionError::DirectionWithoutTransactions),
+            _ => Ok(Self(set)),
         }
     }
-    use Permission as P;
-    if !set.contains(&P::ReadAccountsBasic) && !set.contains(&P::ReadAccountsDetail) {
-        return Err(PermissionError::NoAccountsPermission);
+
+    /// Parses the codes as written in a request (exact, case-sensitive) and
+    /// checks the set.
+    ///
+    /// # Errors
+    /// [`PermissionError::Unknown`] for a code that is not one of the 21,
+    /// otherwise as [`Permissions::new`].
+    pub fn from_codes<I, S>(codes: I) -> Result<Self, PermissionError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self::new(&Permission::parse_codes(codes)?)
     }
-    let tx = set.contains(&P::ReadTransactionsBasic) || set.contains(&P::ReadTransactionsDetail);
-    let dir = set.contains(&P::ReadTransactionsCredits) || set.contains(&P::ReadTransactionsDebits);
-    match (tx, dir) {
-        (true, false) => Err(PermissionError::TransactionsWithoutDirection),
-        (false, true) => Err(PermissionError::DirectionWithoutTransactions),
-        _ => Ok(set),
+
+    /// Whether `permission` was granted.
+    pub fn contains(&self, permission: Permission) -> bool {
+        self.0.contains(&permission)
+    }
+
+    /// The granted permissions, in code order.
+    pub fn iter(&self) -> impl Iterator<Item = Permission> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// How many permissions were granted (at least one).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always `false`: an empty set is refused at construction.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl TryFrom<Vec<Permission>> for Permissions {
+    type Error = PermissionError;
+    fn try_from(requested: Vec<Permission>) -> Result<Self, PermissionError> {
+        Self::new(&requested)
+    }
+}
+
+impl From<Permissions> for Vec<Permission> {
+    fn from(p: Permissions) -> Self {
+        p.0.into_iter().collect()
     }
 }
 
@@ -161,8 +236,8 @@ pub fn validate_permissions(codes: &[String]) -> Result<BTreeSet<Permission>, Pe
 mod tests {
     use super::*;
 
-    fn v(codes: &[&str]) -> Result<BTreeSet<Permission>, PermissionError> {
-        validate_permissions(&codes.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    fn v(codes: &[&str]) -> Result<Permissions, PermissionError> {
+        Permissions::from_codes(codes)
     }
 
     #[test]
@@ -204,5 +279,24 @@ mod tests {
             v(&["ReadAccountsBasic", "ReadEverything"]).unwrap_err(),
             PermissionError::Unknown
         );
+    }
+
+    /// Stored terms are read back through the same rules: a set the API
+    /// would refuse does not deserialize; a valid one round-trips as the
+    /// sorted array of codes it was stored as before the newtype.
+    #[test]
+    fn deserializing_applies_the_rules() {
+        let ok = v(&["ReadBalances", "ReadAccountsBasic"]).unwrap();
+        let json = serde_json::to_string(&ok).unwrap();
+        assert_eq!(json, r#"["ReadAccountsBasic","ReadBalances"]"#);
+        assert_eq!(serde_json::from_str::<Permissions>(&json).unwrap(), ok);
+        for bad in [
+            r#"[]"#,
+            r#"["ReadBalances"]"#,
+            r#"["ReadAccountsBasic","ReadAccountsBasic"]"#,
+            r#"["ReadAccountsBasic","ReadTransactionsBasic"]"#,
+        ] {
+            assert!(serde_json::from_str::<Permissions>(bad).is_err(), "{bad}");
+        }
     }
 }

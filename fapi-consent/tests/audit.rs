@@ -12,6 +12,7 @@
 
 mod common;
 use common::initiation;
+use fapi_consent::Permission;
 
 use std::sync::{Arc, Barrier, OnceLock};
 
@@ -258,7 +259,7 @@ fn state_change_is_logged_before_it_takes_effect() {
         id.clone(),
         ClientId::try_from("tpp-a").unwrap(),
         &AccountAccessRequest {
-            permissions: vec!["ReadAccountsBasic".into()],
+            permissions: vec![Permission::ReadAccountsBasic],
             ..Default::default()
         },
         at(0),
@@ -308,7 +309,7 @@ fn audited_changes_under_contention_stay_truthful() {
         id.clone(),
         ClientId::try_from("tpp-a").unwrap(),
         &AccountAccessRequest {
-            permissions: vec!["ReadAccountsBasic".into()],
+            permissions: vec![Permission::ReadAccountsBasic],
             ..Default::default()
         },
         at(0),
@@ -444,7 +445,7 @@ fn consent_creation_is_audited_first_and_a_duplicate_is_marked_abandoned() {
         ConsentId::try_from("aac-9").unwrap(),
         ClientId::try_from("tpp-a").unwrap(),
         &AccountAccessRequest {
-            permissions: vec!["ReadAccountsBasic".into()],
+            permissions: vec![Permission::ReadAccountsBasic],
             ..Default::default()
         },
         at(0),

@@ -10,6 +10,7 @@
 
 mod common;
 use common::initiation;
+use fapi_consent::Permission;
 
 use std::sync::{Arc, Barrier, OnceLock};
 
@@ -123,14 +124,12 @@ fn aac(id: &str) -> Consent {
         ConsentId::try_from(id).unwrap(),
         ClientId::try_from("tpp-a").unwrap(),
         &AccountAccessRequest {
-            permissions: [
-                "ReadAccountsDetail",
-                "ReadBalances",
-                "ReadTransactionsBasic",
-                "ReadTransactionsCredits",
-            ]
-            .map(String::from)
-            .to_vec(),
+            permissions: vec![
+                Permission::ReadAccountsDetail,
+                Permission::ReadBalances,
+                Permission::ReadTransactionsBasic,
+                Permission::ReadTransactionsCredits,
+            ],
             expiration: Some("2030-03-18T00:00:00Z".into()),
             transaction_from: Some("2030-01-01T00:00:00Z".into()),
             transaction_to: Some("2030-03-01T00:00:00Z".into()),

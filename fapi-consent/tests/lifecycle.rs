@@ -10,6 +10,7 @@
 
 mod common;
 use common::initiation;
+use fapi_consent::Permission;
 
 use fapi_consent::consent::{
     AccountAccessRequest, Actor, ConsentRequestError, ConsentTerms, Initiation,
@@ -32,10 +33,10 @@ fn aac() -> Consent {
         ClientId::try_from("tpp-a").unwrap(),
         &AccountAccessRequest {
             permissions: vec![
-                "ReadAccountsDetail".into(),
-                "ReadBalances".into(),
-                "ReadTransactionsDetail".into(),
-                "ReadTransactionsCredits".into(),
+                Permission::ReadAccountsDetail,
+                Permission::ReadBalances,
+                Permission::ReadTransactionsDetail,
+                Permission::ReadTransactionsCredits,
             ],
             expiration: Some("2030-06-01T00:00:00+00:00".into()),
             transaction_from: Some("2030-01-01T00:00:00Z".into()),
@@ -187,7 +188,7 @@ fn payment_refused_transitions() {
 
 fn req(perms: &[&str]) -> AccountAccessRequest {
     AccountAccessRequest {
-        permissions: perms.iter().map(|s| s.to_string()).collect(),
+        permissions: Permission::parse_codes(perms).unwrap(),
         ..Default::default()
     }
 }

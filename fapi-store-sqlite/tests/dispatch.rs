@@ -10,6 +10,7 @@
 
 mod common;
 use common::{at, b, TempDb};
+use fapi_consent::Permission;
 
 use std::sync::{Arc, Mutex};
 
@@ -24,7 +25,7 @@ fn consent(id: &str) -> Consent {
         ConsentId::try_from(id).unwrap(),
         ClientId::try_from("tpp-a").unwrap(),
         &AccountAccessRequest {
-            permissions: vec!["ReadAccountsBasic".into()],
+            permissions: vec![Permission::ReadAccountsBasic],
             ..Default::default()
         },
         at(0),

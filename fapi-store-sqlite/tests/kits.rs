@@ -11,6 +11,7 @@
 
 mod common;
 use common::{at, b, TempDb};
+use fapi_consent::Permission;
 
 use std::sync::{Arc, Barrier};
 
@@ -212,7 +213,7 @@ mod consents {
             ConsentId::try_from(id).unwrap(),
             ClientId::try_from("tpp-a").unwrap(),
             &AccountAccessRequest {
-                permissions: vec!["ReadAccountsBasic".into()],
+                permissions: vec![Permission::ReadAccountsBasic],
                 expiration: Some("2031-01-01T00:00:00Z".into()),
                 ..Default::default()
             },
@@ -519,7 +520,7 @@ fn a_consent_change_and_its_audit_entry_commit_together() {
             ConsentId::try_from("aac-1").unwrap(),
             ClientId::try_from("tpp-a").unwrap(),
             &AccountAccessRequest {
-                permissions: vec!["ReadAccountsBasic".into()],
+                permissions: vec![Permission::ReadAccountsBasic],
                 ..Default::default()
             },
             at(0),
@@ -716,7 +717,7 @@ fn the_one_statement_live_read_equals_the_three_reads() {
                 .unwrap();
             }
             let request = AccountAccessRequest {
-                permissions: vec!["ReadAccountsDetail".into()],
+                permissions: vec![Permission::ReadAccountsDetail],
                 ..AccountAccessRequest::default()
             };
             b(db.consents().create(

@@ -6,7 +6,7 @@ use arbitrary::Arbitrary;
 use fapi_consent::consent::{
     AccountAccessRequest, Actor, Amount, ConsentStatus, CreditorAccount, Initiation,
 };
-use fapi_consent::{Consent, ConsentEvent, EventKind};
+use fapi_consent::{Consent, ConsentEvent, EventKind, Permission};
 use fapi_core::types::{ClientId, ConsentId};
 use fapi_fuzz::*;
 use libfuzzer_sys::fuzz_target;
@@ -62,11 +62,14 @@ fuzz_target!(|input: Input| {
             now(),
         )
     } else {
-        let permissions = input
+        let codes = input
             .permissions
             .iter()
-            .map(|p| PERMISSIONS[usize::from(*p) % PERMISSIONS.len()].to_owned())
-            .collect();
+            .map(|p| PERMISSIONS[usize::from(*p) % PERMISSIONS.len()]);
+        // an unknown code is refused before the set rules, as the bank does
+        let Ok(permissions) = Permission::parse_codes(codes) else {
+            return;
+        };
         Consent::account_access(
             id,
             client,

@@ -15,6 +15,7 @@
 //! a real request's size: the row is never read back. A bulk loader, it
 //! writes the SQLite backend directly (`bank prefill` refuses another).
 
+use fapi_consent::Permission;
 use std::sync::Arc;
 
 use fapi_consent::consent::{AccountAccessRequest, Actor};
@@ -74,7 +75,7 @@ pub fn prefill(
         ))
         .map_err(unavailable)?;
         let request = AccountAccessRequest {
-            permissions: vec!["ReadAccountsDetail".into(), "ReadBalances".into()],
+            permissions: vec![Permission::ReadAccountsDetail, Permission::ReadBalances],
             ..AccountAccessRequest::default()
         };
         let consent = Consent::account_access(id.clone(), client.clone(), &request, at)

@@ -1,8 +1,10 @@
 //! Account-access and payment consents: create, read, delete (client-
 //! credentials tokens).
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
+#[allow(clippy::wildcard_imports)]
+use fapi_consent::consent::ConsentRequestError;
+use fapi_consent::Permission;
 
 pub(super) fn consent_view(state: &BankState, consent: &Consent, path: &str) -> Value {
     let status_updated = consent
@@ -88,7 +90,10 @@ pub(super) async fn create_account_access_consent(
         id,
         token.client_id().clone(),
         &AccountAccessRequest {
-            permissions: req.data.permissions,
+            permissions: Permission::parse_codes(&req.data.permissions).map_err(|e| {
+                let e = ConsentRequestError::Permissions(e);
+                ObError::bad_request("UK.OBIE.Field.Invalid", e.to_string())
+            })?,
             expiration: req.data.expiration_date_time,
             transaction_from: req.data.transaction_from_date_time,
             transaction_to: req.data.transaction_to_date_time,
