@@ -19,7 +19,7 @@ fn fail(case: &'static str, detail: impl core::fmt::Debug) -> ConformanceFailure
 }
 
 /// Runs every [`PushedRequestStore`] guarantee against `store`, with
-/// `sample`, a request pushed by client `sample.client_id()` (as [`crate::push`]
+/// `sample`, a request pushed by client `sample.client_id()` (as [`ParConfig::push`](crate::ParConfig::push)
 /// stored it; the kit stores copies under new references and lifetimes),
 /// and `other`, a different client id. The race polls [`RACERS`] `take`s
 /// concurrently on the caller's executor.
