@@ -48,11 +48,11 @@ use fapi_core::crypto::{Algorithm, CryptoProvider, SigningKey};
 use fapi_core::jose::sign_compact;
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
 use fapi_core::request_object::RequestValidator;
-use fapi_core::time::UnixTime;
-use fapi_core::types::{
+use fapi_core::UnixTime;
+use fapi_core::{AccessTokenVerifier, Profile};
+use fapi_core::{
     CertificateThumbprint, ClientId, CodeVerifier, ConsentId, Issuer, RedirectUri, Scope,
 };
-use fapi_core::{AccessTokenVerifier, Profile};
 use fapi_jarm::JarmSigner;
 use fapi_par::{
     InMemoryPushedRequestStore, PushSource, PushedRequest, PushedRequestStore, RequestUri,
@@ -142,7 +142,7 @@ fn chain(c: &mut Criterion) {
                     key.clone(),
                     "k".into(),
                     issuer.clone(),
-                    fapi_core::types::TokenAudience::try_from("https://api.bank.example").unwrap(),
+                    fapi_core::TokenAudience::try_from("https://api.bank.example").unwrap(),
                     3600,
                 )
                 .issue(
@@ -163,7 +163,7 @@ fn chain(c: &mut Criterion) {
             let verifier = AccessTokenVerifier::new(
                 keys,
                 issuer.clone(),
-                fapi_core::types::TokenAudience::try_from("https://api.bank.example").unwrap(),
+                fapi_core::TokenAudience::try_from("https://api.bank.example").unwrap(),
                 PROFILE.algorithms(),
             );
             let header = format!("Bearer {token}");
@@ -342,7 +342,7 @@ fn components(c: &mut Criterion) {
     g.bench_function("audit_append", |bch| {
         bch.iter(|| {
             let mut e = AuditEvent::new(AuditAction::ConsentCreated, now());
-            e.consent_id = Some(fapi_core::types::ConsentId::try_from("aac-1").unwrap());
+            e.consent_id = Some(fapi_core::ConsentId::try_from("aac-1").unwrap());
             b(audit.append(e)).unwrap()
         })
     });

@@ -14,7 +14,7 @@ use core::pin::Pin;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use fapi_core::time::UnixTime;
+use fapi_core::UnixTime;
 
 /// An amount in minor units (pence), so arithmetic is exact.
 pub type Minor = i64;

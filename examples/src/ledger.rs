@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use fapi_core::time::UnixTime;
+use fapi_core::UnixTime;
 use fapi_store_sqlite::rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::core_banking::{Booking, CoreBanking, CoreError, CoreFuture, Minor, Transaction};

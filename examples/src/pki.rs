@@ -138,7 +138,7 @@ impl DevPki {
         dir: &Path,
         provider: &dyn CryptoProvider,
         tpps: &[&str],
-        now: fapi_core::time::UnixTime,
+        now: fapi_core::UnixTime,
     ) -> Result<Self, PkiError> {
         Self::generate_with(dir, provider, tpps, now, Algorithm::Ps256)
     }
@@ -152,7 +152,7 @@ impl DevPki {
         dir: &Path,
         provider: &dyn CryptoProvider,
         tpps: &[&str],
-        now: fapi_core::time::UnixTime,
+        now: fapi_core::UnixTime,
         bank_alg: Algorithm,
     ) -> Result<Self, PkiError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
@@ -330,7 +330,7 @@ impl DevPki {
         dir: &Path,
         name: &str,
         revoked: &[&Path],
-        now: fapi_core::time::UnixTime,
+        now: fapi_core::UnixTime,
     ) -> Result<PathBuf, PkiError> {
         write_crl_valid_for(
             dir,
@@ -356,7 +356,7 @@ fn write_crl_valid_for(
     issuer: &Issuer<'_, KeyPair>,
     name: &str,
     revoked: &[&Path],
-    now: fapi_core::time::UnixTime,
+    now: fapi_core::UnixTime,
     lifetime: time::Duration,
 ) -> Result<PathBuf, PkiError> {
     let at = time::OffsetDateTime::from_unix_timestamp(now.as_secs()).map_err(gen)?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use fapi_core::crypto::{default_provider, CryptoProvider};
-use fapi_core::time::Clock;
+use fapi_core::Clock;
 use fapi_mtls_binding::ClientCertificate;
 
 use crate::bank::{self, BankConfig, OffsetClock, RunningBank};

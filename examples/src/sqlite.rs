@@ -18,8 +18,8 @@ use std::sync::MutexGuard;
 use fapi_core::store::BoxFuture;
 
 use fapi_core::store::StoreError;
-use fapi_core::time::UnixTime;
-use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, JwtId};
+use fapi_core::UnixTime;
+use fapi_core::{CertificateThumbprint, ClientId, ConsentId, JwtId};
 use fapi_store_sqlite::rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use fapi_store_sqlite::{SqliteLiveReads, SqliteStore};
 

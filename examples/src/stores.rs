@@ -15,7 +15,7 @@ use fapi_core::code::AuthorizationCodeStore;
 use fapi_core::refresh::RefreshGrantStore;
 use fapi_core::replay::ReplayCache;
 use fapi_core::revocation::RevokedTokenStore;
-use fapi_core::time::UnixTime;
+use fapi_core::UnixTime;
 use fapi_mtls_binding::registry::TppRegistry;
 use fapi_par::{CurrentRegistration, ParConfig, PushedRequestStore};
 

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::time::UnixTime;
+use fapi_core::UnixTime;
 use fapi_examples::bank::keys::KeyRecord;
 use fapi_examples::bank::tables::conformance::{
     checkpoint_store_conformance, login_attempt_store_conformance, signing_key_store_conformance,

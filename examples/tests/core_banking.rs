@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
-use fapi_core::time::UnixTime;
+use fapi_core::UnixTime;
 use std::time::Duration;
 
 use fapi_examples::core_banking::{

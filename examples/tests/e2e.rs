@@ -459,7 +459,7 @@ async fn revoked_tpp_and_revoked_certificate_are_refused_on_the_next_call() {
 
     p.bank
         .registry()
-        .revoke_client(&fapi_core::types::ClientId::try_from("tpp-a").unwrap())
+        .revoke_client(&fapi_core::ClientId::try_from("tpp-a").unwrap())
         .await
         .unwrap();
     assert_eq!(
@@ -475,7 +475,7 @@ async fn revoked_tpp_and_revoked_certificate_are_refused_on_the_next_call() {
     .unwrap();
     p.bank
         .registry()
-        .revoke_certificate(cert.thumbprint(), fapi_core::time::Clock::now(&*p.clock))
+        .revoke_certificate(cert.thumbprint(), fapi_core::Clock::now(&*p.clock))
         .await
         .unwrap();
     let e = b.client_credentials("accounts").await.unwrap_err();
@@ -774,7 +774,7 @@ async fn a_new_crl_refuses_the_revoked_certificate_on_its_next_call_and_handshak
     );
 
     // the scheme publishes a CRL revoking tpp-b; the bank activates it
-    let now = fapi_core::time::Clock::now(&*p.clock);
+    let now = fapi_core::Clock::now(&*p.clock);
     let crl = fapi_examples::pki::DevPki::write_crl(
         &dir.0,
         "scheme.crl.pem",
@@ -877,7 +877,7 @@ async fn an_outside_tpp_with_its_own_keys_onboards_from_a_metadata_file() {
         &p.bank.trust,
         &*provider,
         profile,
-        fapi_core::time::Clock::now(&*p.clock),
+        fapi_core::Clock::now(&*p.clock),
     )
     .await
     .unwrap();

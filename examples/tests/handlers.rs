@@ -21,9 +21,9 @@ use fapi_core::client::ClientMetadata;
 use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
 use fapi_core::jose::sign_compact;
 use fapi_core::jwk::{Jwk, JwkSet};
-use fapi_core::time::{Clock, SystemClock};
-use fapi_core::types::ClientId;
+use fapi_core::ClientId;
 use fapi_core::Profile;
+use fapi_core::{Clock, SystemClock};
 use fapi_examples::bank::tls::ConnectionInfo;
 use fapi_examples::bank::{build, BankApps, BankConfig};
 use fapi_examples::pki::{DevPki, FileKeySource, KeySource};
@@ -1081,7 +1081,7 @@ impl Fixture {
             "iss": "tpp-a", "aud": ISSUER, "client_id": "tpp-a", "nbf": now, "exp": now + 300,
             "response_type": "code", "response_mode": "jwt", "redirect_uri": "https://tpp-a.example/cb",
             "scope": "openid accounts", "state": "s-1", "nonce": "n-1",
-            "code_challenge": fapi_core::types::CodeVerifier::generate().unwrap().challenge().as_str(),
+            "code_challenge": fapi_core::CodeVerifier::generate().unwrap().challenge().as_str(),
             "code_challenge_method": "S256",
         });
         if let Some(i) = intent {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use common::TempDir;
 use fapi_core::crypto::Algorithm;
 use fapi_core::jose::UnverifiedJws;
-use fapi_core::time::{Clock, UnixTime};
+use fapi_core::{Clock, UnixTime};
 use fapi_examples::bank::keys::{
     rotate, schedule, KeyRecord, RotateError, MAX_SIGNED_LIFETIME_SECS,
 };
@@ -276,7 +276,7 @@ async fn the_signing_key_rotates_under_traffic_with_no_failed_call() {
     assert_eq!(published_kids(&p).await, vec![rotation.new_kid.clone()]);
     assert!(
         until.secs_since(rotation.activates_at)
-            >= MAX_SIGNED_LIFETIME_SECS + fapi_core::profile::MAX_CLOCK_SKEW_SECS
+            >= MAX_SIGNED_LIFETIME_SECS + fapi_core::MAX_CLOCK_SKEW_SECS
     );
 
     // the audit trail verifies with checkpoints signed by both keys
@@ -294,7 +294,7 @@ async fn init_signing_alg_chooses_the_bank_key_and_a_rotation_keeps_it() {
     for alg in [Algorithm::Es256, Algorithm::EdDsa] {
         let dir = TempDir::new("rotate-alg");
         let provider = fapi_core::crypto::default_provider();
-        let clock = fapi_core::time::SystemClock;
+        let clock = fapi_core::SystemClock;
         fapi_examples::pki::DevPki::generate_with(&dir.0, &*provider, &["tpp-a"], clock.now(), alg)
             .unwrap();
         let config = fapi_examples::bank::BankConfig::development(&dir.0);
@@ -317,7 +317,7 @@ async fn init_signing_alg_chooses_the_bank_key_and_a_rotation_keeps_it() {
 fn a_rotation_shorter_than_the_refresh_period_is_refused() {
     let dir = TempDir::new("rotate-short");
     let provider = fapi_core::crypto::default_provider();
-    let now = fapi_core::time::SystemClock.now();
+    let now = fapi_core::SystemClock.now();
     fapi_examples::pki::DevPki::generate(&dir.0, &*provider, &["tpp-a"], now).unwrap();
     let mut config = fapi_examples::bank::BankConfig::development(&dir.0);
     config.signing_keys.refresh_ms = 5_000;

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::Request;
 use common::TempDir;
-use fapi_core::time::{Clock, SystemClock};
+use fapi_core::{Clock, SystemClock};
 use fapi_examples::bank::{build, BankConfig, MetricKind, EXPORTED};
 use fapi_examples::pki::DevPki;
 use tower::ServiceExt;

@@ -31,7 +31,7 @@ async fn start(dir: &TempDir) -> Platform {
     .unwrap()
 }
 
-fn ids(v: Vec<fapi_core::types::ConsentId>) -> Vec<String> {
+fn ids(v: Vec<fapi_core::ConsentId>) -> Vec<String> {
     v.iter().map(|c| c.as_str().to_owned()).collect()
 }
 
@@ -309,7 +309,7 @@ async fn balances_and_bookings_survive_a_restart_and_a_lost_answer_is_reconciled
         96_500,
         "paid money does not come back"
     );
-    let lost = fapi_core::types::ConsentId::try_from(lost.as_str()).unwrap();
+    let lost = fapi_core::ConsentId::try_from(lost.as_str()).unwrap();
     assert_eq!(
         ids(bank.stores.consents.pending_payments().await.unwrap()),
         vec![lost.as_str().to_owned()]

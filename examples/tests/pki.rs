@@ -15,9 +15,9 @@ use std::path::PathBuf;
 use fapi_core::client::{AuthMethod, ClientMetadata, TlsClientAuthMetadata};
 use fapi_core::crypto::default_provider;
 use fapi_core::jwk::JwkSet;
-use fapi_core::time::{Clock, SystemClock};
-use fapi_core::types::ClientId;
+use fapi_core::ClientId;
 use fapi_core::{AuthenticatedClient, Profile};
+use fapi_core::{Clock, SystemClock};
 use fapi_examples::pki::{DevPki, FileKeySource, KeySource, PkiError};
 use fapi_mtls_binding::client_auth::TlsClientAuth;
 use fapi_mtls_binding::trust::{TrustBundle, TrustError};
@@ -40,7 +40,7 @@ fn generate() -> (TempDir, DevPki) {
         &dir,
         &*default_provider(),
         &["tpp-a", "tpp-b"],
-        fapi_core::time::UnixTime::from_secs(1_800_000_000).unwrap(),
+        fapi_core::UnixTime::from_secs(1_800_000_000).unwrap(),
     )
     .unwrap();
     (TempDir(dir), pki)

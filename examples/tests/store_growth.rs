@@ -19,8 +19,8 @@ use common::TempDir;
 use fapi_consent::idempotency::{
     Begin, IdempotencyKey, IdempotencyStore, StoredResponse, WINDOW_SECS,
 };
-use fapi_core::time::{Clock, UnixTime};
-use fapi_core::types::ClientId;
+use fapi_core::ClientId;
+use fapi_core::{Clock, UnixTime};
 use fapi_examples::platform::Platform;
 use fapi_examples::sqlite::SqliteDb;
 use fapi_examples::tpp::{initiation, ScriptedCustomer};
@@ -367,7 +367,7 @@ async fn a_key_past_its_window_is_new_without_a_sweep() {
     let db = db.store().idempotency();
     let client = ClientId::try_from("tpp-a").unwrap();
     let key = IdempotencyKey::parse("k-1").unwrap();
-    let t0 = fapi_core::time::SystemClock.now();
+    let t0 = fapi_core::SystemClock.now();
     assert!(matches!(
         db.begin(&client, &key, [1; 32], t0).await.unwrap(),
         Begin::New
@@ -413,7 +413,7 @@ async fn the_dashboard_pages_thousands_of_consents_newest_first() {
     for i in 0..total {
         // two consents per second: ties on created_at are ordered by id
         let at = now.saturating_sub(i64::from(total - i) / 2 + 10);
-        let id = fapi_core::types::ConsentId::try_from(format!("aac-page-{i:05}")).unwrap();
+        let id = fapi_core::ConsentId::try_from(format!("aac-page-{i:05}")).unwrap();
         let c = Consent::account_access(
             id,
             client.clone(),

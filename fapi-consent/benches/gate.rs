@@ -28,9 +28,9 @@ use fapi_core::access_token::{
 };
 use fapi_core::crypto::{default_provider, Algorithm};
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
-use fapi_core::time::UnixTime;
-use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, Issuer, Scope};
+use fapi_core::UnixTime;
 use fapi_core::{AccessTokenVerifier, Profile};
+use fapi_core::{CertificateThumbprint, ClientId, ConsentId, Issuer, Scope};
 use futures_executor::block_on as b;
 
 struct Cert(CertificateThumbprint);
@@ -79,7 +79,7 @@ fn bench(c: &mut Criterion) {
             key.clone(),
             "k".into(),
             issuer.clone(),
-            fapi_core::types::TokenAudience::try_from("api").unwrap(),
+            fapi_core::TokenAudience::try_from("api").unwrap(),
             3600,
         )
         .issue(
@@ -110,7 +110,7 @@ fn bench(c: &mut Criterion) {
     let verifier = AccessTokenVerifier::new(
         keys,
         issuer,
-        fapi_core::types::TokenAudience::try_from("api").unwrap(),
+        fapi_core::TokenAudience::try_from("api").unwrap(),
         Profile::Fapi2Security.algorithms(),
     );
     let header = format!("Bearer {token}");

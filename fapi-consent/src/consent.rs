@@ -4,8 +4,8 @@
 
 use core::fmt;
 
-use fapi_core::time::UnixTime;
-use fapi_core::types::{ClientId, ConsentId};
+use fapi_core::UnixTime;
+use fapi_core::{ClientId, ConsentId};
 use serde::{Deserialize, Serialize};
 
 use crate::permission::{Permission, PermissionError, Permissions};

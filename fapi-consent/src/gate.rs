@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use fapi_core::error::{ErrorCode, OAuthError};
 use fapi_core::store::StoreError;
-use fapi_core::time::UnixTime;
-use fapi_core::types::{ClientId, ConsentId};
 use fapi_core::BoundAccessToken;
+use fapi_core::UnixTime;
+use fapi_core::{ClientId, ConsentId};
+use fapi_core::{ErrorCode, OAuthError};
 
 use crate::consent::{
     Actor, Consent, ConsentEvent, ConsentStatus, ConsentTerms, EventKind, Initiation,

@@ -6,10 +6,10 @@ use core::fmt;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use fapi_core::error::{ErrorCode, OAuthError};
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::time::UnixTime;
-use fapi_core::types::ClientId;
+use fapi_core::ClientId;
+use fapi_core::UnixTime;
+use fapi_core::{ErrorCode, OAuthError};
 use sha2::{Digest, Sha256};
 
 /// How long a key is remembered (UK OB: 24 hours).

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use fapi_core::store::{ready, BoxFuture, StoreError};
-use fapi_core::types::{ClientId, ConsentId};
+use fapi_core::{ClientId, ConsentId};
 
 /// A stored payment.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use fapi_core::crypto::{Algorithm, AsyncSigningKey, SigningError};
 use fapi_core::encoding::b64url_encode;
 use fapi_core::jose::{sign_compact_async, ExpectedType, JoseError, JwsPolicy, UnverifiedJws};
 use fapi_core::jwk::KeySet;
-use fapi_core::time::UnixTime;
+use fapi_core::UnixTime;
 use serde::{Deserialize, Serialize};
 
 use crate::consent::Initiation;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::types::ConsentId;
+use fapi_core::ConsentId;
 
 use crate::consent::{Consent, ConsentEvent, TransitionError};
 
@@ -187,7 +187,7 @@ pub async fn compose_create_audited<S: ConsentStore + ?Sized>(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PageCursor {
     /// The last consent's creation time.
-    pub created_at: fapi_core::time::UnixTime,
+    pub created_at: fapi_core::UnixTime,
     /// The last consent's id.
     pub id: ConsentId,
 }

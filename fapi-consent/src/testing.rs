@@ -184,8 +184,8 @@ pub async fn idempotency_store_conformance(
     use crate::idempotency::{
         body_hash, Begin, IdempotencyError, IdempotencyKey, StoredResponse, WINDOW_SECS,
     };
-    use fapi_core::time::UnixTime;
-    use fapi_core::types::ClientId;
+    use fapi_core::ClientId;
+    use fapi_core::UnixTime;
     let t0 = UnixTime::from_secs(1_900_000_000).ok_or_else(|| fail("setup", "time"))?;
     let a = ClientId::try_from("kit-a").map_err(|e| fail("setup", e))?;
     let b = ClientId::try_from("kit-b").map_err(|e| fail("setup", e))?;
@@ -248,7 +248,7 @@ pub async fn audit_log_conformance(
     log: &dyn crate::audit::AuditLog,
 ) -> Result<(), ConformanceFailure> {
     use crate::audit::{verify_chain, AuditAction, AuditEvent};
-    use fapi_core::time::UnixTime;
+    use fapi_core::UnixTime;
     let t0 = UnixTime::from_secs(1_900_000_000).ok_or_else(|| fail("setup", "time"))?;
     let first = log
         .append(AuditEvent::new(AuditAction::ConsentCreated, t0))
@@ -301,7 +301,7 @@ pub async fn payment_store_conformance(
     store: &dyn crate::payment::PaymentStore,
 ) -> Result<(), ConformanceFailure> {
     use crate::payment::StoredPayment;
-    use fapi_core::types::{ClientId, ConsentId};
+    use fapi_core::{ClientId, ConsentId};
     let client = ClientId::try_from("tpp-a").map_err(|e| fail("setup", e))?;
     let consent = |s: &str| ConsentId::try_from(s).map_err(|e| fail("setup", e));
     let payment = |id: &str, c: &ConsentId| StoredPayment {

@@ -27,9 +27,9 @@ use fapi_consent::{Consent, ConsentEvent, ConsentStore, EventKind, InMemoryConse
 use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
 use fapi_core::jose::{sign_compact, JoseError};
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
-use fapi_core::time::UnixTime;
-use fapi_core::types::{ClientId, ConsentId};
 use fapi_core::Profile;
+use fapi_core::UnixTime;
+use fapi_core::{ClientId, ConsentId};
 use proptest::prelude::*;
 
 fn at(o: i64) -> UnixTime {
@@ -69,8 +69,8 @@ fn chain(n: usize) -> (Vec<AuditEntry>, String) {
     let log = InMemoryAuditLog::new();
     for i in 0..n {
         let mut e = AuditEvent::new(AuditAction::ResourceAccessed, at(i as i64));
-        e.client_id = Some(fapi_core::types::ClientId::try_from("tpp-a").unwrap());
-        e.consent_id = Some(fapi_core::types::ConsentId::try_from(format!("aac-{i}")).unwrap());
+        e.client_id = Some(fapi_core::ClientId::try_from("tpp-a").unwrap());
+        e.consent_id = Some(fapi_core::ConsentId::try_from(format!("aac-{i}")).unwrap());
         b(log.append(e)).unwrap();
     }
     let entries = b(log.entries(1, 1000)).unwrap();
@@ -99,7 +99,7 @@ fn happy_chain_and_checkpoint_verify() {
 #[test]
 fn changed_entry_detected_and_named() {
     let (mut entries, cp) = chain(5);
-    entries[2].event.client_id = Some(fapi_core::types::ClientId::try_from("tpp-b").unwrap());
+    entries[2].event.client_id = Some(fapi_core::ClientId::try_from("tpp-b").unwrap());
     assert_eq!(
         verify(&entries, &cp).unwrap_err(),
         ChainError::Entry {
@@ -158,7 +158,7 @@ fn rehashed_forgery_caught_by_the_signed_checkpoint() {
     for (i, e) in entries.iter().enumerate() {
         let mut ev = e.event.clone();
         if i == 2 {
-            ev.client_id = Some(fapi_core::types::ClientId::try_from("tpp-b").unwrap());
+            ev.client_id = Some(fapi_core::ClientId::try_from("tpp-b").unwrap());
         }
         b(log.append(ev)).unwrap();
     }

@@ -26,9 +26,9 @@ use fapi_core::access_token::{
 };
 use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
-use fapi_core::time::UnixTime;
-use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, Issuer, Scope};
+use fapi_core::UnixTime;
 use fapi_core::{AccessTokenVerifier, BoundAccessToken, ErrorCode, OAuthError, Profile};
+use fapi_core::{CertificateThumbprint, ClientId, ConsentId, Issuer, Scope};
 
 const NOW: i64 = 1_900_000_000; // 2030-03-17T17:46:40Z
 
@@ -65,7 +65,7 @@ fn token(client: &str, consent: &str) -> BoundAccessToken {
             key().clone(),
             "k".into(),
             issuer.clone(),
-            fapi_core::types::TokenAudience::try_from("api").unwrap(),
+            fapi_core::TokenAudience::try_from("api").unwrap(),
             3600,
         )
         .issue(
@@ -94,7 +94,7 @@ fn token(client: &str, consent: &str) -> BoundAccessToken {
     AccessTokenVerifier::new(
         Arc::new(keys),
         issuer,
-        fapi_core::types::TokenAudience::try_from("api").unwrap(),
+        fapi_core::TokenAudience::try_from("api").unwrap(),
         Profile::Fapi2Security.algorithms(),
     )
     .verify(&format!("Bearer {t}"), at(0))

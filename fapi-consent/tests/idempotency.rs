@@ -13,8 +13,8 @@ use fapi_consent::idempotency::{
     body_hash, Begin, IdempotencyError, IdempotencyKey, IdempotencyStore, InMemoryIdempotencyStore,
     StoredResponse, WINDOW_SECS,
 };
-use fapi_core::time::UnixTime;
-use fapi_core::types::ClientId;
+use fapi_core::ClientId;
+use fapi_core::UnixTime;
 
 fn at(o: i64) -> UnixTime {
     UnixTime::from_secs(1_900_000_000 + o).unwrap()

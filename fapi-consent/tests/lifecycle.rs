@@ -17,8 +17,8 @@ use fapi_consent::consent::{
 };
 use fapi_consent::permission::PermissionError;
 use fapi_consent::{Consent, ConsentEvent, ConsentStatus, EventKind, TransitionError};
-use fapi_core::time::UnixTime;
-use fapi_core::types::{ClientId, ConsentId};
+use fapi_core::UnixTime;
+use fapi_core::{ClientId, ConsentId};
 use proptest::prelude::*;
 
 const NOW: i64 = 1_900_000_000; // 2030-03-17T17:46:40Z

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use fapi_consent::payment::{InMemoryPaymentStore, PaymentStore, StoredPayment};
 use fapi_consent::testing::payment_store_conformance;
 use fapi_core::store::{ready, BoxFuture, StoreError};
-use fapi_core::types::ConsentId;
+use fapi_core::ConsentId;
 
 fn b<F: std::future::Future>(f: F) -> F::Output {
     futures_executor::block_on(f)

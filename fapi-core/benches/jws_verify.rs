@@ -23,9 +23,9 @@ use fapi_core::crypto::Algorithm;
 use fapi_core::jose::{sign_compact, ExpectedType, JwsPolicy, UnverifiedJws};
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
 use fapi_core::testing::all_providers;
-use fapi_core::time::UnixTime;
-use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, Issuer, Scope};
+use fapi_core::UnixTime;
 use fapi_core::{AccessTokenVerifier, Profile};
+use fapi_core::{CertificateThumbprint, ClientId, ConsentId, Issuer, Scope};
 use serde_json::json;
 
 fn bench(c: &mut Criterion) {
@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
                     key.clone(),
                     "k".into(),
                     issuer.clone(),
-                    fapi_core::types::TokenAudience::try_from("https://api.bank.example").unwrap(),
+                    fapi_core::TokenAudience::try_from("https://api.bank.example").unwrap(),
                     300,
                 )
                 .issue(
@@ -106,7 +106,7 @@ fn bench(c: &mut Criterion) {
             let verifier = AccessTokenVerifier::new(
                 keys.clone(),
                 issuer.clone(),
-                fapi_core::types::TokenAudience::try_from("https://api.bank.example").unwrap(),
+                fapi_core::TokenAudience::try_from("https://api.bank.example").unwrap(),
                 Profile::Fapi2Security.algorithms(),
             );
             let header = format!("Bearer {token}");

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use crate::access_token::AccessTokenError;
 use crate::error::{ErrorCode, OAuthError};
 
-pub use crate::crypto::JwkThumbprint;
-pub use crate::types::CertificateThumbprint;
+use crate::crypto::JwkThumbprint;
+use crate::types::CertificateThumbprint;
 
 /// A token's confirmation claim (`cnf`): the key the token is bound to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

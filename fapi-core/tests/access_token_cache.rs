@@ -21,9 +21,9 @@ use fapi_core::access_token::{
 use fapi_core::claims::ClaimError;
 use fapi_core::crypto::Algorithm;
 use fapi_core::jose::JoseError;
-use fapi_core::time::UnixTime;
-use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, Scope};
+use fapi_core::UnixTime;
 use fapi_core::{AccessTokenVerifier, Profile};
+use fapi_core::{CertificateThumbprint, ClientId, ConsentId, Scope};
 use proptest::prelude::*;
 
 const AUD: &str = "https://api.bank.example";
@@ -46,7 +46,7 @@ fn issue_at(alg: Algorithm, subject: &str, at: UnixTime) -> String {
             keys().key(alg).clone(),
             kid(alg).into(),
             issuer(),
-            fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
+            fapi_core::TokenAudience::try_from(AUD).unwrap(),
             300,
         )
         .issue(&claims(subject), at),
@@ -64,7 +64,7 @@ fn uncached() -> AccessTokenVerifier {
     AccessTokenVerifier::new(
         Arc::new(key_set(keys())),
         issuer(),
-        fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
+        fapi_core::TokenAudience::try_from(AUD).unwrap(),
         Profile::Fapi2Security.algorithms(),
     )
 }

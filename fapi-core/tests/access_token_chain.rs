@@ -20,8 +20,8 @@ use fapi_core::access_token::{
 use fapi_core::claims::ClaimError;
 use fapi_core::crypto::{Algorithm, JwkThumbprint};
 use fapi_core::jose::JoseError;
-use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, Issuer, Scope};
 use fapi_core::{AccessTokenVerifier, ErrorCode, OAuthError, Profile};
+use fapi_core::{CertificateThumbprint, ClientId, ConsentId, Issuer, Scope};
 use serde_json::json;
 
 const AUD: &str = "https://api.bank.example";
@@ -61,7 +61,7 @@ fn issuer_with(alg: Algorithm, lifetime: i64) -> AccessTokenIssuer {
         keys().key(alg).clone(),
         kid(alg).into(),
         issuer(),
-        fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
+        fapi_core::TokenAudience::try_from(AUD).unwrap(),
         lifetime,
     )
 }
@@ -70,7 +70,7 @@ fn verifier() -> AccessTokenVerifier {
     AccessTokenVerifier::new(
         Arc::new(key_set(keys())),
         issuer(),
-        fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
+        fapi_core::TokenAudience::try_from(AUD).unwrap(),
         Profile::Fapi2Security.algorithms(),
     )
 }
@@ -207,7 +207,7 @@ fn access_token_wrong_issuer_rejected() {
     let other = AccessTokenVerifier::new(
         Arc::new(key_set(keys())),
         Issuer::try_from("https://bank.example/other").unwrap(),
-        fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
+        fapi_core::TokenAudience::try_from(AUD).unwrap(),
         Profile::Fapi2Security.algorithms(),
     );
     let t = issue(Confirmation::CertificateThumbprint(tpp_a_cert().0));
@@ -223,7 +223,7 @@ fn access_token_wrong_audience_rejected() {
     let other = AccessTokenVerifier::new(
         Arc::new(key_set(keys())),
         issuer(),
-        fapi_core::types::TokenAudience::try_from("https://api.bank.example/v2").unwrap(),
+        fapi_core::TokenAudience::try_from("https://api.bank.example/v2").unwrap(),
         Profile::Fapi2Security.algorithms(),
     );
     let t = issue(Confirmation::CertificateThumbprint(tpp_a_cert().0));

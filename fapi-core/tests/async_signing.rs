@@ -20,8 +20,8 @@ use fapi_core::crypto::{Algorithm, AsyncSigningKey, PublicKeyMaterial, SigningEr
 use fapi_core::jose::detached::{sign_detached, verify_detached};
 use fapi_core::jose::{ExpectedType, JwsPolicy};
 use fapi_core::store::BoxFuture;
-use fapi_core::types::{CertificateThumbprint, ClientId, Scope};
 use fapi_core::{AccessTokenVerifier, Profile};
+use fapi_core::{CertificateThumbprint, ClientId, Scope};
 use futures_executor::block_on;
 use serde_json::json;
 
@@ -90,7 +90,7 @@ fn a_remote_key_issues_tokens_that_verify_like_a_file_keys() {
     let verifier = AccessTokenVerifier::new(
         Arc::new(key_set(keys())),
         issuer(),
-        fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
+        fapi_core::TokenAudience::try_from(AUD).unwrap(),
         Profile::Fapi2Security.algorithms(),
     );
     for alg in Algorithm::ALL {
@@ -99,7 +99,7 @@ fn a_remote_key_issues_tokens_that_verify_like_a_file_keys() {
             key.clone(),
             kid(alg).into(),
             issuer(),
-            fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
+            fapi_core::TokenAudience::try_from(AUD).unwrap(),
             300,
         );
         let issued = block_on(remote_issuer.issue(&claims(), now())).unwrap();
@@ -113,7 +113,7 @@ fn a_remote_key_issues_tokens_that_verify_like_a_file_keys() {
             keys().key(alg).clone(),
             kid(alg).into(),
             issuer(),
-            fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
+            fapi_core::TokenAudience::try_from(AUD).unwrap(),
             300,
         );
         let t = block_on(file.issue(&claims(), now())).unwrap().token;
@@ -128,7 +128,7 @@ fn a_signer_that_fails_issues_nothing() {
         key.clone(),
         kid(Algorithm::Es256).into(),
         issuer(),
-        fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
+        fapi_core::TokenAudience::try_from(AUD).unwrap(),
         300,
     );
     assert!(matches!(

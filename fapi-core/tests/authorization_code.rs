@@ -15,7 +15,7 @@ use fapi_core::code::{
 };
 use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::testing::authorization_code_store_conformance;
-use fapi_core::types::JwtId;
+use fapi_core::JwtId;
 
 fn b<F: std::future::Future>(f: F) -> F::Output {
     futures_executor::block_on(f)
@@ -125,8 +125,8 @@ mod threads {
     //! The in-memory store raced by real threads (the kit races futures on
     //! one executor).
     use super::*;
-    use fapi_core::time::UnixTime;
-    use fapi_core::types::{ClientId, CodeVerifier, ConsentId, RedirectUri};
+    use fapi_core::UnixTime;
+    use fapi_core::{ClientId, CodeVerifier, ConsentId, RedirectUri};
     use std::sync::{Arc, Barrier};
 
     fn at(o: i64) -> UnixTime {

@@ -22,7 +22,7 @@ use fapi_core::client_auth::{
 use fapi_core::crypto::Algorithm;
 use fapi_core::jose::JoseError;
 use fapi_core::replay::{InMemoryReplayCache, ReplayCache};
-use fapi_core::types::Issuer;
+use fapi_core::Issuer;
 use fapi_core::{AuthenticatedClient, ErrorCode, OAuthError, Profile};
 use serde_json::{json, Value};
 
@@ -42,7 +42,7 @@ fn authenticate(
     profile: Profile,
     endpoint: Endpoint<'_>,
     cache: &dyn ReplayCache,
-    when: fapi_core::time::UnixTime,
+    when: fapi_core::UnixTime,
 ) -> Result<AuthenticatedClient, ClientAuthError> {
     let iss = issuer();
     let ctx = AssertionContext::new(profile, &iss, endpoint);
@@ -317,7 +317,7 @@ fn assertion_checked_against_another_registration_rejected() {
     let iss = issuer();
     let ctx = AssertionContext::new(Profile::Fapi2Security, &iss, Endpoint::Token(TOKEN_EP));
     let other = fapi_core::client::ClientMetadata::new(
-        fapi_core::types::ClientId::try_from("tpp-b").unwrap(),
+        fapi_core::ClientId::try_from("tpp-b").unwrap(),
         AuthMethod::PrivateKeyJwt,
         vec![],
         jwks(keys()),

@@ -16,8 +16,8 @@ use fapi_core::id_token::{
     half_hash, verify_id_token, IdTokenContent, IdTokenError, IdTokenExpectations, IdTokenIssuer,
 };
 use fapi_core::jose::JoseError;
-use fapi_core::types::{ClientId, Nonce};
 use fapi_core::Profile;
+use fapi_core::{ClientId, Nonce};
 use serde_json::json;
 
 /// OIDC Core Appendix A.4 (`c_hash`) and A.3 (`at_hash`), SHA-256 based.

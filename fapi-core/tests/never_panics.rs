@@ -88,7 +88,7 @@ proptest! {
 
     #[test]
     fn access_token_verifier_never_panics(t in token_input()) {
-        let v = AccessTokenVerifier::new(Arc::new(key_set(keys())), issuer(), fapi_core::types::TokenAudience::try_from("aud").unwrap(), Profile::Fapi2Security.algorithms());
+        let v = AccessTokenVerifier::new(Arc::new(key_set(keys())), issuer(), fapi_core::TokenAudience::try_from("aud").unwrap(), Profile::Fapi2Security.algorithms());
         let _ = v.verify(&t, now());
         let _ = v.verify(&format!("Bearer {t}"), now());
     }

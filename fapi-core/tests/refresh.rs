@@ -15,7 +15,7 @@ use fapi_core::refresh::{
 };
 use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::testing::refresh_grant_store_conformance;
-use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, JwtId, Scope};
+use fapi_core::{CertificateThumbprint, ClientId, ConsentId, JwtId, Scope};
 
 fn b<F: std::future::Future>(f: F) -> F::Output {
     futures_executor::block_on(f)

@@ -18,7 +18,7 @@ use fapi_core::request_object::{
     AuthorizationRequestError, RequestRule, RequestValidator, ResponseMode, ResponseType,
     ValidatedAuthorizationRequest,
 };
-use fapi_core::types::CodeVerifier;
+use fapi_core::CodeVerifier;
 use fapi_core::{ErrorCode, OAuthError, Profile};
 use serde_json::{json, Value};
 
@@ -53,7 +53,7 @@ fn validate_at(
     token: &str,
     outer: &[(&str, &str)],
     profile: Profile,
-    when: fapi_core::time::UnixTime,
+    when: fapi_core::UnixTime,
 ) -> Result<ValidatedAuthorizationRequest, AuthorizationRequestError> {
     let iss = issuer();
     let ctx = RequestValidator::new(profile, iss.clone());

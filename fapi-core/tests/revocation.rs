@@ -12,8 +12,8 @@
 use fapi_core::revocation::{InMemoryRevokedTokens, RevokedTokenStore};
 use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::testing::revoked_token_store_conformance;
-use fapi_core::time::UnixTime;
-use fapi_core::types::JwtId;
+use fapi_core::JwtId;
+use fapi_core::UnixTime;
 
 fn b<F: std::future::Future>(f: F) -> F::Output {
     futures_executor::block_on(f)

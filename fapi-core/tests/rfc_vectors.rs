@@ -376,7 +376,7 @@ fn one_bad_key_among_good_ones_is_named() {
             expected
         );
         let e = fapi_core::client::ClientMetadata::new(
-            fapi_core::types::ClientId::try_from("tpp-a").unwrap(),
+            fapi_core::ClientId::try_from("tpp-a").unwrap(),
             fapi_core::client::AuthMethod::PrivateKeyJwt,
             vec![],
             set.clone(),

@@ -12,8 +12,8 @@ pub use verifier::{JarmOutcome, JarmVerifier};
 
 use fapi_core::claims::ClaimError;
 use fapi_core::crypto::SigningError;
-use fapi_core::error::{ErrorCode, OAuthError};
 use fapi_core::jose::JoseError;
+use fapi_core::{ErrorCode, OAuthError};
 
 /// Why a JARM response could not be made or was rejected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use base64ct::{Base64, Encoding};
 use fapi_core::client::ClientMetadata;
 use fapi_core::crypto::{shared_signer, AsyncSigningKey};
-use fapi_core::error::ErrorCode;
 use fapi_core::jose::sign_compact_async;
 use fapi_core::request_object::{ResponseMode, ResponseType, ValidatedAuthorizationRequest};
-use fapi_core::time::UnixTime;
-use fapi_core::types::Issuer;
+use fapi_core::ErrorCode;
+use fapi_core::Issuer;
+use fapi_core::UnixTime;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 

@@ -6,8 +6,8 @@ use fapi_core::claims::{ClaimError, TimeRules};
 use fapi_core::crypto::Algorithm;
 use fapi_core::jose::{ExpectedType, JwsPolicy, UnverifiedJws};
 use fapi_core::jwk::KeySet;
-use fapi_core::time::UnixTime;
-use fapi_core::types::{ClientId, Issuer, State};
+use fapi_core::UnixTime;
+use fapi_core::{ClientId, Issuer, State};
 use subtle::ConstantTimeEq;
 
 use crate::JarmError;

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use fapi_core::jwk::KeySet;
-use fapi_core::time::UnixTime;
-use fapi_core::types::{ClientId, Issuer, State};
+use fapi_core::UnixTime;
+use fapi_core::{ClientId, Issuer, State};
 use fapi_jarm::JarmVerifier;
 use proptest::prelude::*;
 

@@ -4,7 +4,7 @@ use core::fmt;
 
 use base64::Engine as _;
 
-use fapi_core::types::CertificateThumbprint;
+use fapi_core::CertificateThumbprint;
 use x509_cert::der::{Decode, Reader, SliceReader};
 use x509_cert::Certificate;
 

@@ -10,9 +10,9 @@ use std::sync::{Arc, RwLock};
 use fapi_core::client::ClientMetadata;
 use fapi_core::client_auth::{CertificateAuthError, ClientAuthError};
 use fapi_core::store::BoxFuture;
-use fapi_core::time::UnixTime;
-use fapi_core::types::{CertificateThumbprint, ClientId};
 use fapi_core::AuthenticatedClient;
+use fapi_core::UnixTime;
+use fapi_core::{CertificateThumbprint, ClientId};
 
 use crate::binding::PresentedCertificate;
 use crate::client_auth::{SelfSignedTlsClientAuth, TlsClientAuth};

@@ -8,8 +8,8 @@
 use core::fmt;
 
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::time::UnixTime;
-use fapi_core::types::{CertificateThumbprint, ClientId};
+use fapi_core::UnixTime;
+use fapi_core::{CertificateThumbprint, ClientId};
 
 use crate::directory::{InMemoryTppDirectory, TppDirectory};
 

@@ -51,11 +51,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use fapi_core::access_token::{AccessTokenError, BindingError};
 use fapi_core::client_auth::ClientAuthError;
-use fapi_core::error::{ErrorCode, OAuthError};
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::time::UnixTime;
-use fapi_core::types::CertificateThumbprint;
+use fapi_core::CertificateThumbprint;
+use fapi_core::UnixTime;
 use fapi_core::{AccessTokenVerifier, BoundAccessToken, VerifiedAccessToken};
+use fapi_core::{ErrorCode, OAuthError};
 
 use crate::binding::PresentedCertificate;
 use crate::directory::{ensure_registered_standing, Standing};

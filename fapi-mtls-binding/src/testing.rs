@@ -2,7 +2,7 @@
 //!
 //! ```
 //! # futures_executor::block_on(async {
-//! use fapi_core::time::UnixTime;
+//! use fapi_core::UnixTime;
 //! use fapi_mtls_binding::directory::InMemoryTppDirectory;
 //! let now = UnixTime::from_secs(1_700_000_000).unwrap();
 //! fapi_mtls_binding::testing::tpp_registry_conformance(&InMemoryTppDirectory::new(), now)
@@ -12,8 +12,8 @@
 //! ```
 
 use fapi_core::testing::ConformanceFailure;
-use fapi_core::time::UnixTime;
-use fapi_core::types::{CertificateThumbprint, ClientId};
+use fapi_core::UnixTime;
+use fapi_core::{CertificateThumbprint, ClientId};
 use futures_util::future::join_all;
 
 use crate::directory::{CertificateStatus, Standing};

@@ -130,7 +130,7 @@ impl ClientCertVerifier for TrustStoreClientVerifier {
             .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
         let now = i64::try_from(now.as_secs())
             .ok()
-            .and_then(fapi_core::time::UnixTime::from_secs)
+            .and_then(fapi_core::UnixTime::from_secs)
             .ok_or(rustls::Error::InvalidCertificate(
                 CertificateError::ApplicationVerificationFailure,
             ))?;

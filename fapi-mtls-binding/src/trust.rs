@@ -40,7 +40,7 @@ use core::fmt;
 use std::sync::{Arc, RwLock};
 
 use fapi_core::crypto::PublicKeyMaterial;
-use fapi_core::time::UnixTime;
+use fapi_core::UnixTime;
 use rustls_pki_types::{CertificateDer, TrustAnchor};
 use webpki::{
     CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, OwnedCertRevocationList,

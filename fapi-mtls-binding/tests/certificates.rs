@@ -14,9 +14,9 @@ use std::sync::{Arc, OnceLock};
 use fapi_core::access_token::{AccessTokenClaims, AccessTokenIssuer, BindingError, Confirmation};
 use fapi_core::crypto::{default_provider, Algorithm};
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
-use fapi_core::time::UnixTime;
-use fapi_core::types::{CertificateThumbprint, ClientId, Issuer, Scope};
+use fapi_core::UnixTime;
 use fapi_core::{AccessTokenVerifier, Profile};
+use fapi_core::{CertificateThumbprint, ClientId, Issuer, Scope};
 use fapi_mtls_binding::{
     CertificateError, ClientCertificate, DerFault, ForwardedError, ForwardedFormat,
     PresentedCertificate, TrustedForwarder,
@@ -330,7 +330,7 @@ fn token_bound_to(cnf: Confirmation) -> fapi_core::VerifiedAccessToken {
             key.clone(),
             "k".into(),
             issuer.clone(),
-            fapi_core::types::TokenAudience::try_from("https://api.bank.example").unwrap(),
+            fapi_core::TokenAudience::try_from("https://api.bank.example").unwrap(),
             300,
         )
         .issue(
@@ -358,7 +358,7 @@ fn token_bound_to(cnf: Confirmation) -> fapi_core::VerifiedAccessToken {
     AccessTokenVerifier::new(
         Arc::new(keys),
         issuer,
-        fapi_core::types::TokenAudience::try_from("https://api.bank.example").unwrap(),
+        fapi_core::TokenAudience::try_from("https://api.bank.example").unwrap(),
         Profile::Fapi2Security.algorithms(),
     )
     .verify(&format!("Bearer {token}"), now)

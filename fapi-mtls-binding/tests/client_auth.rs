@@ -21,8 +21,8 @@ use fapi_core::client::{AuthMethod, ClientMetadata, RegistrationError, TlsClient
 use fapi_core::client_auth::{CertificateAuthError, ClientAuthError};
 use fapi_core::crypto::{default_provider, PublicKeyMaterial};
 use fapi_core::jwk::{Jwk, JwkSet};
-use fapi_core::types::{ClientId, RedirectUri};
 use fapi_core::{AuthenticatedClient, Profile};
+use fapi_core::{ClientId, RedirectUri};
 use fapi_mtls_binding::client_auth::{SelfSignedTlsClientAuth, TlsClientAuth};
 use fapi_mtls_binding::directory::{
     authenticate_by_certificate, ensure_registered_certificate, ensure_single_identity,

@@ -17,8 +17,8 @@ use fapi_core::access_token::{AccessTokenClaims, AccessTokenIssuer, BindingError
 use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::types::{CertificateThumbprint, ClientId, Issuer, Scope};
 use fapi_core::{AccessTokenVerifier, ErrorCode, OAuthError, Profile, VerifiedAccessToken};
+use fapi_core::{CertificateThumbprint, ClientId, Issuer, Scope};
 use fapi_mtls_binding::directory::{CertificateStatus, Standing};
 use fapi_mtls_binding::resource::{
     CallError, CertificateConnection, LiveRead, LiveState, ResourceChain,
@@ -80,7 +80,7 @@ fn verifier() -> AccessTokenVerifier {
     AccessTokenVerifier::new(
         Arc::new(keys),
         issuer(),
-        fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
+        fapi_core::TokenAudience::try_from(AUD).unwrap(),
         Profile::Fapi2Security.algorithms(),
     )
 }
@@ -92,7 +92,7 @@ fn token(cnf: Confirmation) -> String {
             key().clone(),
             "k".into(),
             issuer(),
-            fapi_core::types::TokenAudience::try_from(AUD).unwrap(),
+            fapi_core::TokenAudience::try_from(AUD).unwrap(),
             300,
         )
         .issue(

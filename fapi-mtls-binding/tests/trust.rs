@@ -14,7 +14,7 @@ mod common;
 use std::sync::{Arc, Barrier, OnceLock};
 
 use common::{at, now, Ca};
-use fapi_core::time::UnixTime;
+use fapi_core::UnixTime;
 use fapi_mtls_binding::trust::{
     danger, ChainPolicy, ChainPosition, RevocationPolicy, TrustBundle, TrustError, TrustStore,
     TrustStoreError,

@@ -11,15 +11,15 @@ pub mod store;
 pub mod testing;
 
 use fapi_core::client::ClientMetadata;
-use fapi_core::error::{ErrorCode, OAuthError};
 use fapi_core::random::RandomError;
 use fapi_core::request_object::{
     AuthorizationRequestError, RequestValidator, ValidatedAuthorizationRequest,
 };
 use fapi_core::store::StoreError;
-use fapi_core::time::UnixTime;
-use fapi_core::types::Issuer;
+use fapi_core::Issuer;
+use fapi_core::UnixTime;
 use fapi_core::{AuthenticatedClient, Profile};
+use fapi_core::{ErrorCode, OAuthError};
 use serde::Serialize;
 use std::sync::Arc;
 

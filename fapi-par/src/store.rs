@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use fapi_core::request_object::ValidatedAuthorizationRequest;
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::time::UnixTime;
-use fapi_core::types::ClientId;
+use fapi_core::ClientId;
+use fapi_core::UnixTime;
 
 use crate::request_uri::RequestUri;
 

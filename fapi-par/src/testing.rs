@@ -1,7 +1,7 @@
 //! Conformance kit for [`PushedRequestStore`] adapters (feature `testing`).
 
-use fapi_core::time::UnixTime;
-use fapi_core::types::ClientId;
+use fapi_core::ClientId;
+use fapi_core::UnixTime;
 use futures_util::future::join_all;
 
 use crate::{LookupError, PushedRequest, PushedRequestStore, RequestUri};

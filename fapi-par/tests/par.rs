@@ -19,9 +19,9 @@ use fapi_core::jose::sign_compact;
 use fapi_core::jwk::{Jwk, JwkSet};
 use fapi_core::replay::InMemoryReplayCache;
 use fapi_core::request_object::RequestRule;
-use fapi_core::time::UnixTime;
-use fapi_core::types::{ClientId, CodeVerifier, Issuer, RedirectUri};
+use fapi_core::UnixTime;
 use fapi_core::{AuthenticatedClient, ErrorCode, OAuthError, Profile};
+use fapi_core::{ClientId, CodeVerifier, Issuer, RedirectUri};
 use fapi_par::{
     InMemoryPushedRequestStore, LookupError, ParConfig, ParError, ParResponse, PushedRequestForm,
     PushedRequestStore, RequestUri,

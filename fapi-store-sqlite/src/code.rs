@@ -5,7 +5,7 @@ use fapi_core::code::{
     StoredCode,
 };
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::types::{ClientId, CodeVerifier, JwtId};
+use fapi_core::{ClientId, CodeVerifier, JwtId};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::pool::{unavailable, Role};
@@ -54,7 +54,7 @@ struct OwnedRedemption {
     client_id: ClientId,
     redirect_uri: String,
     code_verifier: Option<CodeVerifier>,
-    now: fapi_core::time::UnixTime,
+    now: fapi_core::UnixTime,
 }
 
 impl OwnedRedemption {

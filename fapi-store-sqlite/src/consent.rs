@@ -4,7 +4,7 @@ use fapi_consent::audit::{AuditEvent, AuditLog};
 use fapi_consent::store::{CasError, ConsentStore, CreateError, PageCursor};
 use fapi_consent::Consent;
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::types::ConsentId;
+use fapi_core::ConsentId;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::audit::{append_in, SqliteAuditLog};

@@ -1,8 +1,8 @@
 //! The TPP registry, which is also the bank's directory.
 
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::time::UnixTime;
-use fapi_core::types::{CertificateThumbprint, ClientId};
+use fapi_core::UnixTime;
+use fapi_core::{CertificateThumbprint, ClientId};
 use fapi_mtls_binding::directory::{CertificateStatus, DirectoryError, Standing, TppDirectory};
 use fapi_mtls_binding::registry::{RegisterError, RegisteredClient, TppRegistry};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};

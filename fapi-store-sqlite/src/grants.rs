@@ -4,8 +4,8 @@ use fapi_core::access_token::Confirmation;
 use fapi_core::refresh::{RefreshGrant, RefreshGrantStore, RefreshToken};
 use fapi_core::revocation::RevokedTokenStore;
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::time::UnixTime;
-use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, JwtId, Scope};
+use fapi_core::UnixTime;
+use fapi_core::{CertificateThumbprint, ClientId, ConsentId, JwtId, Scope};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 

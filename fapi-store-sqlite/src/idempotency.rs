@@ -5,8 +5,8 @@ use fapi_consent::idempotency::{
     WINDOW_SECS,
 };
 use fapi_core::store::BoxFuture;
-use fapi_core::time::UnixTime;
-use fapi_core::types::ClientId;
+use fapi_core::ClientId;
+use fapi_core::UnixTime;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use crate::pool::{unavailable, Role};

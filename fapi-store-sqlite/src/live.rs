@@ -2,7 +2,7 @@
 
 use fapi_consent::Consent;
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, JwtId};
+use fapi_core::{CertificateThumbprint, ClientId, ConsentId, JwtId};
 use fapi_mtls_binding::directory::Standing;
 use rusqlite::{params, OptionalExtension};
 

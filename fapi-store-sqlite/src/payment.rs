@@ -2,7 +2,7 @@
 
 use fapi_consent::payment::{PaymentStore, StoredPayment};
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::types::{ClientId, ConsentId};
+use fapi_core::{ClientId, ConsentId};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::pool::{unavailable, Role};

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::time::UnixTime;
-use fapi_core::types::ClientId;
+use fapi_core::ClientId;
+use fapi_core::UnixTime;
 use fapi_par::{
     CurrentRegistration, LookupError, ParConfig, PushSource, PushedRequest, PushedRequestStore,
     RequestUri,

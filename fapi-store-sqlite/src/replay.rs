@@ -2,7 +2,7 @@
 
 use fapi_core::replay::ReplayCache;
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::time::UnixTime;
+use fapi_core::UnixTime;
 use rusqlite::{params, TransactionBehavior};
 
 use crate::pool::{unavailable, Role};

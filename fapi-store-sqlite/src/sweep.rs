@@ -1,7 +1,7 @@
 //! The background expiry sweep.
 
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::time::UnixTime;
+use fapi_core::UnixTime;
 use rusqlite::params;
 
 use crate::pool::{unavailable, Role};

@@ -16,8 +16,8 @@ use fapi_core::code::{
     AuthorizationCode, AuthorizationCodeStore, CodeGrant, RedeemError, Redemption,
 };
 use fapi_core::testing::authorization_code_store_conformance;
-use fapi_core::time::UnixTime;
-use fapi_core::types::{ClientId, CodeVerifier, ConsentId, RedirectUri};
+use fapi_core::UnixTime;
+use fapi_core::{ClientId, CodeVerifier, ConsentId, RedirectUri};
 
 const REDIRECT: &str = "https://tpp-a.example/cb";
 

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use fapi_consent::consent::AccountAccessRequest;
 use fapi_consent::{Consent, ConsentStore};
 use fapi_core::replay::ReplayCache;
-use fapi_core::types::{ClientId, ConsentId};
+use fapi_core::{ClientId, ConsentId};
 use fapi_store_sqlite::{Dispatch, Options, SqliteStore};
 
 fn consent(id: &str) -> Consent {

@@ -63,7 +63,7 @@ fn refresh_grant_store_passes_the_kit() {
 fn a_refresh_grant_row_of_the_old_shape_reads_back() {
     use fapi_core::access_token::Confirmation;
     use fapi_core::refresh::{RefreshGrantStore, RefreshToken};
-    use fapi_core::types::CertificateThumbprint;
+    use fapi_core::CertificateThumbprint;
     use sha2::Digest;
     let db = TempDb::new("refresh-old");
     let store = db.open().refresh_grants();
@@ -94,7 +94,7 @@ fn a_revocation_by_one_handle_is_seen_by_another() {
     use fapi_core::revocation::RevokedTokenStore;
     let db = TempDb::new("revoked-two");
     let (one, two) = (db.open().revoked_tokens(), db.open().revoked_tokens());
-    let jti = fapi_core::types::JwtId::try_from("at-1").unwrap();
+    let jti = fapi_core::JwtId::try_from("at-1").unwrap();
     assert!(!b(two.is_revoked(&jti)).unwrap());
     b(one.revoke(std::slice::from_ref(&jti), at(0))).unwrap();
     assert!(b(two.is_revoked(&jti)).unwrap());
@@ -172,7 +172,7 @@ fn audit_chain_from_the_database_fails_after_a_byte_is_changed() {
     let log = db.open().audit_log();
     for i in 0..5 {
         let mut e = AuditEvent::new(AuditAction::ConsentAuthorised, at(i));
-        e.client_id = Some(fapi_core::types::ClientId::try_from("tpp-a").unwrap());
+        e.client_id = Some(fapi_core::ClientId::try_from("tpp-a").unwrap());
         b(log.append(e)).unwrap();
     }
     let keys = fapi_core::jwk::KeySet::default();
@@ -206,7 +206,7 @@ mod consents {
     use fapi_consent::consent::{AccountAccessRequest, Actor, Amount, CreditorAccount, Initiation};
     use fapi_consent::store::{apply_event, ApplyError};
     use fapi_consent::{Consent, ConsentEvent, ConsentStatus, ConsentStore, EventKind};
-    use fapi_core::types::{ClientId, ConsentId};
+    use fapi_core::{ClientId, ConsentId};
 
     fn aac(id: &str) -> Consent {
         Consent::account_access(
@@ -357,7 +357,7 @@ mod directory {
     use super::*;
     use crate::common::registration;
     use fapi_core::crypto::{default_provider, Algorithm};
-    use fapi_core::types::{CertificateThumbprint, ClientId};
+    use fapi_core::{CertificateThumbprint, ClientId};
     use fapi_mtls_binding::directory::{
         ensure_registered_certificate, CertificateStatus, Standing, TppDirectory,
     };
@@ -514,7 +514,7 @@ fn a_consent_change_and_its_audit_entry_commit_together() {
     use fapi_consent::consent::{AccountAccessRequest, Actor};
     use fapi_consent::store::{apply_event_audited, create_audited};
     use fapi_consent::{Consent, ConsentEvent, ConsentStore, EventKind, InMemoryConsentStore};
-    use fapi_core::types::{ClientId, ConsentId};
+    use fapi_core::{ClientId, ConsentId};
     let consent = || {
         Consent::account_access(
             ConsentId::try_from("aac-1").unwrap(),
@@ -672,7 +672,7 @@ fn the_one_statement_live_read_equals_the_three_reads() {
     use fapi_consent::consent::AccountAccessRequest;
     use fapi_consent::{Consent, ConsentStore};
     use fapi_core::revocation::RevokedTokenStore;
-    use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, JwtId};
+    use fapi_core::{CertificateThumbprint, ClientId, ConsentId, JwtId};
     use fapi_mtls_binding::directory::TppDirectory;
     use fapi_mtls_binding::registry::TppRegistry;
 

@@ -19,8 +19,8 @@ use fapi_core::client_auth::{
 use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
 use fapi_core::jose::sign_compact;
 use fapi_core::replay::InMemoryReplayCache;
-use fapi_core::time::UnixTime;
-use fapi_core::types::{CertificateThumbprint, ClientId, CodeVerifier, Issuer};
+use fapi_core::UnixTime;
+use fapi_core::{CertificateThumbprint, ClientId, CodeVerifier, Issuer};
 use fapi_mtls_binding::registry::TppRegistry;
 use fapi_par::{
     InMemoryPushedRequestStore, LookupError, ParConfig, PushedRequest, PushedRequestForm,

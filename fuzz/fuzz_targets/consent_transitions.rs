@@ -7,7 +7,7 @@ use fapi_consent::consent::{
     AccountAccessRequest, Actor, Amount, ConsentStatus, CreditorAccount, Initiation,
 };
 use fapi_consent::{Consent, ConsentEvent, EventKind, Permission};
-use fapi_core::types::{ClientId, ConsentId};
+use fapi_core::{ClientId, ConsentId};
 use fapi_fuzz::*;
 use libfuzzer_sys::fuzz_target;
 

@@ -1,7 +1,7 @@
 //! The TPP-side JARM verifier: arbitrary responses, arbitrary claims
 //! signed by the bank's key, and arbitrary redirect URLs.
 #![no_main]
-use fapi_core::types::{ClientId, State};
+use fapi_core::{ClientId, State};
 use fapi_fuzz::*;
 use libfuzzer_sys::fuzz_target;
 

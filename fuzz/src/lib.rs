@@ -11,8 +11,8 @@ use fapi_core::crypto::aws_lc::AwsLcProvider;
 use fapi_core::crypto::{Algorithm, CryptoProvider, SigningKey};
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
 use fapi_core::testing::sign_raw_parts;
-use fapi_core::time::UnixTime;
-use fapi_core::types::{ClientId, Issuer, RedirectUri};
+use fapi_core::UnixTime;
+use fapi_core::{ClientId, Issuer, RedirectUri};
 use fapi_core::Profile;
 
 pub const ISSUER: &str = "https://bank.example";

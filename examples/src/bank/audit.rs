@@ -6,7 +6,7 @@ use fapi_consent::audit::{sign_checkpoint, verify_chain, AuditLog};
 use fapi_core::crypto::SigningKey;
 use fapi_core::jwk::KeySet;
 use fapi_core::store::StoreError;
-use fapi_core::time::UnixTime;
+use fapi_core::UnixTime;
 
 use super::tables::CheckpointStore;
 use super::{config_err, BankConfig, StartError};

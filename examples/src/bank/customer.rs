@@ -22,9 +22,9 @@ use axum::Router;
 use fapi_consent::consent::{Actor, ConsentTerms};
 use fapi_consent::store::apply_event_audited;
 use fapi_consent::{Consent, ConsentEvent, EventKind};
-use fapi_core::error::ErrorCode;
 use fapi_core::request_object::ValidatedAuthorizationRequest;
-use fapi_core::types::{ClientId, ConsentId};
+use fapi_core::ErrorCode;
+use fapi_core::{ClientId, ConsentId};
 use fapi_jarm::Rendered;
 use fapi_par::RequestUri;
 use serde::Deserialize;
@@ -480,7 +480,7 @@ async fn customer_accounts(
         })
 }
 
-fn date(t: fapi_core::time::UnixTime) -> String {
+fn date(t: fapi_core::UnixTime) -> String {
     super::rfc3339(t).unwrap_or_else(|| t.as_secs().to_string())
 }
 
@@ -913,7 +913,7 @@ fn parse_cursor(v: &str) -> Option<fapi_consent::store::PageCursor> {
         return None;
     }
     Some(fapi_consent::store::PageCursor {
-        created_at: fapi_core::time::UnixTime::from_secs(secs.parse().ok()?)?,
+        created_at: fapi_core::UnixTime::from_secs(secs.parse().ok()?)?,
         id: ConsentId::try_from(id).ok()?,
     })
 }

@@ -13,7 +13,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use fapi_core::error::{ErrorCode, ErrorResponse, OAuthError};
+use fapi_core::{ErrorCode, ErrorResponse, OAuthError};
 use serde_json::json;
 
 /// An OAuth endpoint's error (`/par`, `/token`).

@@ -26,9 +26,9 @@ use fapi_core::access_token::{AccessTokenIssuer, AccessTokenVerifier};
 use fapi_core::crypto::{Algorithm, CryptoProvider, SigningKey};
 use fapi_core::jose::detached::ObJwsSigner;
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
-use fapi_core::time::UnixTime;
-use fapi_core::types::Issuer;
+use fapi_core::Issuer;
 use fapi_core::Profile;
+use fapi_core::UnixTime;
 use fapi_jarm::JarmSigner;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -364,7 +364,7 @@ fn build_ring(
     let keys =
         Arc::new(KeySet::from_jwks(&jwks, provider, &profile.key_policy()).map_err(config_err)?);
     let kid = schedule.signing.clone();
-    let audience = fapi_core::types::TokenAudience::try_from(api_base).map_err(config_err)?;
+    let audience = fapi_core::TokenAudience::try_from(api_base).map_err(config_err)?;
     Ok(Keyring {
         tokens: AccessTokenIssuer::new(
             key.clone(),
@@ -515,8 +515,8 @@ pub fn rotate(
         .generate_signing_key(&new_kid, alg)
         .map_err(config_err)?;
     let activates_at = now.saturating_add(delay);
-    let old_published_until = activates_at
-        .saturating_add(MAX_SIGNED_LIFETIME_SECS + fapi_core::profile::MAX_CLOCK_SKEW_SECS);
+    let old_published_until =
+        activates_at.saturating_add(MAX_SIGNED_LIFETIME_SECS + fapi_core::MAX_CLOCK_SKEW_SECS);
     let record = KeyRecord {
         kid: new_kid.clone(),
         alg,

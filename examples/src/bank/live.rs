@@ -14,7 +14,7 @@ use std::sync::Arc;
 use fapi_consent::{Consent, ConsentStore};
 use fapi_core::revocation::RevokedTokenStore;
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, JwtId};
+use fapi_core::{CertificateThumbprint, ClientId, ConsentId, JwtId};
 use fapi_mtls_binding::directory::{Standing, TppDirectory};
 
 /// What one call's live reads found.

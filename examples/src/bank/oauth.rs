@@ -14,10 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use fapi_core::access_token::AccessTokenClaims;
 use fapi_core::client_auth::{AssertionContext, Endpoint, UnverifiedClientAssertion};
-use fapi_core::error::ErrorCode;
 use fapi_core::id_token::{IdTokenContent, IdTokenIssuer};
-use fapi_core::types::{ClientId, CodeVerifier, Scope};
 use fapi_core::AuthenticatedClient;
+use fapi_core::ErrorCode;
+use fapi_core::{ClientId, CodeVerifier, Scope};
 use fapi_mtls_binding::directory::ensure_registered_certificate;
 use fapi_mtls_binding::PresentedCertificate;
 use fapi_par::PushedRequestForm;
@@ -256,7 +256,7 @@ async fn intent_awaits_authorisation(
     };
     let Some(id) = request
         .openbanking_intent_id()
-        .and_then(|i| fapi_core::types::ConsentId::try_from(i).ok())
+        .and_then(|i| fapi_core::ConsentId::try_from(i).ok())
     else {
         return refused("the request must name, in openbanking_intent_id, a consent created with a client_credentials token");
     };
@@ -416,7 +416,7 @@ async fn authorization_code(
     let mut body = token_body(&issued, &scope);
     if is_account_access {
         let refresh = RefreshToken::generate().map_err(signing_failed)?;
-        let id = fapi_core::types::JwtId::try_from(format!(
+        let id = fapi_core::JwtId::try_from(format!(
             "rt-{}",
             fapi_core::random::token(16).map_err(signing_failed)?
         ))

@@ -326,7 +326,7 @@ pub(crate) async fn rate_limit(
                 .or_else(|| {
                     c.peer_certificate
                         .as_deref()
-                        .map(|der| fapi_core::types::CertificateThumbprint::of_der(der))
+                        .map(|der| fapi_core::CertificateThumbprint::of_der(der))
                 })
         })
         .map(|t| *t.as_bytes());
@@ -336,7 +336,7 @@ pub(crate) async fn rate_limit(
             let message = "too many requests from this client; retry after the Retry-After delay";
             let r = if matches!(req.uri().path(), "/par" | "/token") {
                 super::errors::OAuthFailure::new(
-                    fapi_core::error::ErrorCode::TemporarilyUnavailable,
+                    fapi_core::ErrorCode::TemporarilyUnavailable,
                     message,
                 )
                 .with_status(StatusCode::TOO_MANY_REQUESTS)
@@ -370,7 +370,7 @@ async fn labelled_by_certificate(
     thumbprint: &[u8; 32],
 ) -> Response {
     if response.extensions().get::<ClientLabel>().is_none() {
-        let certificate = fapi_core::types::CertificateThumbprint::from_bytes(*thumbprint);
+        let certificate = fapi_core::CertificateThumbprint::from_bytes(*thumbprint);
         let label = match state.registry.client_id_by_certificate(&certificate).await {
             Ok(Some(id)) => id.as_str().to_owned(),
             Ok(None) => "unregistered".to_owned(),

@@ -49,9 +49,9 @@ use fapi_core::access_token::{
 use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::time::Clock;
-use fapi_core::types::{CertificateThumbprint, ClientId, ConsentId, Issuer, Scope};
+use fapi_core::Clock;
 use fapi_core::{AccessTokenVerifier, BoundAccessToken, Profile};
+use fapi_core::{CertificateThumbprint, ClientId, ConsentId, Issuer, Scope};
 use proptest::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
@@ -173,8 +173,8 @@ impl CoreBanking for ScriptedCore {
     fn transactions<'a>(
         &'a self,
         account: &'a str,
-        from: Option<fapi_core::time::UnixTime>,
-        to: Option<fapi_core::time::UnixTime>,
+        from: Option<fapi_core::UnixTime>,
+        to: Option<fapi_core::UnixTime>,
     ) -> CoreFuture<'a, Vec<Transaction>> {
         self.ledger.transactions(account, from, to)
     }
@@ -185,7 +185,7 @@ impl CoreBanking for ScriptedCore {
         amount: Minor,
         creditor_name: &'a str,
         reference: &'a str,
-        at: fapi_core::time::UnixTime,
+        at: fapi_core::UnixTime,
     ) -> CoreFuture<'a, Booking> {
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
@@ -305,7 +305,7 @@ fn pki_dir() -> &'static PathBuf {
             &dir,
             &*default_provider(),
             &[CLIENT],
-            fapi_core::time::SystemClock.now(),
+            fapi_core::SystemClock.now(),
             Algorithm::Es256,
         )
         .unwrap();
@@ -362,7 +362,7 @@ fn token(consent: &ConsentId, clock: &OffsetClock) -> BoundAccessToken {
             token_key().clone(),
             "k".into(),
             issuer.clone(),
-            fapi_core::types::TokenAudience::try_from("api").unwrap(),
+            fapi_core::TokenAudience::try_from("api").unwrap(),
             3600,
         )
         .issue(
@@ -391,7 +391,7 @@ fn token(consent: &ConsentId, clock: &OffsetClock) -> BoundAccessToken {
     AccessTokenVerifier::new(
         Arc::new(keys),
         issuer,
-        fapi_core::types::TokenAudience::try_from("api").unwrap(),
+        fapi_core::TokenAudience::try_from("api").unwrap(),
         Profile::Fapi2Security.algorithms(),
     )
     .verify(&format!("Bearer {t}"), now)

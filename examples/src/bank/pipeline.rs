@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use fapi_consent::Consent;
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::types::CertificateThumbprint;
+use fapi_core::CertificateThumbprint;
 use fapi_core::{BoundAccessToken, VerifiedAccessToken};
 use fapi_mtls_binding::resource::{CallError, LiveRead, LiveState, ResourceChain};
 

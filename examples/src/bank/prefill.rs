@@ -22,8 +22,8 @@ use fapi_consent::consent::{AccountAccessRequest, Actor};
 use fapi_consent::store::{apply_event_audited, create_audited};
 use fapi_consent::{Consent, ConsentEvent, EventKind};
 use fapi_core::replay::{ReplayCache, StoreError};
-use fapi_core::time::UnixTime;
-use fapi_core::types::{ClientId, CodeVerifier, ConsentId, RedirectUri, Scope};
+use fapi_core::UnixTime;
+use fapi_core::{ClientId, CodeVerifier, ConsentId, RedirectUri, Scope};
 use fapi_store_sqlite::rusqlite::params;
 use sha2::{Digest, Sha256};
 
@@ -134,10 +134,10 @@ pub fn prefill(
         futures_executor::block_on(refreshes.store(
             &refresh,
             RefreshGrant {
-                id: fapi_core::types::JwtId::try_from(rt_id.as_str()).map_err(unavailable)?,
+                id: fapi_core::JwtId::try_from(rt_id.as_str()).map_err(unavailable)?,
                 client_id: client.clone(),
                 confirmation: fapi_core::access_token::Confirmation::CertificateThumbprint(
-                    fapi_core::types::CertificateThumbprint::of_der(random()?.as_bytes()),
+                    fapi_core::CertificateThumbprint::of_der(random()?.as_bytes()),
                 ),
                 consent_id: id,
                 customer_id: customer,

@@ -20,7 +20,7 @@
 use core::fmt;
 
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::time::UnixTime;
+use fapi_core::UnixTime;
 
 use super::keys::KeyRecord;
 use super::throttle::{Attempts, Rule};
@@ -117,7 +117,7 @@ pub mod conformance {
     use crate::bank::keys::KeyRecord;
     use crate::bank::throttle::{Attempts, Rule};
     use fapi_core::crypto::Algorithm;
-    use fapi_core::time::UnixTime;
+    use fapi_core::UnixTime;
 
     /// How many callers race in the kits.
     pub const RACERS: usize = 200;

@@ -97,7 +97,7 @@ impl ConnectionInfo {
     pub fn check_trust(
         &self,
         trust: &TrustStore,
-        now: fapi_core::time::UnixTime,
+        now: fapi_core::UnixTime,
     ) -> Result<(), fapi_mtls_binding::trust::TrustError> {
         self.certificate.check_trust(trust, now)
     }

@@ -30,8 +30,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use fapi_core::crypto::{default_provider, Algorithm};
-use fapi_core::time::{Clock, SystemClock};
-use fapi_core::types::ClientId;
+use fapi_core::ClientId;
+use fapi_core::{Clock, SystemClock};
 use fapi_examples::bank::{self, audit, BankConfig};
 use fapi_examples::pki::DevPki;
 use fapi_examples::registry::{onboard, verify_software_statement, Registration};

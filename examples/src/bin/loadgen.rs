@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fapi_core::crypto::default_provider;
-use fapi_core::time::SystemClock;
+use fapi_core::SystemClock;
 use fapi_examples::cli::{Flags, Res};
 use fapi_examples::pki::FileKeySource;
 use fapi_examples::tpp::{ScriptedCustomer, Tpp, TppConfig};

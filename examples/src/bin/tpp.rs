@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use fapi_core::crypto::default_provider;
-use fapi_core::time::SystemClock;
+use fapi_core::SystemClock;
 
 use fapi_examples::cli::{profile_named, Flags, Res};
 use fapi_examples::pki::FileKeySource;

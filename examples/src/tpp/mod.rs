@@ -18,9 +18,9 @@ use fapi_core::jose::detached::{DetachedJwsError, ObJwsSigner, ObJwsVerifier};
 use fapi_core::jose::sign_compact;
 use fapi_core::jose::JoseError;
 use fapi_core::jwk::{JwkSet, KeySelectionError, KeySet};
-use fapi_core::time::{Clock, UnixTime};
-use fapi_core::types::{ClientId, CodeVerifier, Issuer, State};
 use fapi_core::{random, Profile};
+use fapi_core::{ClientId, CodeVerifier, Issuer, State};
+use fapi_core::{Clock, UnixTime};
 use fapi_jarm::{JarmError, JarmOutcome, JarmVerifier};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -530,7 +530,7 @@ impl Tpp {
     async fn verify_jarm(
         &self,
         location: &str,
-        state: Option<&fapi_core::types::State>,
+        state: Option<&fapi_core::State>,
     ) -> Result<JarmOutcome, TppError> {
         let now = self.now();
         self.with_server_keys(

@@ -16,9 +16,9 @@ use fapi_core::crypto::{Algorithm, CryptoProvider, SigningKey};
 use fapi_core::jwk::{Jwk, JwkSet, KeySet};
 use fapi_core::testing::all_providers;
 use fapi_core::testing::{sign_raw_parts, sign_with_header};
-use fapi_core::time::UnixTime;
-use fapi_core::types::{ClientId, Issuer, RedirectUri};
 use fapi_core::Profile;
+use fapi_core::UnixTime;
+use fapi_core::{ClientId, Issuer, RedirectUri};
 use serde_json::{json, Map, Value};
 
 pub const NOW: i64 = 1_900_000_000;

@@ -229,10 +229,10 @@ pub fn leaf_with_key(cn: &str, serial: u64, key: &impl PublicKeyData, ca: &Ca) -
 }
 
 /// 2027-01-01T00:00:00Z, inside every validity above.
-pub fn now() -> fapi_core::time::UnixTime {
-    fapi_core::time::UnixTime::from_secs(date_time_ymd(2027, 1, 1).unix_timestamp()).unwrap()
+pub fn now() -> fapi_core::UnixTime {
+    fapi_core::UnixTime::from_secs(date_time_ymd(2027, 1, 1).unix_timestamp()).unwrap()
 }
 
-pub fn at(y: i32, m: u8, d: u8) -> fapi_core::time::UnixTime {
-    fapi_core::time::UnixTime::from_secs(date_time_ymd(y, m, d).unix_timestamp()).unwrap()
+pub fn at(y: i32, m: u8, d: u8) -> fapi_core::UnixTime {
+    fapi_core::UnixTime::from_secs(date_time_ymd(y, m, d).unix_timestamp()).unwrap()
 }

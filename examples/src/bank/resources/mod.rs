@@ -28,10 +28,10 @@ use fapi_consent::payment::StoredPayment;
 use fapi_consent::record::PaymentAuthorisationRecord;
 use fapi_consent::store::{apply_event_audited, create_audited};
 use fapi_consent::{Consent, ConsentEvent, EventKind, ResourceAccess};
-use fapi_core::error::OAuthError;
 use fapi_core::jose::detached::ObJwsVerifier;
-use fapi_core::types::ConsentId;
 use fapi_core::BoundAccessToken;
+use fapi_core::ConsentId;
+use fapi_core::OAuthError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::Instrument;
@@ -171,7 +171,7 @@ fn labelled(mut r: Response, token: &BoundAccessToken) -> Response {
     r
 }
 
-fn iso(t: fapi_core::time::UnixTime) -> String {
+fn iso(t: fapi_core::UnixTime) -> String {
     super::rfc3339(t).unwrap_or_default()
 }
 

@@ -456,7 +456,7 @@ pub(super) async fn release(st: &BankState, consent: &ConsentId, why: &str) -> R
 pub(super) async fn finish_booked(
     st: &BankState,
     reserved: &Consent,
-    client: &fapi_core::types::ClientId,
+    client: &fapi_core::ClientId,
 ) -> Result<String, ObError> {
     let now = st.now();
     let stored = match st
@@ -489,8 +489,8 @@ pub(super) async fn finish_booked(
 pub(super) async fn store_payment(
     st: &BankState,
     reserved: &Consent,
-    client: &fapi_core::types::ClientId,
-    now: fapi_core::time::UnixTime,
+    client: &fapi_core::ClientId,
+    now: fapi_core::UnixTime,
 ) -> Result<String, ObError> {
     let ConsentTerms::DomesticPayment(terms) = reserved.terms() else {
         return Err(ObError::internal());
@@ -570,7 +570,7 @@ pub(crate) async fn reconcile(st: &BankState, consent_id: &ConsentId) -> Result<
         .iter()
         .rev()
         .find(|h| matches!(h.event.kind, EventKind::Reserve))
-        .map_or(fapi_core::time::UnixTime::EPOCH, |h| h.event.at);
+        .map_or(fapi_core::UnixTime::EPOCH, |h| h.event.at);
     let deadline = i64::try_from(st.core_timeout.as_secs())
         .unwrap_or(i64::MAX)
         .saturating_add(1);
