@@ -11,6 +11,7 @@
 mod common;
 use common::initiation;
 use fapi_consent::Permission;
+use fapi_core::testing::TokenAuthority;
 
 use std::sync::{Arc, Barrier, OnceLock};
 
@@ -21,13 +22,10 @@ use fapi_consent::{
     Consent, ConsentEvent, ConsentGate, ConsentStatus, ConsentStore, EventKind, GateError,
     InMemoryConsentStore, ResourceAccess,
 };
-use fapi_core::access_token::{
-    AccessTokenClaims, AccessTokenIssuer, Confirmation, PresentedKey, ProofOfPossession,
-};
+use fapi_core::access_token::{AccessTokenClaims, Confirmation, PresentedKey, ProofOfPossession};
 use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
-use fapi_core::jwk::{Jwk, JwkSet, KeySet};
 use fapi_core::UnixTime;
-use fapi_core::{AccessTokenVerifier, BoundAccessToken, ErrorCode, OAuthError, Profile};
+use fapi_core::{BoundAccessToken, ErrorCode, OAuthError, Profile};
 use fapi_core::{CertificateThumbprint, ClientId, ConsentId, Issuer, Scope};
 
 const NOW: i64 = 1_900_000_000; // 2030-03-17T17:46:40Z
@@ -56,51 +54,34 @@ fn key() -> &'static Arc<dyn SigningKey> {
     })
 }
 
+fn authority() -> &'static TokenAuthority {
+    static A: OnceLock<TokenAuthority> = OnceLock::new();
+    A.get_or_init(|| {
+        TokenAuthority::new(
+            key().clone(),
+            Issuer::try_from("https://bank.example").unwrap(),
+            fapi_core::TokenAudience::try_from("api").unwrap(),
+            Profile::Fapi2Security,
+            3600,
+        )
+        .unwrap()
+    })
+}
+
 /// A token for `client` and `consent`, verified and bound the real way.
 fn token(client: &str, consent: &str) -> BoundAccessToken {
     let cert = Cert(CertificateThumbprint::of_der(client.as_bytes()));
-    let issuer = Issuer::try_from("https://bank.example").unwrap();
-    let t = futures_executor::block_on(
-        AccessTokenIssuer::new(
-            key().clone(),
-            "k".into(),
-            issuer.clone(),
-            fapi_core::TokenAudience::try_from("api").unwrap(),
-            3600,
-        )
-        .issue(
-            &AccessTokenClaims::new(
-                "alice",
-                ClientId::try_from(client).unwrap(),
-                Scope::try_from("accounts payments").unwrap(),
-                Confirmation::CertificateThumbprint(cert.0),
-            )
-            .with_consent(Some(ConsentId::try_from(consent).unwrap())),
-            at(0),
-        ),
+    let claims = AccessTokenClaims::new(
+        "alice",
+        ClientId::try_from(client).unwrap(),
+        Scope::try_from("accounts payments").unwrap(),
+        Confirmation::CertificateThumbprint(cert.0),
     )
-    .unwrap()
-    .token;
-    let jwks = JwkSet::new(vec![Jwk::from_public_key(
-        key().public_key().clone(),
-        Some("k".into()),
-    )]);
-    let keys = KeySet::from_jwks(
-        &jwks,
-        &*default_provider(),
-        &Profile::Fapi2Security.key_policy(),
-    )
-    .unwrap();
-    AccessTokenVerifier::new(
-        Arc::new(keys),
-        issuer,
-        fapi_core::TokenAudience::try_from("api").unwrap(),
-        Profile::Fapi2Security.algorithms(),
-    )
-    .verify(&format!("Bearer {t}"), at(0))
-    .unwrap()
-    .bind(&cert)
-    .unwrap()
+    .with_consent(Some(ConsentId::try_from(consent).unwrap()));
+    futures_executor::block_on(authority().verified(&claims, at(0)))
+        .unwrap()
+        .bind(&cert)
+        .unwrap()
 }
 
 fn ev(kind: EventKind) -> ConsentEvent {

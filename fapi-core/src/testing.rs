@@ -19,6 +19,90 @@ use crate::time::UnixTime;
 
 pub use crate::crypto::all_providers;
 
+/// An access-token issuer and the verifier that trusts it, over one key:
+/// what every resource-server test needs to get a real
+/// [`VerifiedAccessToken`](crate::VerifiedAccessToken) (issued, signed,
+/// verified; nothing skipped).
+#[derive(Clone, Debug)]
+pub struct TokenAuthority {
+    issuer: crate::AccessTokenIssuer,
+    verifier: crate::AccessTokenVerifier,
+}
+
+impl TokenAuthority {
+    /// Tokens signed by `key` (published under `kid` "k") from `issuer`
+    /// to `audience`, living `lifetime_secs`, verified under `profile`.
+    ///
+    /// # Errors
+    /// [`JwkError`](crate::jwk::JwkError) if the profile refuses the key.
+    pub fn new(
+        key: std::sync::Arc<dyn crate::crypto::SigningKey>,
+        issuer: crate::Issuer,
+        audience: crate::TokenAudience,
+        profile: crate::Profile,
+        lifetime_secs: i64,
+    ) -> Result<Self, crate::jwk::JwkError> {
+        let jwks = crate::jwk::JwkSet::new(vec![crate::jwk::Jwk::from_public_key(
+            key.public_key().clone(),
+            Some("k".into()),
+        )]);
+        let keys = crate::jwk::KeySet::from_jwks(
+            &jwks,
+            &*crate::crypto::default_provider(),
+            &profile.key_policy(),
+        )?;
+        Ok(Self {
+            verifier: crate::AccessTokenVerifier::new(
+                std::sync::Arc::new(keys),
+                issuer.clone(),
+                audience.clone(),
+                profile.algorithms(),
+            ),
+            issuer: crate::AccessTokenIssuer::new(key, "k".into(), issuer, audience, lifetime_secs),
+        })
+    }
+
+    /// An `Authorization` header value (`Bearer <token>`) for `claims`.
+    ///
+    /// # Errors
+    /// [`IssueError`](crate::access_token::IssueError).
+    pub async fn bearer(
+        &self,
+        claims: &crate::AccessTokenClaims,
+        now: UnixTime,
+    ) -> Result<String, crate::access_token::IssueError> {
+        Ok(format!(
+            "Bearer {}",
+            self.issuer.issue(claims, now).await?.token
+        ))
+    }
+
+    /// A token for `claims`, issued and verified.
+    ///
+    /// # Errors
+    /// A description of the step that failed.
+    pub async fn verified(
+        &self,
+        claims: &crate::AccessTokenClaims,
+        now: UnixTime,
+    ) -> Result<crate::VerifiedAccessToken, String> {
+        let header = self.bearer(claims, now).await.map_err(|e| e.to_string())?;
+        self.verifier
+            .verify(&header, now)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &crate::AccessTokenIssuer {
+        &self.issuer
+    }
+
+    /// The verifier that trusts the issuer's key.
+    pub fn verifier(&self) -> &crate::AccessTokenVerifier {
+        &self.verifier
+    }
+}
+
 /// Signs `claims` under a caller-built header (which must carry `alg`
 /// matching the key): for tests of verifiers, which need tokens no issuer
 /// of this crate would produce.

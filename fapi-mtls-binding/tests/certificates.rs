@@ -8,14 +8,14 @@
     clippy::indexing_slicing
 )]
 
+use fapi_core::testing::TokenAuthority;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
-use fapi_core::access_token::{AccessTokenClaims, AccessTokenIssuer, BindingError, Confirmation};
+use fapi_core::access_token::{AccessTokenClaims, BindingError, Confirmation};
 use fapi_core::crypto::{default_provider, Algorithm};
-use fapi_core::jwk::{Jwk, JwkSet, KeySet};
+use fapi_core::Profile;
 use fapi_core::UnixTime;
-use fapi_core::{AccessTokenVerifier, Profile};
 use fapi_core::{CertificateThumbprint, ClientId, Issuer, Scope};
 use fapi_mtls_binding::{
     CertificateError, ClientCertificate, DerFault, ForwardedError, ForwardedFormat,
@@ -315,54 +315,27 @@ fn rfc9440_client_cert_and_chain() {
 }
 
 fn token_bound_to(cnf: Confirmation) -> fapi_core::VerifiedAccessToken {
-    static KEY: OnceLock<Arc<dyn fapi_core::crypto::SigningKey>> = OnceLock::new();
-    let key = KEY
-        .get_or_init(|| {
+    static A: OnceLock<TokenAuthority> = OnceLock::new();
+    let authority = A.get_or_init(|| {
+        TokenAuthority::new(
             default_provider()
                 .generate_signing_key(Algorithm::Es256)
-                .unwrap()
-        })
-        .clone();
-    let now = UnixTime::from_secs(1_900_000_000).unwrap();
-    let issuer = Issuer::try_from("https://bank.example").unwrap();
-    let token = futures_executor::block_on(
-        AccessTokenIssuer::new(
-            key.clone(),
-            "k".into(),
-            issuer.clone(),
+                .unwrap(),
+            Issuer::try_from("https://bank.example").unwrap(),
             fapi_core::TokenAudience::try_from("https://api.bank.example").unwrap(),
+            Profile::Fapi2Security,
             300,
         )
-        .issue(
-            &AccessTokenClaims::new(
-                "alice",
-                ClientId::try_from("tpp-a").unwrap(),
-                Scope::try_from("accounts").unwrap(),
-                cnf,
-            ),
-            now,
-        ),
-    )
-    .unwrap()
-    .token;
-    let jwks = JwkSet::new(vec![Jwk::from_public_key(
-        key.public_key().clone(),
-        Some("k".into()),
-    )]);
-    let keys = KeySet::from_jwks(
-        &jwks,
-        &*default_provider(),
-        &Profile::Fapi2Security.key_policy(),
-    )
-    .unwrap();
-    AccessTokenVerifier::new(
-        Arc::new(keys),
-        issuer,
-        fapi_core::TokenAudience::try_from("https://api.bank.example").unwrap(),
-        Profile::Fapi2Security.algorithms(),
-    )
-    .verify(&format!("Bearer {token}"), now)
-    .unwrap()
+        .unwrap()
+    });
+    let claims = AccessTokenClaims::new(
+        "alice",
+        ClientId::try_from("tpp-a").unwrap(),
+        Scope::try_from("accounts").unwrap(),
+        cnf,
+    );
+    let now = UnixTime::from_secs(1_900_000_000).unwrap();
+    futures_executor::block_on(authority.verified(&claims, now)).unwrap()
 }
 
 #[test]

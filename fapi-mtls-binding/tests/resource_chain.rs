@@ -10,12 +10,12 @@
 
 mod common;
 
+use fapi_core::testing::TokenAuthority;
 use std::sync::{Arc, OnceLock};
 
 use common::{crl, leaf, now, root, Ca};
-use fapi_core::access_token::{AccessTokenClaims, AccessTokenIssuer, BindingError, Confirmation};
+use fapi_core::access_token::{AccessTokenClaims, BindingError, Confirmation};
 use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
-use fapi_core::jwk::{Jwk, JwkSet, KeySet};
 use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::{AccessTokenVerifier, ErrorCode, OAuthError, Profile, VerifiedAccessToken};
 use fapi_core::{CertificateThumbprint, ClientId, Issuer, Scope};
@@ -66,47 +66,33 @@ fn issuer() -> Issuer {
     Issuer::try_from("https://bank.example").unwrap()
 }
 
+fn authority() -> &'static TokenAuthority {
+    static A: OnceLock<TokenAuthority> = OnceLock::new();
+    A.get_or_init(|| {
+        TokenAuthority::new(
+            key().clone(),
+            issuer(),
+            fapi_core::TokenAudience::try_from(AUD).unwrap(),
+            Profile::Fapi2Security,
+            300,
+        )
+        .unwrap()
+    })
+}
+
 fn verifier() -> AccessTokenVerifier {
-    let jwks = JwkSet::new(vec![Jwk::from_public_key(
-        key().public_key().clone(),
-        Some("k".into()),
-    )]);
-    let keys = KeySet::from_jwks(
-        &jwks,
-        &*default_provider(),
-        &Profile::Fapi2Security.key_policy(),
-    )
-    .unwrap();
-    AccessTokenVerifier::new(
-        Arc::new(keys),
-        issuer(),
-        fapi_core::TokenAudience::try_from(AUD).unwrap(),
-        Profile::Fapi2Security.algorithms(),
-    )
+    authority().verifier().clone()
 }
 
 /// A `Bearer` header for tpp-a's token bound to `cnf`.
 fn token(cnf: Confirmation) -> String {
-    let issued = block_on(
-        AccessTokenIssuer::new(
-            key().clone(),
-            "k".into(),
-            issuer(),
-            fapi_core::TokenAudience::try_from(AUD).unwrap(),
-            300,
-        )
-        .issue(
-            &AccessTokenClaims::new(
-                "alice",
-                ClientId::try_from("tpp-a").unwrap(),
-                Scope::try_from("accounts").unwrap(),
-                cnf,
-            ),
-            now(),
-        ),
-    )
-    .unwrap();
-    format!("Bearer {}", issued.token)
+    let claims = AccessTokenClaims::new(
+        "alice",
+        ClientId::try_from("tpp-a").unwrap(),
+        Scope::try_from("accounts").unwrap(),
+        cnf,
+    );
+    block_on(authority().bearer(&claims, now())).unwrap()
 }
 
 fn connection(der: &[u8]) -> CertificateConnection {

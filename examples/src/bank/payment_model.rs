@@ -30,6 +30,7 @@
     clippy::indexing_slicing
 )]
 
+use fapi_core::testing::TokenAuthority;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -43,14 +44,11 @@ use fapi_consent::idempotency::{body_hash, IdempotencyKey};
 use fapi_consent::store::{apply_event_audited, create_audited};
 use fapi_consent::store::{CasError, CreateError};
 use fapi_consent::{Consent, ConsentEvent, ConsentStatus, ConsentStore, EventKind};
-use fapi_core::access_token::{
-    AccessTokenClaims, AccessTokenIssuer, Confirmation, PresentedKey, ProofOfPossession,
-};
+use fapi_core::access_token::{AccessTokenClaims, Confirmation, PresentedKey, ProofOfPossession};
 use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
-use fapi_core::jwk::{Jwk, JwkSet, KeySet};
 use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::Clock;
-use fapi_core::{AccessTokenVerifier, BoundAccessToken, Profile};
+use fapi_core::{BoundAccessToken, Profile};
 use fapi_core::{CertificateThumbprint, ClientId, ConsentId, Issuer, Scope};
 use proptest::prelude::*;
 use tokio::sync::{mpsc, oneshot};
@@ -352,52 +350,34 @@ impl ProofOfPossession for Cert {
     }
 }
 
+fn authority() -> &'static TokenAuthority {
+    static A: OnceLock<TokenAuthority> = OnceLock::new();
+    A.get_or_init(|| {
+        TokenAuthority::new(
+            token_key().clone(),
+            Issuer::try_from("https://bank.example").unwrap(),
+            fapi_core::TokenAudience::try_from("api").unwrap(),
+            Profile::Fapi2Security,
+            3600,
+        )
+        .unwrap()
+    })
+}
+
 /// The TPP's token for `consent`, verified and bound the real way.
 fn token(consent: &ConsentId, clock: &OffsetClock) -> BoundAccessToken {
     let cert = Cert(CertificateThumbprint::of_der(CLIENT.as_bytes()));
-    let issuer = Issuer::try_from("https://bank.example").unwrap();
-    let now = clock.now();
-    let t = futures_executor::block_on(
-        AccessTokenIssuer::new(
-            token_key().clone(),
-            "k".into(),
-            issuer.clone(),
-            fapi_core::TokenAudience::try_from("api").unwrap(),
-            3600,
-        )
-        .issue(
-            &AccessTokenClaims::new(
-                "alice",
-                ClientId::try_from(CLIENT).unwrap(),
-                Scope::try_from("payments").unwrap(),
-                Confirmation::CertificateThumbprint(cert.0),
-            )
-            .with_consent(Some(consent.clone())),
-            now,
-        ),
+    let claims = AccessTokenClaims::new(
+        "alice",
+        ClientId::try_from(CLIENT).unwrap(),
+        Scope::try_from("payments").unwrap(),
+        Confirmation::CertificateThumbprint(cert.0),
     )
-    .unwrap()
-    .token;
-    let jwks = JwkSet::new(vec![Jwk::from_public_key(
-        token_key().public_key().clone(),
-        Some("k".into()),
-    )]);
-    let keys = KeySet::from_jwks(
-        &jwks,
-        &*default_provider(),
-        &Profile::Fapi2Security.key_policy(),
-    )
-    .unwrap();
-    AccessTokenVerifier::new(
-        Arc::new(keys),
-        issuer,
-        fapi_core::TokenAudience::try_from("api").unwrap(),
-        Profile::Fapi2Security.algorithms(),
-    )
-    .verify(&format!("Bearer {t}"), now)
-    .unwrap()
-    .bind(&cert)
-    .unwrap()
+    .with_consent(Some(consent.clone()));
+    futures_executor::block_on(authority().verified(&claims, clock.now()))
+        .unwrap()
+        .bind(&cert)
+        .unwrap()
 }
 
 fn initiation(n: usize) -> Initiation {
