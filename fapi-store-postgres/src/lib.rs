@@ -1,0 +1,135 @@
+//! PostgreSQL adapters for every store trait of the fapi crate family, for
+//! a bank that runs several instances of its servers on one database.
+//!
+//! [`PostgresStore`] wraps a `deadpool-postgres` pool (yours, handed in with
+//! [`PostgresStore::new`], or one built by [`PostgresStore::connect`]); each
+//! adapter borrows a connection per operation and runs prepared statements.
+//! The schema is created and upgraded only by an explicit
+//! [`PostgresStore::migrate`] (versioned, idempotent, safe when several
+//! instances start at once); the SQL is [`MIGRATIONS`].
+//!
+//! ## What each guarantee relies on
+//!
+//! Only row locks, unique constraints and single statements: no advisory
+//! locks and no `LISTEN/NOTIFY` on a correctness path, so the same SQL runs
+//! on the PostgreSQL-compatible distributed engines.
+//!
+//! | guarantee | statement |
+//! |---|---|
+//! | a `jti` is used once ([`PostgresReplayCache`]) | one `INSERT … ON CONFLICT DO UPDATE … WHERE expired`: the row count says whether this call won |
+//! | a code is redeemed once ([`PostgresCodeStore`]) | `SELECT … FOR UPDATE` of the code's row, the decision, the `UPDATE`, in one transaction: racing redemptions queue on the row lock and the second sees the first's result |
+//! | a revoked token is refused on every instance ([`PostgresRevokedTokenStore`]) | `INSERT … ON CONFLICT DO NOTHING`, read by the next call's `SELECT` (no cache) |
+//! | a revoked refresh grant is never found again ([`PostgresRefreshGrantStore`]) | `DELETE` by id, in the revocation's transaction |
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod code;
+mod grants;
+mod replay;
+mod schema;
+
+use fapi_core::store::StoreError;
+
+pub use code::PostgresCodeStore;
+/// The `deadpool-postgres` these adapters are built on, for an
+/// application's own pool and tables.
+pub use deadpool_postgres;
+pub use grants::{PostgresRefreshGrantStore, PostgresRevokedTokenStore};
+pub use replay::PostgresReplayCache;
+pub use schema::MIGRATIONS;
+/// The `tokio-postgres` client.
+pub use tokio_postgres;
+
+/// One PostgreSQL database: the pool every adapter shares. Cheap to clone
+/// (a handle). Every operation runs on a connection of the pool, so each
+/// adapter method must be awaited inside a Tokio runtime.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: deadpool_postgres::Pool,
+}
+
+impl core::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PostgresStore")
+            .field("max_size", &status.max_size)
+            .field("size", &status.size)
+            .finish()
+    }
+}
+
+impl PostgresStore {
+    /// The adapters over `pool` (the service's own pool: its size, TLS and
+    /// timeouts are the service's choice).
+    pub fn new(pool: deadpool_postgres::Pool) -> Self {
+        Self { pool }
+    }
+
+    /// A pool of at most `max_size` connections to `config`, without TLS
+    /// (a database on the same host or a private network). For TLS to the
+    /// database build the pool with your `MakeTlsConnect` (for rustls,
+    /// `tokio-postgres-rustls`) and use [`PostgresStore::new`].
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the pool cannot be built.
+    pub fn connect(config: tokio_postgres::Config, max_size: usize) -> Result<Self, StoreError> {
+        let manager = deadpool_postgres::Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(max_size)
+            .build()
+            .map_err(unavailable)?;
+        Ok(Self { pool })
+    }
+
+    /// Creates the tables and applies every migration not applied yet, in
+    /// order, each in its own transaction with its version recorded. Safe
+    /// to call from every instance at start-up: concurrent callers queue on
+    /// a lock of the version table and each migration runs once.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the database refuses.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        schema::migrate(&mut client).await
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &deadpool_postgres::Pool {
+        &self.pool
+    }
+
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(unavailable)
+    }
+
+    /// The `jti` replay cache.
+    pub fn replay_cache(&self) -> PostgresReplayCache {
+        PostgresReplayCache::new(self.clone())
+    }
+
+    /// The authorization codes.
+    pub fn codes(&self) -> PostgresCodeStore {
+        PostgresCodeStore::new(self.clone())
+    }
+
+    /// The refresh grants.
+    pub fn refresh_grants(&self) -> PostgresRefreshGrantStore {
+        PostgresRefreshGrantStore::new(self.clone())
+    }
+
+    /// The revoked access-token ids.
+    pub fn revoked_tokens(&self) -> PostgresRevokedTokenStore {
+        PostgresRevokedTokenStore::new(self.clone())
+    }
+}
+
+pub(crate) fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::unavailable(e)
+}

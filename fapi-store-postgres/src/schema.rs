@@ -1,0 +1,81 @@
+//! The tables, as numbered migrations applied by `PostgresStore::migrate`.
+
+use fapi_core::store::StoreError;
+
+use crate::unavailable;
+
+/// Every migration, in order: `(version, SQL)`. Tables are prefixed
+/// `fapi_`, so an application keeps its own tables in the same database.
+/// A migration is never edited once released; a change is a new one.
+pub const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "
+CREATE TABLE fapi_jti (
+    scope TEXT NOT NULL, jti TEXT NOT NULL, expires_at BIGINT NOT NULL,
+    PRIMARY KEY (scope, jti)
+);
+CREATE INDEX fapi_jti_by_expiry ON fapi_jti (expires_at);
+CREATE TABLE fapi_codes (
+    hash BYTEA PRIMARY KEY, body JSONB NOT NULL, expires_at BIGINT NOT NULL
+);
+CREATE INDEX fapi_codes_by_expiry ON fapi_codes (expires_at);
+CREATE TABLE fapi_refresh_tokens (
+    hash BYTEA PRIMARY KEY, id TEXT NOT NULL UNIQUE, body JSONB NOT NULL
+);
+CREATE TABLE fapi_revoked_tokens (
+    jti TEXT PRIMARY KEY, revoked_at BIGINT NOT NULL
+);
+CREATE INDEX fapi_revoked_tokens_by_age ON fapi_revoked_tokens (revoked_at);
+",
+)];
+
+/// Applies what is missing. The version table is created if absent and
+/// locked for the whole run (`LOCK TABLE … EXCLUSIVE`, a table lock every
+/// PostgreSQL-compatible engine has), so instances starting together apply
+/// each migration once, in order.
+pub(crate) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
+    let created = client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS fapi_schema_migrations (
+                version INTEGER PRIMARY KEY,
+                applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            )",
+        )
+        .await;
+    if let Err(e) = created {
+        // two instances creating it at the same moment: one wins, the
+        // other sees the catalog's unique violation; the table exists
+        let raced = e.code().is_some_and(|c| {
+            *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+                || *c == tokio_postgres::error::SqlState::DUPLICATE_TABLE
+        });
+        if !raced {
+            return Err(unavailable(e));
+        }
+    }
+    let tx = client.transaction().await.map_err(unavailable)?;
+    tx.batch_execute("LOCK TABLE fapi_schema_migrations IN EXCLUSIVE MODE")
+        .await
+        .map_err(unavailable)?;
+    let applied: Vec<i32> = tx
+        .query("SELECT version FROM fapi_schema_migrations", &[])
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(unavailable)?;
+    for (version, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        tx.batch_execute(sql).await.map_err(unavailable)?;
+        tx.execute(
+            "INSERT INTO fapi_schema_migrations (version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .map_err(unavailable)?;
+    }
+    tx.commit().await.map_err(unavailable)
+}
