@@ -20,22 +20,37 @@
 //! | a code is redeemed once ([`PostgresCodeStore`]) | `SELECT … FOR UPDATE` of the code's row, the decision, the `UPDATE`, in one transaction: racing redemptions queue on the row lock and the second sees the first's result |
 //! | a revoked token is refused on every instance ([`PostgresRevokedTokenStore`]) | `INSERT … ON CONFLICT DO NOTHING`, read by the next call's `SELECT` (no cache) |
 //! | a revoked refresh grant is never found again ([`PostgresRefreshGrantStore`]) | `DELETE` by id, in the revocation's transaction |
+//! | a consent changes only from the version read ([`PostgresConsentStore`]) | `UPDATE … WHERE id = … AND version = expected`; racing swaps queue on the row lock, the loser matches no row |
+//! | a consent change and its audit entry commit together | both in one transaction when the log is this store's [`PostgresAuditLog`] |
+//! | the audit trail is one chain across instances ([`PostgresAuditLog`]) | `SELECT … FOR UPDATE` of the single `fapi_audit_head` row before reading the last entry and appending |
+//! | an idempotency key is claimed once ([`PostgresIdempotencyStore`]) | one `INSERT … ON CONFLICT DO UPDATE … WHERE expired` |
+//! | one payment per consent ([`PostgresPaymentStore`]) | `UNIQUE (consent_id)` and `INSERT … ON CONFLICT DO NOTHING` |
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod audit;
 mod code;
+mod consent;
 mod grants;
+mod idempotency;
+mod payment;
 mod replay;
 mod schema;
 
+use std::sync::Arc;
+
 use fapi_core::store::StoreError;
 
+pub use audit::PostgresAuditLog;
 pub use code::PostgresCodeStore;
+pub use consent::PostgresConsentStore;
 /// The `deadpool-postgres` these adapters are built on, for an
 /// application's own pool and tables.
 pub use deadpool_postgres;
 pub use grants::{PostgresRefreshGrantStore, PostgresRevokedTokenStore};
+pub use idempotency::PostgresIdempotencyStore;
+pub use payment::PostgresPaymentStore;
 pub use replay::PostgresReplayCache;
 pub use schema::MIGRATIONS;
 /// The `tokio-postgres` client.
@@ -47,6 +62,9 @@ pub use tokio_postgres;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: deadpool_postgres::Pool,
+    /// Shared by the clones of one store, so an adapter can tell its own
+    /// pool (one transaction can span two adapters) from another.
+    identity: Arc<()>,
 }
 
 impl core::fmt::Debug for PostgresStore {
@@ -63,7 +81,10 @@ impl PostgresStore {
     /// The adapters over `pool` (the service's own pool: its size, TLS and
     /// timeouts are the service's choice).
     pub fn new(pool: deadpool_postgres::Pool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            identity: Arc::new(()),
+        }
     }
 
     /// A pool of at most `max_size` connections to `config`, without TLS
@@ -85,7 +106,7 @@ impl PostgresStore {
             .max_size(max_size)
             .build()
             .map_err(unavailable)?;
-        Ok(Self { pool })
+        Ok(Self::new(pool))
     }
 
     /// Creates the tables and applies every migration not applied yet, in
@@ -103,6 +124,11 @@ impl PostgresStore {
     /// The pool.
     pub fn pool(&self) -> &deadpool_postgres::Pool {
         &self.pool
+    }
+
+    /// Whether `other` is a clone of this store (the same pool).
+    pub(crate) fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.identity, &other.identity)
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -127,6 +153,26 @@ impl PostgresStore {
     /// The revoked access-token ids.
     pub fn revoked_tokens(&self) -> PostgresRevokedTokenStore {
         PostgresRevokedTokenStore::new(self.clone())
+    }
+
+    /// The consents.
+    pub fn consents(&self) -> PostgresConsentStore {
+        PostgresConsentStore::new(self.clone())
+    }
+
+    /// The audit trail.
+    pub fn audit_log(&self) -> PostgresAuditLog {
+        PostgresAuditLog::new(self.clone())
+    }
+
+    /// The `x-idempotency-key` store.
+    pub fn idempotency(&self) -> PostgresIdempotencyStore {
+        PostgresIdempotencyStore::new(self.clone())
+    }
+
+    /// The payments.
+    pub fn payments(&self) -> PostgresPaymentStore {
+        PostgresPaymentStore::new(self.clone())
     }
 }
 

@@ -26,6 +26,28 @@ CREATE TABLE fapi_revoked_tokens (
     jti TEXT PRIMARY KEY, revoked_at BIGINT NOT NULL
 );
 CREATE INDEX fapi_revoked_tokens_by_age ON fapi_revoked_tokens (revoked_at);
+CREATE TABLE fapi_consents (
+    id TEXT PRIMARY KEY, customer_id TEXT, created_at BIGINT NOT NULL, version BIGINT NOT NULL,
+    status TEXT NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX fapi_consents_by_customer_newest ON fapi_consents (customer_id, created_at, id);
+CREATE INDEX fapi_consents_payment_pending ON fapi_consents (id) WHERE status = 'PaymentPending';
+CREATE TABLE fapi_audit (
+    seq BIGINT PRIMARY KEY, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, event TEXT NOT NULL
+);
+CREATE TABLE fapi_audit_head (
+    one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), seq BIGINT NOT NULL
+);
+INSERT INTO fapi_audit_head (seq) VALUES (0);
+CREATE TABLE fapi_idempotency (
+    client_id TEXT NOT NULL, key TEXT NOT NULL, body_hash BYTEA NOT NULL, expires_at BIGINT NOT NULL,
+    status INTEGER, body BYTEA,
+    PRIMARY KEY (client_id, key)
+);
+CREATE INDEX fapi_idempotency_by_expiry ON fapi_idempotency (expires_at);
+CREATE TABLE fapi_payments (
+    id TEXT PRIMARY KEY, client_id TEXT NOT NULL, consent_id TEXT NOT NULL UNIQUE, body TEXT NOT NULL
+);
 ",
 )];
 
