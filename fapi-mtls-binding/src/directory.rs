@@ -40,6 +40,27 @@ pub struct Standing {
     pub owner: Option<ClientId>,
 }
 
+impl Standing {
+    /// The standing from what a directory store reads in one go: whether
+    /// the certificate is revoked, the client's revoked flag (`None`: not
+    /// onboarded) and the client the certificate is registered to. A
+    /// revoked TPP outranks a revoked certificate.
+    pub fn from_records(
+        certificate_revoked: bool,
+        client_revoked: Option<bool>,
+        owner: Option<ClientId>,
+    ) -> Self {
+        let status = if client_revoked == Some(true) {
+            CertificateStatus::TppRevoked
+        } else if certificate_revoked {
+            CertificateStatus::CertificateRevoked
+        } else {
+            CertificateStatus::Active
+        };
+        Self { status, owner }
+    }
+}
+
 /// The directory could not answer (fail closed).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("tpp directory unavailable")]

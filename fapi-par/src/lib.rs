@@ -119,6 +119,12 @@ impl ParConfig {
         self.requests.profile()
     }
 
+    /// The authorization server's issuer identifier (the `aud` a request
+    /// object must name).
+    pub fn issuer(&self) -> &Issuer {
+        self.requests.issuer()
+    }
+
     /// Handles a pushed authorization request ([RFC 9126 §2]): the client
     /// has already authenticated (`client`, which carries its registration);
     /// the body is validated per profile (a signed request object, or plain

@@ -24,6 +24,41 @@ pub trait CurrentRegistration: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'a, Result<Option<Arc<fapi_core::client::ClientMetadata>>, StoreError>>;
 }
 
+/// Rebuilds a pushed request a durable store read back: `source` (the
+/// [`PushSource`] as the JSON the store kept) is re-validated with `config`
+/// against `client`'s registration now. A row that does not parse, a
+/// client no longer registered (or revoked), or a request that no longer
+/// validates is [`LookupError::NoLongerValid`]: nothing read from storage
+/// is trusted without the checks of the push.
+///
+/// # Errors
+/// [`LookupError::NoLongerValid`], or [`LookupError::Store`] if the
+/// registration cannot be read.
+pub async fn restore(
+    config: &crate::ParConfig,
+    registrations: &dyn CurrentRegistration,
+    uri: &RequestUri,
+    client: &ClientId,
+    source: &str,
+    expires_at: UnixTime,
+) -> Result<PushedRequest, LookupError> {
+    let source: PushSource =
+        serde_json::from_str(source).map_err(|_| LookupError::NoLongerValid)?;
+    let metadata = registrations
+        .current(client)
+        .await?
+        .ok_or(LookupError::NoLongerValid)?;
+    let request = config
+        .revalidate(&source, &metadata)
+        .map_err(|_| LookupError::NoLongerValid)?;
+    Ok(PushedRequest {
+        request_uri: uri.clone(),
+        request: Arc::new(request),
+        expires_at,
+        source: Arc::new(source),
+    })
+}
+
 /// A validated authorization request waiting under its `request_uri`.
 #[derive(Clone, Debug)]
 pub struct PushedRequest {

@@ -18,6 +18,79 @@ fn fail(case: &'static str, detail: impl core::fmt::Debug) -> ConformanceFailure
     }
 }
 
+/// A request pushed the real way, for the kit's `sample`: `client` (whose
+/// registration holds the public key of `key` under `kid`, and registered
+/// `redirect_uri`) authenticates with a signed client assertion and pushes
+/// a request object signed by `key`, through `config`'s validation, into an
+/// in-memory store it is taken back from. What a durable adapter then
+/// stores is what a bank's PAR endpoint would hand it.
+///
+/// # Errors
+/// A [`ConformanceFailure`] naming the step that failed (a registration
+/// that does not hold the key, say).
+pub async fn pushed_sample(
+    config: &crate::ParConfig,
+    client: &std::sync::Arc<fapi_core::client::ClientMetadata>,
+    key: &dyn fapi_core::crypto::SigningKey,
+    kid: &str,
+    redirect_uri: &str,
+    now: UnixTime,
+) -> Result<PushedRequest, ConformanceFailure> {
+    use fapi_core::client_auth::{Endpoint, UnverifiedClientAssertion, JWT_BEARER_ASSERTION_TYPE};
+    let id = client.client_id().as_str();
+    let issuer = config.issuer().as_str();
+    let at = now.as_secs();
+    let sign = |typ: Option<&str>, claims: serde_json::Value| {
+        let claims = claims
+            .as_object()
+            .cloned()
+            .ok_or_else(|| fail("sample", "claims"))?;
+        fapi_core::jose::sign_compact(key, Some(kid), typ, &claims).map_err(|e| fail("sample", e))
+    };
+    let assertion = sign(
+        None,
+        serde_json::json!({ "iss": id, "sub": id, "aud": issuer, "jti": "sample", "iat": at, "exp": at + 60 }),
+    )?;
+    let ctx = fapi_core::AssertionContext::new(
+        config.profile(),
+        config.issuer(),
+        Endpoint::PushedAuthorization("https://bank.example/par"),
+    );
+    let authenticated =
+        UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, &assertion, Some(id))
+            .and_then(|a| a.verify(client, &ctx, now))
+            .map_err(|e| fail("sample: client assertion", e))?
+            .record_jti(&fapi_core::replay::InMemoryReplayCache::new(1), now)
+            .await
+            .map_err(|e| fail("sample: client assertion", e))?;
+    let verifier = fapi_core::CodeVerifier::generate().map_err(|e| fail("sample", e))?;
+    let request = sign(
+        Some("oauth-authz-req+jwt"),
+        serde_json::json!({
+            "iss": id, "aud": issuer, "client_id": id, "nbf": at, "exp": at + 300,
+            "response_type": "code", "response_mode": "jwt", "redirect_uri": redirect_uri,
+            "scope": "openid accounts", "state": "s", "nonce": "n",
+            "code_challenge": verifier.challenge().as_str(), "code_challenge_method": "S256",
+        }),
+    )?;
+    let mut body = String::from("client_id=");
+    body.push_str(id);
+    body.push_str("&request=");
+    body.push_str(&request);
+    let form = crate::PushedRequestForm::parse(body.as_bytes()).map_err(|e| fail("sample", e))?;
+    let staging = crate::InMemoryPushedRequestStore::new(1);
+    let pushed = config
+        .push(&form, &authenticated, &staging, now)
+        .await
+        .map_err(|e| fail("sample: push", e))?;
+    let uri =
+        RequestUri::parse(&pushed.request_uri).ok_or_else(|| fail("sample", "request_uri"))?;
+    staging
+        .take(&uri, client.client_id(), now)
+        .await
+        .map_err(|e| fail("sample: take", e))
+}
+
 /// Runs every [`PushedRequestStore`] guarantee against `store`, with
 /// `sample`, a request pushed by client `sample.client_id()` (as [`ParConfig::push`](crate::ParConfig::push)
 /// stored it; the kit stores copies under new references and lifetimes),

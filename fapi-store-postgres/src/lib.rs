@@ -25,6 +25,9 @@
 //! | the audit trail is one chain across instances ([`PostgresAuditLog`]) | `SELECT … FOR UPDATE` of the single `fapi_audit_head` row before reading the last entry and appending |
 //! | an idempotency key is claimed once ([`PostgresIdempotencyStore`]) | one `INSERT … ON CONFLICT DO UPDATE … WHERE expired` |
 //! | one payment per consent ([`PostgresPaymentStore`]) | `UNIQUE (consent_id)` and `INSERT … ON CONFLICT DO NOTHING` |
+//! | a `request_uri` is taken once ([`PostgresPushedRequestStore`]) | `SELECT … FOR UPDATE`, the checks, `UPDATE … SET used`, one transaction |
+//! | a certificate belongs to one client; a revoked TPP is not re-registered ([`PostgresDirectory`]) | `UNIQUE (certificate)`; one `INSERT … ON CONFLICT DO UPDATE … WHERE NOT revoked` |
+//! | a revocation stops every instance's next call ([`PostgresLiveReads`]) | the revoked token, the directory standing and the consent in one `SELECT`, per call, never cached |
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -32,9 +35,12 @@
 mod audit;
 mod code;
 mod consent;
+mod directory;
 mod grants;
 mod idempotency;
+mod live;
 mod payment;
+mod pushed;
 mod replay;
 mod schema;
 
@@ -48,9 +54,12 @@ pub use consent::PostgresConsentStore;
 /// The `deadpool-postgres` these adapters are built on, for an
 /// application's own pool and tables.
 pub use deadpool_postgres;
+pub use directory::PostgresDirectory;
 pub use grants::{PostgresRefreshGrantStore, PostgresRevokedTokenStore};
 pub use idempotency::PostgresIdempotencyStore;
+pub use live::PostgresLiveReads;
 pub use payment::PostgresPaymentStore;
+pub use pushed::PostgresPushedRequestStore;
 pub use replay::PostgresReplayCache;
 pub use schema::MIGRATIONS;
 /// The `tokio-postgres` client.
@@ -173,6 +182,26 @@ impl PostgresStore {
     /// The payments.
     pub fn payments(&self) -> PostgresPaymentStore {
         PostgresPaymentStore::new(self.clone())
+    }
+
+    /// The TPP registry, which is also the directory.
+    pub fn directory(&self) -> PostgresDirectory {
+        PostgresDirectory::new(self.clone())
+    }
+
+    /// The per-call live reads, one statement per call.
+    pub fn live_reads(&self) -> PostgresLiveReads {
+        PostgresLiveReads::new(self.clone())
+    }
+
+    /// The pushed requests, re-validated on every read with `config`
+    /// against the client's registration now (from `registrations`).
+    pub fn pushed_requests(
+        &self,
+        config: fapi_par::ParConfig,
+        registrations: Arc<dyn fapi_par::CurrentRegistration>,
+    ) -> PostgresPushedRequestStore {
+        PostgresPushedRequestStore::new(self.clone(), config, registrations)
     }
 }
 

@@ -48,6 +48,18 @@ CREATE INDEX fapi_idempotency_by_expiry ON fapi_idempotency (expires_at);
 CREATE TABLE fapi_payments (
     id TEXT PRIMARY KEY, client_id TEXT NOT NULL, consent_id TEXT NOT NULL UNIQUE, body TEXT NOT NULL
 );
+CREATE TABLE fapi_pushed_requests (
+    uri_hash BYTEA PRIMARY KEY, client_id TEXT NOT NULL, expires_at BIGINT NOT NULL,
+    used BOOLEAN NOT NULL, source TEXT NOT NULL
+);
+CREATE INDEX fapi_pushed_requests_by_expiry ON fapi_pushed_requests (expires_at);
+CREATE TABLE fapi_clients (
+    client_id TEXT PRIMARY KEY, registration TEXT NOT NULL, certificate BYTEA NOT NULL UNIQUE,
+    revoked BOOLEAN NOT NULL, onboarded_at BIGINT NOT NULL
+);
+CREATE TABLE fapi_revoked_certificates (
+    thumbprint BYTEA PRIMARY KEY, revoked_at BIGINT NOT NULL
+);
 ",
 )];
 

@@ -79,24 +79,20 @@ fn standing_of(conn: &Connection, client: &str, cert: &[u8; 32]) -> Result<Stand
 
 /// A [`Standing`] from the directory's three columns: the certificate's
 /// revocation, the client's `revoked` flag (`None`: not onboarded) and the
-/// certificate's registered owner. A revoked TPP outranks a revoked
-/// certificate.
+/// certificate's registered owner.
 pub(crate) fn standing_from(
     cert_revoked: bool,
     client_revoked: Option<i64>,
     owner: Option<String>,
 ) -> Result<Standing, StoreError> {
-    let status = if client_revoked.is_some_and(|r| r != 0) {
-        CertificateStatus::TppRevoked
-    } else if cert_revoked {
-        CertificateStatus::CertificateRevoked
-    } else {
-        CertificateStatus::Active
-    };
     let owner = owner
         .map(|o| ClientId::try_from(o).map_err(unavailable))
         .transpose()?;
-    Ok(Standing { status, owner })
+    Ok(Standing::from_records(
+        cert_revoked,
+        client_revoked.map(|r| r != 0),
+        owner,
+    ))
 }
 
 impl TppDirectory for SqliteDirectory {

@@ -6,8 +6,7 @@ use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::ClientId;
 use fapi_core::UnixTime;
 use fapi_par::{
-    CurrentRegistration, LookupError, ParConfig, PushSource, PushedRequest, PushedRequestStore,
-    RequestUri,
+    CurrentRegistration, LookupError, ParConfig, PushedRequest, PushedRequestStore, RequestUri,
 };
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
@@ -101,34 +100,15 @@ impl SqlitePushedRequestStore {
         });
         Box::pin(async move {
             let (source, expires_at) = row.await?;
-            self.rebuild(uri, client, &source, expires_at).await
-        })
-    }
-
-    /// Re-validates a stored source against the client's registration now.
-    async fn rebuild(
-        &self,
-        uri: &RequestUri,
-        client: &ClientId,
-        source: &str,
-        expires_at: UnixTime,
-    ) -> Result<PushedRequest, LookupError> {
-        let source: PushSource =
-            serde_json::from_str(source).map_err(|_| LookupError::NoLongerValid)?;
-        let metadata = self
-            .registrations
-            .current(client)
-            .await?
-            .ok_or(LookupError::NoLongerValid)?;
-        let request = self
-            .config
-            .revalidate(&source, &metadata)
-            .map_err(|_| LookupError::NoLongerValid)?;
-        Ok(PushedRequest {
-            request_uri: uri.clone(),
-            request: Arc::new(request),
-            expires_at,
-            source: Arc::new(source),
+            fapi_par::store::restore(
+                &self.config,
+                &*self.registrations,
+                uri,
+                client,
+                &source,
+                expires_at,
+            )
+            .await
         })
     }
 }

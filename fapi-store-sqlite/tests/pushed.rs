@@ -13,21 +13,12 @@ use common::{registration, Registrations, TempDb, PROFILE};
 
 use std::sync::Arc;
 
-use fapi_core::client_auth::{
-    AssertionContext, Endpoint, UnverifiedClientAssertion, JWT_BEARER_ASSERTION_TYPE,
-};
 use fapi_core::crypto::{default_provider, Algorithm, SigningKey};
-use fapi_core::jose::sign_compact;
-use fapi_core::replay::InMemoryReplayCache;
 use fapi_core::UnixTime;
-use fapi_core::{CertificateThumbprint, ClientId, CodeVerifier, Issuer};
+use fapi_core::{CertificateThumbprint, ClientId, Issuer};
 use fapi_mtls_binding::registry::TppRegistry;
-use fapi_par::{
-    InMemoryPushedRequestStore, LookupError, ParConfig, PushedRequest, PushedRequestForm,
-    PushedRequestStore, RequestUri,
-};
+use fapi_par::{LookupError, ParConfig, PushedRequest, PushedRequestStore};
 use fapi_store_sqlite::{SqlitePushedRequestStore, SqliteStore};
-use serde_json::json;
 
 const NOW: i64 = 1_900_000_000;
 const ISSUER: &str = "https://bank.example";
@@ -64,54 +55,16 @@ fn setup(db: &SqliteStore) -> (PushedRequest, Arc<dyn SigningKey>) {
     ))
     .unwrap()
     .unwrap();
-    let claims = json!({ "iss": "tpp-a", "sub": "tpp-a", "aud": ISSUER, "jti": "j1", "iat": NOW, "exp": NOW + 60 });
-    let assertion = sign_compact(&*key, Some("k"), None, claims.as_object().unwrap()).unwrap();
-    let issuer = Issuer::try_from(ISSUER).unwrap();
-    let ctx = AssertionContext::new(
-        PROFILE,
-        &issuer,
-        Endpoint::PushedAuthorization("https://bank.example/par"),
-    );
-    let client =
-        b(
-            UnverifiedClientAssertion::parse(JWT_BEARER_ASSERTION_TYPE, &assertion, Some("tpp-a"))
-                .unwrap()
-                .verify(&metadata, &ctx, at(0))
-                .unwrap()
-                .record_jti(&InMemoryReplayCache::new(10), at(0)),
-        )
-        .unwrap();
-    let request = sign_compact(
+    let sample = b(fapi_par::testing::pushed_sample(
+        &config(),
+        &metadata,
         &*key,
-        Some("k"),
-        Some("oauth-authz-req+jwt"),
-        json!({
-            "iss": "tpp-a", "aud": ISSUER, "client_id": "tpp-a", "nbf": NOW, "exp": NOW + 300,
-            "response_type": "code", "response_mode": "jwt", "redirect_uri": "https://tpp-a.example/cb",
-            "scope": "openid accounts", "state": "s", "nonce": "n",
-            "code_challenge": CodeVerifier::generate().unwrap().challenge().as_str(), "code_challenge_method": "S256",
-        })
-        .as_object()
-        .unwrap(),
-    )
-    .unwrap();
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("client_id", "tpp-a")
-        .append_pair("request", &request)
-        .finish();
-    let staging = InMemoryPushedRequestStore::new(10);
-    let r = b(config().push(
-        &PushedRequestForm::parse(body.as_bytes()).unwrap(),
-        &client,
-        &staging,
+        "k",
+        "https://tpp-a.example/cb",
         at(0),
     ))
     .unwrap();
-    let uri = RequestUri::parse(&r.request_uri).unwrap();
-    (
-        b(staging.take(&uri, &ClientId::try_from("tpp-a").unwrap(), at(0))).unwrap(),
-        key,
-    )
+    (sample, key)
 }
 
 fn store(db: &SqliteStore) -> SqlitePushedRequestStore {
