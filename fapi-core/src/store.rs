@@ -125,3 +125,42 @@ mod tests {
         assert_eq!(StoreError::CapacityExceeded, StoreError::CapacityExceeded);
     }
 }
+
+// What the store adapters' background sweeps keep, and what they report.
+
+/// How long a used or expired authorization code is remembered past its
+/// expiry, so a late replay is still recognised as a replay (and the
+/// tokens issued for it revoked) rather than as an unknown code.
+pub const CODE_MEMORY_SECS: i64 = 3_600;
+
+/// How long a pushed request is remembered past its expiry (a late use
+/// is told "expired", not "unknown").
+pub const PUSHED_REQUEST_MEMORY_SECS: i64 = 3_600;
+
+/// How long a revoked access-token id is kept: past the longest access
+/// token lifetime plus the clock skew, a token with that id no longer
+/// verifies anyway.
+pub const REVOKED_TOKEN_MEMORY_SECS: i64 = 300 + 60;
+
+/// Rows a store adapter's background sweep deleted, by table (the same
+/// tables in every adapter: SQLite, PostgreSQL).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// `jti` replay entries past their expiry.
+    pub jti: usize,
+    /// `x-idempotency-key` entries past their window.
+    pub idempotency: usize,
+    /// Pushed requests [`PUSHED_REQUEST_MEMORY_SECS`] past expiry.
+    pub pushed_requests: usize,
+    /// Authorization codes [`CODE_MEMORY_SECS`] past expiry.
+    pub codes: usize,
+    /// Revoked access-token ids older than [`REVOKED_TOKEN_MEMORY_SECS`].
+    pub revoked_tokens: usize,
+}
+
+impl Swept {
+    /// Rows deleted in all.
+    pub fn total(&self) -> usize {
+        self.jti + self.idempotency + self.pushed_requests + self.codes + self.revoked_tokens
+    }
+}

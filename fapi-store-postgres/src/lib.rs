@@ -43,6 +43,7 @@ mod payment;
 mod pushed;
 mod replay;
 mod schema;
+mod sweep;
 
 use std::sync::Arc;
 

@@ -144,3 +144,57 @@ async fn migrations_apply_once_when_instances_start_together() {
         .collect();
     assert_eq!(versions, expected);
 }
+
+/// The sweep deletes what has expired (in batches) and nothing else; two
+/// instances sweeping at once delete each row once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sweep_deletes_expired_rows_once_and_keeps_the_rest() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let (a, b) = (db.store().await, db.store().await);
+    let cache = a.replay_cache();
+    for i in 0..25 {
+        // 25 expired at t = 10, 5 expiring later
+        let exp = if i < 20 {
+            common::at(10)
+        } else {
+            common::at(1_000)
+        };
+        assert!(cache
+            .insert_if_absent("tpp-a", &format!("j-{i}"), exp, common::at(0))
+            .await
+            .unwrap());
+    }
+    let revoked = a.revoked_tokens();
+    revoked
+        .revoke(&[JwtId::try_from("old").unwrap()], common::at(0))
+        .await
+        .unwrap();
+    let now = common::at(
+        20 + fapi_core::store::REVOKED_TOKEN_MEMORY_SECS, // "old" is past its memory
+    );
+    revoked
+        .revoke(&[JwtId::try_from("new").unwrap()], now)
+        .await
+        .unwrap();
+    let (sa, sb) = tokio::join!(a.sweep_expired(now, 3, 100), b.sweep_expired(now, 3, 100));
+    let (sa, sb) = (sa.unwrap(), sb.unwrap());
+    assert_eq!(sa.jti + sb.jti, 20);
+    assert_eq!(sa.revoked_tokens + sb.revoked_tokens, 1);
+    // the twin: what has not expired is still there
+    assert!(!cache
+        .insert_if_absent("tpp-a", "j-24", common::at(1_000), now)
+        .await
+        .unwrap());
+    assert!(revoked
+        .is_revoked(&JwtId::try_from("new").unwrap())
+        .await
+        .unwrap());
+    assert!(!revoked
+        .is_revoked(&JwtId::try_from("old").unwrap())
+        .await
+        .unwrap());
+    // a second sweep finds nothing
+    assert_eq!(a.sweep_expired(now, 3, 100).await.unwrap().total(), 0);
+}

@@ -96,6 +96,9 @@ pub use audit::SqliteAuditLog;
 pub use code::SqliteCodeStore;
 pub use consent::SqliteConsentStore;
 pub use directory::SqliteDirectory;
+pub use fapi_core::store::{
+    Swept, CODE_MEMORY_SECS, PUSHED_REQUEST_MEMORY_SECS, REVOKED_TOKEN_MEMORY_SECS,
+};
 pub use grants::{SqliteRefreshGrantStore, SqliteRevokedTokenStore};
 pub use idempotency::SqliteIdempotencyStore;
 pub use live::{CallState, SqliteLiveReads};
@@ -107,7 +110,6 @@ pub use replay::SqliteReplayCache;
 /// tables in the same file.
 pub use rusqlite;
 pub use schema::SCHEMA;
-pub use sweep::{Swept, CODE_MEMORY_SECS, PUSHED_REQUEST_MEMORY_SECS, REVOKED_TOKEN_MEMORY_SECS};
 
 use pool::{Pool, Role};
 
