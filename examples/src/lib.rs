@@ -25,6 +25,7 @@ pub mod core_banking;
 pub mod ledger;
 pub mod pki;
 pub mod platform;
+pub mod postgres;
 pub mod registry;
 pub mod sqlite;
 pub mod stores;

@@ -44,6 +44,8 @@ mod pushed;
 mod replay;
 mod schema;
 mod sweep;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 
@@ -128,7 +130,23 @@ impl PostgresStore {
     /// [`StoreError::Unavailable`] if the database refuses.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut client = self.client().await?;
-        schema::migrate(&mut client).await
+        schema::migrate(&mut client, "fapi", MIGRATIONS).await
+    }
+
+    /// Applies an application's own `migrations` (its tables beside the
+    /// family's, in the same database) the way [`PostgresStore::migrate`]
+    /// applies [`MIGRATIONS`]: each once, in order, recorded under
+    /// `component` in `fapi_schema_migrations`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the database refuses.
+    pub async fn migrate_component(
+        &self,
+        component: &str,
+        migrations: &[(i32, &str)],
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        schema::migrate(&mut client, component, migrations).await
     }
 
     /// The pool.

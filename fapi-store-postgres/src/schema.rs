@@ -63,16 +63,22 @@ CREATE TABLE fapi_revoked_certificates (
 ",
 )];
 
-/// Applies what is missing. The version table is created if absent and
-/// locked for the whole run (`LOCK TABLE … EXCLUSIVE`, a table lock every
-/// PostgreSQL-compatible engine has), so instances starting together apply
-/// each migration once, in order.
-pub(crate) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
+/// Applies what is missing of `component`'s `migrations`. The version
+/// table is created if absent and locked for the whole run (`LOCK TABLE …
+/// EXCLUSIVE`), so instances starting together apply each migration once,
+/// in order.
+pub(crate) async fn migrate(
+    client: &mut deadpool_postgres::Object,
+    component: &str,
+    migrations: &[(i32, &str)],
+) -> Result<(), StoreError> {
     let created = client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS fapi_schema_migrations (
-                version INTEGER PRIMARY KEY,
-                applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                component TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                PRIMARY KEY (component, version)
             )",
         )
         .await;
@@ -92,21 +98,24 @@ pub(crate) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<()
         .await
         .map_err(unavailable)?;
     let applied: Vec<i32> = tx
-        .query("SELECT version FROM fapi_schema_migrations", &[])
+        .query(
+            "SELECT version FROM fapi_schema_migrations WHERE component = $1",
+            &[&component],
+        )
         .await
         .map_err(unavailable)?
         .iter()
         .map(|r| r.try_get(0))
         .collect::<Result<_, _>>()
         .map_err(unavailable)?;
-    for (version, sql) in MIGRATIONS {
+    for (version, sql) in migrations {
         if applied.contains(version) {
             continue;
         }
         tx.batch_execute(sql).await.map_err(unavailable)?;
         tx.execute(
-            "INSERT INTO fapi_schema_migrations (version) VALUES ($1)",
-            &[version],
+            "INSERT INTO fapi_schema_migrations (component, version) VALUES ($1, $2)",
+            &[&component, version],
         )
         .await
         .map_err(unavailable)?;
