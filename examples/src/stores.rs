@@ -1,6 +1,7 @@
-//! Start-up: opens the configured store and hands the bank one
+//! Start-up: opens the configured store (SQLite by default, PostgreSQL
+//! when `store.database` is a `postgres://` URL) and hands the bank one
 //! `Arc<dyn Trait>` per kind of state. With the adapters themselves
-//! ([`crate::sqlite`], [`crate::ledger`] and `fapi-store-sqlite`) this is
+//! ([`crate::sqlite`], [`crate::ledger`], [`crate::postgres`] and the store crates) this is
 //! the only code that names the database: the handlers, background tasks
 //! and commands use the traits, so another backend is a new arm here and
 //! in [`Backend`], not handler edits.
@@ -25,6 +26,7 @@ use crate::bank::tables::{CheckpointStore, Housekeeping, LoginAttemptStore, Sign
 use crate::bank::StartError;
 use crate::core_banking::CoreBanking;
 use crate::ledger::SqliteLedger;
+use crate::postgres::{PostgresCallReads, PostgresDb, PostgresLedger};
 use crate::sqlite::SqliteDb;
 
 /// The database behind the stores, for what only a backend can do
@@ -33,6 +35,8 @@ use crate::sqlite::SqliteDb;
 pub enum Backend {
     /// The embedded SQLite file `bank.db` in the data directory.
     Sqlite(SqliteDb),
+    /// A PostgreSQL database several bank instances share.
+    Postgres(PostgresDb),
 }
 
 /// Every kind of state the bank keeps, one trait object each.
@@ -81,9 +85,39 @@ fn config_err(e: impl std::fmt::Display) -> StartError {
 /// # Errors
 /// [`StartError::Config`] if the store cannot be opened or migrated.
 pub fn open(config: &BankConfig) -> Result<Stores, StartError> {
+    if let Some(url) = config.store.postgres_url()? {
+        return open_postgres(url, config.store.pool_size);
+    }
     let db = SqliteDb::open_with(&config.data_dir.join("bank.db"), &config.store.options()?)
         .map_err(config_err)?;
     Ok(Stores::of_sqlite(db))
+}
+
+/// Connects to PostgreSQL and applies the migrations. The pool's
+/// connections run on the Tokio runtime of the caller's context (the
+/// `bank` binary enters its runtime for every command).
+fn open_postgres(url: &str, pool_size: usize) -> Result<Stores, StartError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(StartError::Config(
+            "a PostgreSQL store is opened inside a Tokio runtime".into(),
+        ));
+    }
+    let db = futures_executor::block_on(PostgresDb::connect(url, pool_size))
+        .map_err(|e| StartError::Config(format!("PostgreSQL at {url}: {}", cause_of(&e))))?;
+    Ok(Stores::of_postgres(db))
+}
+
+/// The store error with its cause, for a start-up message (a URL's
+/// password never reaches here: tokio-postgres' errors do not echo it).
+fn cause_of(e: &fapi_core::StoreError) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Opens the configured store for a one-shot command (`bank tpp`,
@@ -93,6 +127,9 @@ pub fn open(config: &BankConfig) -> Result<Stores, StartError> {
 /// # Errors
 /// As [`open`].
 pub fn open_for_command(config: &BankConfig) -> Result<Stores, StartError> {
+    if let Some(url) = config.store.postgres_url()? {
+        return open_postgres(url, 2);
+    }
     let options =
         fapi_store_sqlite::Options::default().with_dispatch(fapi_store_sqlite::Dispatch::Inline);
     let db = SqliteDb::open_with(&config.data_dir.join("bank.db"), &options).map_err(config_err)?;
@@ -123,6 +160,29 @@ impl Stores {
         }
     }
 
+    fn of_postgres(db: PostgresDb) -> Self {
+        let store = db.store();
+        let db_arc = Arc::new(db.clone());
+        Self {
+            consents: Arc::new(store.consents()),
+            audit: Arc::new(store.audit_log()),
+            idempotency: Arc::new(store.idempotency()),
+            replay: Arc::new(store.replay_cache()),
+            registry: Arc::new(store.directory()),
+            codes: Arc::new(store.codes()),
+            revoked: Arc::new(store.revoked_tokens()),
+            refreshes: Arc::new(store.refresh_grants()),
+            payments: Arc::new(store.payments()),
+            live: Arc::new(PostgresCallReads(store.live_reads())),
+            login_attempts: db_arc.clone(),
+            signing_keys: db_arc.clone(),
+            checkpoints: db_arc.clone(),
+            housekeeping: db_arc,
+            ledger: Arc::new(PostgresLedger::new(db.clone())),
+            backend: Backend::Postgres(db),
+        }
+    }
+
     /// The pushed-request store, re-validating a stored request against
     /// the registration `registrations` reads now.
     pub fn pushed_requests(
@@ -132,6 +192,7 @@ impl Stores {
     ) -> Arc<dyn PushedRequestStore> {
         match &self.backend {
             Backend::Sqlite(db) => Arc::new(db.store().pushed_requests(config, registrations)),
+            Backend::Postgres(db) => Arc::new(db.store().pushed_requests(config, registrations)),
         }
     }
 
@@ -146,32 +207,32 @@ impl Stores {
         customers: &[CustomerConfig],
         at: UnixTime,
     ) -> Result<(), StartError> {
-        match &self.backend {
-            Backend::Sqlite(db) => {
-                let ledger = SqliteLedger::new(Arc::new(db.clone()));
-                for c in customers {
-                    for a in &c.accounts {
-                        let minor =
-                            crate::core_banking::to_minor(&a.opening_balance).ok_or_else(|| {
-                                StartError::Config(format!(
-                                    "opening balance of {} is not an amount",
-                                    a.id
-                                ))
-                            })?;
-                        ledger
-                            .open(&a.id, &c.id, &a.name, minor, at)
-                            .map_err(config_err)?;
-                    }
-                }
-                Ok(())
+        for c in customers {
+            for a in &c.accounts {
+                let minor = crate::core_banking::to_minor(&a.opening_balance).ok_or_else(|| {
+                    StartError::Config(format!("opening balance of {} is not an amount", a.id))
+                })?;
+                match &self.backend {
+                    Backend::Sqlite(db) => SqliteLedger::new(Arc::new(db.clone()))
+                        .open(&a.id, &c.id, &a.name, minor, at)
+                        .map_err(config_err)?,
+                    // another instance may open it at the same moment: one
+                    // insert wins, the other finds it open
+                    Backend::Postgres(db) => futures_executor::block_on(
+                        PostgresLedger::new(db.clone()).open(&a.id, &c.id, &a.name, minor, at),
+                    )
+                    .map_err(config_err)?,
+                };
             }
         }
+        Ok(())
     }
 
     /// The SQLite database, when that is the backend.
     pub fn sqlite(&self) -> Option<&SqliteDb> {
         match &self.backend {
             Backend::Sqlite(db) => Some(db),
+            Backend::Postgres(_) => None,
         }
     }
 }

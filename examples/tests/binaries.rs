@@ -12,87 +12,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use common::TempDir;
-
-fn bank(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bank"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
-
-/// Starts `bank serve` on ephemeral ports and reads the URLs it prints;
-/// the rest of its output stays readable.
-fn serve(config: &str, extra: &[&str]) -> (Child, String, Lines) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bank"))
-        .args([
-            "serve",
-            "--config",
-            config,
-            "--api-listen",
-            "127.0.0.1:0",
-            "--customer-listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut discovery = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(url) = line.trim().strip_prefix("discovery: ") {
-            discovery = Some(url.to_owned());
-        }
-        if line.contains("dashboard:") {
-            break;
-        }
-    }
-    (
-        child,
-        discovery.expect("bank serve printed its discovery URL"),
-        lines,
-    )
-}
-
-fn tpp(dir: &str, discovery: &str, client: &str, command: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tpp"))
-        .args([
-            "--discovery",
-            discovery,
-            "--server-ca",
-            &format!("{dir}/scheme-ca.pem"),
-            "--client-id",
-            client,
-            "--certificate",
-            &format!("{dir}/{client}.pem"),
-            "--key-dir",
-            dir,
-        ])
-        .args(command)
-        .args(["--customer", "alice", "--password", "alice-password"])
-        .output()
-        .unwrap()
-}
+use common::{bank, ok, serve, tpp, TempDir};
 
 #[test]
 fn operator_and_tpp_programs_work_together() {

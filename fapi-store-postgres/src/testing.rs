@@ -20,6 +20,7 @@ pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// Needs a Tokio runtime.
 #[derive(Debug)]
 pub struct TestDb {
+    url: String,
     config: tokio_postgres::Config,
     schema: String,
 }
@@ -50,7 +51,11 @@ impl TestDb {
         {
             return Self::absent(&url, &e);
         }
-        Some(Self { config, schema })
+        Some(Self {
+            url,
+            config,
+            schema,
+        })
     }
 
     /// No usable server: one line saying why, or a panic where CI
@@ -69,6 +74,17 @@ impl TestDb {
         let mut c = self.config.clone();
         c.options(format!("-c search_path={}", self.schema));
         c
+    }
+
+    /// A `postgres://` URL that reaches this schema (the search path set in
+    /// the URL's `options`), for a program under test, such as a bank
+    /// started with `--database`.
+    pub fn url(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{sep}options=-c%20search_path%3D{}",
+            self.url, self.schema
+        )
     }
 
     /// The schema's name (connections reach it through the search path

@@ -171,19 +171,32 @@ pub struct BankConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `threads` (the store's own threads, the default), `blocking`
+    /// The database: absent for the embedded SQLite file `bank.db` in the
+    /// data directory (the default), or a `postgres://` URL for
+    /// PostgreSQL, which several bank instances share (`bank serve
+    /// --database URL` sets it too).
+    #[serde(default)]
+    pub database: Option<String>,
+    /// PostgreSQL: connections in this instance's pool.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// SQLite: `threads` (the store's own threads, the default), `blocking`
     /// (tokio's blocking pool) or `inline` (on the request's own runtime
     /// worker, which waits for SQLite: only to measure the other two
     /// against, see BENCHMARKS.md).
     #[serde(default = "default_dispatch")]
     pub dispatch: String,
-    /// Read-only connections beside the writer.
+    /// SQLite: read-only connections beside the writer.
     #[serde(default = "default_readers")]
     pub readers: usize,
 }
 
 fn default_dispatch() -> String {
     "threads".into()
+}
+
+fn default_pool_size() -> usize {
+    16
 }
 
 fn default_readers() -> usize {
@@ -193,6 +206,8 @@ fn default_readers() -> usize {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            database: None,
+            pool_size: default_pool_size(),
             dispatch: default_dispatch(),
             readers: default_readers(),
         }
@@ -200,6 +215,22 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
+    /// The PostgreSQL URL, when the database is PostgreSQL.
+    ///
+    /// # Errors
+    /// [`super::StartError::Config`] for a database that is neither.
+    pub fn postgres_url(&self) -> Result<Option<&str>, super::StartError> {
+        match self.database.as_deref() {
+            None => Ok(None),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Some(url))
+            }
+            Some(_) => Err(super::StartError::Config(
+                "store.database must be a postgres:// URL (or absent for SQLite)".into(),
+            )),
+        }
+    }
+
     /// The store's options: `threads` gives one thread per connection.
     ///
     /// # Errors

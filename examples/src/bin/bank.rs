@@ -42,22 +42,23 @@ use fapi_examples::cli::{Flags, Res};
 const USAGE: &str = "usage:
   bank init          --data-dir DIR [--tpp NAME]... [--force] [--signing-alg PS256|ES256|EdDSA]
                      [--api-listen ADDR] [--customer-listen ADDR] [--admin-listen ADDR]
-  bank serve         [--config FILE] [--data-dir DIR] [--api-listen ADDR] [--customer-listen ADDR]
+  bank serve         [--config FILE] [--data-dir DIR] [--database postgres://URL] [--api-listen ADDR] [--customer-listen ADDR]
                      [--admin-listen ADDR] [--public-host HOST] [--profile NAME]
                      [--core-latency-ms N] [--core-fail-rate F] [--core-timeout-ms N] [--rate-limit N]
                      [--customer-rate-limit N] [--otlp-endpoint URL] [--core-fault-control]
-  bank verify-audit  [--config FILE] [--data-dir DIR]
+  bank verify-audit  [--config FILE] [--data-dir DIR] [--database URL]
   bank prefill       [--config FILE] [--data-dir DIR] --flows N [--client ID]
   bank tpp onboard   [--config FILE] [--data-dir DIR] (--software-statement FILE | --metadata FILE) --certificate FILE
   bank tpp revoke    [--config FILE] [--data-dir DIR] (--client ID | --certificate FILE)
   bank tpp reinstate [--config FILE] [--data-dir DIR] --client ID
   bank tpp list      [--config FILE] [--data-dir DIR]
   bank keys rotate   [--config FILE] [--data-dir DIR] [--alg PS256|ES256|EdDSA] [--publish-delay SECS]
-  bank keys list     [--config FILE] [--data-dir DIR]";
+  bank keys list     [--config FILE] [--data-dir DIR]
+(tpp and keys take --database URL too: the database of the instances they manage)";
 
 /// The bank's configuration from the flags: the file, or the
 /// development one for the data directory; `--data-dir` overrides the
-/// file's.
+/// file's, `--database` the store's database.
 fn config(flags: &Flags) -> Res<BankConfig> {
     let mut config = match (flags.get("config"), flags.get("data-dir")) {
         (Some(file), _) => BankConfig::from_file(&PathBuf::from(file))?,
@@ -66,6 +67,9 @@ fn config(flags: &Flags) -> Res<BankConfig> {
     };
     if let (Some(_), Some(dir)) = (flags.get("config"), flags.get("data-dir")) {
         config.data_dir = PathBuf::from(dir);
+    }
+    if let Some(url) = flags.get("database") {
+        config.store.database = Some(url.to_owned());
     }
     Ok(config)
 }
@@ -193,8 +197,8 @@ fn algorithm(flags: &Flags, name: &str) -> Res<Option<Algorithm>> {
 /// code; a stopped bank's database, or a running one's (SQLite serialises
 /// the writers).
 fn prefill(flags: &Flags) -> Res<()> {
-    flags.only(&["config", "data-dir", "flows", "client"])?;
-    let config = config(&flags.subset(&["config", "data-dir"]))?;
+    flags.only(&["config", "data-dir", "database", "flows", "client"])?;
+    let config = config(&flags.subset(&["config", "data-dir", "database"]))?;
     let flows: u64 = flags.parsed("flows")?.ok_or("give --flows N")?;
     let client = ClientId::try_from(flags.get("client").unwrap_or("tpp-a"))?;
     let stores = fapi_examples::stores::open_for_command(&config)?;
@@ -222,13 +226,13 @@ fn prefill(flags: &Flags) -> Res<()> {
 /// `bank keys rotate` and `bank keys list`.
 fn keys(sub: &str, flags: &Flags) -> Res<()> {
     let config = {
-        let f = flags.subset(&["config", "data-dir"]);
+        let f = flags.subset(&["config", "data-dir", "database"]);
         config(&f)?
     };
     let now = SystemClock.now();
     match sub {
         "rotate" => {
-            flags.only(&["config", "data-dir", "alg", "publish-delay"])?;
+            flags.only(&["config", "data-dir", "database", "alg", "publish-delay"])?;
             let r = bank::keys::rotate(
                 &config,
                 algorithm(flags, "alg")?,
@@ -249,7 +253,7 @@ fn keys(sub: &str, flags: &Flags) -> Res<()> {
             println!("  running instances pick the schedule up within signing_keys.refresh_ms");
         }
         "list" => {
-            flags.only(&["config", "data-dir"])?;
+            flags.only(&["config", "data-dir", "database"])?;
             let records = bank::keys::list(&config)?;
             let signing = bank::keys::schedule(&records, now).map(|s| s.signing);
             for r in records {
@@ -277,6 +281,7 @@ async fn serve(flags: &Flags) -> Res<()> {
     flags.only(&[
         "config",
         "data-dir",
+        "database",
         "api-listen",
         "customer-listen",
         "admin-listen",
@@ -372,7 +377,7 @@ async fn stop_signal() -> Res<&'static str> {
 }
 
 async fn verify(flags: &Flags) -> Res<()> {
-    flags.only(&["config", "data-dir"])?;
+    flags.only(&["config", "data-dir", "database"])?;
     let (entries, checkpoints) = audit::verify_audit(&config(flags)?).await?;
     println!("audit trail verified: {entries} entries, {checkpoints} signed checkpoints");
     Ok(())
@@ -380,7 +385,7 @@ async fn verify(flags: &Flags) -> Res<()> {
 
 fn tpp(sub: &str, flags: &Flags) -> Res<()> {
     let config = {
-        let f = flags.subset(&["config", "data-dir"]);
+        let f = flags.subset(&["config", "data-dir", "database"]);
         config(&f)?
     };
     // a command, not a server: the statements run on this thread
@@ -396,6 +401,7 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
             flags.only(&[
                 "config",
                 "data-dir",
+                "database",
                 "software-statement",
                 "metadata",
                 "certificate",
@@ -439,7 +445,7 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
             );
         }
         "reinstate" => {
-            flags.only(&["config", "data-dir", "client"])?;
+            flags.only(&["config", "data-dir", "database", "client"])?;
             let id = flags.get("client").ok_or("--client is required")?;
             if !b(registry.reinstate_client(&ClientId::try_from(id)?))? {
                 return Err(format!("{id} is not registered").into());
@@ -447,7 +453,7 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
             println!("reinstated {id}: its calls are served again");
         }
         "revoke" => {
-            flags.only(&["config", "data-dir", "client", "certificate"])?;
+            flags.only(&["config", "data-dir", "database", "client", "certificate"])?;
             match (flags.get("client"), flags.get("certificate")) {
                 (Some(id), None) => {
                     if !b(registry.revoke_client(&ClientId::try_from(id)?))? {
@@ -467,7 +473,7 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
             }
         }
         "list" => {
-            flags.only(&["config", "data-dir"])?;
+            flags.only(&["config", "data-dir", "database"])?;
             for id in b(registry.client_ids())? {
                 let c = b(registry.client(&id))?;
                 let id = id.as_str();
@@ -507,9 +513,18 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            // the synchronous commands reach a PostgreSQL store through
+            // this runtime's workers (its connections are tasks of it)
+            let entered = || runtime.enter();
             match (cmd.as_str(), rest) {
-                ("tpp", [sub, rest @ ..]) => Flags::parse(rest).and_then(|f| tpp(sub, &f)),
-                ("keys", [sub, rest @ ..]) => Flags::parse(rest).and_then(|f| keys(sub, &f)),
+                ("tpp", [sub, rest @ ..]) => {
+                    let _in_runtime = entered();
+                    Flags::parse(rest).and_then(|f| tpp(sub, &f))
+                }
+                ("keys", [sub, rest @ ..]) => {
+                    let _in_runtime = entered();
+                    Flags::parse(rest).and_then(|f| keys(sub, &f))
+                }
                 ("init", rest) => Flags::parse(rest).and_then(|f| init(&f)),
                 ("prefill", rest) => Flags::parse(rest).and_then(|f| prefill(&f)),
                 ("serve", rest) => Flags::parse(rest).and_then(|f| runtime.block_on(serve(&f))),

@@ -1,7 +1,9 @@
 //! Fixtures shared by the examples' tests.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
 
 use fapi_core::crypto::SigningKey;
 use fapi_core::jwk::{Jwk, JwkSet};
@@ -69,4 +71,86 @@ pub fn registration(id: &str, key: &dyn SigningKey) -> Registration {
         software_id: None,
         org_id: None,
     }
+}
+
+/// Runs `bank` with `args` to completion.
+pub fn bank(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bank"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The stdout of a successful run (else the test fails with both outputs).
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The rest of a program's stdout.
+pub type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// Starts `bank serve` on ephemeral ports and reads the URLs it prints;
+/// the rest of its output stays readable.
+pub fn serve(config: &str, extra: &[&str]) -> (Child, String, Lines) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bank"))
+        .args([
+            "serve",
+            "--config",
+            config,
+            "--api-listen",
+            "127.0.0.1:0",
+            "--customer-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut discovery = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(url) = line.trim().strip_prefix("discovery: ") {
+            discovery = Some(url.to_owned());
+        }
+        if line.contains("dashboard:") {
+            break;
+        }
+    }
+    (
+        child,
+        discovery.expect("bank serve printed its discovery URL"),
+        lines,
+    )
+}
+
+/// Runs the `tpp` program as `client` (keys and certificate from `dir`)
+/// against `discovery`, as the customer alice.
+pub fn tpp(dir: &str, discovery: &str, client: &str, command: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tpp"))
+        .args([
+            "--discovery",
+            discovery,
+            "--server-ca",
+            &format!("{dir}/scheme-ca.pem"),
+            "--client-id",
+            client,
+            "--certificate",
+            &format!("{dir}/{client}.pem"),
+            "--key-dir",
+            dir,
+        ])
+        .args(command)
+        .args(["--customer", "alice", "--password", "alice-password"])
+        .output()
+        .unwrap()
 }
