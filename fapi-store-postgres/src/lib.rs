@@ -10,9 +10,15 @@
 //!
 //! ## What each guarantee relies on
 //!
-//! Only row locks, unique constraints and single statements: no advisory
-//! locks and no `LISTEN/NOTIFY` on a correctness path, so the same SQL runs
-//! on the PostgreSQL-compatible distributed engines.
+//! Only row locks, unique constraints and single statements, at the
+//! default `READ COMMITTED` isolation: no advisory locks and no
+//! `LISTEN/NOTIFY` on a correctness path, so the same SQL runs on the
+//! PostgreSQL-compatible distributed engines. No statement needs
+//! `SERIALIZABLE`, so none can fail with a serialization error (`40001`) and
+//! nothing is retried: a read-decide-write locks the row it decides on
+//! (`SELECT … FOR UPDATE`) before reading it, and an insert race is decided
+//! by the conflict clause of one statement. Each guarantee below is tested
+//! with two pools (two service instances) racing on a real server.
 //!
 //! | guarantee | statement |
 //! |---|---|
