@@ -14,7 +14,13 @@ mod common;
 use std::process::Command;
 
 use common::{bank, ok, serve, tpp, TempDir};
+use fapi_examples::bank::start_with_clock;
+use fapi_examples::platform::Platform;
+use fapi_examples::tpp::ScriptedCustomer;
 use fapi_store_postgres::testing::TestDb;
+use serde_json::json;
+
+const AISP: &str = "/open-banking/v3.1/aisp";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_bank_instances_on_one_database_enforce_each_others_writes() {
@@ -110,4 +116,164 @@ async fn two_bank_instances_on_one_database_enforce_each_others_writes() {
         &url,
     ]));
     assert!(out.contains("verified"), "{out}");
+}
+
+/// Two bank instances in one process on one database, the second serving
+/// under the first's public URLs (as behind a load balancer): a consent
+/// the customer revokes on instance A's dashboard is refused on the very
+/// next call to instance B, with no cache window; before that, B served
+/// A's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consent_revoked_on_one_instance_is_refused_on_the_other_at_once() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let dir = TempDir::new("pg-revoke");
+    let url = db.url();
+    let p = Platform::start(&dir.0, &["tpp-a"], |c| {
+        c.store.database = Some(url.clone());
+    })
+    .await
+    .unwrap();
+    let mut config_b = p.config.clone();
+    config_b.public_issuer = Some(p.bank.issuer.clone());
+    config_b.public_api_base = Some(p.bank.api_base.clone());
+    let b = start_with_clock(&config_b, p.clock.clone()).await.unwrap();
+    let b_api = format!("https://{}:{}", p.config.public_host, b.api_addr.port());
+    assert_ne!(b_api, p.bank.api_base);
+
+    // consent, PAR, login and approval, token: all through instance A
+    let tpp_a = &p.tpps[0];
+    let cc = tpp_a.client_credentials("accounts").await.unwrap();
+    let created = tpp_a
+        .post_json(
+            &format!("{}{AISP}/account-access-consents", p.bank.api_base),
+            &cc,
+            &json!({ "Data": { "Permissions": ["ReadAccountsDetail", "ReadBalances"] }, "Risk": {} }),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, 201);
+    let consent = created.json()["Data"]["ConsentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pending = tpp_a
+        .push_authorization(&consent, "openid accounts")
+        .await
+        .unwrap();
+    let alice = ScriptedCustomer {
+        browser: &p.browser,
+        username: "alice",
+        password: "alice-password",
+    };
+    let location = alice
+        .authorize(&pending.authorization_url, &["acc-1"], true)
+        .await
+        .unwrap();
+    let tokens = tpp_a.complete(&pending, &location).await.unwrap();
+
+    // instance B serves A's token
+    let on_b = tpp_a
+        .get(&format!("{b_api}{AISP}/accounts"), &tokens.access_token)
+        .await
+        .unwrap();
+    assert_eq!(on_b.status, 200, "{}", String::from_utf8_lossy(&on_b.body));
+
+    // one tap on A's dashboard; the next call on B is refused
+    alice
+        .revoke_on_dashboard(p.customer_base(), &consent)
+        .await
+        .unwrap();
+    let after = tpp_a
+        .get(&format!("{b_api}{AISP}/accounts"), &tokens.access_token)
+        .await
+        .unwrap();
+    assert_eq!(after.status, 403);
+    assert_eq!(
+        after.json()["Errors"][0]["ErrorCode"],
+        "UK.OBIE.Resource.InvalidConsentStatus"
+    );
+    b.stop().await;
+}
+
+/// One authorization code redeemed concurrently through both instances
+/// (300 requests, alternating): exactly one gets tokens, every other is
+/// `invalid_grant`. Over HTTP the window is narrow: without the code row's
+/// lock this caught two winners in one of two runs; the store's own kit
+/// (1,000 racing redemptions) is what fails every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_code_redeemed_through_two_instances_gives_tokens_once() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let dir = TempDir::new("pg-code-race");
+    let url = db.url();
+    // the per-client rate limit would answer most of the race with 429
+    let p = Platform::start(&dir.0, &["tpp-a"], |c| {
+        c.store.database = Some(url.clone());
+        c.rate_limit_per_second = 0;
+    })
+    .await
+    .unwrap();
+    let mut config_b = p.config.clone();
+    config_b.public_issuer = Some(p.bank.issuer.clone());
+    config_b.public_api_base = Some(p.bank.api_base.clone());
+    let b = start_with_clock(&config_b, p.clock.clone()).await.unwrap();
+    let token_endpoints = [
+        format!("{}/token", p.bank.api_base),
+        format!(
+            "https://{}:{}/token",
+            p.config.public_host,
+            b.api_addr.port()
+        ),
+    ];
+
+    let tpp_a = &p.tpps[0];
+    let cc = tpp_a.client_credentials("accounts").await.unwrap();
+    let created = tpp_a
+        .post_json(
+            &format!("{}{AISP}/account-access-consents", p.bank.api_base),
+            &cc,
+            &json!({ "Data": { "Permissions": ["ReadAccountsDetail"] }, "Risk": {} }),
+            None,
+        )
+        .await
+        .unwrap();
+    let consent = created.json()["Data"]["ConsentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pending = tpp_a
+        .push_authorization(&consent, "openid accounts")
+        .await
+        .unwrap();
+    let alice = ScriptedCustomer {
+        browser: &p.browser,
+        username: "alice",
+        password: "alice-password",
+    };
+    let location = alice
+        .authorize(&pending.authorization_url, &["acc-1"], true)
+        .await
+        .unwrap();
+    let code = tpp_a.verify_response(&pending, &location).await.unwrap();
+
+    let outcomes = futures_util::future::join_all(
+        (0..300).map(|i| tpp_a.exchange_code_at(&token_endpoints[i % 2], &code, &pending.verifier)),
+    )
+    .await;
+    let won: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+    assert_eq!(
+        won.len(),
+        1,
+        "{} of {} redemptions won",
+        won.len(),
+        outcomes.len()
+    );
+    for e in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+        assert_eq!(e.error_code().as_deref(), Some("invalid_grant"), "{e:?}");
+    }
+    b.stop().await;
 }

@@ -109,6 +109,16 @@ pub struct BankConfig {
     pub admin_listen: Option<SocketAddr>,
     /// Host name in the issuer and endpoint URLs (the server certificate's).
     pub public_host: String,
+    /// The issuer URL clients use, when it is not this instance's own
+    /// customer listener: instances behind a load balancer share one (the
+    /// balancer's), so a token, code or `request_uri` one instance issued
+    /// is accepted by every other. Absent: `https://{public_host}:{port}`.
+    #[serde(default)]
+    pub public_issuer: Option<String>,
+    /// The TPP API's base URL clients use (the access tokens' audience),
+    /// for the same reason. Absent: `https://{public_host}:{port}`.
+    #[serde(default)]
+    pub public_api_base: Option<String>,
     /// Scheme CA bundle (PEM), the trust anchors for client certificates.
     pub scheme_ca: PathBuf,
     /// The scheme CAs' CRLs (PEM). At least one: every client certificate
@@ -275,6 +285,8 @@ impl BankConfig {
             customer_listen: any,
             admin_listen: Some(any),
             public_host: "localhost".into(),
+            public_issuer: None,
+            public_api_base: None,
             scheme_ca: "scheme-ca.pem".into(),
             crls: vec![crate::pki::DEV_CRL.into()],
             server_certificate: "bank-server.pem".into(),

@@ -328,7 +328,8 @@ pub async fn start(config: &BankConfig) -> Result<RunningBank, StartError> {
 }
 
 /// Starts the bank from `config` reading time from `clock`: binds the
-/// listeners (their ports go into the issuer and API URLs), builds the
+/// listeners (their ports go into the issuer and API URLs unless the
+/// configuration gives the public ones), builds the
 /// application and serves it.
 ///
 /// # Errors
@@ -350,8 +351,14 @@ pub async fn start_with_clock(
         .map(TcpListener::local_addr)
         .transpose()
         .map_err(config_err)?;
-    let issuer = format!("https://{}:{}", config.public_host, customer_addr.port());
-    let api_base = format!("https://{}:{}", config.public_host, api_addr.port());
+    let issuer = config
+        .public_issuer
+        .clone()
+        .unwrap_or_else(|| format!("https://{}:{}", config.public_host, customer_addr.port()));
+    let api_base = config
+        .public_api_base
+        .clone()
+        .unwrap_or_else(|| format!("https://{}:{}", config.public_host, api_addr.port()));
     let apps = build(config, clock, &issuer, &api_base)?;
 
     let (shutdown, rx) = watch::channel(false);

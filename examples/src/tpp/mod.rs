@@ -563,9 +563,25 @@ impl Tpp {
         code: &str,
         verifier: &CodeVerifier,
     ) -> Result<Tokens, TppError> {
+        self.exchange_code_at(&self.discovery.token_endpoint, code, verifier)
+            .await
+    }
+
+    /// Exchanges a code at `token_endpoint` rather than the discovered one
+    /// (one instance of several behind a load balancer, addressed
+    /// directly).
+    ///
+    /// # Errors
+    /// [`TppError`].
+    pub async fn exchange_code_at(
+        &self,
+        token_endpoint: &str,
+        code: &str,
+        verifier: &CodeVerifier,
+    ) -> Result<Tokens, TppError> {
         let v = self
             .post_form(
-                &self.discovery.token_endpoint,
+                token_endpoint,
                 &[
                     ("grant_type", "authorization_code"),
                     ("code", code),
