@@ -34,6 +34,15 @@ impl Flags {
     /// # Errors
     /// A positional argument, a flag without a value, or a repeat.
     pub fn parse(args: &[String]) -> Res<Self> {
+        Self::parse_repeating(args, &[])
+    }
+
+    /// [`Flags::parse`] where the flags in `repeatable` may also be given
+    /// more than once (one program's list, e.g. loadgen's `--discovery`).
+    ///
+    /// # Errors
+    /// As [`Flags::parse`].
+    pub fn parse_repeating(args: &[String], repeatable: &[&str]) -> Res<Self> {
         let mut out: Vec<(String, String)> = Vec::new();
         let mut it = args.iter();
         while let Some(name) = it.next() {
@@ -47,7 +56,8 @@ impl Flags {
                     .ok_or_else(|| format!("--{name} needs a value"))?
                     .clone()
             };
-            if !REPEATABLE.contains(&name) && out.iter().any(|(n, _)| n == name) {
+            let repeats = REPEATABLE.contains(&name) || repeatable.contains(&name);
+            if !repeats && out.iter().any(|(n, _)| n == name) {
                 return Err(format!("--{name} given twice").into());
             }
             out.push((name.to_owned(), value));

@@ -277,3 +277,79 @@ async fn one_code_redeemed_through_two_instances_gives_tokens_once() {
     }
     b.stop().await;
 }
+
+/// `loadgen` given both instances' discovery URLs spreads whole flows over
+/// them and sums their CPU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_spreads_flows_over_two_instances() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let url = db.url();
+    let tmp = TempDir::new("pg-loadgen");
+    let dir = tmp.0.to_str().unwrap().to_owned();
+    ok(&bank(&["init", "--data-dir", &dir]));
+    let config = format!("{dir}/bank.json");
+    ok(&bank(&[
+        "tpp",
+        "onboard",
+        "--config",
+        &config,
+        "--database",
+        &url,
+        "--software-statement",
+        &format!("{dir}/tpp-a.ssa.jwt"),
+        "--certificate",
+        &format!("{dir}/tpp-a.pem"),
+    ]));
+    let flags = [
+        "--database",
+        url.as_str(),
+        "--rate-limit",
+        "0",
+        "--customer-rate-limit",
+        "0",
+    ];
+    let (mut a, discovery_a, _la) = serve(&config, &flags);
+    let (mut b, discovery_b, _lb) = serve(&config, &flags);
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "--discovery",
+            &discovery_a,
+            "--discovery",
+            &discovery_b,
+            "--server-ca",
+            &format!("{dir}/scheme-ca.pem"),
+            "--client-id",
+            "tpp-a",
+            "--certificate",
+            &format!("{dir}/tpp-a.pem"),
+            "--key-dir",
+            &dir,
+            "--flows",
+            "6",
+            "--concurrency",
+            "2",
+            "--calls",
+            "20",
+            "--bank-pid",
+            &a.id().to_string(),
+            "--bank-pid",
+            &b.id().to_string(),
+        ])
+        .output()
+        .unwrap();
+    for child in [&mut a, &mut b] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let text = ok(&out);
+    for expected in [
+        "across 2 bank instance(s)",
+        &format!("3 flows completed on {discovery_a}"),
+        &format!("3 flows completed on {discovery_b}"),
+        "bank CPU per complete flow",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?}:\n{text}");
+    }
+}

@@ -1,10 +1,15 @@
 //! A load generator for the bank: complete flows and resource calls.
 //!
 //! ```text
-//! loadgen --discovery URL --server-ca FILE --client-id ID --certificate FILE --key-dir DIR
-//!         [--flows K] [--concurrency C] [--calls N] [--bank-pid PID]
+//! loadgen --discovery URL [--discovery URL]... --server-ca FILE --client-id ID --certificate FILE
+//!         --key-dir DIR [--flows K] [--concurrency C] [--calls N] [--bank-pid PID]...
 //!         [--customer USER --password PASS] [--account ID]
 //! ```
+//!
+//! Several `--discovery` URLs (several bank instances on one database)
+//! spread the flows: worker `w` runs its flows against instance `w mod n`,
+//! each flow whole on one instance; `--bank-pid` of each instance sums
+//! their CPU. The resource-call comparison runs against the first.
 //!
 //! 1. `K` complete flows at concurrency `C`: client-credentials token and
 //!    account-access consent, PAR with a signed request object, the
@@ -141,36 +146,72 @@ async fn run(flags: &Flags) -> Res<()> {
     let flows: usize = flags.parsed("flows")?.unwrap_or(200);
     let concurrency: usize = flags.parsed("concurrency")?.unwrap_or(8).max(1);
     let calls: usize = flags.parsed("calls")?.unwrap_or(5_000);
-    let bank_pid: Option<u32> = flags.parsed("bank-pid")?;
+    let bank_pids: Vec<u32> = flags
+        .all("bank-pid")
+        .into_iter()
+        .map(|p| {
+            p.parse()
+                .map_err(|_| format!("--bank-pid: {p:?} is not valid"))
+        })
+        .collect::<Result<_, _>>()?;
+    // the instances' CPU ticks summed (None without --bank-pid, or if one
+    // cannot be read)
+    let banks_cpu = || -> Option<u64> {
+        if bank_pids.is_empty() {
+            return None;
+        }
+        bank_pids.iter().map(|p| cpu_ticks(*p)).sum()
+    };
     let account = flags.get("account").unwrap_or("acc-1").to_owned();
     let provider = default_provider();
-    let config = TppConfig::development(
-        &id,
-        need("discovery")?.to_owned(),
-        PathBuf::from(need("server-ca")?),
-        PathBuf::from(need("certificate")?),
-        fapi_core::Profile::Fapi2MessageSigning,
-    );
+    let discoveries = flags.all("discovery");
+    if discoveries.is_empty() {
+        return Err("--discovery is required".into());
+    }
     let keys = FileKeySource::new(&PathBuf::from(need("key-dir")?), provider.clone());
-    let tpp = Arc::new(Tpp::connect(config, &keys, provider.clone(), Arc::new(SystemClock)).await?);
-    let aisp = tpp
-        .discovery()
-        .aisp
-        .clone()
-        .ok_or("the bank does not advertise openbanking.aisp")?;
+    // one client per instance: each flow stays on the instance it began on
+    let mut instances = Vec::new();
+    for discovery in &discoveries {
+        let config = TppConfig::development(
+            &id,
+            (*discovery).to_owned(),
+            PathBuf::from(need("server-ca")?),
+            PathBuf::from(need("certificate")?),
+            fapi_core::Profile::Fapi2MessageSigning,
+        );
+        let tpp =
+            Arc::new(Tpp::connect(config, &keys, provider.clone(), Arc::new(SystemClock)).await?);
+        let aisp = tpp
+            .discovery()
+            .aisp
+            .clone()
+            .ok_or("the bank does not advertise openbanking.aisp")?;
+        instances.push((tpp, aisp));
+    }
+    let (tpp, aisp) = instances
+        .first()
+        .cloned()
+        .ok_or("--discovery is required")?;
     let username = flags.get("customer").unwrap_or("alice").to_owned();
     let password = flags.get("password").unwrap_or("alice-password").to_owned();
 
     // 1. complete flows
-    println!("{flows} complete flows at concurrency {concurrency}");
-    let cpu_before = bank_pid.and_then(cpu_ticks);
+    println!(
+        "{flows} complete flows at concurrency {concurrency} across {} bank instance(s)",
+        instances.len()
+    );
+    let cpu_before = banks_cpu();
     let started = Instant::now();
     let mut workers = Vec::new();
     for w in 0..concurrency {
         let share = flows / concurrency + usize::from(w < flows % concurrency);
+        let (tpp, aisp) = instances
+            .get(w % instances.len())
+            .cloned()
+            .ok_or("no bank instance")?;
         let (tpp, aisp, account, username, password) = (
-            tpp.clone(),
-            aisp.clone(),
+            tpp,
+            aisp,
             account.clone(),
             username.clone(),
             password.clone(),
@@ -188,6 +229,12 @@ async fn run(flags: &Flags) -> Res<()> {
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(times)
         }));
     }
+    let mut per_instance = vec![0usize; instances.len()];
+    for w in 0..concurrency {
+        if let Some(n) = per_instance.get_mut(w % instances.len()) {
+            *n += flows / concurrency + usize::from(w < flows % concurrency);
+        }
+    }
     let mut per_step: [Vec<Duration>; 4] = Default::default();
     for w in workers {
         for t in w.await?? {
@@ -199,10 +246,15 @@ async fn run(flags: &Flags) -> Res<()> {
         }
     }
     let elapsed = started.elapsed();
-    let cpu_after = bank_pid.and_then(cpu_ticks);
+    let cpu_after = banks_cpu();
     #[allow(clippy::cast_precision_loss)]
     let rate = flows as f64 / elapsed.as_secs_f64();
     println!("  {rate:.1} flows/s ({:.2} s)", elapsed.as_secs_f64());
+    if instances.len() > 1 {
+        for (d, n) in discoveries.iter().zip(&per_instance) {
+            println!("  {n} flows completed on {d}");
+        }
+    }
     for (name, v) in STEPS.iter().zip(per_step.iter_mut()) {
         v.sort();
         println!(
@@ -236,7 +288,7 @@ async fn run(flags: &Flags) -> Res<()> {
     // (bank, this load generator): both share the machine when run as in
     // BENCHMARKS.md, so the client's own cost per call is reported too
     let me = std::process::id();
-    let ticks = || (bank_pid.and_then(cpu_ticks), cpu_ticks(me));
+    let ticks = || (banks_cpu(), cpu_ticks(me));
     let cpu_0 = ticks();
     let control_rate = hammer(&tpp, &control, &token, calls, concurrency).await?;
     let cpu_1 = ticks();
@@ -271,7 +323,7 @@ async fn run(flags: &Flags) -> Res<()> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let flags = match Flags::parse(&args).and_then(|f| {
+    let flags = match Flags::parse_repeating(&args, &["discovery", "bank-pid"]).and_then(|f| {
         f.only(&[
             "discovery",
             "server-ca",
