@@ -353,3 +353,143 @@ async fn loadgen_spreads_flows_over_two_instances() {
         assert!(text.contains(expected), "missing {expected:?}:\n{text}");
     }
 }
+
+/// `kill -9` of one instance while both serve payments: the other keeps
+/// serving every one of its payments; the killed one restarts on the same
+/// database and serves again; every acknowledged payment is booked once;
+/// the audit trail both wrote (and the restarted one continued) verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_under_load_loses_nothing_acknowledged() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let url = db.url();
+    let tmp = TempDir::new("pg-kill9");
+    let dir = tmp.0.to_str().unwrap().to_owned();
+    ok(&bank(&["init", "--data-dir", &dir]));
+    let config = format!("{dir}/bank.json");
+    ok(&bank(&[
+        "tpp",
+        "onboard",
+        "--config",
+        &config,
+        "--database",
+        &url,
+        "--software-statement",
+        &format!("{dir}/tpp-a.ssa.jwt"),
+        "--certificate",
+        &format!("{dir}/tpp-a.pem"),
+    ]));
+    let flags = [
+        "--database",
+        url.as_str(),
+        "--rate-limit",
+        "0",
+        "--customer-rate-limit",
+        "0",
+    ];
+    let (mut a, discovery_a, _la) = serve(&config, &flags);
+    let (mut b, discovery_b, _lb) = serve(&config, &flags);
+
+    // payers: two against A, two against B, four payments each; a payer
+    // on A reports each acknowledged payment
+    let pay = |dir: String, discovery: String, acks: Option<std::sync::mpsc::Sender<()>>| {
+        move || {
+            (0..4)
+                .map(|_| {
+                    let out = tpp(
+                        &dir,
+                        &discovery,
+                        "tpp-a",
+                        &[
+                            "pay",
+                            "--amount",
+                            "1.00",
+                            "--creditor",
+                            "ACME Ltd",
+                            "--creditor-account",
+                            "08080021325698",
+                        ],
+                    );
+                    let acked = out.status.success()
+                        && String::from_utf8_lossy(&out.stdout)
+                            .contains("AcceptedSettlementInProcess");
+                    if let (true, Some(tx)) = (acked, &acks) {
+                        let _ = tx.send(());
+                    }
+                    acked
+                })
+                .collect::<Vec<bool>>()
+        }
+    };
+    let (acks_a, first_on_a) = std::sync::mpsc::channel::<()>();
+    let on_a: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(pay(dir.clone(), discovery_a.clone(), Some(acks_a.clone()))))
+        .collect();
+    let on_b: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(pay(dir.clone(), discovery_b.clone(), None)))
+        .collect();
+    // kill A at its first acknowledged payment: the other payer's payment
+    // and the rest of this one's are in flight or still to come
+    first_on_a.recv().unwrap();
+    assert!(Command::new("kill")
+        .args(["-9", &a.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let _ = a.wait();
+    let mut acknowledged = 0;
+    for t in on_a {
+        acknowledged += t.join().unwrap().into_iter().filter(|ok| *ok).count();
+    }
+    for t in on_b {
+        let results = t.join().unwrap();
+        // the surviving instance served every payment sent to it
+        assert!(results.iter().all(|ok| *ok), "{results:?}");
+        acknowledged += results.len();
+    }
+
+    // A restarts on the same database and serves again
+    let (mut a2, discovery_a2, _la2) = serve(&config, &flags);
+    assert!(ok(&tpp(&dir, &discovery_a2, "tpp-a", &["accounts"])).contains("acc-1"));
+
+    // every acknowledged payment is booked, each once
+    let store = db.store().await;
+    let client = store.pool().get().await.unwrap();
+    let booked: i64 = client
+        .query_one(
+            "SELECT count(*) FROM core_transactions WHERE payment_ref IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let payments: i64 = client
+        .query_one("SELECT count(*) FROM fapi_payments", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let acknowledged = i64::try_from(acknowledged).unwrap();
+    assert!(
+        booked >= acknowledged,
+        "{booked} booked, {acknowledged} acknowledged"
+    );
+    assert_eq!(booked, payments);
+
+    for child in [&mut a2, &mut b] {
+        assert!(Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+        assert!(child.wait().unwrap().success());
+    }
+    let out = ok(&bank(&[
+        "verify-audit",
+        "--config",
+        &config,
+        "--database",
+        &url,
+    ]));
+    assert!(out.contains("verified"), "{out}");
+}
