@@ -349,12 +349,15 @@ pub(crate) async fn rate_limit(
                 )
                 .into_response()
             };
-            return labelled_by_certificate(&state, retry_after(r, wait), &key).await;
+            let conn = req.extensions().get::<ConnectionInfo>().cloned();
+            return labelled_by_certificate(&state, retry_after(r, wait), &key, conn.as_ref())
+                .await;
         }
     }
+    let conn = req.extensions().get::<ConnectionInfo>().cloned();
     let response = next.run(req).await;
     match key {
-        Some(key) => labelled_by_certificate(&state, response, &key).await,
+        Some(key) => labelled_by_certificate(&state, response, &key, conn.as_ref()).await,
         None => response,
     }
 }
@@ -363,18 +366,33 @@ pub(crate) async fn rate_limit(
 /// client's token, rate-limited) counts against the client registered
 /// with the connection's certificate, so per-TPP errors are per TPP;
 /// an unregistered certificate counts as `unregistered`. Read only on
-/// that path; the label is always a registered client id or a constant.
+/// that path, and once per connection (`conn` keeps it: a metrics label
+/// needs no live read, and a database round trip per unlabelled call would
+/// be most of the cost of a call to `/jwks`); the label is always a
+/// registered client id or a constant.
 async fn labelled_by_certificate(
     state: &BankState,
     mut response: Response,
     thumbprint: &[u8; 32],
+    conn: Option<&ConnectionInfo>,
 ) -> Response {
     if response.extensions().get::<ClientLabel>().is_none() {
-        let certificate = fapi_core::CertificateThumbprint::from_bytes(*thumbprint);
-        let label = match state.registry.client_id_by_certificate(&certificate).await {
-            Ok(Some(id)) => id.as_str().to_owned(),
-            Ok(None) => "unregistered".to_owned(),
-            Err(_) => "-".to_owned(),
+        let label = match conn.and_then(ConnectionInfo::metrics_label) {
+            Some(kept) => kept.to_owned(),
+            None => {
+                let certificate = fapi_core::CertificateThumbprint::from_bytes(*thumbprint);
+                let read = state.registry.client_id_by_certificate(&certificate).await;
+                let label = match &read {
+                    Ok(Some(id)) => id.as_str().to_owned(),
+                    Ok(None) => "unregistered".to_owned(),
+                    Err(_) => "-".to_owned(),
+                };
+                // a failed read is tried again on the next response
+                if let (Ok(_), Some(conn)) = (read, conn) {
+                    conn.keep_metrics_label(label.clone());
+                }
+                label
+            }
         };
         response.extensions_mut().insert(ClientLabel(label));
     }

@@ -51,6 +51,9 @@ pub struct ConnectionInfo {
     certificate: Arc<CertificateConnection>,
     /// The peer's address.
     pub remote: SocketAddr,
+    /// The metrics label of the client the certificate is registered to,
+    /// read once per connection (a label, never an authorization).
+    label: Arc<std::sync::OnceLock<String>>,
 }
 
 impl ConnectionInfo {
@@ -74,6 +77,7 @@ impl ConnectionInfo {
             peer_certificate,
             certificate: Arc::new(CertificateConnection::new(presented)),
             remote,
+            label: Arc::default(),
         }
     }
 
@@ -81,6 +85,17 @@ impl ConnectionInfo {
     /// possession its requests present.
     pub fn presented(&self) -> Option<&PresentedCertificate> {
         self.certificate.presented()
+    }
+
+    /// The metrics label of the certificate's client, once read for this
+    /// connection.
+    pub(crate) fn metrics_label(&self) -> Option<&str> {
+        self.label.get().map(String::as_str)
+    }
+
+    /// Keeps `label` for the connection's later responses.
+    pub(crate) fn keep_metrics_label(&self, label: String) {
+        let _ = self.label.set(label);
     }
 
     /// The connection as the resource chain checks it.
