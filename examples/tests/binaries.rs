@@ -14,27 +14,13 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{bank, ok, serve, tpp, TempDir};
+use common::{bank, init_bank, ok, serve, tpp, TempDir};
 
 #[test]
 fn operator_and_tpp_programs_work_together() {
     let tmp = TempDir::new("binaries");
     let dir = tmp.0.to_str().unwrap().to_owned();
-    ok(&bank(&["init", "--data-dir", &dir]));
-    let config = format!("{dir}/bank.json");
-    for t in ["tpp-a", "tpp-b"] {
-        let out = ok(&bank(&[
-            "tpp",
-            "onboard",
-            "--config",
-            &config,
-            "--software-statement",
-            &format!("{dir}/{t}.ssa.jwt"),
-            "--certificate",
-            &format!("{dir}/{t}.pem"),
-        ]));
-        assert!(out.contains(&format!("onboarded {t}")), "{out}");
-    }
+    let config = init_bank(&dir, None, &["tpp-a", "tpp-b"]);
     // a statement with one byte changed is refused
     let mut forged = std::fs::read_to_string(format!("{dir}/tpp-b.ssa.jwt")).unwrap();
     let last = forged.pop().unwrap();
@@ -131,18 +117,7 @@ fn programs_refuse_unknown_arguments() {
 fn loadgen_reports_flows_steps_and_the_route_ratio() {
     let tmp = TempDir::new("loadgen");
     let dir = tmp.0.to_str().unwrap().to_owned();
-    ok(&bank(&["init", "--data-dir", &dir]));
-    let config = format!("{dir}/bank.json");
-    ok(&bank(&[
-        "tpp",
-        "onboard",
-        "--config",
-        &config,
-        "--software-statement",
-        &format!("{dir}/tpp-a.ssa.jwt"),
-        "--certificate",
-        &format!("{dir}/tpp-a.pem"),
-    ]));
+    let config = init_bank(&dir, None, &["tpp-a"]);
     // the per-client and per-address limits would otherwise be what
     // loadgen measures
     let (mut child, discovery, _lines) = serve(
@@ -194,18 +169,7 @@ fn loadgen_reports_flows_steps_and_the_route_ratio() {
 fn init_refuses_an_existing_data_directory_unless_forced() {
     let tmp = TempDir::new("reinit");
     let dir = tmp.0.to_str().unwrap().to_owned();
-    ok(&bank(&["init", "--data-dir", &dir]));
-    let config = format!("{dir}/bank.json");
-    ok(&bank(&[
-        "tpp",
-        "onboard",
-        "--config",
-        &config,
-        "--software-statement",
-        &format!("{dir}/tpp-a.ssa.jwt"),
-        "--certificate",
-        &format!("{dir}/tpp-a.pem"),
-    ]));
+    let config = init_bank(&dir, None, &["tpp-a"]);
     let ca = std::fs::read(format!("{dir}/scheme-ca.pem")).unwrap();
     let key = std::fs::read(format!("{dir}/bank-signing.key.pem")).unwrap();
 
@@ -253,18 +217,7 @@ fn init_refuses_an_existing_data_directory_unless_forced() {
 fn sigterm_stops_serve_like_ctrl_c_with_a_final_checkpoint() {
     let tmp = TempDir::new("sigterm");
     let dir = tmp.0.to_str().unwrap().to_owned();
-    ok(&bank(&["init", "--data-dir", &dir]));
-    let config = format!("{dir}/bank.json");
-    ok(&bank(&[
-        "tpp",
-        "onboard",
-        "--config",
-        &config,
-        "--software-statement",
-        &format!("{dir}/tpp-a.ssa.jwt"),
-        "--certificate",
-        &format!("{dir}/tpp-a.pem"),
-    ]));
+    let config = init_bank(&dir, None, &["tpp-a"]);
     let (mut child, discovery, lines) = serve(&config, &[]);
     // one flow, so the trail has entries for the final checkpoint to cover
     ok(&tpp(&dir, &discovery, "tpp-a", &["accounts"]));
@@ -476,18 +429,7 @@ fn payment_consent_statuses(conn: &rusqlite::Connection) -> Vec<String> {
 fn a_bank_killed_between_reserve_and_booking_releases_the_consent_after_restart() {
     let tmp = TempDir::new("kill9");
     let dir = tmp.0.to_str().unwrap().to_owned();
-    ok(&bank(&["init", "--data-dir", &dir]));
-    let config = format!("{dir}/bank.json");
-    ok(&bank(&[
-        "tpp",
-        "onboard",
-        "--config",
-        &config,
-        "--software-statement",
-        &format!("{dir}/tpp-a.ssa.jwt"),
-        "--certificate",
-        &format!("{dir}/tpp-a.pem"),
-    ]));
+    let config = init_bank(&dir, None, &["tpp-a"]);
     let (mut child, discovery, _lines) = serve(
         &config,
         &["--core-latency-ms", "3000", "--core-timeout-ms", "30000"],

@@ -13,7 +13,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{bank, ok, serve, tpp, TempDir};
+use common::{bank, init_bank, ok, serve, tpp, TempDir};
 use fapi_examples::bank::start_with_clock;
 use fapi_examples::platform::Platform;
 use fapi_examples::tpp::ScriptedCustomer;
@@ -30,23 +30,7 @@ async fn two_bank_instances_on_one_database_enforce_each_others_writes() {
     let url = db.url();
     let tmp = TempDir::new("pg-instances");
     let dir = tmp.0.to_str().unwrap().to_owned();
-    ok(&bank(&["init", "--data-dir", &dir]));
-    let config = format!("{dir}/bank.json");
-    for t in ["tpp-a", "tpp-b"] {
-        let out = ok(&bank(&[
-            "tpp",
-            "onboard",
-            "--config",
-            &config,
-            "--database",
-            &url,
-            "--software-statement",
-            &format!("{dir}/{t}.ssa.jwt"),
-            "--certificate",
-            &format!("{dir}/{t}.pem"),
-        ]));
-        assert!(out.contains(&format!("onboarded {t}")), "{out}");
-    }
+    let config = init_bank(&dir, Some(&url), &["tpp-a", "tpp-b"]);
     // two instances, one database
     let (mut a, discovery_a, _la) = serve(&config, &["--database", &url]);
     let (mut b, discovery_b, _lb) = serve(&config, &["--database", &url]);
@@ -288,20 +272,7 @@ async fn loadgen_spreads_flows_over_two_instances() {
     let url = db.url();
     let tmp = TempDir::new("pg-loadgen");
     let dir = tmp.0.to_str().unwrap().to_owned();
-    ok(&bank(&["init", "--data-dir", &dir]));
-    let config = format!("{dir}/bank.json");
-    ok(&bank(&[
-        "tpp",
-        "onboard",
-        "--config",
-        &config,
-        "--database",
-        &url,
-        "--software-statement",
-        &format!("{dir}/tpp-a.ssa.jwt"),
-        "--certificate",
-        &format!("{dir}/tpp-a.pem"),
-    ]));
+    let config = init_bank(&dir, Some(&url), &["tpp-a"]);
     let flags = [
         "--database",
         url.as_str(),
@@ -366,20 +337,7 @@ async fn an_instance_killed_under_load_loses_nothing_acknowledged() {
     let url = db.url();
     let tmp = TempDir::new("pg-kill9");
     let dir = tmp.0.to_str().unwrap().to_owned();
-    ok(&bank(&["init", "--data-dir", &dir]));
-    let config = format!("{dir}/bank.json");
-    ok(&bank(&[
-        "tpp",
-        "onboard",
-        "--config",
-        &config,
-        "--database",
-        &url,
-        "--software-statement",
-        &format!("{dir}/tpp-a.ssa.jwt"),
-        "--certificate",
-        &format!("{dir}/tpp-a.pem"),
-    ]));
+    let config = init_bank(&dir, Some(&url), &["tpp-a"]);
     let flags = [
         "--database",
         url.as_str(),

@@ -14,6 +14,62 @@ fn fail(case: &'static str, detail: impl core::fmt::Debug) -> ConformanceFailure
     }
 }
 
+/// A fresh account-access consent of client `tpp-a` (`ReadAccountsBasic`,
+/// expiring in 2031), created at `at`: a sample for the kit and for an
+/// adapter's own tests.
+///
+/// # Errors
+/// A [`ConformanceFailure`] if `id` is not a consent id.
+pub fn sample_account_access(
+    id: &str,
+    at: fapi_core::UnixTime,
+) -> Result<Consent, ConformanceFailure> {
+    use crate::consent::AccountAccessRequest;
+    Consent::account_access(
+        fapi_core::ConsentId::try_from(id).map_err(|e| fail("sample", e))?,
+        fapi_core::ClientId::try_from("tpp-a").map_err(|e| fail("sample", e))?,
+        &AccountAccessRequest {
+            permissions: vec![crate::Permission::ReadAccountsBasic],
+            expiration: Some("2031-01-01T00:00:00Z".into()),
+            ..Default::default()
+        },
+        at,
+    )
+    .map_err(|e| fail("sample", e))
+}
+
+/// A fresh domestic-payment consent of client `tpp-a` (GBP 1.00 to a
+/// sort code and account), created at `at`.
+///
+/// # Errors
+/// A [`ConformanceFailure`] if `id` is not a consent id.
+pub fn sample_domestic_payment(
+    id: &str,
+    at: fapi_core::UnixTime,
+) -> Result<Consent, ConformanceFailure> {
+    use crate::consent::{Amount, CreditorAccount, Initiation};
+    Consent::domestic_payment(
+        fapi_core::ConsentId::try_from(id).map_err(|e| fail("sample", e))?,
+        fapi_core::ClientId::try_from("tpp-a").map_err(|e| fail("sample", e))?,
+        Initiation {
+            instruction_identification: "i".into(),
+            end_to_end_identification: "e".into(),
+            instructed_amount: Amount {
+                amount: "1.00".into(),
+                currency: "GBP".into(),
+            },
+            creditor_account: CreditorAccount {
+                scheme_name: "UK.OBIE.SortCodeAccountNumber".into(),
+                identification: "1".into(),
+                name: "n".into(),
+            },
+            remittance_reference: None,
+        },
+        at,
+    )
+    .map_err(|e| fail("sample", e))
+}
+
 /// How many concurrent changes race in the kit.
 pub const RACERS: usize = 1000;
 

@@ -13,47 +13,17 @@ use common::{at, TestDb};
 use fapi_consent::audit::{
     verify_chain, AuditAction, AuditEvent, AuditLog, ChainError, EntryProblem,
 };
-use fapi_consent::consent::{AccountAccessRequest, Actor, Amount, CreditorAccount, Initiation};
+use fapi_consent::consent::Actor;
 use fapi_consent::store::apply_event_audited;
-use fapi_consent::{Consent, ConsentEvent, ConsentStatus, ConsentStore, EventKind, Permission};
+use fapi_consent::{Consent, ConsentEvent, ConsentStatus, ConsentStore, EventKind};
 use fapi_core::{ClientId, ConsentId};
 
 fn aac(id: &str) -> Consent {
-    Consent::account_access(
-        ConsentId::try_from(id).unwrap(),
-        ClientId::try_from("tpp-a").unwrap(),
-        &AccountAccessRequest {
-            permissions: vec![Permission::ReadAccountsBasic],
-            expiration: Some("2031-01-01T00:00:00Z".into()),
-            ..Default::default()
-        },
-        at(0),
-    )
-    .unwrap()
+    fapi_consent::testing::sample_account_access(id, at(0)).unwrap()
 }
 
 fn pdc(id: &str) -> Consent {
-    let i = Initiation {
-        instruction_identification: "i".into(),
-        end_to_end_identification: "e".into(),
-        instructed_amount: Amount {
-            amount: "1.00".into(),
-            currency: "GBP".into(),
-        },
-        creditor_account: CreditorAccount {
-            scheme_name: "UK.OBIE.SortCodeAccountNumber".into(),
-            identification: "1".into(),
-            name: "n".into(),
-        },
-        remittance_reference: None,
-    };
-    Consent::domestic_payment(
-        ConsentId::try_from(id).unwrap(),
-        ClientId::try_from("tpp-a").unwrap(),
-        i,
-        at(0),
-    )
-    .unwrap()
+    fapi_consent::testing::sample_domestic_payment(id, at(0)).unwrap()
 }
 
 fn event(kind: EventKind, secs: i64) -> ConsentEvent {

@@ -203,47 +203,16 @@ fn audit_chain_from_the_database_fails_after_a_byte_is_changed() {
 
 mod consents {
     use super::*;
-    use fapi_consent::consent::{AccountAccessRequest, Actor, Amount, CreditorAccount, Initiation};
+    use fapi_consent::consent::Actor;
     use fapi_consent::store::{apply_event, ApplyError};
     use fapi_consent::{Consent, ConsentEvent, ConsentStatus, ConsentStore, EventKind};
-    use fapi_core::{ClientId, ConsentId};
 
     fn aac(id: &str) -> Consent {
-        Consent::account_access(
-            ConsentId::try_from(id).unwrap(),
-            ClientId::try_from("tpp-a").unwrap(),
-            &AccountAccessRequest {
-                permissions: vec![Permission::ReadAccountsBasic],
-                expiration: Some("2031-01-01T00:00:00Z".into()),
-                ..Default::default()
-            },
-            at(0),
-        )
-        .unwrap()
+        fapi_consent::testing::sample_account_access(id, at(0)).unwrap()
     }
 
     fn pdc(id: &str) -> Consent {
-        let i = Initiation {
-            instruction_identification: "i".into(),
-            end_to_end_identification: "e".into(),
-            instructed_amount: Amount {
-                amount: "1.00".into(),
-                currency: "GBP".into(),
-            },
-            creditor_account: CreditorAccount {
-                scheme_name: "UK.OBIE.SortCodeAccountNumber".into(),
-                identification: "1".into(),
-                name: "n".into(),
-            },
-            remittance_reference: None,
-        };
-        Consent::domestic_payment(
-            ConsentId::try_from(id).unwrap(),
-            ClientId::try_from("tpp-a").unwrap(),
-            i,
-            at(0),
-        )
-        .unwrap()
+        fapi_consent::testing::sample_domestic_payment(id, at(0)).unwrap()
     }
 
     #[test]

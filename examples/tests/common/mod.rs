@@ -154,3 +154,27 @@ pub fn tpp(dir: &str, discovery: &str, client: &str, command: &[&str]) -> Output
         .output()
         .unwrap()
 }
+
+/// `bank init` in `dir`, then `bank tpp onboard` of each of `tpps` from
+/// its software statement (into `database` when given); returns the
+/// configuration file's path.
+pub fn init_bank(dir: &str, database: Option<&str>, tpps: &[&str]) -> String {
+    ok(&bank(&["init", "--data-dir", dir]));
+    let config = format!("{dir}/bank.json");
+    for t in tpps {
+        let (statement, certificate) = (format!("{dir}/{t}.ssa.jwt"), format!("{dir}/{t}.pem"));
+        let mut args = vec!["tpp", "onboard", "--config", &config];
+        if let Some(url) = database {
+            args.extend(["--database", url]);
+        }
+        args.extend([
+            "--software-statement",
+            &statement,
+            "--certificate",
+            &certificate,
+        ]);
+        let out = ok(&bank(&args));
+        assert!(out.contains(&format!("onboarded {t}")), "{out}");
+    }
+    config
+}
