@@ -97,10 +97,15 @@ pub fn open(config: &BankConfig) -> Result<Stores, StartError> {
 /// connections run on the Tokio runtime of the caller's context (the
 /// `bank` binary enters its runtime for every command).
 fn open_postgres(url: &str, pool_size: usize) -> Result<Stores, StartError> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err(StartError::Config(
-            "a PostgreSQL store is opened inside a Tokio runtime".into(),
-        ));
+    // start-up waits here for the migrations while the runtime's workers
+    // drive the connections: a single-threaded runtime would wait forever
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::CurrentThread) | Err(_) => {
+            return Err(StartError::Config(
+                "a PostgreSQL store is opened inside a multi-threaded Tokio runtime".into(),
+            ))
+        }
+        Ok(_) => {}
     }
     let db = futures_executor::block_on(PostgresDb::connect(url, pool_size))
         .map_err(|e| StartError::Config(format!("PostgreSQL at {url}: {}", cause_of(&e))))?;
