@@ -17,8 +17,11 @@
 //! `SERIALIZABLE`, so none can fail with a serialization error (`40001`) and
 //! nothing is retried: a read-decide-write locks the row it decides on
 //! (`SELECT … FOR UPDATE`) before reading it, and an insert race is decided
-//! by the conflict clause of one statement. Each guarantee below is tested
-//! with two pools (two service instances) racing on a real server.
+//! by the conflict clause of one statement. Every adapter passes its trait's
+//! conformance kit (races included) on a real server, and the races that
+//! matter across instances (one jti, one code, one `request_uri`, one
+//! certificate, the audit chain, a consent swap, a payment) are also run
+//! with two pools, as two service instances.
 //!
 //! | guarantee | statement |
 //! |---|---|
