@@ -451,3 +451,91 @@ async fn an_instance_killed_under_load_loses_nothing_acknowledged() {
     ]));
     assert!(out.contains("verified"), "{out}");
 }
+
+/// One pushed request approved concurrently through both instances' consent
+/// pages (16 customer sessions, alternating): the `request_uri` is taken
+/// once, so exactly one approval yields a code. An end-to-end check: the
+/// decisions arrive spread out, so what fails when the store's row lock is
+/// removed is the store test with 200 simultaneous takes
+/// (fapi-store-postgres `tests/directory.rs`), not this one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_request_uri_approved_through_two_instances_yields_one_code() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let dir = TempDir::new("pg-par-race");
+    let url = db.url();
+    let p = Platform::start(&dir.0, &["tpp-a"], |c| {
+        c.store.database = Some(url.clone());
+        c.customer_rate_limit_per_second = 0;
+    })
+    .await
+    .unwrap();
+    let mut config_b = p.config.clone();
+    config_b.public_issuer = Some(p.bank.issuer.clone());
+    config_b.public_api_base = Some(p.bank.api_base.clone());
+    let b = start_with_clock(&config_b, p.clock.clone()).await.unwrap();
+    let b_customer = format!(
+        "https://{}:{}",
+        p.config.public_host,
+        b.customer_addr.port()
+    );
+
+    let tpp_a = &p.tpps[0];
+    let cc = tpp_a.client_credentials("accounts").await.unwrap();
+    let created = tpp_a
+        .post_json(
+            &format!("{}{AISP}/account-access-consents", p.bank.api_base),
+            &cc,
+            &json!({ "Data": { "Permissions": ["ReadAccountsDetail"] }, "Risk": {} }),
+            None,
+        )
+        .await
+        .unwrap();
+    let consent = created.json()["Data"]["ConsentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pending = tpp_a
+        .push_authorization(&consent, "openid accounts")
+        .await
+        .unwrap();
+    // the same authorization URL on instance B's customer listener
+    let on_b = pending
+        .authorization_url
+        .replacen(&p.bank.issuer, &b_customer, 1);
+    assert_ne!(on_b, pending.authorization_url);
+    let alice = ScriptedCustomer {
+        browser: &p.browser,
+        username: "alice",
+        password: "alice-password",
+    };
+    let attempts = futures_util::future::join_all((0..16).map(|i| {
+        let url = if i % 2 == 0 {
+            pending.authorization_url.clone()
+        } else {
+            on_b.clone()
+        };
+        let alice = &alice;
+        async move { alice.authorize(&url, &["acc-1"], true).await }
+    }))
+    .await;
+    let mut codes = 0;
+    for location in attempts.iter().filter_map(|a| a.as_ref().ok()) {
+        if tpp_a.verify_response(&pending, location).await.is_ok() {
+            codes += 1;
+        }
+    }
+    assert_eq!(codes, 1, "{attempts:?}");
+    // both instances took part: each answered the decisions it received
+    // (with the code, or with an error for a request already taken)
+    for side in [0, 1] {
+        let answered = attempts
+            .iter()
+            .enumerate()
+            .filter(|(i, a)| i % 2 == side && a.is_ok())
+            .count();
+        assert!(answered >= 1, "instance {side} answered no decision");
+    }
+    b.stop().await;
+}

@@ -150,12 +150,18 @@ impl PushedRequestStore for PostgresPushedRequestStore {
                     .map_err(unavailable)?;
                 // a refusal returns before the commit: nothing marked
                 let found = check(row, client, now)?;
-                tx.execute(
-                    "UPDATE fapi_pushed_requests SET used = TRUE WHERE uri_hash = $1",
-                    &[&&hash[..]],
-                )
-                .await
-                .map_err(unavailable)?;
+                // the row is locked; the condition and the count are a
+                // second line of defence, not the mechanism
+                let marked = tx
+                    .execute(
+                        "UPDATE fapi_pushed_requests SET used = TRUE WHERE uri_hash = $1 AND NOT used",
+                        &[&&hash[..]],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                if marked != 1 {
+                    return Err(LookupError::AlreadyUsed);
+                }
                 tx.commit().await.map_err(unavailable)?;
                 found
             };
