@@ -455,9 +455,9 @@ async fn an_instance_killed_under_load_loses_nothing_acknowledged() {
 /// One pushed request approved concurrently through both instances' consent
 /// pages (16 customer sessions, alternating): the `request_uri` is taken
 /// once, so exactly one approval yields a code. An end-to-end check: the
-/// decisions arrive spread out, so what fails when the store's row lock is
-/// removed is the store test with 200 simultaneous takes
-/// (fapi-store-postgres `tests/directory.rs`), not this one.
+/// decisions arrive spread out, so what fails when the store's take loses
+/// its guards (row lock and conditional update) is the store test with 200
+/// simultaneous takes (fapi-store-postgres `tests/directory.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_request_uri_approved_through_two_instances_yields_one_code() {
     let Some(db) = TestDb::new().await else {
