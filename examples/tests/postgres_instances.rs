@@ -14,13 +14,69 @@ mod common;
 use std::process::Command;
 
 use common::{bank, init_bank, ok, serve, tpp, TempDir};
-use fapi_examples::bank::start_with_clock;
+use fapi_examples::bank::{start_with_clock, BankConfig, RunningBank};
 use fapi_examples::platform::Platform;
-use fapi_examples::tpp::ScriptedCustomer;
+use fapi_examples::tpp::{PendingAuthorization, ScriptedCustomer};
 use fapi_store_postgres::testing::TestDb;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const AISP: &str = "/open-banking/v3.1/aisp";
+
+/// Instance A (the platform, tpp-a onboarded) on `db`, and instance B in
+/// the same process on the same database under A's public URLs, as behind
+/// a load balancer; `adjust` applies to both configurations.
+async fn two_instances(
+    db: &TestDb,
+    dir: &TempDir,
+    adjust: impl FnOnce(&mut BankConfig),
+) -> (Platform, RunningBank) {
+    let url = db.url();
+    let p = Platform::start(&dir.0, &["tpp-a"], |c| {
+        c.store.database = Some(url);
+        adjust(c);
+    })
+    .await
+    .unwrap();
+    let mut config_b = p.config.clone();
+    config_b.public_issuer = Some(p.bank.issuer.clone());
+    config_b.public_api_base = Some(p.bank.api_base.clone());
+    let b = start_with_clock(&config_b, p.clock.clone()).await.unwrap();
+    (p, b)
+}
+
+/// An account-access consent of tpp-a for `permissions`, created and
+/// pushed through instance A: its id and the pending authorization.
+async fn pushed_consent(p: &Platform, permissions: Value) -> (String, PendingAuthorization) {
+    let tpp_a = &p.tpps[0];
+    let cc = tpp_a.client_credentials("accounts").await.unwrap();
+    let created = tpp_a
+        .post_json(
+            &format!("{}{AISP}/account-access-consents", p.bank.api_base),
+            &cc,
+            &json!({ "Data": { "Permissions": permissions }, "Risk": {} }),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, 201);
+    let consent = created.json()["Data"]["ConsentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pending = tpp_a
+        .push_authorization(&consent, "openid accounts")
+        .await
+        .unwrap();
+    (consent, pending)
+}
+
+fn alice(p: &Platform) -> ScriptedCustomer<'_> {
+    ScriptedCustomer {
+        browser: &p.browser,
+        username: "alice",
+        password: "alice-password",
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_bank_instances_on_one_database_enforce_each_others_writes() {
@@ -113,45 +169,15 @@ async fn a_consent_revoked_on_one_instance_is_refused_on_the_other_at_once() {
         return;
     };
     let dir = TempDir::new("pg-revoke");
-    let url = db.url();
-    let p = Platform::start(&dir.0, &["tpp-a"], |c| {
-        c.store.database = Some(url.clone());
-    })
-    .await
-    .unwrap();
-    let mut config_b = p.config.clone();
-    config_b.public_issuer = Some(p.bank.issuer.clone());
-    config_b.public_api_base = Some(p.bank.api_base.clone());
-    let b = start_with_clock(&config_b, p.clock.clone()).await.unwrap();
+    let (p, b) = two_instances(&db, &dir, |_| {}).await;
     let b_api = format!("https://{}:{}", p.config.public_host, b.api_addr.port());
     assert_ne!(b_api, p.bank.api_base);
 
     // consent, PAR, login and approval, token: all through instance A
     let tpp_a = &p.tpps[0];
-    let cc = tpp_a.client_credentials("accounts").await.unwrap();
-    let created = tpp_a
-        .post_json(
-            &format!("{}{AISP}/account-access-consents", p.bank.api_base),
-            &cc,
-            &json!({ "Data": { "Permissions": ["ReadAccountsDetail", "ReadBalances"] }, "Risk": {} }),
-            None,
-        )
-        .await
-        .unwrap();
-    assert_eq!(created.status, 201);
-    let consent = created.json()["Data"]["ConsentId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let pending = tpp_a
-        .push_authorization(&consent, "openid accounts")
-        .await
-        .unwrap();
-    let alice = ScriptedCustomer {
-        browser: &p.browser,
-        username: "alice",
-        password: "alice-password",
-    };
+    let (consent, pending) =
+        pushed_consent(&p, json!(["ReadAccountsDetail", "ReadBalances"])).await;
+    let alice = alice(&p);
     let location = alice
         .authorize(&pending.authorization_url, &["acc-1"], true)
         .await
@@ -193,18 +219,11 @@ async fn one_code_redeemed_through_two_instances_gives_tokens_once() {
         return;
     };
     let dir = TempDir::new("pg-code-race");
-    let url = db.url();
     // the per-client rate limit would answer most of the race with 429
-    let p = Platform::start(&dir.0, &["tpp-a"], |c| {
-        c.store.database = Some(url.clone());
+    let (p, b) = two_instances(&db, &dir, |c| {
         c.rate_limit_per_second = 0;
     })
-    .await
-    .unwrap();
-    let mut config_b = p.config.clone();
-    config_b.public_issuer = Some(p.bank.issuer.clone());
-    config_b.public_api_base = Some(p.bank.api_base.clone());
-    let b = start_with_clock(&config_b, p.clock.clone()).await.unwrap();
+    .await;
     let token_endpoints = [
         format!("{}/token", p.bank.api_base),
         format!(
@@ -215,29 +234,8 @@ async fn one_code_redeemed_through_two_instances_gives_tokens_once() {
     ];
 
     let tpp_a = &p.tpps[0];
-    let cc = tpp_a.client_credentials("accounts").await.unwrap();
-    let created = tpp_a
-        .post_json(
-            &format!("{}{AISP}/account-access-consents", p.bank.api_base),
-            &cc,
-            &json!({ "Data": { "Permissions": ["ReadAccountsDetail"] }, "Risk": {} }),
-            None,
-        )
-        .await
-        .unwrap();
-    let consent = created.json()["Data"]["ConsentId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let pending = tpp_a
-        .push_authorization(&consent, "openid accounts")
-        .await
-        .unwrap();
-    let alice = ScriptedCustomer {
-        browser: &p.browser,
-        username: "alice",
-        password: "alice-password",
-    };
+    let (_, pending) = pushed_consent(&p, json!(["ReadAccountsDetail"])).await;
+    let alice = alice(&p);
     let location = alice
         .authorize(&pending.authorization_url, &["acc-1"], true)
         .await
@@ -464,17 +462,10 @@ async fn one_request_uri_approved_through_two_instances_yields_one_code() {
         return;
     };
     let dir = TempDir::new("pg-par-race");
-    let url = db.url();
-    let p = Platform::start(&dir.0, &["tpp-a"], |c| {
-        c.store.database = Some(url.clone());
+    let (p, b) = two_instances(&db, &dir, |c| {
         c.customer_rate_limit_per_second = 0;
     })
-    .await
-    .unwrap();
-    let mut config_b = p.config.clone();
-    config_b.public_issuer = Some(p.bank.issuer.clone());
-    config_b.public_api_base = Some(p.bank.api_base.clone());
-    let b = start_with_clock(&config_b, p.clock.clone()).await.unwrap();
+    .await;
     let b_customer = format!(
         "https://{}:{}",
         p.config.public_host,
@@ -482,34 +473,13 @@ async fn one_request_uri_approved_through_two_instances_yields_one_code() {
     );
 
     let tpp_a = &p.tpps[0];
-    let cc = tpp_a.client_credentials("accounts").await.unwrap();
-    let created = tpp_a
-        .post_json(
-            &format!("{}{AISP}/account-access-consents", p.bank.api_base),
-            &cc,
-            &json!({ "Data": { "Permissions": ["ReadAccountsDetail"] }, "Risk": {} }),
-            None,
-        )
-        .await
-        .unwrap();
-    let consent = created.json()["Data"]["ConsentId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let pending = tpp_a
-        .push_authorization(&consent, "openid accounts")
-        .await
-        .unwrap();
+    let (_, pending) = pushed_consent(&p, json!(["ReadAccountsDetail"])).await;
     // the same authorization URL on instance B's customer listener
     let on_b = pending
         .authorization_url
         .replacen(&p.bank.issuer, &b_customer, 1);
     assert_ne!(on_b, pending.authorization_url);
-    let alice = ScriptedCustomer {
-        browser: &p.browser,
-        username: "alice",
-        password: "alice-password",
-    };
+    let alice = alice(&p);
     let attempts = futures_util::future::join_all((0..16).map(|i| {
         let url = if i % 2 == 0 {
             pending.authorization_url.clone()
