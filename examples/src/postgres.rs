@@ -18,7 +18,7 @@
 use fapi_core::store::{BoxFuture, StoreError};
 use fapi_core::{CertificateThumbprint, ClientId, ConsentId, JwtId, UnixTime};
 use fapi_store_postgres::tokio_postgres::{self, Row, Transaction as PgTransaction};
-use fapi_store_postgres::{PostgresLiveReads, PostgresStore};
+use fapi_store_postgres::{DatabaseTls, PostgresLiveReads, PostgresStore};
 
 use crate::bank::keys::KeyRecord;
 use crate::bank::live::{CallState, LiveReads};
@@ -73,14 +73,23 @@ fn time(secs: i64) -> Result<UnixTime, StoreError> {
 
 impl PostgresDb {
     /// Connects to `url` (a `postgres://` URL) with a pool of `max_size`
-    /// connections and applies the family's and the bank's migrations.
+    /// connections, over TLS when `tls` is given, and applies the family's
+    /// and the bank's migrations.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if the URL does not parse, the server
-    /// does not answer or a migration fails.
-    pub async fn connect(url: &str, max_size: usize) -> Result<Self, StoreError> {
+    /// [`StoreError::Unavailable`] if the URL does not parse or contradicts
+    /// `tls`, the server does not answer (or its certificate is not
+    /// trusted) or a migration fails.
+    pub async fn connect(
+        url: &str,
+        max_size: usize,
+        tls: Option<&DatabaseTls>,
+    ) -> Result<Self, StoreError> {
         let config: tokio_postgres::Config = url.parse().map_err(unavailable)?;
-        let store = PostgresStore::connect(config, max_size)?;
+        let store = match tls {
+            Some(tls) => PostgresStore::connect_tls(config, max_size, tls)?,
+            None => PostgresStore::connect(config, max_size)?,
+        };
         store.migrate().await?;
         store.migrate_component("bank", BANK_MIGRATIONS).await?;
         Ok(Self { store })

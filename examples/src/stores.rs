@@ -86,7 +86,7 @@ fn config_err(e: impl std::fmt::Display) -> StartError {
 /// [`StartError::Config`] if the store cannot be opened or migrated.
 pub fn open(config: &BankConfig) -> Result<Stores, StartError> {
     if let Some(url) = config.store.postgres_url()? {
-        return open_postgres(url, config.store.pool_size);
+        return open_postgres(url, &config.store, config.store.pool_size);
     }
     let db = SqliteDb::open_with(&config.data_dir.join("bank.db"), &config.store.options()?)
         .map_err(config_err)?;
@@ -96,7 +96,11 @@ pub fn open(config: &BankConfig) -> Result<Stores, StartError> {
 /// Connects to PostgreSQL and applies the migrations. The pool's
 /// connections run on the Tokio runtime of the caller's context (the
 /// `bank` binary enters its runtime for every command).
-fn open_postgres(url: &str, pool_size: usize) -> Result<Stores, StartError> {
+fn open_postgres(
+    url: &str,
+    store: &crate::bank::config::StoreConfig,
+    pool_size: usize,
+) -> Result<Stores, StartError> {
     // start-up waits here for the migrations while the runtime's workers
     // drive the connections: a single-threaded runtime would wait forever
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
@@ -107,13 +111,38 @@ fn open_postgres(url: &str, pool_size: usize) -> Result<Stores, StartError> {
         }
         Ok(_) => {}
     }
-    let db = futures_executor::block_on(PostgresDb::connect(url, pool_size))
-        .map_err(|e| StartError::Config(format!("PostgreSQL at {url}: {}", cause_of(&e))))?;
+    let tls = store.database_tls()?;
+    let db = futures_executor::block_on(PostgresDb::connect(url, pool_size, tls.as_ref()))
+        .map_err(|e| StartError::Config(format!("{}: {}", describe(url), cause_of(&e))))?;
     Ok(Stores::of_postgres(db))
 }
 
+/// The database a URL names, for a message: its name, user and hosts,
+/// never the password the URL may carry.
+fn describe(url: &str) -> String {
+    use fapi_store_postgres::tokio_postgres::config::{Config, Host};
+    let Ok(config) = url.parse::<Config>() else {
+        return "the PostgreSQL URL in store.database".into();
+    };
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            Host::Tcp(name) => name.clone(),
+            Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    format!(
+        "PostgreSQL database {} (user {}) on {}",
+        config.get_dbname().unwrap_or("(default)"),
+        config.get_user().unwrap_or("(default)"),
+        hosts.join(",")
+    )
+}
+
 /// The store error with its cause, for a start-up message (a URL's
-/// password never reaches here: tokio-postgres' errors do not echo it).
+/// password never reaches here: tokio-postgres' errors do not echo it,
+/// and [`describe`] leaves it out).
 fn cause_of(e: &fapi_core::StoreError) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -133,7 +162,7 @@ fn cause_of(e: &fapi_core::StoreError) -> String {
 /// As [`open`].
 pub fn open_for_command(config: &BankConfig) -> Result<Stores, StartError> {
     if let Some(url) = config.store.postgres_url()? {
-        return open_postgres(url, 2);
+        return open_postgres(url, &config.store, 2);
     }
     let options =
         fapi_store_sqlite::Options::default().with_dispatch(fapi_store_sqlite::Dispatch::Inline);
@@ -239,5 +268,23 @@ impl Stores {
             Backend::Sqlite(db) => Some(db),
             Backend::Postgres(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_up_message_names_the_database_without_its_password() {
+        let text = describe("postgres://bank:s3cret-pw@db.internal:5433/ledger?sslmode=require");
+        assert_eq!(
+            text,
+            "PostgreSQL database ledger (user bank) on db.internal"
+        );
+        assert!(!text.contains("s3cret-pw"));
+        // an unparsable URL is not echoed either (it may hold a password)
+        let text = describe("postgres://bank:s3cret-pw@db.internal:notaport/ledger");
+        assert!(!text.contains("s3cret-pw"), "{text}");
     }
 }

@@ -18,6 +18,7 @@ use fapi_examples::bank::{start_with_clock, BankConfig, RunningBank};
 use fapi_examples::platform::Platform;
 use fapi_examples::tpp::{PendingAuthorization, ScriptedCustomer};
 use fapi_store_postgres::testing::TestDb;
+use fapi_store_postgres::tokio_postgres::NoTls;
 use serde_json::{json, Value};
 
 const AISP: &str = "/open-banking/v3.1/aisp";
@@ -508,4 +509,71 @@ async fn one_request_uri_approved_through_two_instances_yields_one_code() {
         assert!(answered >= 1, "instance {side} answered no decision");
     }
     b.stop().await;
+}
+
+/// `bank serve --database-ca`: every connection of the instance is TLS
+/// (the server's own statistics say so) and a flow completes over them;
+/// `verify-audit` with a CA that did not sign the server's certificate is
+/// refused before any statement, beside its twin with the right CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bank_instance_reaches_its_database_over_tls() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let Some(tls) = db.tls().await else {
+        return;
+    };
+    let tmp = TempDir::new("pg-tls");
+    let dir = tmp.0.to_str().unwrap().to_owned();
+    // onboarding over plaintext, serving over TLS: one database
+    let config = init_bank(&dir, Some(&db.url()), &["tpp-a"]);
+    let ca = format!("{dir}/database-ca.pem");
+    std::fs::write(&ca, &tls.ca_pem).unwrap();
+    let app = format!("fapi-tls-{}", db.schema());
+    let tls_url = format!("{}&application_name={app}", tls.url);
+    let (mut child, discovery, _lines) =
+        serve(&config, &["--database", &tls_url, "--database-ca", &ca]);
+    let out = ok(&tpp(&dir, &discovery, "tpp-a", &["accounts"]));
+    assert!(out.contains("acc-1"), "{out}");
+
+    let (client, connection) = db.config().connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT count(*), count(*) FILTER (WHERE s.ssl) \
+             FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+             WHERE a.application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap();
+    let (all, encrypted): (i64, i64) = (row.get(0), row.get(1));
+    assert!(all > 0, "the instance holds connections");
+    assert_eq!(all, encrypted, "every connection of the instance is TLS");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(child.wait().unwrap().success());
+
+    let verify = |ca: &str| {
+        bank(&[
+            "verify-audit",
+            "--config",
+            &config,
+            "--database",
+            &tls.url,
+            "--database-ca",
+            ca,
+        ])
+    };
+    assert!(ok(&verify(&ca)).contains("verified"));
+    // another CA: the handshake fails, the message says why
+    let stranger = format!("{dir}/scheme-ca.pem");
+    let out = verify(&stranger);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid peer certificate"), "{err}");
 }

@@ -6,7 +6,10 @@
 //! adapter borrows a connection per operation and runs prepared statements.
 //! The schema is created and upgraded only by an explicit
 //! [`PostgresStore::migrate`] (versioned, idempotent, safe when several
-//! instances start at once); the SQL is [`MIGRATIONS`].
+//! instances start at once); the SQL is [`MIGRATIONS`]. TLS to the database
+//! is rustls ([`PostgresStore::connect_tls`] with a [`DatabaseTls`]): the
+//! certificate chain and host name are checked and a connection is never
+//! downgraded to plaintext.
 //!
 //! ## What each guarantee relies on
 //!
@@ -55,6 +58,7 @@ mod schema;
 mod sweep;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 
 use std::sync::Arc;
 
@@ -74,6 +78,7 @@ pub use payment::PostgresPaymentStore;
 pub use pushed::PostgresPushedRequestStore;
 pub use replay::PostgresReplayCache;
 pub use schema::MIGRATIONS;
+pub use tls::DatabaseTls;
 /// The `tokio-postgres` client.
 pub use tokio_postgres;
 
@@ -110,15 +115,39 @@ impl PostgresStore {
 
     /// A pool of at most `max_size` connections to `config`, without TLS
     /// (a database on the same host or a private network). For TLS to the
-    /// database build the pool with your `MakeTlsConnect` (for rustls,
-    /// `tokio-postgres-rustls`) and use [`PostgresStore::new`].
+    /// database use [`PostgresStore::connect_tls`], or build the pool with
+    /// your own `MakeTlsConnect` and use [`PostgresStore::new`].
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if the pool cannot be built.
+    /// [`StoreError::Unavailable`] if `config` says `sslmode=require` (this
+    /// pool has no TLS to offer) or the pool cannot be built.
     pub fn connect(config: tokio_postgres::Config, max_size: usize) -> Result<Self, StoreError> {
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(unavailable(
+                "sslmode=require needs TLS to the database: use connect_tls with the database's CA",
+            ));
+        }
+        Self::with_manager(config, tokio_postgres::NoTls, max_size)
+    }
+
+    fn with_manager<T>(
+        config: tokio_postgres::Config,
+        tls: T,
+        max_size: usize,
+    ) -> Result<Self, StoreError>
+    where
+        T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        T::Stream: Sync + Send,
+        T::TlsConnect: Sync + Send,
+        <T::TlsConnect as tokio_postgres::tls::TlsConnect<tokio_postgres::Socket>>::Future: Send,
+    {
         let manager = deadpool_postgres::Manager::from_config(
             config,
-            tokio_postgres::NoTls,
+            tls,
             deadpool_postgres::ManagerConfig {
                 recycling_method: deadpool_postgres::RecyclingMethod::Fast,
             },

@@ -6,6 +6,13 @@
 //! `postgres://postgres@127.0.0.1:5432/test`). Where none answers, a test
 //! prints one line saying it was skipped and why, and passes; with
 //! `FAPI_REQUIRE_POSTGRES=1` (CI) a missing server fails the test.
+//!
+//! TLS tests ([`TestDb::tls`]) reach the same server by the name its
+//! certificate carries (`FAPI_POSTGRES_TLS_HOST`, default `localhost`) at
+//! the URL's address, and trust the CA certificates in `FAPI_POSTGRES_CA`,
+//! by default the server's own certificate file (`ssl_cert_file`, a
+//! self-signed certificate on a development server, readable because the
+//! server runs on this machine).
 
 use tokio_postgres::NoTls;
 
@@ -112,6 +119,99 @@ impl TestDb {
         let store = self.store_unmigrated(16);
         store.migrate().await.expect("the migrations apply");
         store
+    }
+}
+
+/// The test schema reached over TLS: see [`TestDb::tls`].
+#[derive(Debug)]
+pub struct TestTls {
+    /// The CA certificates (PEM) the server's certificate chains to.
+    pub ca_pem: Vec<u8>,
+    /// The settings: `host` the certificate's name, `hostaddr` the
+    /// server's address, the test schema on the search path, `sslmode`
+    /// left at the default (`prefer`).
+    pub config: tokio_postgres::Config,
+    /// The same as a `postgres://` URL (without a password: the test
+    /// server trusts local connections), for a program under test.
+    pub url: String,
+}
+
+impl TestDb {
+    /// The test schema over TLS, or `None` (with the line saying why, or a
+    /// panic under `FAPI_REQUIRE_POSTGRES=1`) when the server has TLS off
+    /// or its CA cannot be read.
+    pub async fn tls(&self) -> Option<TestTls> {
+        match self.tls_settings().await {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                // None, or the panic CI asks for
+                let _none = Self::absent(&self.url, &format!("no TLS to test with: {e}"));
+                None
+            }
+        }
+    }
+
+    async fn tls_settings(&self) -> Result<TestTls, String> {
+        let (client, connection) = self
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        let show = |name: &'static str| {
+            let client = &client;
+            async move {
+                client
+                    .query_one(&format!("SHOW {name}"), &[])
+                    .await
+                    .and_then(|row| row.try_get::<_, String>(0))
+                    .map_err(|e| format!("SHOW {name}: {e}"))
+            }
+        };
+        if show("ssl").await? != "on" {
+            return Err("the server runs with ssl = off".into());
+        }
+        let ca_path = match std::env::var("FAPI_POSTGRES_CA") {
+            Ok(path) => path,
+            Err(_) => show("ssl_cert_file").await?,
+        };
+        let ca_pem = std::fs::read(&ca_path).map_err(|e| format!("{ca_path}: {e}"))?;
+        let name = std::env::var("FAPI_POSTGRES_TLS_HOST").unwrap_or_else(|_| "localhost".into());
+
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        let address = match self.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => {
+                tokio::net::lookup_host((host.as_str(), port))
+                    .await
+                    .map_err(|e| format!("{host}: {e}"))?
+                    .next()
+                    .ok_or_else(|| format!("{host} has no address"))?
+                    .ip()
+            }
+            _ => return Err("the server is not reached over TCP".into()),
+        };
+        let user = self.config.get_user().unwrap_or("postgres").to_owned();
+        let dbname = self.config.get_dbname().unwrap_or(&user).to_owned();
+        let mut config = tokio_postgres::Config::new();
+        config
+            .user(&user)
+            .dbname(&dbname)
+            .host(&name)
+            .hostaddr(address)
+            .port(port)
+            .options(format!("-c search_path={}", self.schema));
+        if let Some(password) = self.config.get_password() {
+            config.password(password);
+        }
+        let url = format!(
+            "postgres://{user}@{name}:{port}/{dbname}?hostaddr={address}&options=-c%20search_path%3D{}",
+            self.schema
+        );
+        Ok(TestTls {
+            ca_pem,
+            config,
+            url,
+        })
     }
 }
 

@@ -42,11 +42,12 @@ use fapi_examples::cli::{Flags, Res};
 const USAGE: &str = "usage:
   bank init          --data-dir DIR [--tpp NAME]... [--force] [--signing-alg PS256|ES256|EdDSA]
                      [--api-listen ADDR] [--customer-listen ADDR] [--admin-listen ADDR]
-  bank serve         [--config FILE] [--data-dir DIR] [--database postgres://URL] [--api-listen ADDR] [--customer-listen ADDR]
+  bank serve         [--config FILE] [--data-dir DIR] [--database postgres://URL [--database-ca FILE]]
+                     [--api-listen ADDR] [--customer-listen ADDR]
                      [--admin-listen ADDR] [--public-host HOST] [--profile NAME]
                      [--core-latency-ms N] [--core-fail-rate F] [--core-timeout-ms N] [--rate-limit N]
                      [--customer-rate-limit N] [--otlp-endpoint URL] [--core-fault-control]
-  bank verify-audit  [--config FILE] [--data-dir DIR] [--database URL]
+  bank verify-audit  [--config FILE] [--data-dir DIR] [--database URL [--database-ca FILE]]
   bank prefill       [--config FILE] [--data-dir DIR] --flows N [--client ID]
   bank tpp onboard   [--config FILE] [--data-dir DIR] (--software-statement FILE | --metadata FILE) --certificate FILE
   bank tpp revoke    [--config FILE] [--data-dir DIR] (--client ID | --certificate FILE)
@@ -54,11 +55,13 @@ const USAGE: &str = "usage:
   bank tpp list      [--config FILE] [--data-dir DIR]
   bank keys rotate   [--config FILE] [--data-dir DIR] [--alg PS256|ES256|EdDSA] [--publish-delay SECS]
   bank keys list     [--config FILE] [--data-dir DIR]
-(tpp and keys take --database URL too: the database of the instances they manage)";
+(tpp and keys take --database URL [--database-ca FILE] too: the database of the instances they manage;
+ --database-ca FILE: TLS to PostgreSQL, the server's certificate must chain to the CA certificates in FILE)";
 
 /// The bank's configuration from the flags: the file, or the
 /// development one for the data directory; `--data-dir` overrides the
-/// file's, `--database` the store's database.
+/// file's, `--database` the store's database, `--database-ca` the CA
+/// file for TLS to it.
 fn config(flags: &Flags) -> Res<BankConfig> {
     let mut config = match (flags.get("config"), flags.get("data-dir")) {
         (Some(file), _) => BankConfig::from_file(&PathBuf::from(file))?,
@@ -70,6 +73,9 @@ fn config(flags: &Flags) -> Res<BankConfig> {
     }
     if let Some(url) = flags.get("database") {
         config.store.database = Some(url.to_owned());
+    }
+    if let Some(ca) = flags.get("database-ca") {
+        config.store.database_ca = Some(PathBuf::from(ca));
     }
     Ok(config)
 }
@@ -197,8 +203,15 @@ fn algorithm(flags: &Flags, name: &str) -> Res<Option<Algorithm>> {
 /// code; a stopped bank's database, or a running one's (SQLite serialises
 /// the writers).
 fn prefill(flags: &Flags) -> Res<()> {
-    flags.only(&["config", "data-dir", "database", "flows", "client"])?;
-    let config = config(&flags.subset(&["config", "data-dir", "database"]))?;
+    flags.only(&[
+        "config",
+        "data-dir",
+        "database",
+        "database-ca",
+        "flows",
+        "client",
+    ])?;
+    let config = config(&flags.subset(&["config", "data-dir", "database", "database-ca"]))?;
     let flows: u64 = flags.parsed("flows")?.ok_or("give --flows N")?;
     let client = ClientId::try_from(flags.get("client").unwrap_or("tpp-a"))?;
     let stores = fapi_examples::stores::open_for_command(&config)?;
@@ -226,13 +239,20 @@ fn prefill(flags: &Flags) -> Res<()> {
 /// `bank keys rotate` and `bank keys list`.
 fn keys(sub: &str, flags: &Flags) -> Res<()> {
     let config = {
-        let f = flags.subset(&["config", "data-dir", "database"]);
+        let f = flags.subset(&["config", "data-dir", "database", "database-ca"]);
         config(&f)?
     };
     let now = SystemClock.now();
     match sub {
         "rotate" => {
-            flags.only(&["config", "data-dir", "database", "alg", "publish-delay"])?;
+            flags.only(&[
+                "config",
+                "data-dir",
+                "database",
+                "database-ca",
+                "alg",
+                "publish-delay",
+            ])?;
             let r = bank::keys::rotate(
                 &config,
                 algorithm(flags, "alg")?,
@@ -253,7 +273,7 @@ fn keys(sub: &str, flags: &Flags) -> Res<()> {
             println!("  running instances pick the schedule up within signing_keys.refresh_ms");
         }
         "list" => {
-            flags.only(&["config", "data-dir", "database"])?;
+            flags.only(&["config", "data-dir", "database", "database-ca"])?;
             let records = bank::keys::list(&config)?;
             let signing = bank::keys::schedule(&records, now).map(|s| s.signing);
             for r in records {
@@ -282,6 +302,7 @@ async fn serve(flags: &Flags) -> Res<()> {
         "config",
         "data-dir",
         "database",
+        "database-ca",
         "api-listen",
         "customer-listen",
         "admin-listen",
@@ -377,7 +398,7 @@ async fn stop_signal() -> Res<&'static str> {
 }
 
 async fn verify(flags: &Flags) -> Res<()> {
-    flags.only(&["config", "data-dir", "database"])?;
+    flags.only(&["config", "data-dir", "database", "database-ca"])?;
     let (entries, checkpoints) = audit::verify_audit(&config(flags)?).await?;
     println!("audit trail verified: {entries} entries, {checkpoints} signed checkpoints");
     Ok(())
@@ -385,7 +406,7 @@ async fn verify(flags: &Flags) -> Res<()> {
 
 fn tpp(sub: &str, flags: &Flags) -> Res<()> {
     let config = {
-        let f = flags.subset(&["config", "data-dir", "database"]);
+        let f = flags.subset(&["config", "data-dir", "database", "database-ca"]);
         config(&f)?
     };
     // a command, not a server: the statements run on this thread
@@ -402,6 +423,7 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
                 "config",
                 "data-dir",
                 "database",
+                "database-ca",
                 "software-statement",
                 "metadata",
                 "certificate",
@@ -445,7 +467,7 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
             );
         }
         "reinstate" => {
-            flags.only(&["config", "data-dir", "database", "client"])?;
+            flags.only(&["config", "data-dir", "database", "database-ca", "client"])?;
             let id = flags.get("client").ok_or("--client is required")?;
             if !b(registry.reinstate_client(&ClientId::try_from(id)?))? {
                 return Err(format!("{id} is not registered").into());
@@ -453,7 +475,14 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
             println!("reinstated {id}: its calls are served again");
         }
         "revoke" => {
-            flags.only(&["config", "data-dir", "database", "client", "certificate"])?;
+            flags.only(&[
+                "config",
+                "data-dir",
+                "database",
+                "database-ca",
+                "client",
+                "certificate",
+            ])?;
             match (flags.get("client"), flags.get("certificate")) {
                 (Some(id), None) => {
                     if !b(registry.revoke_client(&ClientId::try_from(id)?))? {
@@ -473,7 +502,7 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
             }
         }
         "list" => {
-            flags.only(&["config", "data-dir", "database"])?;
+            flags.only(&["config", "data-dir", "database", "database-ca"])?;
             for id in b(registry.client_ids())? {
                 let c = b(registry.client(&id))?;
                 let id = id.as_str();
