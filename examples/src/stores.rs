@@ -171,7 +171,8 @@ pub fn open_for_command(config: &BankConfig) -> Result<Stores, StartError> {
 }
 
 impl Stores {
-    fn of_sqlite(db: SqliteDb) -> Self {
+    /// Every store in one SQLite database.
+    pub fn of_sqlite(db: SqliteDb) -> Self {
         let store = db.store();
         let db_arc = Arc::new(db.clone());
         Self {
@@ -194,7 +195,8 @@ impl Stores {
         }
     }
 
-    fn of_postgres(db: PostgresDb) -> Self {
+    /// Every store in one PostgreSQL database (migrated).
+    pub fn of_postgres(db: PostgresDb) -> Self {
         let store = db.store();
         let db_arc = Arc::new(db.clone());
         Self {

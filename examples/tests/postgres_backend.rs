@@ -121,3 +121,47 @@ async fn racing_payments_through_two_instances_never_overdraw() {
     assert_eq!(booked, 1_000 / 30);
     assert_eq!(a.balance("acc-1").await.unwrap(), 1_000 - 30 * (1_000 / 30));
 }
+
+/// `bank prefill` on PostgreSQL (the growth benchmark's store): several
+/// flows written at once, each flow's rows once, one chain that verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn prefill_writes_each_flow_once_with_concurrent_workers() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let stores = fapi_examples::stores::Stores::of_postgres(instance(&db).await);
+    let now = at(0);
+    let client = fapi_core::ClientId::try_from("tpp-a").unwrap();
+    fapi_examples::bank::prefill::prefill(&stores, &client, 40, now, 8, &|_| {})
+        .await
+        .unwrap();
+    let pg = instance(&db).await.store().pool().get().await.unwrap();
+    for (table, rows) in [
+        ("fapi_consents", 40),
+        ("fapi_audit", 80),
+        ("fapi_codes", 40),
+        ("fapi_jti", 120),
+        ("fapi_pushed_requests", 40),
+        ("fapi_refresh_tokens", 40),
+    ] {
+        let n: i64 = pg
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, rows, "{table}");
+    }
+    let entries = fapi_examples::bank::audit::all_entries(&*stores.audit)
+        .await
+        .unwrap();
+    let verified =
+        fapi_consent::audit::verify_chain(&entries, &[], &fapi_core::jwk::KeySet::default(), &[])
+            .unwrap();
+    assert_eq!(verified, 80);
+    // every consent was authorised: the second audit entry of each flow
+    let authorised = entries
+        .iter()
+        .filter(|e| e.event.status_after == Some(fapi_consent::ConsentStatus::Authorised))
+        .count();
+    assert_eq!(authorised, 40);
+}

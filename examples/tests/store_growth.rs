@@ -178,6 +178,8 @@ async fn no_statement_on_a_request_path_scans_a_growing_table() {
         .revoke_on_dashboard(&p.bank.issuer, &consent)
         .await
         .unwrap();
+    // and the checkpoint the running bank signs every minute
+    p.bank.checkpoint().await;
     p.bank
         .stores
         .sqlite()
@@ -518,12 +520,24 @@ async fn the_dashboard_pages_thousands_of_consents_newest_first() {
 fn prefill_writes_a_flows_rows_per_flow_and_keeps_the_chain() {
     let dir = TempDir::new("prefill");
     std::fs::create_dir_all(&dir.0).unwrap();
-    let db = std::sync::Arc::new(SqliteDb::open(&dir.0.join("bank.db")).unwrap());
+    let db = SqliteDb::open(&dir.0.join("bank.db")).unwrap();
     let now = UnixTime::from_secs(1_900_000_000).unwrap();
     let client = ClientId::try_from("tpp-a").unwrap();
-    let mut reported = Vec::new();
-    fapi_examples::bank::prefill::prefill(&db, &client, 25, now, |n| reported.push(n)).unwrap();
-    assert!(reported.is_empty(), "progress only every 10,000 flows");
+    let reported = Mutex::new(Vec::new());
+    let stores = fapi_examples::stores::Stores::of_sqlite(db.clone());
+    futures_executor::block_on(fapi_examples::bank::prefill::prefill(
+        &stores,
+        &client,
+        25,
+        now,
+        8,
+        &|n| reported.lock().unwrap().push(n),
+    ))
+    .unwrap();
+    assert!(
+        reported.lock().unwrap().is_empty(),
+        "progress only every 10,000 flows"
+    );
     let conn = Connection::open(dir.0.join("bank.db")).unwrap();
     let count = |table: &str| -> i64 {
         conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))

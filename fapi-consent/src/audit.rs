@@ -168,6 +168,10 @@ impl AuditEntry {
 pub trait AuditLog: Send + Sync + fmt::Debug {
     /// Appends `event` and returns its entry.
     fn append(&self, event: AuditEvent) -> BoxFuture<'_, Result<AuditEntry, StoreError>>;
+    /// The latest entry (`None` for an empty log), read without reading
+    /// the rest: a checkpoint is signed over it every minute, so its cost
+    /// must not grow with the trail.
+    fn head(&self) -> BoxFuture<'_, Result<Option<AuditEntry>, StoreError>>;
     /// Up to `limit` entries from `from_seq` on.
     fn entries(
         &self,
@@ -214,6 +218,15 @@ impl AuditLog for InMemoryAuditLog {
                 v.push(entry.clone());
                 Ok(entry)
             });
+        Box::pin(core::future::ready(r))
+    }
+
+    fn head(&self) -> BoxFuture<'_, Result<Option<AuditEntry>, StoreError>> {
+        let r = self
+            .entries
+            .lock()
+            .map_err(|_| StoreError::unavailable("audit log lock poisoned"))
+            .map(|v| v.last().cloned());
         Box::pin(core::future::ready(r))
     }
 

@@ -296,7 +296,8 @@ pub async fn idempotency_store_conformance(
 /// Runs every [`AuditLog`](crate::audit::AuditLog) guarantee against `log`
 /// (empty at the start): sequence from 1 without gaps, chaining, and
 /// [`RACERS`] concurrent appends that never share a `seq`; the result must
-/// pass [`verify_chain`](crate::audit::verify_chain).
+/// pass [`verify_chain`](crate::audit::verify_chain); `head` is the last
+/// entry (none when empty).
 ///
 /// # Errors
 /// The first [`ConformanceFailure`].
@@ -306,12 +307,18 @@ pub async fn audit_log_conformance(
     use crate::audit::{verify_chain, AuditAction, AuditEvent};
     use fapi_core::UnixTime;
     let t0 = UnixTime::from_secs(1_900_000_000).ok_or_else(|| fail("setup", "time"))?;
+    if let Some(head) = log.head().await.map_err(|e| fail("head", e))? {
+        return Err(fail("an empty log has no head", head.seq));
+    }
     let first = log
         .append(AuditEvent::new(AuditAction::ConsentCreated, t0))
         .await
         .map_err(|e| fail("append", e))?;
     if first.seq != 1 {
         return Err(fail("the first entry is seq 1", first.seq));
+    }
+    if log.head().await.map_err(|e| fail("head", e))?.as_ref() != Some(&first) {
+        return Err(fail("the head is the entry just appended", first.seq));
     }
     let appended = join_all((0..RACERS).map(|i| {
         let mut e = AuditEvent::new(AuditAction::ResourceAccessed, t0);
@@ -334,6 +341,12 @@ pub async fn audit_log_conformance(
     }
     verify_chain(&entries, &[], &fapi_core::jwk::KeySet::default(), &[])
         .map_err(|e| fail("the chain verifies", e))?;
+    if log.head().await.map_err(|e| fail("head", e))?.as_ref() != entries.last() {
+        return Err(fail(
+            "the head is the last entry after racing appends",
+            entries.len(),
+        ));
+    }
     let tail = log
         .entries(RACERS as u64, 10)
         .await

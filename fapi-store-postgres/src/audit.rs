@@ -78,6 +78,25 @@ impl AuditLog for PostgresAuditLog {
         })
     }
 
+    fn head(&self) -> BoxFuture<'_, Result<Option<AuditEntry>, StoreError>> {
+        Box::pin(async move {
+            let client = self.db.client().await?;
+            let st = client
+                .prepare_cached(
+                    "SELECT seq, prev_hash, hash, event FROM fapi_audit ORDER BY seq DESC LIMIT 1",
+                )
+                .await
+                .map_err(unavailable)?;
+            client
+                .query_opt(&st, &[])
+                .await
+                .map_err(unavailable)?
+                .as_ref()
+                .map(entry_of)
+                .transpose()
+        })
+    }
+
     fn entries(
         &self,
         from_seq: u64,

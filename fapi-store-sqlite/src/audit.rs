@@ -66,6 +66,21 @@ impl AuditLog for SqliteAuditLog {
         })
     }
 
+    fn head(&self) -> BoxFuture<'_, Result<Option<AuditEntry>, StoreError>> {
+        self.db.run(Role::Read, |conn| {
+            // MAX(seq) is one step down the primary key
+            conn.prepare_cached(
+                "SELECT seq, prev_hash, hash, event FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)",
+            )
+            .map_err(unavailable)?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()
+            .map_err(unavailable)?
+            .map(row_to_entry)
+            .transpose()
+        })
+    }
+
     fn entries(
         &self,
         from_seq: u64,

@@ -234,13 +234,15 @@ impl SqliteStore {
         SqlitePushedRequestStore::new(self.clone(), config, registrations)
     }
 
-    /// Calls `f` with the text of every statement every connection runs
-    /// from now (`None` stops): a query-plan test records what a request
-    /// path executes. One tracer per process.
+    /// Calls `f` with the text of every statement every connection of
+    /// this store runs from now (`None` stops, for this store's
+    /// connections only): a query-plan test records what a request path
+    /// executes. One tracer function per process: the last `Some` is what
+    /// every traced store calls.
     #[doc(hidden)]
     pub fn trace_statements(&self, f: Option<fn(&str)>) {
-        if let Ok(mut slot) = TRACE_FN.lock() {
-            *slot = f;
+        if let (Some(f), Ok(mut slot)) = (f, TRACE_FN.lock()) {
+            *slot = Some(f);
         }
         self.pool.each(|conn| match f {
             Some(_) => conn.trace_v2(

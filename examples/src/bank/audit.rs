@@ -45,11 +45,10 @@ pub async fn write_checkpoint(
     kid: &str,
     now: UnixTime,
 ) -> Result<Option<u64>, StoreError> {
-    let entries = all_entries(log).await?;
-    let Some(head) = entries.last() else {
+    let Some(head) = log.head().await? else {
         return Ok(None);
     };
-    let jws = sign_checkpoint(key, kid, head, now)
+    let jws = sign_checkpoint(key, kid, &head, now)
         .await
         .map_err(StoreError::unavailable)?;
     checkpoints.put(head.seq, &jws).await?;
@@ -86,4 +85,111 @@ pub async fn verify_stores(
     let n = verify_chain(&entries, &checkpoints, keys, profile.algorithms())
         .map_err(|e| StartError::Config(format!("audit trail does not verify: {e}")))?;
     Ok((n, checkpoints.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use fapi_consent::audit::{AuditAction, AuditEntry, AuditEvent, InMemoryAuditLog};
+    use fapi_core::store::BoxFuture;
+
+    use super::*;
+
+    /// An in-memory log that counts the entries it hands out.
+    #[derive(Debug, Default)]
+    struct Counting {
+        inner: InMemoryAuditLog,
+        read: AtomicUsize,
+    }
+
+    impl AuditLog for Counting {
+        fn append(&self, event: AuditEvent) -> BoxFuture<'_, Result<AuditEntry, StoreError>> {
+            self.inner.append(event)
+        }
+        fn head(&self) -> BoxFuture<'_, Result<Option<AuditEntry>, StoreError>> {
+            self.inner.head()
+        }
+        fn entries(
+            &self,
+            from_seq: u64,
+            limit: usize,
+        ) -> BoxFuture<'_, Result<Vec<AuditEntry>, StoreError>> {
+            Box::pin(async move {
+                let page = self.inner.entries(from_seq, limit).await?;
+                self.read.fetch_add(page.len(), Ordering::Relaxed);
+                Ok(page)
+            })
+        }
+    }
+
+    #[derive(Debug, Default)]
+    struct Checkpoints(Mutex<Vec<(u64, String)>>);
+
+    impl CheckpointStore for Checkpoints {
+        fn put<'a>(&'a self, seq: u64, jws: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+            if let Ok(mut all) = self.0.lock() {
+                all.push((seq, jws.to_owned()));
+            }
+            Box::pin(async { Ok(()) })
+        }
+        fn all(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+            let all = self
+                .0
+                .lock()
+                .map(|all| all.iter().map(|(_, jws)| jws.clone()).collect())
+                .map_err(|_| StoreError::unavailable("poisoned"));
+            Box::pin(async move { all })
+        }
+    }
+
+    /// The running bank signs a checkpoint every minute: its cost must not
+    /// grow with the trail (a bank's trail holds millions of entries).
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn a_checkpoint_reads_the_head_not_the_whole_trail() {
+        futures_executor::block_on(async {
+            let log = Counting::default();
+            let t0 = UnixTime::from_secs(1_900_000_000).unwrap();
+            for _ in 0..25_000 {
+                log.append(AuditEvent::new(AuditAction::ResourceAccessed, t0))
+                    .await
+                    .unwrap();
+            }
+            let key = fapi_core::crypto::default_provider()
+                .generate_signing_key(fapi_core::crypto::Algorithm::Es256)
+                .unwrap();
+            let checkpoints = Checkpoints::default();
+            let head = write_checkpoint(&log, &checkpoints, &*key, "k1", t0)
+                .await
+                .unwrap();
+            assert_eq!(head, Some(25_000));
+            assert!(
+                log.read.load(Ordering::Relaxed) <= 1,
+                "entries read for one checkpoint: {}",
+                log.read.load(Ordering::Relaxed)
+            );
+            // the twin: the checkpoint is of the head and verifies with the chain
+            assert_eq!(checkpoints.0.lock().unwrap()[0].0, 25_000);
+            let entries = all_entries(&log).await.unwrap();
+            let keys = KeySet::from_jwks(
+                &fapi_core::jwk::JwkSet::new(vec![fapi_core::jwk::Jwk::from_public_key(
+                    key.public_key().clone(),
+                    Some("k1".into()),
+                )]),
+                &*fapi_core::crypto::default_provider(),
+                &fapi_core::Profile::Fapi2Security.key_policy(),
+            )
+            .unwrap();
+            let jws = checkpoints.all().await.unwrap();
+            verify_chain(
+                &entries,
+                &jws,
+                &keys,
+                fapi_core::Profile::Fapi2Security.algorithms(),
+            )
+            .unwrap();
+        });
+    }
 }

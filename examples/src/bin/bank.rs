@@ -48,7 +48,7 @@ const USAGE: &str = "usage:
                      [--core-latency-ms N] [--core-fail-rate F] [--core-timeout-ms N] [--rate-limit N]
                      [--customer-rate-limit N] [--otlp-endpoint URL] [--core-fault-control]
   bank verify-audit  [--config FILE] [--data-dir DIR] [--database URL [--database-ca FILE]]
-  bank prefill       [--config FILE] [--data-dir DIR] --flows N [--client ID]
+  bank prefill       [--config FILE] [--data-dir DIR] [--database URL] --flows N [--client ID] [--workers N]
   bank tpp onboard   [--config FILE] [--data-dir DIR] (--software-statement FILE | --metadata FILE) --certificate FILE
   bank tpp revoke    [--config FILE] [--data-dir DIR] (--client ID | --certificate FILE)
   bank tpp reinstate [--config FILE] [--data-dir DIR] --client ID
@@ -200,9 +200,9 @@ fn algorithm(flags: &Flags, name: &str) -> Res<Option<Algorithm>> {
 
 /// `bank prefill`: `--flows` flows' worth of rows for `--client`
 /// (default `tpp-a`) in the bank's database, written through the store
-/// code; a stopped bank's database, or a running one's (SQLite serialises
-/// the writers).
-fn prefill(flags: &Flags) -> Res<()> {
+/// code, `--workers` flows at a time on PostgreSQL (default 8); a stopped
+/// bank's database, or a running one's.
+async fn prefill(flags: &Flags) -> Res<()> {
     flags.only(&[
         "config",
         "data-dir",
@@ -210,25 +210,30 @@ fn prefill(flags: &Flags) -> Res<()> {
         "database-ca",
         "flows",
         "client",
+        "workers",
     ])?;
     let config = config(&flags.subset(&["config", "data-dir", "database", "database-ca"]))?;
     let flows: u64 = flags.parsed("flows")?.ok_or("give --flows N")?;
+    let workers: usize = flags.parsed("workers")?.unwrap_or(8);
     let client = ClientId::try_from(flags.get("client").unwrap_or("tpp-a"))?;
-    let stores = fapi_examples::stores::open_for_command(&config)?;
-    // a bulk loader writes the backend's tables directly
-    let db = Arc::new(
-        stores
-            .sqlite()
-            .ok_or("bank prefill fills a SQLite store only")?
-            .clone(),
-    );
+    // a server's pool (store.pool_size), for the workers
+    let stores = fapi_examples::stores::open(&config)?;
     let started = std::time::Instant::now();
-    bank::prefill::prefill(&db, &client, flows, SystemClock.now(), |n| {
+    let progress = |n: u64| {
         eprintln!(
             "{n} flows written ({:.0} s)",
             started.elapsed().as_secs_f64()
         );
-    })?;
+    };
+    bank::prefill::prefill(
+        &stores,
+        &client,
+        flows,
+        SystemClock.now(),
+        workers,
+        &progress,
+    )
+    .await?;
     println!(
         "{flows} flows' worth of rows written in {:.0} s",
         started.elapsed().as_secs_f64()
@@ -555,7 +560,7 @@ fn main() -> ExitCode {
                     Flags::parse(rest).and_then(|f| keys(sub, &f))
                 }
                 ("init", rest) => Flags::parse(rest).and_then(|f| init(&f)),
-                ("prefill", rest) => Flags::parse(rest).and_then(|f| prefill(&f)),
+                ("prefill", rest) => Flags::parse(rest).and_then(|f| runtime.block_on(prefill(&f))),
                 ("serve", rest) => Flags::parse(rest).and_then(|f| runtime.block_on(serve(&f))),
                 ("verify-audit", rest) => {
                     Flags::parse(rest).and_then(|f| runtime.block_on(verify(&f)))
