@@ -1123,3 +1123,191 @@ async fn the_reference_design_metrics_are_exported_after_traffic() {
         text.contains(r#"fapi_request_duration_seconds_bucket{client="tpp-a",route="/par",le="#)
     );
 }
+
+/// The `x5t#S256` of a TPP's transport certificate.
+fn certificate_thumbprint(p: &Platform, tpp: usize) -> String {
+    let pem = std::fs::read_to_string(&p.pki.tpps[tpp].certificate).unwrap();
+    fapi_mtls_binding::ClientCertificate::from_pem(&pem)
+        .unwrap()
+        .thumbprint()
+        .to_b64url()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_describes_the_clients_own_live_tokens_only() {
+    let dir = TempDir::new("e2e-introspect");
+    let p = start(&dir).await;
+    let (a, b) = (&p.tpps[0], &p.tpps[1]);
+    let (consent, tokens) = account_tokens(&p, a).await;
+    let refresh = tokens.refresh_token.clone().unwrap();
+
+    let own = a.introspect(&tokens.access_token).await.unwrap();
+    assert_eq!(own["active"], true, "{own}");
+    assert_eq!(own["client_id"], "tpp-a");
+    assert_eq!(own["sub"], "alice");
+    assert_eq!(own["token_type"], "Bearer");
+    assert_eq!(own["openbanking_intent_id"], consent.as_str());
+    assert!(own["scope"].as_str().unwrap().contains("accounts"));
+    assert_eq!(own["cnf"]["x5t#S256"], certificate_thumbprint(&p, 0));
+    assert_ne!(own["cnf"]["x5t#S256"], certificate_thumbprint(&p, 1));
+    assert!(own["exp"].as_i64().unwrap() > fapi_core::Clock::now(&*p.clock).as_secs());
+    // another client learns nothing about A's tokens
+    let theirs = b.introspect(&tokens.access_token).await.unwrap();
+    assert_eq!(theirs, json!({ "active": false }));
+    assert_eq!(
+        b.introspect(&refresh).await.unwrap(),
+        json!({ "active": false })
+    );
+    // the refresh token, to its own client
+    let r = a.introspect(&refresh).await.unwrap();
+    assert_eq!(r["active"], true, "{r}");
+    assert_eq!(r["token_type"], "refresh_token");
+    assert_eq!(r["cnf"]["x5t#S256"], certificate_thumbprint(&p, 0));
+    // not a token at all, or a forged one
+    assert_eq!(
+        a.introspect("not-a-token").await.unwrap(),
+        json!({ "active": false })
+    );
+    let mut forged = tokens.access_token.clone();
+    forged.pop();
+    forged.push(if tokens.access_token.ends_with('A') {
+        'B'
+    } else {
+        'A'
+    });
+    assert_eq!(
+        a.introspect(&forged).await.unwrap(),
+        json!({ "active": false })
+    );
+
+    // RFC 9701: the signed answer verifies with the bank's keys
+    let signed = a.introspect_signed(&tokens.access_token).await.unwrap();
+    assert_eq!(signed["active"], true, "{signed}");
+    assert_eq!(signed["client_id"], "tpp-a");
+    let signed_b = b.introspect_signed(&tokens.access_token).await.unwrap();
+    assert_eq!(signed_b, json!({ "active": false }));
+
+    // the consent revoked: both tokens are inactive from the next request
+    alice(&p)
+        .revoke_on_dashboard(p.customer_base(), &consent)
+        .await
+        .unwrap();
+    assert_eq!(
+        a.introspect(&tokens.access_token).await.unwrap(),
+        json!({ "active": false })
+    );
+    assert_eq!(
+        a.introspect(&refresh).await.unwrap(),
+        json!({ "active": false })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_stops_the_next_use_and_only_the_owner_may_revoke() {
+    let dir = TempDir::new("e2e-revoke");
+    let p = start(&dir).await;
+    let (a, b) = (&p.tpps[0], &p.tpps[1]);
+    let (_, tokens) = account_tokens(&p, a).await;
+    let refresh = tokens.refresh_token.clone().unwrap();
+
+    // B cannot revoke A's tokens, which keep working
+    let e = b.revoke_token(&tokens.access_token).await.unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    assert_eq!(e.error_code().as_deref(), Some("unauthorized_client"));
+    let e = b.revoke_token(&refresh).await.unwrap_err();
+    assert_eq!(e.error_code().as_deref(), Some("unauthorized_client"));
+    assert_eq!(balance(&p, a, &tokens.access_token).await, "1000.00");
+
+    // A revokes its access token: the next call is refused
+    a.revoke_token(&tokens.access_token).await.unwrap();
+    let after = a
+        .get(
+            &url(&p, &format!("{AISP}/accounts/acc-1/balances")),
+            &tokens.access_token,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        after.status,
+        401,
+        "{}",
+        String::from_utf8_lossy(&after.body)
+    );
+    assert_eq!(
+        a.introspect(&tokens.access_token).await.unwrap()["active"],
+        false
+    );
+    // again, and an unknown token: nothing left to revoke, still 200
+    a.revoke_token(&tokens.access_token).await.unwrap();
+    a.revoke_token("not-a-token").await.unwrap();
+
+    // the refresh token was not revoked with it
+    let fresh = a.refresh(&refresh).await.unwrap();
+    assert_eq!(balance(&p, a, &fresh).await, "1000.00");
+    // now it is: the next refresh fails
+    a.revoke_token(&refresh).await.unwrap();
+    let e = a.refresh(&refresh).await.unwrap_err();
+    assert_eq!(e.error_code().as_deref(), Some("invalid_grant"));
+
+    // each revocation is in the audit trail, by id, never the token
+    let config = p.config.clone();
+    p.bank.stop().await;
+    let conn = rusqlite::Connection::open(dir.0.join("bank.db")).unwrap();
+    let events: Vec<String> = conn
+        .prepare("SELECT event FROM audit ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|e: &String| e.contains("token_revoked"))
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events[0].contains("access_token") && events[1].contains("refresh_token"));
+    assert!(events
+        .iter()
+        .all(|e| !e.contains(&tokens.access_token) && !e.contains(&refresh)));
+    drop(conn);
+    fapi_examples::bank::audit::verify_audit(&config)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn userinfo_needs_the_bound_openid_token_of_a_consent_in_force() {
+    let dir = TempDir::new("e2e-userinfo");
+    let p = start(&dir).await;
+    let (a, b) = (&p.tpps[0], &p.tpps[1]);
+    let (consent, tokens) = account_tokens(&p, a).await;
+    let r = a.userinfo(&tokens.access_token).await.unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json(), json!({ "sub": "alice" }));
+    assert_eq!(r.headers["cache-control"], "no-store");
+    // over another TPP's certificate: not bound to it
+    let stolen = b.userinfo(&tokens.access_token).await.unwrap();
+    assert_eq!(stolen.status, 401);
+    assert!(stolen.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("invalid_token"));
+    // a client-credentials token has no customer and no openid scope
+    let cc = a.client_credentials("accounts").await.unwrap();
+    let r = a.userinfo(&cc).await.unwrap();
+    assert_eq!(r.status, 403);
+    assert!(r.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("insufficient_scope"));
+    // revoked token
+    a.revoke_token(&tokens.access_token).await.unwrap();
+    assert_eq!(a.userinfo(&tokens.access_token).await.unwrap().status, 401);
+    // a fresh token works until the consent is revoked
+    let fresh = a
+        .refresh(tokens.refresh_token.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(a.userinfo(&fresh).await.unwrap().status, 200);
+    let cc = a.client_credentials("accounts").await.unwrap();
+    let path = url(&p, &format!("{AISP}/account-access-consents/{consent}"));
+    assert_eq!(a.delete(&path, &cc).await.unwrap().status, 204);
+    assert_eq!(a.userinfo(&fresh).await.unwrap().status, 401);
+}

@@ -540,6 +540,18 @@ async fn discovery_advertises_the_fapi_metadata() {
         format!("{API}/par")
     );
     assert_eq!(d["token_endpoint"], format!("{API}/token"));
+    for (name, path) in [
+        ("introspection_endpoint", "/introspect"),
+        ("revocation_endpoint", "/revoke"),
+        ("userinfo_endpoint", "/userinfo"),
+    ] {
+        assert_eq!(d[name], format!("{API}{path}"), "{name}");
+        assert_eq!(d["mtls_endpoint_aliases"][name], format!("{API}{path}"));
+    }
+    assert_eq!(
+        d["introspection_endpoint_auth_methods_supported"],
+        json!(["private_key_jwt"])
+    );
     assert_eq!(d["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(
         d["token_endpoint_auth_methods_supported"],
@@ -1142,4 +1154,103 @@ async fn par_requires_an_intent_awaiting_authorisation() {
         .to_owned();
     let (status, _, body) = f.api(push(f.request_object(Some(&consent))), true).await;
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+}
+
+/// `/introspect` and `/revoke` authenticate the client as `/token` does
+/// (a certificate, a `private_key_jwt` assertion used once), and answer
+/// in RFC 6749 shapes; each refusal stands next to the same request
+/// succeeding.
+#[tokio::test]
+async fn introspection_and_revocation_authenticate_like_the_token_endpoint() {
+    let f = fixture();
+    let token = f.client_credentials("accounts").await;
+    for path in ["/introspect", "/revoke"] {
+        // no client assertion
+        let (status, headers, body) = f
+            .api(form(path, format!("client_id=tpp-a&token={token}")), true)
+            .await;
+        assert_eq!(status, 401, "{path}");
+        assert_oauth_error(&headers, &body, "invalid_client");
+        // no certificate
+        let (status, headers, body) = f
+            .api(
+                form(path, f.authenticated_form(&[("token", &token)])),
+                false,
+            )
+            .await;
+        assert_eq!(status, 401, "{path}");
+        assert_oauth_error(&headers, &body, "invalid_client");
+        // no token
+        let (status, headers, body) = f.api(form(path, f.authenticated_form(&[])), true).await;
+        assert_eq!(status, 400, "{path}");
+        assert_oauth_error(&headers, &body, "invalid_request");
+        // not a form
+        let mut req = form(path, f.authenticated_form(&[("token", &token)]));
+        req.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        let (status, headers, body) = f.api(req, true).await;
+        assert_eq!(status, 400, "{path}");
+        assert_oauth_error(&headers, &body, "invalid_request");
+        // a replayed assertion
+        let assertion = f.assertion();
+        let replayed = form_with_assertion(&assertion, &[("token", "not-a-token")]);
+        let (status, _, _) = f.api(form(path, replayed.clone()), true).await;
+        assert_eq!(status, 200, "{path}: the first use");
+        let (status, headers, body) = f.api(form(path, replayed), true).await;
+        assert_eq!(status, 401, "{path}: the replay");
+        assert_oauth_error(&headers, &body, "invalid_client");
+    }
+
+    // the happy twin: the client's own token, active and bound
+    let (status, headers, body) = f
+        .api(
+            form("/introspect", f.authenticated_form(&[("token", &token)])),
+            true,
+        )
+        .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers["cache-control"], "no-store");
+    let v = json_of(&body);
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(v["client_id"], "tpp-a");
+    assert_eq!(v["scope"], "accounts");
+    assert!(v["cnf"]["x5t#S256"].is_string(), "{v}");
+    assert!(v.get("openbanking_intent_id").is_none(), "{v}");
+
+    // signed on request (RFC 9701): a JWT typed token-introspection+jwt
+    let mut req = form("/introspect", f.authenticated_form(&[("token", &token)]));
+    req.headers_mut().insert(
+        "accept",
+        "application/token-introspection+jwt".parse().unwrap(),
+    );
+    let (status, headers, body) = f.api(req, true).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        headers["content-type"],
+        "application/token-introspection+jwt"
+    );
+    let jwt = fapi_core::jose::UnverifiedJws::parse(std::str::from_utf8(&body).unwrap()).unwrap();
+    assert_eq!(
+        jwt.unverified_header().typ(),
+        Some("token-introspection+jwt")
+    );
+    let claims = jwt.unverified_claims().unwrap();
+    assert_eq!(claims.get("aud").unwrap(), "tpp-a");
+    assert_eq!(claims.get("token_introspection").unwrap()["active"], true);
+
+    // revoked: inactive from the next request
+    let (status, _, _) = f
+        .api(
+            form("/revoke", f.authenticated_form(&[("token", &token)])),
+            true,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, _, body) = f
+        .api(
+            form("/introspect", f.authenticated_form(&[("token", &token)])),
+            true,
+        )
+        .await;
+    assert_eq!(json_of(&body), json!({ "active": false }));
 }

@@ -49,6 +49,14 @@ pub enum AuditAction {
     ConsentReleased,
     /// An access token was issued.
     TokenIssued,
+    /// A client revoked one of its tokens (RFC 7009).
+    TokenRevoked {
+        /// `access_token` or `refresh_token`.
+        token_type: String,
+        /// The token's id (`jti`, or the refresh grant's id): never the
+        /// token itself.
+        token_id: String,
+    },
     /// A resource was read.
     ResourceAccessed,
     /// A payment was initiated.

@@ -435,3 +435,26 @@ fn bearer_shaped_header_reports_the_framing_fault() {
     }
     assert!(verifier().verify(&bearer(&t), now()).is_ok());
 }
+
+/// `verify_value` (introspection and revocation receive the bare token):
+/// the same checks as `verify`, and no `Bearer` scheme accepted in place
+/// of a token.
+#[test]
+fn a_bare_token_verifies_with_the_same_checks() {
+    let t = issue(Confirmation::CertificateThumbprint(tpp_a_cert().0));
+    let v = verifier().verify_value(&t, now()).unwrap();
+    assert_eq!(v.client_id().as_str(), CLIENT);
+    assert_eq!(v.consent_id().unwrap().as_str(), "aac-123");
+    // the header form is not a token
+    assert!(verifier().verify_value(&bearer(&t), now()).is_err());
+    // a changed signature byte is refused
+    let mut forged = t.clone().into_bytes();
+    let last = forged.len() - 2;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    assert!(verifier().verify_value(&forged, now()).is_err());
+    // expired: the same time rules as `verify` (exp is now + 300)
+    let late = fapi_core::UnixTime::from_secs(NOW + 300 + 3600).unwrap();
+    assert!(verifier().verify(&bearer(&t), late).is_err());
+    assert!(verifier().verify_value(&t, late).is_err());
+}

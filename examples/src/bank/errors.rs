@@ -145,6 +145,18 @@ impl ObError {
         }
     }
 
+    /// A refusal of the token itself, outside the crates' errors: `status`
+    /// with `WWW-Authenticate: Bearer error="code"` (RFC 6750 §3.1).
+    pub(crate) fn bearer(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            error_code: "UK.OBIE.Unauthorized",
+            message: message.into(),
+            bearer: Some(code),
+            retry_after: None,
+        }
+    }
+
     pub(crate) fn bad_request(error_code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, error_code, message)
     }
@@ -246,11 +258,17 @@ fn keep_headers(from: &Response, to: &mut Response) {
     }
 }
 
-/// The TPP API's shaper: RFC 6749 bodies on `/par` and `/token`
-/// (`invalid_request`, or `server_error` for 5xx), `OBErrorResponse1`
-/// elsewhere.
+/// Whether `path` is one of the OAuth endpoints on the TPP listener, whose
+/// errors are RFC 6749 §5.2 bodies rather than `OBErrorResponse1`.
+pub(crate) fn is_oauth_endpoint(path: &str) -> bool {
+    matches!(path, "/par" | "/token" | "/introspect" | "/revoke")
+}
+
+/// The TPP API's shaper: RFC 6749 bodies on the OAuth endpoints
+/// ([`is_oauth_endpoint`]: `invalid_request`, or `server_error` for 5xx),
+/// `OBErrorResponse1` elsewhere.
 pub(crate) async fn shape_api(req: Request, next: Next) -> Response {
-    let oauth = matches!(req.uri().path(), "/par" | "/token");
+    let oauth = is_oauth_endpoint(req.uri().path());
     let response = next.run(req).await;
     if !unshaped(&response) {
         return response;

@@ -31,6 +31,7 @@ pub mod tables;
 pub mod telemetry;
 pub mod throttle;
 pub mod tls;
+mod tokens;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

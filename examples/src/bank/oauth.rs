@@ -1,5 +1,6 @@
 //! The authorization server's endpoints on the TPP listener (`/par`,
-//! `/token`) and the public ones (discovery, `/jwks`).
+//! `/token`; `/introspect` and `/revoke` in [`super::tokens`]) and the
+//! public ones (discovery, `/jwks`).
 //!
 //! Client authentication is `private_key_jwt` (fapi-core) over the mTLS
 //! connection, whose certificate must be the one the directory registers
@@ -33,7 +34,7 @@ use fapi_core::form::{FormLimits, StrictForm};
 use fapi_core::refresh::{RefreshError, RefreshGrant, RefreshToken};
 
 /// Largest token request body.
-const MAX_TOKEN_BODY: usize = 16 * 1024;
+pub(crate) const MAX_TOKEN_BODY: usize = 16 * 1024;
 
 /// The certificate of this request's connection, as a proof of possession.
 pub(crate) fn presented(info: &ConnectionInfo) -> Option<&PresentedCertificate> {
@@ -63,7 +64,7 @@ impl Form {
         self.0.names()
     }
 
-    fn require(&self, name: &'static str) -> Result<&str, OAuthFailure> {
+    pub(crate) fn require(&self, name: &'static str) -> Result<&str, OAuthFailure> {
         self.get(name).ok_or_else(|| {
             OAuthFailure::new(ErrorCode::InvalidRequest, format!("{name} is required"))
         })
@@ -158,13 +159,13 @@ pub(crate) async fn authenticate<'f>(
     })
 }
 
-fn no_store(mut r: Response) -> Response {
+pub(crate) fn no_store(mut r: Response) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
-fn labelled(mut r: Response, client: &ClientId) -> Response {
+pub(crate) fn labelled(mut r: Response, client: &ClientId) -> Response {
     r.extensions_mut()
         .insert(ClientLabel(client.as_str().to_owned()));
     r
@@ -174,7 +175,7 @@ fn labelled(mut r: Response, client: &ClientId) -> Response {
 /// RFC 6749 §3.2 / RFC 9126 §2.1: the body of `/token` and `/par` is
 /// `application/x-www-form-urlencoded` (one `Content-Type` header; the only
 /// parameter allowed is `charset=utf-8`).
-fn form_content_type(headers: &axum::http::HeaderMap) -> Result<(), OAuthFailure> {
+pub(crate) fn form_content_type(headers: &axum::http::HeaderMap) -> Result<(), OAuthFailure> {
     let mut values = headers.get_all(axum::http::header::CONTENT_TYPE).iter();
     let ok = match (values.next().and_then(|v| v.to_str().ok()), values.next()) {
         (Some(ct), None) => {
@@ -318,11 +319,11 @@ fn token_body(issued: &fapi_core::access_token::IssuedAccessToken, scope: &Scope
     })
 }
 
-fn signing_failed<E>(_: E) -> OAuthFailure {
+pub(crate) fn signing_failed<E>(_: E) -> OAuthFailure {
     OAuthFailure::new(ErrorCode::ServerError, "token could not be issued")
 }
 
-fn store_failed<E: std::error::Error + 'static>(e: E) -> OAuthFailure {
+pub(crate) fn store_failed<E: std::error::Error + 'static>(e: E) -> OAuthFailure {
     tracing::error!(error = %fapi_core::store::ErrorChain(&e), "token store failed");
     OAuthFailure::new(ErrorCode::ServerError, "token store unavailable")
 }
@@ -590,9 +591,15 @@ pub(crate) async fn discovery(State(state): State<Arc<BankState>>) -> Response {
         "require_pushed_authorization_requests": true,
         "token_endpoint": state.endpoint("/token"),
         "jwks_uri": format!("{issuer}/jwks"),
+        "introspection_endpoint": state.endpoint("/introspect"),
+        "revocation_endpoint": state.endpoint("/revoke"),
+        "userinfo_endpoint": state.endpoint("/userinfo"),
         "mtls_endpoint_aliases": {
             "token_endpoint": state.endpoint("/token"),
             "pushed_authorization_request_endpoint": state.endpoint("/par"),
+            "introspection_endpoint": state.endpoint("/introspect"),
+            "revocation_endpoint": state.endpoint("/revoke"),
+            "userinfo_endpoint": state.endpoint("/userinfo"),
         },
         "scopes_supported": ["openid", "accounts", "payments"],
         "response_types_supported": ["code"],
@@ -601,6 +608,11 @@ pub(crate) async fn discovery(State(state): State<Arc<BankState>>) -> Response {
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": algs,
+        "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "introspection_endpoint_auth_signing_alg_values_supported": algs,
+        "introspection_signing_alg_values_supported": algs,
+        "revocation_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "revocation_endpoint_auth_signing_alg_values_supported": algs,
         "request_object_signing_alg_values_supported": algs,
         "authorization_signing_alg_values_supported": algs,
         "id_token_signing_alg_values_supported": algs,

@@ -334,7 +334,7 @@ pub(crate) async fn rate_limit(
         if let Err(wait) = state.limiter.check(&key) {
             auth_failure("rate_limited");
             let message = "too many requests from this client; retry after the Retry-After delay";
-            let r = if matches!(req.uri().path(), "/par" | "/token") {
+            let r = if super::errors::is_oauth_endpoint(req.uri().path()) {
                 super::errors::OAuthFailure::new(
                     fapi_core::ErrorCode::TemporarilyUnavailable,
                     message,

@@ -214,6 +214,12 @@ pub struct Discovery {
     pub aisp: Option<String>,
     /// The resource base for PIS (`openbanking.pisp`), if advertised.
     pub pisp: Option<String>,
+    /// `introspection_endpoint` (mTLS alias when given), if advertised.
+    pub introspection_endpoint: Option<String>,
+    /// `revocation_endpoint` (mTLS alias when given), if advertised.
+    pub revocation_endpoint: Option<String>,
+    /// `userinfo_endpoint` (mTLS alias when given), if advertised.
+    pub userinfo_endpoint: Option<String>,
 }
 
 /// A TPP.
@@ -305,6 +311,9 @@ impl Tpp {
                 .pointer("/openbanking/pisp")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            introspection_endpoint: endpoint("introspection_endpoint").ok(),
+            revocation_endpoint: endpoint("revocation_endpoint").ok(),
+            userinfo_endpoint: endpoint("userinfo_endpoint").ok(),
         };
         let jwks_uri = string(&meta, "jwks_uri")?;
         let server_keys = fetch_jwks(&public, &jwks_uri, &*provider, &config).await?;
@@ -399,6 +408,17 @@ impl Tpp {
     }
 
     async fn post_form(&self, url: &str, params: &[(&str, &str)]) -> Result<Value, TppError> {
+        Ok(self.post_form_as(url, params, None).await?.ok()?.json())
+    }
+
+    /// A form POST authenticated by `private_key_jwt`, with `accept` as
+    /// its `Accept` header when given; the answer as it came.
+    async fn post_form_as(
+        &self,
+        url: &str,
+        params: &[(&str, &str)],
+        accept: Option<&str>,
+    ) -> Result<ApiResponse, TppError> {
         let assertion = self.client_assertion()?;
         // built before any await: the serializer is not Send
         let body = {
@@ -414,15 +434,122 @@ impl Tpp {
             }
             form.finish()
         };
-        let resp = self
+        let mut req = self
             .mtls
             .post(url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(transport)?;
-        Ok(read(resp).await?.ok()?.json())
+            .header("content-type", "application/x-www-form-urlencoded");
+        if let Some(accept) = accept {
+            req = req.header("accept", accept);
+        }
+        let resp = req.body(body).send().await.map_err(transport)?;
+        read(resp).await
+    }
+
+    fn advertised<'a>(
+        &self,
+        endpoint: &'a Option<String>,
+        name: &str,
+    ) -> Result<&'a str, TppError> {
+        endpoint
+            .as_deref()
+            .ok_or_else(|| TppError::Protocol(format!("discovery does not advertise {name}")))
+    }
+
+    /// What the server says of `token` (RFC 7662): the answer's JSON,
+    /// `{"active": false}` for a token that is not this client's live one.
+    ///
+    /// # Errors
+    /// [`TppError`].
+    pub async fn introspect(&self, token: &str) -> Result<Value, TppError> {
+        let url = self.advertised(
+            &self.discovery.introspection_endpoint,
+            "introspection_endpoint",
+        )?;
+        self.post_form(url, &[("token", token)]).await
+    }
+
+    /// [`Self::introspect`] asking for the signed answer (RFC 9701): the
+    /// JWT's signature by the server's keys, `typ`, `iss`, `aud` (this
+    /// client) and `iat` are verified, and its `token_introspection`
+    /// returned.
+    ///
+    /// # Errors
+    /// [`TppError::Protocol`] when the answer is not a valid signed
+    /// introspection response.
+    pub async fn introspect_signed(&self, token: &str) -> Result<Value, TppError> {
+        use fapi_core::jose::{ExpectedType, JwsPolicy, UnverifiedJws};
+        const MEDIA: &str = "application/token-introspection+jwt";
+        let url = self.advertised(
+            &self.discovery.introspection_endpoint,
+            "introspection_endpoint",
+        )?;
+        let r = self
+            .post_form_as(url, &[("token", token)], Some(MEDIA))
+            .await?
+            .ok()?;
+        let media = r
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !media.eq_ignore_ascii_case(MEDIA) {
+            return Err(TppError::Protocol(format!(
+                "introspection answered {media}, not {MEDIA}"
+            )));
+        }
+        let jwt = std::str::from_utf8(&r.body)
+            .map_err(|_| TppError::Protocol("introspection JWT is not UTF-8".into()))?;
+        let algorithms = self.config.profile.algorithms();
+        let policy = JwsPolicy::new(algorithms, ExpectedType::Exact("token-introspection+jwt"));
+        let verified = self
+            .with_server_keys(
+                |keys| UnverifiedJws::parse(jwt).and_then(|j| j.verify(keys, &policy)),
+                |e| matches!(e, JoseError::Key(KeySelectionError::NotFound)),
+            )
+            .await?
+            .map_err(|e| TppError::Protocol(format!("introspection JWT rejected: {e}")))?;
+        let claims = verified.claims();
+        let bad = |what: &str| TppError::Protocol(format!("introspection JWT: {what}"));
+        if claims.string("iss").ok().flatten() != Some(self.discovery.issuer.as_str()) {
+            return Err(bad("iss is not the server's issuer"));
+        }
+        if claims.string("aud").ok().flatten() != Some(self.id.as_str()) {
+            return Err(bad("aud is not this client"));
+        }
+        let iat = claims
+            .numeric_date("iat")
+            .ok()
+            .flatten()
+            .ok_or_else(|| bad("iat is missing"))?;
+        if iat.as_secs().abs_diff(self.now().as_secs()) > 60 {
+            return Err(bad("iat is not within a minute of now"));
+        }
+        claims
+            .get("token_introspection")
+            .filter(|v| v.is_object())
+            .cloned()
+            .ok_or_else(|| bad("token_introspection is missing"))
+    }
+
+    /// Revokes one of this client's tokens (RFC 7009).
+    ///
+    /// # Errors
+    /// [`TppError`].
+    pub async fn revoke_token(&self, token: &str) -> Result<(), TppError> {
+        let url = self.advertised(&self.discovery.revocation_endpoint, "revocation_endpoint")?;
+        self.post_form_as(url, &[("token", token)], None)
+            .await?
+            .ok()
+            .map(|_| ())
+    }
+
+    /// `GET` the userinfo endpoint with `token`; the answer as it came.
+    ///
+    /// # Errors
+    /// [`TppError`].
+    pub async fn userinfo(&self, token: &str) -> Result<ApiResponse, TppError> {
+        let url = self.advertised(&self.discovery.userinfo_endpoint, "userinfo_endpoint")?;
+        self.get(url, token).await
     }
 
     /// A client-credentials token for `scope` (consent creation).

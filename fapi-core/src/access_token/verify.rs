@@ -208,7 +208,21 @@ impl AccessTokenVerifier {
         authorization: &str,
         now: UnixTime,
     ) -> Result<VerifiedAccessToken, AccessTokenError> {
-        let token = bearer_token(authorization)?;
+        self.verify_value(bearer_token(authorization)?, now)
+    }
+
+    /// Verifies a bare access token (no `Bearer ` scheme): what the
+    /// token introspection and revocation endpoints receive in their
+    /// `token` parameter. The same checks, and the same cache, as
+    /// [`Self::verify`].
+    ///
+    /// # Errors
+    /// [`AccessTokenError`]; all map to `invalid_token`.
+    pub fn verify_value(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<VerifiedAccessToken, AccessTokenError> {
         let rules = self.rules;
         let Some(cache) = &self.cache else {
             return self.verify_token(token, &rules, now).map(|r| r.token);

@@ -1,4 +1,5 @@
-//! The TPP listener: `/par`, `/token`, and the UK Open Banking resources.
+//! The TPP listener: `/par`, `/token`, `/introspect`, `/revoke`,
+//! `/userinfo`, and the UK Open Banking resources.
 //!
 //! Every resource handler gets its token from the resource chain through
 //! an extractor (`super::pipeline`: verify -> live read -> not revoked ->
@@ -115,6 +116,12 @@ pub(crate) fn api_router(state: Arc<BankState>, request_timeout: std::time::Dura
         .route("/jwks", get(super::oauth::jwks))
         .route("/par", post(super::oauth::par))
         .route("/token", post(super::oauth::token))
+        .route("/introspect", post(super::tokens::introspect))
+        .route("/revoke", post(super::tokens::revoke))
+        .route(
+            "/userinfo",
+            get(super::tokens::userinfo).post(super::tokens::userinfo),
+        )
         .merge(aisp)
         .merge(pisp)
         .fallback(|| async { StatusCode::NOT_FOUND })
