@@ -1311,3 +1311,137 @@ async fn userinfo_needs_the_bound_openid_token_of_a_consent_in_force() {
     assert_eq!(a.delete(&path, &cc).await.unwrap().status, 204);
     assert_eq!(a.userinfo(&fresh).await.unwrap().status, 401);
 }
+
+/// Account access for alice's acc-1 by scopes alone (no UK OB intent).
+async fn scope_tokens(p: &Platform, tpp: &Tpp) -> Tokens {
+    let pending = tpp
+        .push_authorization_by_scope("openid accounts")
+        .await
+        .unwrap();
+    let location = alice(p)
+        .authorize(&pending.authorization_url, &["acc-1"], true)
+        .await
+        .unwrap();
+    tpp.complete(&pending, &location).await.unwrap()
+}
+
+/// A plain FAPI 2 request (no UK OB intent): scopes alone ask for account
+/// access; the consent is made when the customer decides and is then the
+/// same first-class object as an intent's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_fapi2_client_gets_account_access_by_scope_alone() {
+    let dir = TempDir::new("e2e-scopes");
+    let p = start(&dir).await;
+    let a = &p.tpps[0];
+    let tokens = scope_tokens(&p, a).await;
+    assert!(tokens.id_token.is_some());
+    assert_eq!(balance(&p, a, &tokens.access_token).await, "1000.00");
+    let other = a
+        .get(
+            &url(&p, &format!("{AISP}/accounts/acc-2/balances")),
+            &tokens.access_token,
+        )
+        .await
+        .unwrap();
+    assert_eq!(other.status, 403, "only the account alice chose");
+    // the consent the decision made: the TPP reads it, alice revokes it
+    let consent = a.introspect(&tokens.access_token).await.unwrap()["openbanking_intent_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cc = a.client_credentials("accounts").await.unwrap();
+    let view = a
+        .get(
+            &url(&p, &format!("{AISP}/account-access-consents/{consent}")),
+            &cc,
+        )
+        .await
+        .unwrap();
+    assert_eq!(view.json()["Data"]["Status"], "Authorised");
+    alice(&p)
+        .revoke_on_dashboard(p.customer_base(), &consent)
+        .await
+        .unwrap();
+    let after = a
+        .get(&url(&p, &format!("{AISP}/accounts")), &tokens.access_token)
+        .await
+        .unwrap();
+    assert_eq!(after.status, 403);
+
+    // refused at the push, before the customer logs in: a payment or
+    // nothing grantable by scope alone
+    for scope in ["openid payments", "openid"] {
+        let e = a.push_authorization_by_scope(scope).await.unwrap_err();
+        assert_eq!(e.status(), Some(400), "{scope}");
+        assert_eq!(
+            e.error_code().as_deref(),
+            Some("invalid_request_object"),
+            "{scope}"
+        );
+    }
+
+    // the customer rejects: the TPP hears access_denied
+    let pending = a
+        .push_authorization_by_scope("openid accounts")
+        .await
+        .unwrap();
+    let location = alice(&p)
+        .authorize(&pending.authorization_url, &["acc-1"], false)
+        .await
+        .unwrap();
+    let e = a.complete(&pending, &location).await.unwrap_err();
+    assert!(e.to_string().contains("access_denied"), "{e}");
+}
+
+/// `consent_model` selects what a request must carry; discovery says which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consent_model_selects_what_a_request_must_carry() {
+    use fapi_examples::bank::config::ConsentModel;
+    let discovery = |p: &Platform| {
+        let issuer = p.bank.issuer.clone();
+        let browser = p.browser.clone();
+        async move {
+            browser
+                .get(format!("{issuer}/.well-known/openid-configuration"))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .map(|b| serde_json::from_slice::<Value>(&b).unwrap())
+                .unwrap()
+        }
+    };
+
+    let dir = TempDir::new("e2e-model-intent");
+    let p = start_with(&dir, |c| c.consent_model = ConsentModel::OpenbankingIntent).await;
+    let a = &p.tpps[0];
+    assert_eq!(
+        discovery(&p).await["consent_models_supported"],
+        json!(["openbanking_intent"])
+    );
+    let e = a
+        .push_authorization_by_scope("openid accounts")
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code().as_deref(), Some("invalid_request_object"));
+    assert!(e.to_string().contains("openbanking_intent_id"), "{e}");
+    let (_, tokens) = account_tokens(&p, a).await;
+    assert_eq!(balance(&p, a, &tokens.access_token).await, "1000.00");
+    p.bank.stop().await;
+
+    let dir = TempDir::new("e2e-model-scopes");
+    let p = start_with(&dir, |c| c.consent_model = ConsentModel::Scopes).await;
+    let a = &p.tpps[0];
+    let d = discovery(&p).await;
+    assert_eq!(d["consent_models_supported"], json!(["scopes"]));
+    assert_eq!(d["scopes_supported"], json!(["openid", "accounts"]));
+    let consent = account_consent(&p, a).await;
+    let e = a
+        .push_authorization(&consent, "openid accounts")
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code().as_deref(), Some("invalid_request_object"));
+    let tokens = scope_tokens(&p, a).await;
+    assert_eq!(balance(&p, a, &tokens.access_token).await, "1000.00");
+}

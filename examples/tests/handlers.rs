@@ -1110,11 +1110,15 @@ impl Fixture {
 }
 
 /// A request object naming no consent was accepted at /par and refused
-/// only after the customer had logged in. /par now requires the intent:
-/// a consent of this client that awaits authorisation.
+/// only after the customer had logged in. Under the UK OB consent model
+/// /par now requires the intent: a consent of this client that awaits
+/// authorisation. (Under the default model scopes alone are a plain FAPI 2
+/// request: the twin at the end.)
 #[tokio::test]
 async fn par_requires_an_intent_awaiting_authorisation() {
-    let f = fixture();
+    let f = fixture_with(|c| {
+        c.consent_model = fapi_examples::bank::config::ConsentModel::OpenbankingIntent;
+    });
     let push = |ro: String| form("/par", f.authenticated_form(&[("request", &ro)]));
     let refused = |body: &[u8], part: &str| {
         let v = json_of(body);
@@ -1153,6 +1157,18 @@ async fn par_requires_an_intent_awaiting_authorisation() {
         .unwrap()
         .to_owned();
     let (status, _, body) = f.api(push(f.request_object(Some(&consent))), true).await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    // the default model takes the request without an intent by its scopes
+    let any = fixture();
+    let (status, _, body) = any
+        .api(
+            form(
+                "/par",
+                any.authenticated_form(&[("request", &any.request_object(None))]),
+            ),
+            true,
+        )
+        .await;
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
 }
 

@@ -175,6 +175,55 @@ pub struct BankConfig {
     /// Where the database's statements run (see [`StoreConfig`]).
     #[serde(default)]
     pub store: StoreConfig,
+    /// What an authorization request must carry to say what the customer
+    /// is asked for (`bank serve --consent-model` sets it too).
+    #[serde(default)]
+    pub consent_model: ConsentModel,
+}
+
+/// What an authorization request must carry to say what the customer is
+/// asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsentModel {
+    /// Either of the two below (the default).
+    #[default]
+    Any,
+    /// UK Open Banking: an `openbanking_intent_id` naming a consent the
+    /// client created beforehand with a `client_credentials` token.
+    OpenbankingIntent,
+    /// Plain FAPI 2: scopes alone. `accounts` asks for read access to the
+    /// accounts the customer chooses, with the bank's standard permission
+    /// set ([`super::scopes`]); the consent is created when the customer
+    /// decides. A payment needs an intent.
+    Scopes,
+}
+
+impl ConsentModel {
+    /// Whether a request naming an `openbanking_intent_id` is accepted.
+    pub fn allows_intent(self) -> bool {
+        matches!(self, Self::Any | Self::OpenbankingIntent)
+    }
+
+    /// Whether a request with scopes alone is accepted.
+    pub fn allows_scopes(self) -> bool {
+        matches!(self, Self::Any | Self::Scopes)
+    }
+}
+
+impl std::str::FromStr for ConsentModel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "any" => Ok(Self::Any),
+            "openbanking-intent" => Ok(Self::OpenbankingIntent),
+            "scopes" => Ok(Self::Scopes),
+            _ => Err(format!(
+                "consent model {s:?} is not one of any, openbanking-intent, scopes"
+            )),
+        }
+    }
 }
 
 /// Where the SQLite store runs its statements (`fapi_store_sqlite::Dispatch`).
@@ -364,6 +413,7 @@ impl BankConfig {
             rate_limit_per_second: 50,
             customer_rate_limit_per_second: default_customer_rate(),
             verified_token_cache: default_token_cache(),
+            consent_model: ConsentModel::default(),
             listeners: crate::bank::listener::ListenersConfig::default(),
             bulkheads: BulkheadConfig::default(),
             signing_keys: crate::bank::keys::SigningKeysConfig::default(),
@@ -419,5 +469,27 @@ mod tests {
         // the twin: no CA, no TLS, SQLite by default
         assert!(StoreConfig::default().database_tls().unwrap().is_none());
         assert_eq!(StoreConfig::default().postgres_url().unwrap(), None);
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn the_consent_model_is_named_in_the_configuration_and_on_the_command_line() {
+        let dir = std::path::Path::new("/tmp/fapi-config-test");
+        let mut v = serde_json::to_value(BankConfig::development(dir)).unwrap();
+        // absent: either model
+        let c: BankConfig = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(c.consent_model, ConsentModel::Any);
+        assert!(c.consent_model.allows_intent() && c.consent_model.allows_scopes());
+        v["consent_model"] = "scopes".into();
+        let c: BankConfig = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(c.consent_model, ConsentModel::Scopes);
+        assert!(!c.consent_model.allows_intent());
+        v["consent_model"] = "openbanking-intent".into();
+        let c: BankConfig = serde_json::from_value(v.clone()).unwrap();
+        assert!(!c.consent_model.allows_scopes());
+        v["consent_model"] = "intent".into();
+        assert!(serde_json::from_value::<BankConfig>(v).is_err());
+        assert_eq!("scopes".parse(), Ok(ConsentModel::Scopes));
+        assert!("Scopes".parse::<ConsentModel>().is_err());
     }
 }

@@ -20,7 +20,7 @@ use axum::routing::{get, post};
 use axum::Extension;
 use axum::Router;
 use fapi_consent::consent::{Actor, ConsentTerms};
-use fapi_consent::store::apply_event_audited;
+use fapi_consent::store::{apply_event_audited, create_audited};
 use fapi_consent::{Consent, ConsentEvent, EventKind};
 use fapi_core::request_object::ValidatedAuthorizationRequest;
 use fapi_core::ErrorCode;
@@ -322,19 +322,49 @@ fn deliver(
     }
 }
 
+/// The consent a request asks the customer about.
+struct Asked {
+    consent: Consent,
+    /// `false` for scopes alone: a new consent, stored (and audited) only
+    /// when the customer decides.
+    stored: bool,
+}
+
+/// The consent `request` asks for: the UK OB intent it names, or for
+/// scopes alone a new one ([`super::scopes`]).
 async fn consent_of(
     state: &BankState,
     request: &ValidatedAuthorizationRequest,
-) -> Result<Consent, Response> {
-    let id = request
-        .openbanking_intent_id()
-        .and_then(|i| ConsentId::try_from(i).ok())
-        .ok_or_else(|| {
-            error_page(
+) -> Result<Asked, Response> {
+    let Some(named) = request.openbanking_intent_id() else {
+        // `/par` accepted it; the model may have changed since
+        if !state.consent_model.allows_scopes()
+            || super::scopes::refusal(request.scope(), true).is_some()
+        {
+            return Err(error_page(
                 StatusCode::BAD_REQUEST,
-                "the request names no openbanking_intent_id consent",
-            )
-        })?;
+                "the request asks for nothing this bank can grant",
+            ));
+        }
+        let consent = super::scopes::consent_for(request.client_id(), state.now())
+            .ok_or_else(|| error_page(StatusCode::SERVICE_UNAVAILABLE, "try again"))?;
+        return Ok(Asked {
+            consent,
+            stored: false,
+        });
+    };
+    if !state.consent_model.allows_intent() {
+        return Err(error_page(
+            StatusCode::BAD_REQUEST,
+            "this bank does not take openbanking_intent_id consents",
+        ));
+    }
+    let id = ConsentId::try_from(named).map_err(|_| {
+        error_page(
+            StatusCode::BAD_REQUEST,
+            "the consent does not exist for this client",
+        )
+    })?;
     let consent = state
         .consents
         .get(&id)
@@ -348,7 +378,10 @@ async fn consent_of(
             )
         })?;
     super::telemetry::join_flow(consent.id().as_str(), consent.client_id().as_str());
-    Ok(consent)
+    Ok(Asked {
+        consent,
+        stored: true,
+    })
 }
 
 fn login_page(client_id: &str, request_uri: &str, note: Option<&str>) -> Response {
@@ -444,11 +477,20 @@ async fn authorize(
     let Some((token, session)) = state.session(&headers) else {
         return login_page(client.as_str(), uri.as_str(), None);
     };
-    let consent = match consent_of(&state, &request).await {
+    let asked = match consent_of(&state, &request).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    consent_screen(&state, &token, &session, &client, &uri, &request, &consent).await
+    consent_screen(
+        &state,
+        &token,
+        &session,
+        &client,
+        &uri,
+        &request,
+        &asked.consent,
+    )
+    .await
 }
 
 async fn client_name(state: &BankState, client: &ClientId) -> String {
@@ -773,7 +815,7 @@ async fn decision(
             Ok(p) => p,
             Err(r) => return r,
         };
-    let consent = match consent_of(&state, &request).await {
+    let Asked { consent, stored } = match consent_of(&state, &request).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -812,6 +854,16 @@ async fn decision(
     } else {
         EventKind::Reject
     };
+    if !stored {
+        // scopes alone: the consent exists from the customer's decision on
+        // (one per request_uri: the take above is single use)
+        if create_audited(&*state.consents, &*state.audit, consent.clone(), None, None)
+            .await
+            .is_err()
+        {
+            return error_page(StatusCode::SERVICE_UNAVAILABLE, "try again");
+        }
+    }
     let event = ConsentEvent {
         kind,
         actor: Actor::Customer(session.customer_id.clone()),

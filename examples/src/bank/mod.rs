@@ -27,6 +27,7 @@ mod payment_model;
 mod pipeline;
 pub mod prefill;
 mod resources;
+mod scopes;
 pub mod tables;
 pub mod telemetry;
 pub mod throttle;
@@ -111,6 +112,8 @@ struct Session {
 /// Everything the handlers share.
 pub(crate) struct BankState {
     pub(crate) profile: Profile,
+    /// What an authorization request must carry (intent, scopes, either).
+    pub(crate) consent_model: config::ConsentModel,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) issuer: Issuer,
     /// Base URL of the TPP API listener (`aud` of access tokens).
@@ -641,6 +644,7 @@ pub(crate) fn build_with_core(
     )?;
     let state = Arc::new(BankState {
         profile,
+        consent_model: config.consent_model,
         clock,
         issuer: issuer.clone(),
         api_base: api_base.clone(),

@@ -226,10 +226,9 @@ pub(crate) async fn par(
         .par_config
         .validate(&form, &caller.client, state.now())
         .map_err(refused)?;
-    // this bank authorizes UK OB intents: the request must name a consent
-    // the client created that awaits authorisation, refused here rather
-    // than after the customer has logged in
-    intent_awaits_authorisation(&state, validated.request()).await?;
+    // what the customer is asked for must be something the bank can
+    // grant: refused here rather than after the customer has logged in
+    consent_can_be_asked(&state, &caller, validated.request()).await?;
     let pushed = validated
         .store(&*state.par, state.now())
         .await
@@ -240,10 +239,13 @@ pub(crate) async fn par(
     ))
 }
 
-/// Whether `request` names, in `openbanking_intent_id`, a consent of its
-/// client awaiting authorisation.
-async fn intent_awaits_authorisation(
+/// Whether the deployment's consent model accepts what `request` asks
+/// for: an `openbanking_intent_id` naming a consent of its client awaiting
+/// authorisation, or scopes alone the client may be granted
+/// ([`super::scopes`]).
+async fn consent_can_be_asked(
     state: &BankState,
+    caller: &Caller,
     request: &fapi_core::request_object::ValidatedAuthorizationRequest,
 ) -> Result<(), OAuthFailure> {
     let code = if state.profile.requires_signed_request_object() {
@@ -255,11 +257,21 @@ async fn intent_awaits_authorisation(
         auth_failure("pushed_request");
         Err(OAuthFailure::new(code, why))
     };
-    let Some(id) = request
-        .openbanking_intent_id()
-        .and_then(|i| fapi_core::ConsentId::try_from(i).ok())
-    else {
-        return refused("the request must name, in openbanking_intent_id, a consent created with a client_credentials token");
+    let model = state.consent_model;
+    let Some(named) = request.openbanking_intent_id() else {
+        if !model.allows_scopes() {
+            return refused("the request must name, in openbanking_intent_id, a consent created with a client_credentials token");
+        }
+        return match super::scopes::refusal(request.scope(), caller.registration.has_role("AISP")) {
+            Some(why) => refused(why),
+            None => Ok(()),
+        };
+    };
+    if !model.allows_intent() {
+        return refused("this bank takes scopes alone: openbanking_intent_id is not accepted");
+    }
+    let Ok(id) = fapi_core::ConsentId::try_from(named) else {
+        return refused("the openbanking_intent_id consent does not exist for this client");
     };
     let consent = state
         .consents
@@ -584,6 +596,20 @@ pub(crate) async fn discovery(State(state): State<Arc<BankState>>) -> Response {
         .map(ToString::to_string)
         .collect();
     let issuer = state.issuer.as_str();
+    let model = state.consent_model;
+    let mut models = Vec::new();
+    if model.allows_intent() {
+        models.push("openbanking_intent");
+    }
+    if model.allows_scopes() {
+        models.push("scopes");
+    }
+    // a payment is authorised only through an intent
+    let scopes: &[&str] = if model.allows_intent() {
+        &["openid", "accounts", "payments"]
+    } else {
+        &["openid", "accounts"]
+    };
     let body = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -601,7 +627,11 @@ pub(crate) async fn discovery(State(state): State<Arc<BankState>>) -> Response {
             "revocation_endpoint": state.endpoint("/revoke"),
             "userinfo_endpoint": state.endpoint("/userinfo"),
         },
-        "scopes_supported": ["openid", "accounts", "payments"],
+        "scopes_supported": scopes,
+        // what an authorization request may carry to say what the customer
+        // is asked for (not registered metadata: `openbanking_intent` is a
+        // UK OB `openbanking_intent_id` consent, `scopes` is scopes alone)
+        "consent_models_supported": models,
         "response_types_supported": ["code"],
         "response_modes_supported": ["jwt", "query.jwt", "fragment.jwt", "form_post.jwt"],
         "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],

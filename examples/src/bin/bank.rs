@@ -21,7 +21,9 @@
 //! `--profile NAME`, `--core-latency-ms N`, `--core-fail-rate F`,
 //! `--core-timeout-ms N`, `--rate-limit N`, `--customer-rate-limit N`,
 //! `--otlp-endpoint URL` (OpenTelemetry traces, see `bank::telemetry`),
-//! `--core-fault-control` (`PUT /core/faults` on the admin listener). Without `--config`, the
+//! `--core-fault-control` (`PUT /core/faults` on the admin listener),
+//! `--consent-model any|openbanking-intent|scopes` (what an authorization
+//! request must carry; see `bank::config::ConsentModel`). Without `--config`, the
 //! development configuration for `--data-dir` is used. Logs go to stderr
 //! (`RUST_LOG` filters); keys are never logged.
 
@@ -47,6 +49,7 @@ const USAGE: &str = "usage:
                      [--admin-listen ADDR] [--public-host HOST] [--profile NAME]
                      [--core-latency-ms N] [--core-fail-rate F] [--core-timeout-ms N] [--rate-limit N]
                      [--customer-rate-limit N] [--otlp-endpoint URL] [--core-fault-control]
+                     [--consent-model any|openbanking-intent|scopes]
   bank verify-audit  [--config FILE] [--data-dir DIR] [--database URL [--database-ca FILE]]
   bank prefill       [--config FILE] [--data-dir DIR] [--database URL] --flows N [--client ID] [--workers N]
   bank tpp onboard   [--config FILE] [--data-dir DIR] (--software-statement FILE | --metadata FILE) --certificate FILE
@@ -320,8 +323,12 @@ async fn serve(flags: &Flags) -> Res<()> {
         "rate-limit",
         "customer-rate-limit",
         "otlp-endpoint",
+        "consent-model",
     ])?;
     let mut config = config(flags)?;
+    if let Some(m) = flags.parsed("consent-model")? {
+        config.consent_model = m;
+    }
     if let Some(endpoint) = flags.get("otlp-endpoint") {
         let mut otlp = config.otlp.take().unwrap_or(bank::telemetry::OtlpConfig {
             endpoint: String::new(),

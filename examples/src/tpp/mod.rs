@@ -576,17 +576,42 @@ impl Tpp {
         consent_id: &str,
         scope: &str,
     ) -> Result<PendingAuthorization, TppError> {
+        self.push(Some(consent_id), scope).await
+    }
+
+    /// Pushes a signed request object that asks by `scope` alone (plain
+    /// FAPI 2: no UK OB intent) and returns where to send the customer.
+    ///
+    /// # Errors
+    /// [`TppError`].
+    pub async fn push_authorization_by_scope(
+        &self,
+        scope: &str,
+    ) -> Result<PendingAuthorization, TppError> {
+        self.push(None, scope).await
+    }
+
+    async fn push(
+        &self,
+        consent_id: Option<&str>,
+        scope: &str,
+    ) -> Result<PendingAuthorization, TppError> {
         let now = self.now().as_secs();
         let verifier = CodeVerifier::generate().map_err(local)?;
         let state = State::try_from(random::token(16).map_err(local)?).map_err(local)?;
-        let claims = json!({
+        let mut claims = json!({
             "iss": self.id.as_str(), "aud": self.discovery.issuer.as_str(), "client_id": self.id.as_str(),
             "nbf": now, "exp": now + 300, "jti": random::token(16).map_err(local)?,
             "response_type": "code", "response_mode": "jwt", "redirect_uri": self.config.redirect_uri,
             "scope": scope, "state": state.as_str(), "nonce": random::token(16).map_err(local)?,
             "code_challenge": verifier.challenge().as_str(), "code_challenge_method": "S256",
-            "claims": { "id_token": { "openbanking_intent_id": { "value": consent_id, "essential": true } } },
         });
+        if let (Some(id), Some(obj)) = (consent_id, claims.as_object_mut()) {
+            obj.insert(
+                "claims".into(),
+                json!({ "id_token": { "openbanking_intent_id": { "value": id, "essential": true } } }),
+            );
+        }
         let request = sign_compact(
             &*self.signing,
             Some(&self.config.signing_key),
