@@ -73,6 +73,26 @@ fn operator_and_tpp_programs_work_together() {
     ));
     assert!(out.contains("balance 987.66 GBP"), "{out}");
 
+    // plain FAPI 2 mode: scopes alone, introspection, userinfo, resources
+    let out = ok(&tpp(
+        &dir,
+        &discovery,
+        "tpp-a",
+        &["--mode", "fapi2", "accounts", "--account", "acc-1"],
+    ));
+    for line in [
+        "plain FAPI 2",
+        "introspection: active true",
+        "userinfo: sub alice",
+        "balance 987.66 GBP",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+    let out = tpp(&dir, &discovery, "tpp-a", &["--mode", "fapi2", "pay"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("UK OB payment consent"), "{err}");
+
     // revoked while the bank runs: refused on the next call
     assert!(ok(&tpp(&dir, &discovery, "tpp-b", &["accounts"])).contains("acc-1"));
     ok(&bank(&[
@@ -510,4 +530,30 @@ fn a_bank_killed_between_reserve_and_booking_releases_the_consent_after_restart(
         .success());
     assert!(child.wait().unwrap().success());
     ok(&bank(&["verify-audit", "--config", &config]));
+}
+
+/// Against a server that takes scopes alone, `tpp` chooses plain FAPI 2
+/// by itself from discovery; `--mode uk-ob` forces the intent flow, which
+/// that server refuses at the push.
+#[test]
+fn tpp_runs_plain_fapi2_where_discovery_offers_no_uk_ob_intents() {
+    let tmp = TempDir::new("binaries-fapi2");
+    let dir = tmp.0.to_str().unwrap().to_owned();
+    let config = init_bank(&dir, None, &["tpp-a"]);
+    let (mut child, discovery, _lines) = serve(&config, &["--consent-model", "scopes"]);
+    let out = ok(&tpp(
+        &dir,
+        &discovery,
+        "tpp-a",
+        &["accounts", "--account", "acc-1"],
+    ));
+    assert!(out.contains("plain FAPI 2"), "{out}");
+    assert!(out.contains("userinfo: sub alice"), "{out}");
+    assert!(out.contains("balance 1000.00 GBP"), "{out}");
+    let forced = tpp(&dir, &discovery, "tpp-a", &["--mode", "uk-ob", "accounts"]);
+    assert!(!forced.status.success());
+    let err = String::from_utf8_lossy(&forced.stderr);
+    assert!(err.contains("invalid_request_object"), "{err}");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -3,7 +3,7 @@
 //! ```text
 //! tpp --discovery URL --server-ca FILE --client-id ID --certificate FILE --key-dir DIR
 //!     [--certificate-key NAME] [--signing-key NAME] [--redirect-uri URI]
-//!     [--signing-issuer ORG/SOFTWARE] [--profile NAME]
+//!     [--signing-issuer ORG/SOFTWARE] [--profile NAME] [--mode uk-ob|fapi2] [--scope SCOPE]
 //!     accounts [--customer USER --password PASS] [--account ID]...
 //!     pay --amount 10.00 --creditor NAME --creditor-account SORTCODEACCOUNT
 //!         [--reference TEXT] [--customer USER --password PASS] [--account ID]
@@ -11,7 +11,13 @@
 //!
 //! `accounts` creates an account-access consent, pushes the authorization
 //! request, has the customer authorize it, verifies the JARM response,
-//! exchanges the code and reads the accounts and their balances. `pay`
+//! exchanges the code and reads the accounts and their balances. In plain
+//! FAPI 2 mode (`--mode fapi2`, chosen by itself when discovery does not
+//! advertise UK OB intents) there is no consent to create: the request
+//! asks by `--scope` alone (default `openid accounts`), and after the token
+//! exchange the token is introspected and userinfo read where the server
+//! advertises them, then the accounts read where it advertises
+//! `openbanking.aisp`. `--mode uk-ob` forces the UK OB flow. `pay`
 //! does the same for one domestic payment, signed with `x-jws-signature`
 //! and sent with an `x-idempotency-key`, and verifies the bank's signed
 //! response. With `--customer`, the customer is scripted against the
@@ -36,11 +42,13 @@ use serde_json::{json, Value};
 const USAGE: &str =
     "usage: tpp --discovery URL --server-ca FILE --client-id ID --certificate FILE --key-dir DIR
            [--certificate-key NAME] [--signing-key NAME] [--redirect-uri URI]
-           [--signing-issuer ORG/SOFTWARE] [--profile NAME]
+           [--signing-issuer ORG/SOFTWARE] [--profile NAME] [--mode uk-ob|fapi2] [--scope SCOPE]
            (accounts | pay --amount A --creditor NAME --creditor-account ID [--reference R])
            [--customer USER --password PASS] [--account ID]...";
 
-const COMMON: [&str; 14] = [
+const COMMON: [&str; 16] = [
+    "mode",
+    "scope",
     "discovery",
     "server-ca",
     "client-id",
@@ -137,8 +145,57 @@ fn check(r: &fapi_examples::tpp::ApiResponse, what: &str) -> Res<Value> {
     }
 }
 
+/// Whether to run the UK OB flow (`--mode`, or what discovery says).
+fn uk_ob(tpp: &Tpp, flags: &Flags) -> Res<bool> {
+    match flags.get("mode") {
+        Some("uk-ob") => Ok(true),
+        Some("fapi2") => Ok(false),
+        Some(other) => Err(format!("--mode {other:?} is not uk-ob or fapi2").into()),
+        None => Ok(tpp.discovery().takes_uk_ob_intents()),
+    }
+}
+
+/// Plain FAPI 2: PAR by scope alone, the customer, JARM, the code with
+/// PKCE for a certificate-bound token, then what the server advertises.
+async fn plain_fapi2(tpp: &Tpp, flags: &Flags) -> Res<()> {
+    let scope = flags.get("scope").unwrap_or("openid accounts");
+    let pending = tpp.push_authorization_by_scope(scope).await?;
+    println!(
+        "plain FAPI 2; pushed authorization request for {scope:?}: {}",
+        pending.request_uri
+    );
+    let location = authorize(tpp, flags, &pending).await?;
+    let tokens = tpp.complete(&pending, &location).await?;
+    println!("JARM response verified; certificate-bound access token received");
+    let d = tpp.discovery();
+    if d.introspection_endpoint.is_some() {
+        let v = tpp.introspect(&tokens.access_token).await?;
+        println!(
+            "introspection: active {}, bound to certificate {}",
+            v.get("active").unwrap_or(&Value::Null),
+            v.pointer("/cnf/x5t#S256")
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+        );
+    }
+    if d.userinfo_endpoint.is_some() {
+        let v = check(&tpp.userinfo(&tokens.access_token).await?, "userinfo")?;
+        println!(
+            "userinfo: sub {}",
+            v.get("sub").and_then(Value::as_str).unwrap_or("?")
+        );
+    }
+    if let Some(aisp) = d.aisp.clone() {
+        list_accounts(tpp, &aisp, &tokens.access_token).await?;
+    }
+    Ok(())
+}
+
 async fn accounts(flags: &Flags) -> Res<()> {
     let tpp = connect(flags).await?;
+    if !uk_ob(&tpp, flags)? {
+        return plain_fapi2(&tpp, flags).await;
+    }
     let aisp = base(&tpp, "aisp")?;
     let cc = tpp.client_credentials("accounts").await?;
     let consent = check(
@@ -162,9 +219,13 @@ async fn accounts(flags: &Flags) -> Res<()> {
     let location = authorize(&tpp, flags, &pending).await?;
     let tokens = tpp.complete(&pending, &location).await?;
     println!("JARM response verified; certificate-bound access token received");
+    list_accounts(&tpp, &aisp, &tokens.access_token).await
+}
+
+/// Reads the accounts and their balances with `token` and prints them.
+async fn list_accounts(tpp: &Tpp, aisp: &str, token: &str) -> Res<()> {
     let list = check(
-        &tpp.get(&format!("{aisp}/accounts"), &tokens.access_token)
-            .await?,
+        &tpp.get(&format!("{aisp}/accounts"), token).await?,
         "accounts",
     )?;
     for a in list
@@ -178,11 +239,8 @@ async fn accounts(flags: &Flags) -> Res<()> {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let bal = check(
-            &tpp.get(
-                &format!("{aisp}/accounts/{acc}/balances"),
-                &tokens.access_token,
-            )
-            .await?,
+            &tpp.get(&format!("{aisp}/accounts/{acc}/balances"), token)
+                .await?,
             "balances",
         )?;
         println!(
@@ -204,6 +262,9 @@ async fn accounts(flags: &Flags) -> Res<()> {
 async fn pay(flags: &Flags) -> Res<()> {
     let need = |n: &str| flags.get(n).ok_or_else(|| format!("--{n} is required"));
     let tpp = connect(flags).await?;
+    if !uk_ob(&tpp, flags)? {
+        return Err("a payment is asked for with a UK OB payment consent (openbanking_intent_id): this server does not take them, or --mode fapi2 was given".into());
+    }
     let pisp = base(&tpp, "pisp")?;
     let instruction = fapi_core::random::token(12)?;
     let init = initiation(

@@ -220,6 +220,21 @@ pub struct Discovery {
     pub revocation_endpoint: Option<String>,
     /// `userinfo_endpoint` (mTLS alias when given), if advertised.
     pub userinfo_endpoint: Option<String>,
+    /// `consent_models_supported` (the example bank's: `openbanking_intent`,
+    /// `scopes`), if advertised.
+    pub consent_models: Option<Vec<String>>,
+}
+
+impl Discovery {
+    /// Whether the server takes UK OB intents: it advertises the AIS
+    /// resources and does not say that it takes scopes alone only.
+    pub fn takes_uk_ob_intents(&self) -> bool {
+        self.aisp.is_some()
+            && self
+                .consent_models
+                .as_ref()
+                .is_none_or(|m| m.iter().any(|x| x == "openbanking_intent"))
+    }
 }
 
 /// A TPP.
@@ -314,6 +329,15 @@ impl Tpp {
             introspection_endpoint: endpoint("introspection_endpoint").ok(),
             revocation_endpoint: endpoint("revocation_endpoint").ok(),
             userinfo_endpoint: endpoint("userinfo_endpoint").ok(),
+            consent_models: meta
+                .get("consent_models_supported")
+                .and_then(Value::as_array)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                }),
         };
         let jwks_uri = string(&meta, "jwks_uri")?;
         let server_keys = fetch_jwks(&public, &jwks_uri, &*provider, &config).await?;
