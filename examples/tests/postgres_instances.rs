@@ -192,6 +192,21 @@ async fn a_consent_revoked_on_one_instance_is_refused_on_the_other_at_once() {
         .unwrap();
     assert_eq!(on_b.status, 200, "{}", String::from_utf8_lossy(&on_b.body));
 
+    // the TPP revokes a token at A's /revoke (RFC 7009): B refuses its
+    // next use, and still serves the token that was not revoked
+    let refreshed = tpp_a
+        .refresh(tokens.refresh_token.as_deref().unwrap())
+        .await
+        .unwrap();
+    let call = |token: String| {
+        let url = format!("{b_api}{AISP}/accounts");
+        async move { tpp_a.get(&url, &token).await.unwrap().status }
+    };
+    assert_eq!(call(refreshed.clone()).await, 200);
+    tpp_a.revoke_token(&refreshed).await.unwrap();
+    assert_eq!(call(refreshed).await, 401);
+    assert_eq!(call(tokens.access_token.clone()).await, 200);
+
     // one tap on A's dashboard; the next call on B is refused
     alice
         .revoke_on_dashboard(p.customer_base(), &consent)
