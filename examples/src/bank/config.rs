@@ -194,8 +194,8 @@ pub enum ConsentModel {
     OpenbankingIntent,
     /// Plain FAPI 2: scopes alone. `accounts` asks for read access to the
     /// accounts the customer chooses, with the bank's standard permission
-    /// set ([`super::scopes`]); the consent is created when the customer
-    /// decides. A payment needs an intent.
+    /// set, for 90 days (see the README); the consent is created when the
+    /// customer decides. A payment needs an intent.
     Scopes,
 }
 
