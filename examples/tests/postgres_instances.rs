@@ -592,3 +592,92 @@ async fn a_bank_instance_reaches_its_database_over_tls() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid peer certificate"), "{err}");
 }
+
+/// One authorised payment consent submitted concurrently through both
+/// instances (64 submissions, alternating, each with its own idempotency
+/// key): the consent's reservation is taken once, so exactly one payment
+/// is booked and the account is debited once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_payment_consent_submitted_through_two_instances_pays_once() {
+    const PISP: &str = "/open-banking/v3.1/pisp";
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let dir = TempDir::new("pg-pay-race");
+    let (p, b) = two_instances(&db, &dir, |c| c.rate_limit_per_second = 0).await;
+    let b_api = format!("https://{}:{}", p.config.public_host, b.api_addr.port());
+    let tpp_a = &p.tpps[0];
+    let initiation =
+        fapi_examples::tpp::initiation("instr-2i", "25.00", "ACME Ltd", "08080021325698", "INV-2I");
+    let cc = tpp_a.client_credentials("payments").await.unwrap();
+    let created = tpp_a
+        .post_json(
+            &format!("{}{PISP}/domestic-payment-consents", p.bank.api_base),
+            &cc,
+            &json!({ "Data": { "Initiation": initiation }, "Risk": {} }),
+            Some("consent-2i"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, 201);
+    let consent = created.json()["Data"]["ConsentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pending = tpp_a
+        .push_authorization(&consent, "openid payments")
+        .await
+        .unwrap();
+    let location = alice(&p)
+        .authorize(&pending.authorization_url, &["acc-1"], true)
+        .await
+        .unwrap();
+    let token = tpp_a
+        .complete(&pending, &location)
+        .await
+        .unwrap()
+        .access_token;
+
+    let body = json!({ "Data": { "ConsentId": consent, "Initiation": initiation }, "Risk": {} });
+    let statuses = futures_util::future::join_all((0..64).map(|i| {
+        let base = if i % 2 == 0 { &p.bank.api_base } else { &b_api };
+        let url = format!("{base}{PISP}/domestic-payments");
+        let (token, body) = (&token, &body);
+        async move {
+            tpp_a
+                .post_json(&url, token, body, Some(&format!("race-2i-{i}")))
+                .await
+                .unwrap()
+                .status
+        }
+    }))
+    .await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [201, 403, 409].contains(s)),
+        "{statuses:?}"
+    );
+    // one debit, seen from both instances
+    let (_, ais) = pushed_consent(&p, json!(["ReadAccountsDetail", "ReadBalances"])).await;
+    let location = alice(&p)
+        .authorize(&ais.authorization_url, &["acc-1"], true)
+        .await
+        .unwrap();
+    let read = tpp_a.complete(&ais, &location).await.unwrap().access_token;
+    for base in [&p.bank.api_base, &b_api] {
+        let r = tpp_a
+            .get(&format!("{base}{AISP}/accounts/acc-1/balances"), &read)
+            .await
+            .unwrap();
+        assert_eq!(
+            r.json()["Data"]["Balance"][0]["Amount"]["Amount"],
+            "975.00",
+            "{base}"
+        );
+    }
+    b.stop().await;
+}
