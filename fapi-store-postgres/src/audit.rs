@@ -8,10 +8,12 @@ use crate::{unavailable, PostgresStore};
 
 /// [`AuditLog`] in `fapi_audit`: one hash chain for every instance. An
 /// append locks the one row of `fapi_audit_head` (`SELECT … FOR UPDATE`),
-/// reads the last entry, writes the next and moves the head, in one
-/// transaction: concurrent appends from any instance queue on that lock,
-/// so no two share a `seq` or a `prev_hash`. The event is kept as the text
-/// it was hashed from.
+/// reads the last entry and writes the next, in one transaction:
+/// concurrent appends from any instance queue on that lock, so no two
+/// share a `seq` or a `prev_hash`. The row is only locked, never
+/// rewritten, so its table stays one page however long the trail grows
+/// (a rewrite per append left thousands of dead row versions for the lock
+/// statement to scan). The event is kept as the text it was hashed from.
 #[derive(Clone, Debug)]
 pub struct PostgresAuditLog {
     pub(crate) db: PostgresStore,
@@ -48,9 +50,6 @@ pub(crate) async fn append_in(
     )
     .await
     .map_err(unavailable)?;
-    tx.execute("UPDATE fapi_audit_head SET seq = $1", &[&seq])
-        .await
-        .map_err(unavailable)?;
     Ok(entry)
 }
 

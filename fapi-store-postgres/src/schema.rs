@@ -7,8 +7,9 @@ use crate::unavailable;
 /// Every migration, in order: `(version, SQL)`. Tables are prefixed
 /// `fapi_`, so an application keeps its own tables in the same database.
 /// A migration is never edited once released; a change is a new one.
-pub const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
     "
 CREATE TABLE fapi_jti (
     scope TEXT NOT NULL, jti TEXT NOT NULL, expires_at BIGINT NOT NULL,
@@ -61,7 +62,19 @@ CREATE TABLE fapi_revoked_certificates (
     thumbprint BYTEA PRIMARY KEY, revoked_at BIGINT NOT NULL
 );
 ",
-)];
+    ),
+    (
+        2,
+        // the head row is a lock only (`SELECT … FOR UPDATE`): appends no
+        // longer rewrite it, so its table stays one page; the table is
+        // emptied and refilled to give back what rewrites had grown it to
+        "
+ALTER TABLE fapi_audit_head DROP COLUMN seq;
+TRUNCATE fapi_audit_head;
+INSERT INTO fapi_audit_head DEFAULT VALUES;
+",
+    ),
+];
 
 /// Applies what is missing of `component`'s `migrations`. The version
 /// table is created if absent and locked for the whole run (`LOCK TABLE …

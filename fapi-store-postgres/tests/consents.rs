@@ -108,6 +108,43 @@ async fn two_instances_appending_form_one_chain() {
     assert_eq!(verify_chain(&entries, &[], &keys, &[]).unwrap(), 200);
 }
 
+/// An append used to rewrite the one `fapi_audit_head` row. Each rewrite
+/// is a new row version: under concurrent appends the versions outran
+/// pruning (2,000,000 appends left 1,361 pages where autovacuum did not
+/// run), and the lock statement scans every page, so each append held the
+/// trail's lock ~4 ms longer after a million flows. The row is only a lock
+/// now: appends from both instances lock it and never rewrite it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_lock_the_audit_head_without_rewriting_it() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let store = db.store().await;
+    let (a, b) = (store.audit_log(), db.store().await.audit_log());
+    let client = store.pool().get().await.unwrap();
+    let version = "SELECT ctid::text || ' ' || xmin::text FROM fapi_audit_head";
+    let before: String = client.query_one(version, &[]).await.unwrap().get(0);
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let log = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            log.append(AuditEvent::new(AuditAction::ConsentAuthorised, at(i)))
+                .await
+                .unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let after: String = client.query_one(version, &[]).await.unwrap().get(0);
+    assert_eq!(before, after, "the head row was rewritten");
+    // the twin: the appends happened, as one chain
+    assert_eq!(a.head().await.unwrap().unwrap().seq, 100);
+    let keys = fapi_core::jwk::KeySet::default();
+    let entries = b.entries(1, 1000).await.unwrap();
+    assert_eq!(verify_chain(&entries, &[], &keys, &[]).unwrap(), 100);
+}
+
 /// Someone with database access edits one row: the chain read back through
 /// the store names that entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
