@@ -76,6 +76,21 @@ INSERT INTO fapi_audit_head DEFAULT VALUES;
     ),
 ];
 
+/// Whether `CREATE TABLE IF NOT EXISTS` failed only because another
+/// session created the table at the same moment (the check is not atomic
+/// with the creation): the catalog's unique index, the table's name, or
+/// its row type's name (`type … already exists`) taken by the winner.
+/// The table exists then.
+fn lost_creation_race(code: &tokio_postgres::error::SqlState) -> bool {
+    use tokio_postgres::error::SqlState;
+    [
+        SqlState::UNIQUE_VIOLATION,
+        SqlState::DUPLICATE_TABLE,
+        SqlState::DUPLICATE_OBJECT,
+    ]
+    .contains(code)
+}
+
 /// Applies what is missing of `component`'s `migrations`. The version
 /// table is created if absent and locked for the whole run (`LOCK TABLE …
 /// EXCLUSIVE`), so instances starting together apply each migration once,
@@ -96,13 +111,7 @@ pub(crate) async fn migrate(
         )
         .await;
     if let Err(e) = created {
-        // two instances creating it at the same moment: one wins, the
-        // other sees the catalog's unique violation; the table exists
-        let raced = e.code().is_some_and(|c| {
-            *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
-                || *c == tokio_postgres::error::SqlState::DUPLICATE_TABLE
-        });
-        if !raced {
+        if !e.code().is_some_and(lost_creation_race) {
             return Err(unavailable(e));
         }
     }
@@ -134,4 +143,27 @@ pub(crate) async fn migrate(
         .map_err(unavailable)?;
     }
     tx.commit().await.map_err(unavailable)
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_postgres::error::SqlState;
+
+    #[test]
+    fn only_a_lost_creation_race_is_forgiven() {
+        for raced in [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::DUPLICATE_TABLE,
+            SqlState::DUPLICATE_OBJECT,
+        ] {
+            assert!(super::lost_creation_race(&raced), "{raced:?}");
+        }
+        for other in [
+            SqlState::INSUFFICIENT_PRIVILEGE,
+            SqlState::SYNTAX_ERROR,
+            SqlState::READ_ONLY_SQL_TRANSACTION,
+        ] {
+            assert!(!super::lost_creation_race(&other), "{other:?}");
+        }
+    }
 }
