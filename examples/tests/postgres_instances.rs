@@ -48,14 +48,35 @@ async fn two_instances(
 /// An account-access consent of tpp-a for `permissions`, created and
 /// pushed through instance A: its id and the pending authorization.
 async fn pushed_consent(p: &Platform, permissions: Value) -> (String, PendingAuthorization) {
+    pushed(
+        p,
+        "accounts",
+        &format!("{AISP}/account-access-consents"),
+        &json!({ "Data": { "Permissions": permissions }, "Risk": {} }),
+        None,
+    )
+    .await
+}
+
+/// A consent of tpp-a created at `path` with `body` under a
+/// client-credentials token of `scope` (with `idempotency_key`, signed as
+/// payment calls are), and its authorization request for `openid {scope}`
+/// pushed, all through instance A: its id and the pending authorization.
+async fn pushed(
+    p: &Platform,
+    scope: &str,
+    path: &str,
+    body: &Value,
+    idempotency_key: Option<&str>,
+) -> (String, PendingAuthorization) {
     let tpp_a = &p.tpps[0];
-    let cc = tpp_a.client_credentials("accounts").await.unwrap();
+    let cc = tpp_a.client_credentials(scope).await.unwrap();
     let created = tpp_a
         .post_json(
-            &format!("{}{AISP}/account-access-consents", p.bank.api_base),
+            &format!("{}{path}", p.bank.api_base),
             &cc,
-            &json!({ "Data": { "Permissions": permissions }, "Risk": {} }),
-            None,
+            body,
+            idempotency_key,
         )
         .await
         .unwrap();
@@ -65,7 +86,7 @@ async fn pushed_consent(p: &Platform, permissions: Value) -> (String, PendingAut
         .unwrap()
         .to_owned();
     let pending = tpp_a
-        .push_authorization(&consent, "openid accounts")
+        .push_authorization(&consent, &format!("openid {scope}"))
         .await
         .unwrap();
     (consent, pending)
@@ -609,25 +630,14 @@ async fn one_payment_consent_submitted_through_two_instances_pays_once() {
     let tpp_a = &p.tpps[0];
     let initiation =
         fapi_examples::tpp::initiation("instr-2i", "25.00", "ACME Ltd", "08080021325698", "INV-2I");
-    let cc = tpp_a.client_credentials("payments").await.unwrap();
-    let created = tpp_a
-        .post_json(
-            &format!("{}{PISP}/domestic-payment-consents", p.bank.api_base),
-            &cc,
-            &json!({ "Data": { "Initiation": initiation }, "Risk": {} }),
-            Some("consent-2i"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(created.status, 201);
-    let consent = created.json()["Data"]["ConsentId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let pending = tpp_a
-        .push_authorization(&consent, "openid payments")
-        .await
-        .unwrap();
+    let (consent, pending) = pushed(
+        &p,
+        "payments",
+        &format!("{PISP}/domestic-payment-consents"),
+        &json!({ "Data": { "Initiation": initiation }, "Risk": {} }),
+        Some("consent-2i"),
+    )
+    .await;
     let location = alice(&p)
         .authorize(&pending.authorization_url, &["acc-1"], true)
         .await
