@@ -446,9 +446,34 @@ async fn an_instance_killed_under_load_loses_nothing_acknowledged() {
     let (mut a2, discovery_a2, _la2) = serve(&config, &flags);
     assert!(ok(&tpp(&dir, &discovery_a2, "tpp-a", &["accounts"])).contains("acc-1"));
 
-    // every acknowledged payment is booked, each once
+    // a submission A was killed in may have booked at the core without
+    // recording its payment: its reservation is settled by reconciliation
+    // (no later than the core timeout plus one sweep period, 10 s), so
+    // the count below waits for no reservation to be pending, up to a
+    // generous deadline; without the wait the counts raced it
     let store = db.store().await;
     let client = store.pool().get().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let pending: i64 = client
+            .query_one(
+                "SELECT count(*) FROM fapi_consents WHERE status = 'PaymentPending'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{pending} payment reservations still pending after 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // every acknowledged payment is booked, each once
     let booked: i64 = client
         .query_one(
             "SELECT count(*) FROM core_transactions WHERE payment_ref IS NOT NULL",
