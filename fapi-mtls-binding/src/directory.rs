@@ -110,8 +110,9 @@ pub(crate) struct Entries {
     pub(crate) owners: HashMap<[u8; 32], ClientId>,
     pub(crate) revoked_certificates: HashSet<[u8; 32]>,
     pub(crate) revoked_clients: HashSet<ClientId>,
-    /// Registrations written through [`TppRegistry`](crate::registry::TppRegistry).
-    pub(crate) registrations: HashMap<ClientId, String>,
+    /// Registrations written through [`TppRegistry`](crate::registry::TppRegistry),
+    /// with the certificate each was registered with.
+    pub(crate) registrations: HashMap<ClientId, (String, [u8; 32])>,
 }
 
 impl Entries {

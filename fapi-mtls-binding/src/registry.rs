@@ -21,7 +21,10 @@ pub struct RegisteredClient {
     /// The registration as the application serialised it (opaque to the
     /// registry: the bank's client metadata document).
     pub registration: String,
-    /// Its transport certificate's `x5t#S256`.
+    /// The `x5t#S256` of the transport certificate it was registered
+    /// with (certificates added since, by
+    /// [`TppRegistry::add_certificate`], are owned too; see
+    /// [`TppDirectory::certificate_owner`]).
     pub certificate: CertificateThumbprint,
     /// Whether the TPP is revoked.
     pub revoked: bool,
@@ -40,6 +43,10 @@ pub enum RegisterError {
     /// identifies one TPP).
     #[error("the transport certificate is registered to another client")]
     CertificateTaken,
+    /// The client is not registered (a certificate is only added to a
+    /// registered client).
+    #[error("the client is not registered")]
+    NotRegistered,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -49,11 +56,16 @@ pub enum RegisterError {
 /// reads.
 ///
 /// # Guarantees an implementation must give
-/// - One transport certificate per client, and a certificate belongs to at
-///   most one client: [`TppRegistry::register_client`] refuses a
-///   certificate another client holds ([`RegisterError::CertificateTaken`]),
-///   also when several registrations race; re-registering a client
-///   replaces its certificate (the old one is no longer owned).
+/// - A certificate belongs to at most one client:
+///   [`TppRegistry::register_client`] and [`TppRegistry::add_certificate`]
+///   refuse a certificate another client holds
+///   ([`RegisterError::CertificateTaken`]), also when several writes race.
+/// - A client holds the certificate it was registered with and those added
+///   since (a TPP rotating its transport certificate under a registration
+///   that trusts certificates by subject, RFC 8705 §2.1.2, keeps both
+///   working until the old one expires or is revoked); re-registering a
+///   client replaces all of them with the one given (the others are no
+///   longer owned).
 /// - A revoked client is never made active by a registration
 ///   ([`RegisterError::Revoked`], nothing written); only
 ///   [`TppRegistry::reinstate_client`] does.
@@ -68,6 +80,24 @@ pub trait TppRegistry: TppDirectory {
         &'a self,
         client: &'a ClientId,
         registration: String,
+        certificate: &'a CertificateThumbprint,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<(), RegisterError>>;
+
+    /// Adds `certificate` to the certificates `client` holds, at `now`
+    /// (idempotent for a certificate it already holds). The caller has
+    /// decided the certificate is the client's (it chains to the scheme CA
+    /// and matches the registration); the registry records the ownership,
+    /// so the directory names the owner and can revoke the certificate on
+    /// its own.
+    ///
+    /// # Errors
+    /// [`RegisterError::CertificateTaken`] (another client holds it),
+    /// [`RegisterError::Revoked`], [`RegisterError::NotRegistered`],
+    /// [`RegisterError::Store`]; nothing is written on an error.
+    fn add_certificate<'a>(
+        &'a self,
+        client: &'a ClientId,
         certificate: &'a CertificateThumbprint,
         now: UnixTime,
     ) -> BoxFuture<'a, Result<(), RegisterError>>;
@@ -127,8 +157,33 @@ impl TppRegistry for InMemoryTppDirectory {
             }
             e.owners.retain(|_, owner| owner != client);
             e.owners.insert(cert, client.clone());
-            e.registrations.insert(client.clone(), registration);
+            e.registrations.insert(client.clone(), (registration, cert));
             Ok(())
+        });
+        Box::pin(core::future::ready(r))
+    }
+
+    fn add_certificate<'a>(
+        &'a self,
+        client: &'a ClientId,
+        certificate: &'a CertificateThumbprint,
+        _now: UnixTime,
+    ) -> BoxFuture<'a, Result<(), RegisterError>> {
+        let r = self.with_entries(|e| {
+            if !e.registrations.contains_key(client) {
+                return Err(RegisterError::NotRegistered);
+            }
+            if e.revoked_clients.contains(client) {
+                return Err(RegisterError::Revoked);
+            }
+            let cert = *certificate.as_bytes();
+            match e.owners.get(&cert) {
+                Some(owner) if owner != client => Err(RegisterError::CertificateTaken),
+                _ => {
+                    e.owners.insert(cert, client.clone());
+                    Ok(())
+                }
+            }
         });
         Box::pin(core::future::ready(r))
     }
@@ -172,16 +227,11 @@ impl TppRegistry for InMemoryTppDirectory {
         client: &'a ClientId,
     ) -> BoxFuture<'a, Result<Option<RegisteredClient>, StoreError>> {
         let r = self.with_entries(|e| {
-            let registration = e.registrations.get(client)?.clone();
-            let certificate = e
-                .owners
-                .iter()
-                .find(|(_, owner)| *owner == client)
-                .map(|(cert, _)| CertificateThumbprint::from_bytes(*cert))?;
+            let (registration, certificate) = e.registrations.get(client)?.clone();
             Some(RegisteredClient {
                 client_id: client.clone(),
                 registration,
-                certificate,
+                certificate: CertificateThumbprint::from_bytes(certificate),
                 revoked: e.revoked_clients.contains(client),
             })
         });
@@ -224,6 +274,10 @@ mod tests {
         SharesCertificates,
         /// Revoking answers as if done and records nothing.
         ForgetsRevocations,
+        /// Adding a certificate takes it from the client that holds it.
+        StealsOnAdd,
+        /// Re-registering keeps the certificates added before.
+        KeepsAddedCertificates,
     }
 
     #[derive(Debug)]
@@ -258,15 +312,47 @@ mod tests {
                 if matches!(self.1, Flaw::ReRegistersRevoked) {
                     TppRegistry::reinstate_client(&self.0, client).await?;
                 }
+                let kept: Vec<[u8; 32]> = self.0.with_entries(|e| {
+                    e.owners
+                        .iter()
+                        .filter(|(cert, owner)| {
+                            *owner == client
+                                && e.registrations.get(client).map(|r| &r.1) != Some(*cert)
+                        })
+                        .map(|(cert, _)| *cert)
+                        .collect()
+                });
                 let r = self
                     .0
                     .register_client(client, registration, certificate, now)
                     .await;
-                match (r, &self.1) {
+                let r = match (r, &self.1) {
                     (Err(RegisterError::CertificateTaken), Flaw::SharesCertificates) => Ok(()),
                     (r, _) => r,
+                };
+                if matches!(self.1, Flaw::KeepsAddedCertificates) {
+                    self.0.with_entries(|e| {
+                        for cert in kept {
+                            e.owners.insert(cert, client.clone());
+                        }
+                    });
                 }
+                r
             })
+        }
+
+        fn add_certificate<'a>(
+            &'a self,
+            client: &'a ClientId,
+            certificate: &'a CertificateThumbprint,
+            now: UnixTime,
+        ) -> BoxFuture<'a, Result<(), RegisterError>> {
+            if matches!(self.1, Flaw::StealsOnAdd) {
+                self.0.with_entries(|e| {
+                    e.owners.remove(certificate.as_bytes());
+                });
+            }
+            self.0.add_certificate(client, certificate, now)
         }
 
         fn revoke_client<'a>(
@@ -324,6 +410,14 @@ mod tests {
             (
                 Flaw::ForgetsRevocations,
                 "a revoked client reads as revoked",
+            ),
+            (
+                Flaw::StealsOnAdd,
+                "adding another client's certificate is refused",
+            ),
+            (
+                Flaw::KeepsAddedCertificates,
+                "re-registering drops the added certificates",
             ),
         ] {
             let flawed = Flawed(InMemoryTppDirectory::new(), flaw);

@@ -22,6 +22,9 @@ use crate::registry::{RegisterError, RegisteredClient, TppRegistry};
 /// How many registrations race for one certificate in the kit.
 pub const RACERS: usize = 200;
 
+/// How many registered clients race to add one certificate in the kit.
+pub const ADDERS: usize = 32;
+
 fn fail(case: &'static str, detail: impl core::fmt::Debug) -> ConformanceFailure {
     ConformanceFailure {
         case,
@@ -183,6 +186,143 @@ pub async fn tpp_registry_conformance(
     let s = standing("a replaced certificate", registry, &a, &cert(1)).await?;
     expect("a replaced certificate is no longer owned", s.owner, None)?;
 
+    // certificates added to a registration (a rotation)
+    expect(
+        "a certificate is added to a registered client",
+        registry.add_certificate(&a, &cert(5), now).await,
+        Ok(()),
+    )?;
+    expect(
+        "adding a certificate the client holds is idempotent",
+        registry.add_certificate(&a, &cert(5), now).await,
+        Ok(()),
+    )?;
+    let s = standing("an added certificate", registry, &a, &cert(5)).await?;
+    expect(
+        "an added certificate is active and owned",
+        (s.status, s.owner),
+        (CertificateStatus::Active, Some(a.clone())),
+    )?;
+    let s = standing(
+        "the registered certificate after an addition",
+        registry,
+        &a,
+        &cert(3),
+    )
+    .await?;
+    expect(
+        "adding a certificate keeps the registered one",
+        (s.status, s.owner),
+        (CertificateStatus::Active, Some(a.clone())),
+    )?;
+    expect(
+        "an addition leaves the registration as it was",
+        registry.client(&a).await,
+        Ok(Some(row(&a, "a-2", 3, false))),
+    )?;
+    expect(
+        "adding another client's certificate is refused",
+        registry.add_certificate(&a, &cert(2), now).await,
+        Err(RegisterError::CertificateTaken),
+    )?;
+    let s = standing(
+        "a certificate another client tried to add",
+        registry,
+        &b,
+        &cert(2),
+    )
+    .await?;
+    expect(
+        "a refused addition leaves the owner",
+        s.owner,
+        Some(b.clone()),
+    )?;
+    expect(
+        "registering with another client's added certificate is refused",
+        registry
+            .register_client(&b, "b-2".into(), &cert(5), now)
+            .await,
+        Err(RegisterError::CertificateTaken),
+    )?;
+    expect(
+        "adding a certificate to an unknown client is refused",
+        registry.add_certificate(&unknown, &cert(6), now).await,
+        Err(RegisterError::NotRegistered),
+    )?;
+    let s = standing(
+        "a certificate refused to an unknown client",
+        registry,
+        &unknown,
+        &cert(6),
+    )
+    .await?;
+    expect("a refused addition writes nothing", s.owner, None)?;
+    registry
+        .revoke_certificate(&cert(5), now)
+        .await
+        .map_err(|e| fail("revoking an added certificate", e))?;
+    let s = standing("a revoked added certificate", registry, &a, &cert(5)).await?;
+    expect(
+        "an added certificate is revoked on its own",
+        s.status,
+        CertificateStatus::CertificateRevoked,
+    )?;
+    let s = standing(
+        "the registered certificate after revoking an added one",
+        registry,
+        &a,
+        &cert(3),
+    )
+    .await?;
+    expect(
+        "revoking an added certificate leaves the registered one active",
+        s.status,
+        CertificateStatus::Active,
+    )?;
+    expect(
+        "a second certificate is added",
+        registry.add_certificate(&a, &cert(7), now).await,
+        Ok(()),
+    )?;
+    expect(
+        "a client re-registers with its added certificate",
+        registry
+            .register_client(&a, "a-2".into(), &cert(7), now)
+            .await,
+        Ok(()),
+    )?;
+    let s = standing(
+        "an added certificate after a re-registration",
+        registry,
+        &a,
+        &cert(5),
+    )
+    .await?;
+    expect("re-registering drops the added certificates", s.owner, None)?;
+    let s = standing(
+        "the old registered certificate after a re-registration",
+        registry,
+        &a,
+        &cert(3),
+    )
+    .await?;
+    expect(
+        "re-registering drops the registered certificate",
+        s.owner,
+        None,
+    )?;
+    let s = standing("the certificate re-registered with", registry, &a, &cert(7)).await?;
+    expect(
+        "the certificate re-registered with is owned",
+        s.owner,
+        Some(a.clone()),
+    )?;
+    expect(
+        "the re-registration reads back",
+        registry.client(&a).await,
+        Ok(Some(row(&a, "a-2", 7, false))),
+    )?;
+
     // revocation
     expect(
         "revoking a registered client",
@@ -194,7 +334,7 @@ pub async fn tpp_registry_conformance(
         registry.revoke_client(&unknown).await,
         Ok(false),
     )?;
-    let s = standing("a revoked client", registry, &a, &cert(3)).await?;
+    let s = standing("a revoked client", registry, &a, &cert(7)).await?;
     expect(
         "a revoked client reads as revoked",
         s.status,
@@ -210,7 +350,24 @@ pub async fn tpp_registry_conformance(
     expect(
         "a refused re-registration writes nothing",
         registry.client(&a).await,
-        Ok(Some(row(&a, "a-2", 3, true))),
+        Ok(Some(row(&a, "a-2", 7, true))),
+    )?;
+    expect(
+        "adding a certificate to a revoked client is refused",
+        registry.add_certificate(&a, &cert(8), now).await,
+        Err(RegisterError::Revoked),
+    )?;
+    let s = standing(
+        "a certificate refused to a revoked client",
+        registry,
+        &a,
+        &cert(8),
+    )
+    .await?;
+    expect(
+        "an addition refused to a revoked client writes nothing",
+        s.owner,
+        None,
     )?;
     let s = standing(
         "another client while one is revoked",
@@ -236,7 +393,7 @@ pub async fn tpp_registry_conformance(
         registry.reinstate_client(&unknown).await,
         Ok(false),
     )?;
-    let s = standing("a reinstated client", registry, &a, &cert(3)).await?;
+    let s = standing("a reinstated client", registry, &a, &cert(7)).await?;
     expect(
         "a reinstated client is active",
         s.status,
@@ -313,6 +470,56 @@ pub async fn tpp_registry_conformance(
         .map_err(|e| fail("the race's owner", e))?;
     expect(
         "the certificate's owner is the winner",
+        owner,
+        winners.pop(),
+    )?;
+
+    // registered clients race to add one certificate: exactly one holds it
+    let adders = (0..ADDERS)
+        .map(|i| id(&format!("tpp-adder-{i:03}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, c) in adders.iter().enumerate() {
+        let mut own = [0xad; 32];
+        own[0] = u8::try_from(i).map_err(|e| fail("adders", e))?;
+        expect(
+            "an adder is registered",
+            registry
+                .register_client(
+                    c,
+                    c.as_str().to_owned(),
+                    &CertificateThumbprint::from_bytes(own),
+                    now,
+                )
+                .await,
+            Ok(()),
+        )?;
+    }
+    let contested = cert(10);
+    let results = join_all(
+        adders
+            .iter()
+            .map(|c| registry.add_certificate(c, &contested, now)),
+    )
+    .await;
+    let mut winners = Vec::new();
+    for (c, r) in adders.iter().zip(results) {
+        match r {
+            Ok(()) => winners.push(c.clone()),
+            Err(RegisterError::CertificateTaken) => {}
+            other => return Err(fail("racing additions of one certificate", other)),
+        }
+    }
+    expect(
+        "exactly one racing addition holds the certificate",
+        winners.len(),
+        1,
+    )?;
+    let owner = registry
+        .certificate_owner(&contested)
+        .await
+        .map_err(|e| fail("the addition race's owner", e))?;
+    expect(
+        "the added certificate's owner is the winner",
         owner,
         winners.pop(),
     )?;

@@ -8,9 +8,10 @@ use tokio_postgres::error::SqlState;
 
 use crate::{unavailable, PostgresStore};
 
-/// The registry of onboarded TPPs in `fapi_clients` (one transport
-/// certificate each, `UNIQUE` across clients) and
-/// `fapi_revoked_certificates`: the [`TppRegistry`] onboarding writes and
+/// The registry of onboarded TPPs in `fapi_clients`, the certificates
+/// each holds in `fapi_client_certificates` (the one it was registered
+/// with and those added since; the thumbprint is the key, so a
+/// certificate is held by one client) and `fapi_revoked_certificates`: the [`TppRegistry`] onboarding writes and
 /// the [`TppDirectory`] resource calls consult. Every answer is read live:
 /// a revocation through any instance stops the next call on every other.
 #[derive(Clone, Debug)]
@@ -23,7 +24,7 @@ pub struct PostgresDirectory {
 pub(crate) const STANDING_COLUMNS: &str =
     "EXISTS (SELECT 1 FROM fapi_revoked_certificates WHERE thumbprint = $2),
      (SELECT revoked FROM fapi_clients WHERE client_id = $1),
-     (SELECT client_id FROM fapi_clients WHERE certificate = $2)";
+     (SELECT client_id FROM fapi_client_certificates WHERE thumbprint = $2)";
 
 /// The [`Standing`] from [`STANDING_COLUMNS`] starting at column `at`.
 pub(crate) fn standing_at(row: &tokio_postgres::Row, at: usize) -> Result<Standing, StoreError> {
@@ -113,7 +114,7 @@ impl TppDirectory for PostgresDirectory {
                 let db = self.db.client().await?;
                 let row = db
                     .query_opt(
-                        "SELECT client_id FROM fapi_clients WHERE certificate = $1",
+                        "SELECT client_id FROM fapi_client_certificates WHERE thumbprint = $1",
                         &[&&certificate.as_bytes()[..]],
                     )
                     .await
@@ -130,11 +131,14 @@ impl TppDirectory for PostgresDirectory {
 }
 
 impl TppRegistry for PostgresDirectory {
-    /// One statement: insert the client, or update its registration only
+    /// One transaction: insert the client, or update its registration only
     /// if it is not revoked (a revoked TPP is not re-registered without a
-    /// reinstatement: no row changes). A certificate held by another client
-    /// violates the column's `UNIQUE` constraint, also when two instances
-    /// register it at the same moment.
+    /// reinstatement: no row changes), then replace the certificates it
+    /// holds with `certificate`. A certificate another client holds
+    /// violates `fapi_clients.certificate`'s `UNIQUE` constraint or finds
+    /// its `fapi_client_certificates` row owned by that client (the
+    /// transaction rolls back), also when two instances register it at the
+    /// same moment.
     fn register_client<'a>(
         &'a self,
         client: &'a ClientId,
@@ -143,34 +147,104 @@ impl TppRegistry for PostgresDirectory {
         now: UnixTime,
     ) -> BoxFuture<'a, Result<(), RegisterError>> {
         Box::pin(async move {
-            let db = self.db.client().await?;
-            let written = db
+            let mut db = self.db.client().await?;
+            let tx = db.transaction().await.map_err(unavailable)?;
+            let taken = |e: tokio_postgres::Error| {
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                    RegisterError::CertificateTaken
+                } else {
+                    RegisterError::from(unavailable(e))
+                }
+            };
+            let cert = &certificate.as_bytes()[..];
+            let written = tx
                 .execute(
                     "INSERT INTO fapi_clients (client_id, registration, certificate, revoked, onboarded_at)
                      VALUES ($1, $2, $3, FALSE, $4)
                      ON CONFLICT (client_id) DO UPDATE
                      SET registration = EXCLUDED.registration, certificate = EXCLUDED.certificate
                      WHERE NOT fapi_clients.revoked",
-                    &[
-                        &client.as_str(),
-                        &registration,
-                        &&certificate.as_bytes()[..],
-                        &now.as_secs(),
-                    ],
+                    &[&client.as_str(), &registration, &cert, &now.as_secs()],
                 )
                 .await
-                .map_err(|e| {
-                    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-                        RegisterError::CertificateTaken
-                    } else {
-                        RegisterError::from(unavailable(e))
-                    }
-                })?;
-            if written == 1 {
-                Ok(())
-            } else {
-                Err(RegisterError::Revoked)
+                .map_err(taken)?;
+            if written != 1 {
+                return Err(RegisterError::Revoked);
             }
+            tx.execute(
+                "DELETE FROM fapi_client_certificates WHERE client_id = $1 AND thumbprint <> $2",
+                &[&client.as_str(), &cert],
+            )
+            .await
+            .map_err(unavailable)?;
+            // a row another client holds is left alone: nothing written
+            let held = tx
+                .execute(
+                    "INSERT INTO fapi_client_certificates (thumbprint, client_id, added_at)
+                     VALUES ($1, $2, $3)
+                     ON CONFLICT (thumbprint) DO UPDATE SET client_id = EXCLUDED.client_id
+                     WHERE fapi_client_certificates.client_id = EXCLUDED.client_id",
+                    &[&cert, &client.as_str(), &now.as_secs()],
+                )
+                .await
+                .map_err(taken)?;
+            if held != 1 {
+                return Err(RegisterError::CertificateTaken);
+            }
+            tx.commit().await.map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    /// An insert that only an active client's certificate makes (the
+    /// thumbprint key decides a race between clients); when it inserts
+    /// nothing, one read says why.
+    fn add_certificate<'a>(
+        &'a self,
+        client: &'a ClientId,
+        certificate: &'a CertificateThumbprint,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<(), RegisterError>> {
+        Box::pin(async move {
+            let db = self.db.client().await?;
+            let cert = &certificate.as_bytes()[..];
+            // a row deleted by a concurrent re-registration between the
+            // insert and the read is tried again, a bounded number of times
+            for _ in 0..3 {
+                let inserted = db
+                    .execute(
+                        "INSERT INTO fapi_client_certificates (thumbprint, client_id, added_at)
+                         SELECT $1, $2, $3 WHERE EXISTS
+                             (SELECT 1 FROM fapi_clients WHERE client_id = $2 AND NOT revoked)
+                         ON CONFLICT (thumbprint) DO NOTHING",
+                        &[&cert, &client.as_str(), &now.as_secs()],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                if inserted == 1 {
+                    return Ok(());
+                }
+                let row = db
+                    .query_one(
+                        "SELECT (SELECT revoked FROM fapi_clients WHERE client_id = $2),
+                                (SELECT client_id FROM fapi_client_certificates WHERE thumbprint = $1)",
+                        &[&cert, &client.as_str()],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                let revoked: Option<bool> = row.try_get(0).map_err(unavailable)?;
+                let owner: Option<&str> = row.try_get(1).map_err(unavailable)?;
+                match (revoked, owner) {
+                    (None, _) => return Err(RegisterError::NotRegistered),
+                    (Some(true), _) => return Err(RegisterError::Revoked),
+                    (Some(false), Some(o)) if o == client.as_str() => return Ok(()),
+                    (Some(false), Some(_)) => return Err(RegisterError::CertificateTaken),
+                    (Some(false), None) => {}
+                }
+            }
+            Err(RegisterError::Store(unavailable(
+                "the certificate's ownership kept changing while it was added",
+            )))
         })
     }
 

@@ -74,6 +74,21 @@ TRUNCATE fapi_audit_head;
 INSERT INTO fapi_audit_head DEFAULT VALUES;
 ",
     ),
+    (
+        3,
+        // a client holds the certificate it was registered with and those
+        // added since (a transport certificate rotated under a
+        // registration that trusts certificates by subject); until now it
+        // held only the first
+        "
+CREATE TABLE fapi_client_certificates (
+    thumbprint BYTEA PRIMARY KEY, client_id TEXT NOT NULL, added_at BIGINT NOT NULL
+);
+CREATE INDEX fapi_client_certificates_by_client ON fapi_client_certificates (client_id);
+INSERT INTO fapi_client_certificates (thumbprint, client_id, added_at)
+    SELECT certificate, client_id, onboarded_at FROM fapi_clients;
+",
+    ),
 ];
 
 /// Whether `CREATE TABLE IF NOT EXISTS` failed only because another

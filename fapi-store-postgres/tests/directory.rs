@@ -75,6 +75,49 @@ async fn registry_passes_the_kit() {
         .unwrap();
 }
 
+/// Migration 3 gives each client registered before it the certificate it
+/// was registered with, so its calls keep working; certificates added
+/// later sit beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migration_3_keeps_each_clients_registered_certificate() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let store = db.store().await;
+    let (a, cert) = (
+        ClientId::try_from("tpp-a").unwrap(),
+        CertificateThumbprint::from_bytes([1; 32]),
+    );
+    store
+        .directory()
+        .register_client(&a, "a".into(), &cert, at(0))
+        .await
+        .unwrap();
+    // the schema as migration 2 left it, with the client in it
+    let client = store.pool().get().await.unwrap();
+    client
+        .batch_execute(
+            "DROP TABLE fapi_client_certificates;
+             DELETE FROM fapi_schema_migrations WHERE version = 3;",
+        )
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let directory = store.directory();
+    let standing = directory.standing(&a, &cert).await.unwrap();
+    assert_eq!(
+        (standing.status, standing.owner),
+        (CertificateStatus::Active, Some(a.clone()))
+    );
+    let added = CertificateThumbprint::from_bytes([2; 32]);
+    directory.add_certificate(&a, &added, at(1)).await.unwrap();
+    assert_eq!(
+        directory.certificate_owner(&added).await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(directory.certificate_owner(&cert).await.unwrap(), Some(a));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pushed_request_store_passes_the_kit() {
     let Some(db) = TestDb::new().await else {

@@ -10,8 +10,10 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::pool::{unavailable, Role};
 use crate::SqliteStore;
 
-/// The registry of onboarded TPPs in `clients` (one transport certificate
-/// each, unique across clients) and `revoked_certificates`: the
+/// The registry of onboarded TPPs in `clients`, the certificates each
+/// holds in `client_certificates` (the one it was registered with and
+/// those added since; a certificate is held by one client) and
+/// `revoked_certificates`: the
 /// [`TppRegistry`] onboarding writes and the [`TppDirectory`] the resource
 /// calls consult. Every answer is read live: a revocation by any process
 /// on the file stops the next call.
@@ -67,7 +69,7 @@ fn standing_of(conn: &Connection, client: &str, cert: &[u8; 32]) -> Result<Stand
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM revoked_certificates WHERE thumbprint = ?2), \
                     (SELECT revoked FROM clients WHERE client_id = ?1), \
-                    (SELECT client_id FROM clients WHERE certificate = ?2)",
+                    (SELECT client_id FROM client_certificates WHERE thumbprint = ?2)",
         )
         .map_err(unavailable)?
         .query_row(params![client, &cert[..]], |r| {
@@ -121,7 +123,7 @@ impl TppDirectory for SqliteDirectory {
         let cert = *certificate.as_bytes();
         let owner = self.db.run(Role::Read, move |conn| {
             let owner: Option<String> = conn
-                .prepare_cached("SELECT client_id FROM clients WHERE certificate = ?1")
+                .prepare_cached("SELECT client_id FROM client_certificates WHERE thumbprint = ?1")
                 .map_err(unavailable)?
                 .query_row(params![&cert[..]], |r| r.get(0))
                 .optional()
@@ -150,7 +152,7 @@ fn register_in(
     let (revoked, owner): (Option<i64>, Option<String>) = tx
         .prepare_cached(
             "SELECT (SELECT revoked FROM clients WHERE client_id = ?1), \
-                    (SELECT client_id FROM clients WHERE certificate = ?2)",
+                    (SELECT client_id FROM client_certificates WHERE thumbprint = ?2)",
         )
         .map_err(unavailable)?
         .query_row(params![client, &cert[..]], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -171,6 +173,59 @@ fn register_in(
         Some(rusqlite::ErrorCode::ConstraintViolation) => RegisterError::CertificateTaken,
         _ => unavailable(e).into(),
     })?;
+    // the registration replaces every certificate the client held
+    tx.execute(
+        "DELETE FROM client_certificates WHERE client_id = ?1",
+        params![client],
+    )
+    .map_err(unavailable)?;
+    tx.execute(
+        "INSERT INTO client_certificates (thumbprint, client_id, added_at) VALUES (?1, ?2, ?3)",
+        params![&cert[..], client, now.as_secs()],
+    )
+    .map_err(|e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => RegisterError::CertificateTaken,
+        _ => unavailable(e).into(),
+    })?;
+    tx.commit().map_err(unavailable)?;
+    Ok(())
+}
+
+/// [`TppRegistry::add_certificate`] in one `IMMEDIATE` transaction: the
+/// client's state and the certificate's owner are read under the file's
+/// write lock, and the table's primary key backs the ownership check.
+fn add_certificate_in(
+    conn: &mut Connection,
+    client: &str,
+    cert: &[u8; 32],
+    now: UnixTime,
+) -> Result<(), RegisterError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    let (revoked, owner): (Option<i64>, Option<String>) = tx
+        .prepare_cached(
+            "SELECT (SELECT revoked FROM clients WHERE client_id = ?1), \
+                    (SELECT client_id FROM client_certificates WHERE thumbprint = ?2)",
+        )
+        .map_err(unavailable)?
+        .query_row(params![client, &cert[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(unavailable)?;
+    match (revoked, owner) {
+        (None, _) => return Err(RegisterError::NotRegistered),
+        (Some(r), _) if r != 0 => return Err(RegisterError::Revoked),
+        (_, Some(owner)) if owner != client => return Err(RegisterError::CertificateTaken),
+        (_, Some(_)) => return Ok(()),
+        (_, None) => {}
+    }
+    tx.execute(
+        "INSERT INTO client_certificates (thumbprint, client_id, added_at) VALUES (?1, ?2, ?3)",
+        params![&cert[..], client, now.as_secs()],
+    )
+    .map_err(|e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => RegisterError::CertificateTaken,
+        _ => unavailable(e).into(),
+    })?;
     tx.commit().map_err(unavailable)?;
     Ok(())
 }
@@ -186,6 +241,18 @@ impl TppRegistry for SqliteDirectory {
         let (client, cert) = (client.as_str().to_owned(), *certificate.as_bytes());
         self.db.run(Role::Write, move |conn| {
             register_in(conn, &client, &registration, &cert, now)
+        })
+    }
+
+    fn add_certificate<'a>(
+        &'a self,
+        client: &'a ClientId,
+        certificate: &'a CertificateThumbprint,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<(), RegisterError>> {
+        let (client, cert) = (client.as_str().to_owned(), *certificate.as_bytes());
+        self.db.run(Role::Write, move |conn| {
+            add_certificate_in(conn, &client, &cert, now)
         })
     }
 

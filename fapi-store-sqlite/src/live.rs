@@ -65,7 +65,7 @@ impl SqliteLiveReads {
                     "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1), \
                             EXISTS (SELECT 1 FROM revoked_certificates WHERE thumbprint = ?3), \
                             (SELECT revoked FROM clients WHERE client_id = ?2), \
-                            (SELECT client_id FROM clients WHERE certificate = ?3), \
+                            (SELECT client_id FROM client_certificates WHERE thumbprint = ?3), \
                             (SELECT body FROM consents WHERE id = ?4)",
                 )
                 .map_err(unavailable)?

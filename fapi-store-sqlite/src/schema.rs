@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS clients (
     client_id TEXT PRIMARY KEY, registration TEXT NOT NULL, certificate BLOB NOT NULL UNIQUE,
     revoked INTEGER NOT NULL, onboarded_at INTEGER NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS client_certificates (
+    thumbprint BLOB PRIMARY KEY, client_id TEXT NOT NULL, added_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS client_certificates_by_client ON client_certificates (client_id);
 CREATE TABLE IF NOT EXISTS revoked_certificates (
     thumbprint BLOB PRIMARY KEY, revoked_at INTEGER NOT NULL
 ) STRICT;
@@ -65,10 +69,28 @@ CREATE INDEX IF NOT EXISTS consents_payment_pending ON consents (id)
 ";
 
 /// Creates what is missing and brings a database written by an earlier
-/// version up to the schema: `codes.expires_at` (filled from each stored
+/// version up to the schema: `client_certificates` (each client's
+/// registered certificate), `codes.expires_at` (filled from each stored
 /// code's own expiry), the consents' paging index.
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let had_certificates: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'client_certificates')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(unavailable)?;
     conn.execute_batch(SCHEMA).map_err(unavailable)?;
+    if !had_certificates {
+        // before client_certificates, a client owned only the certificate
+        // it was registered with (idempotent: another process opening the
+        // file at the same time copies the same rows)
+        conn.execute_batch(
+            "INSERT OR IGNORE INTO client_certificates (thumbprint, client_id, added_at)
+             SELECT certificate, client_id, onboarded_at FROM clients;",
+        )
+        .map_err(unavailable)?;
+    }
     // the dashboard pages by (customer, created_at, id): the older index
     // without id is superseded
     conn.execute_batch("DROP INDEX IF EXISTS consents_by_customer;")

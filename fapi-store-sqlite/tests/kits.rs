@@ -363,6 +363,46 @@ mod directory {
         .unwrap();
     }
 
+    /// A file written before clients could hold several certificates
+    /// (`clients.certificate` only): opening it gives each client the
+    /// certificate it was registered with, so its calls keep working and
+    /// a certificate added later sits beside it.
+    #[test]
+    fn a_file_from_before_added_certificates_keeps_each_clients_certificate() {
+        let tmp = TempDb::new("registry-migration");
+        b(tmp
+            .open()
+            .directory()
+            .register_client(&id("tpp-a"), "a".into(), &cert(1), at(0)))
+        .unwrap();
+        // the older layout: no client_certificates table
+        let conn = rusqlite::Connection::open(&tmp.0).unwrap();
+        conn.execute_batch("DROP TABLE client_certificates;")
+            .unwrap();
+        drop(conn);
+        let db = tmp.open().directory();
+        let s = b(db.standing(&id("tpp-a"), &cert(1))).unwrap();
+        assert_eq!(
+            (s.status, s.owner),
+            (CertificateStatus::Active, Some(id("tpp-a")))
+        );
+        b(db.add_certificate(&id("tpp-a"), &cert(2), at(1))).unwrap();
+        assert_eq!(
+            b(db.certificate_owner(&cert(2))).unwrap(),
+            Some(id("tpp-a"))
+        );
+        // opening it again copies nothing twice and loses nothing
+        let db = tmp.open().directory();
+        assert_eq!(
+            b(db.certificate_owner(&cert(1))).unwrap(),
+            Some(id("tpp-a"))
+        );
+        assert_eq!(
+            b(db.certificate_owner(&cert(2))).unwrap(),
+            Some(id("tpp-a"))
+        );
+    }
+
     /// The trait's own composition of the two single answers.
     fn composed(
         db: &SqliteDirectory,
