@@ -300,7 +300,7 @@ fn public_key_material(
     }
 }
 
-fn matches_registered_key(
+pub(crate) fn matches_registered_key(
     cert: &x509_cert::Certificate,
     client: &ClientMetadata,
 ) -> Result<(), CertificateAuthError> {

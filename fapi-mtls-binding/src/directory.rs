@@ -15,7 +15,8 @@ use fapi_core::UnixTime;
 use fapi_core::{CertificateThumbprint, ClientId};
 
 use crate::binding::PresentedCertificate;
-use crate::client_auth::{SelfSignedTlsClientAuth, TlsClientAuth};
+use crate::client_auth::{RegisteredSubject, SelfSignedTlsClientAuth, TlsClientAuth};
+use crate::registry::RegisterError;
 use crate::trust::{TrustError, TrustStore};
 
 /// What the directory says about a TPP's certificate.
@@ -293,6 +294,80 @@ pub async fn ensure_registered_certificate(
         Some(_) => Ok(()),
         None => Err(CertificateAuthError::NotRegistered.into()),
     }
+}
+
+/// For a client authenticated by any method over a connection with
+/// `presented`: the certificate must be one the client holds in
+/// `registry`, or one its registration admits, which is then recorded as
+/// held. A registration admits a certificate no client holds yet when
+/// - `tls_client_auth` or `private_key_jwt` with a `tls_client_auth_*`
+///   value (RFC 8705 §2.1.2): the chain verifies against the active bundle
+///   of `trust` at `now` and the certificate carries the registered subject
+///   DN or subjectAltName;
+/// - `self_signed_tls_client_auth`: its key is one of the registered JWKs.
+///
+/// This is how a TPP rotates its transport certificate without being
+/// onboarded again; the directory then names the new certificate's owner
+/// and can revoke it on its own. Neither the TPP nor the certificate may be
+/// revoked, and a certificate another client holds is refused, whatever
+/// the registration says. A `private_key_jwt` registration without a
+/// `tls_client_auth_*` value admits nothing: only the certificate it was
+/// registered with works.
+///
+/// # Errors
+/// [`ClientAuthError::Certificate`] (revoked, chain refused, subject or
+/// key mismatch, not admitted), [`ClientAuthError::ConflictingClientIds`]
+/// (another client holds it), [`ClientAuthError::InvalidRegistration`]
+/// for a malformed `tls_client_auth_*` value, [`ClientAuthError::Store`]
+/// if the registry cannot answer (fail closed).
+pub async fn ensure_client_certificate(
+    presented: &PresentedCertificate,
+    client: &ClientMetadata,
+    trust: &TrustStore,
+    registry: &dyn crate::registry::TppRegistry,
+    now: UnixTime,
+) -> Result<(), ClientAuthError> {
+    let id = client.client_id();
+    let thumbprint = presented.certificate().thumbprint();
+    if check_directory(id, thumbprint, registry).await?.is_some() {
+        return Ok(());
+    }
+    match client.auth_method() {
+        fapi_core::client::AuthMethod::SelfSignedTlsClientAuth => {
+            crate::client_auth::matches_registered_key(
+                presented.certificate().certificate(),
+                client,
+            )?;
+        }
+        _ => {
+            let tls = client.tls_client_auth();
+            let registered = [
+                &tls.subject_dn,
+                &tls.san_dns,
+                &tls.san_uri,
+                &tls.san_ip,
+                &tls.san_email,
+            ];
+            if registered.iter().all(|v| v.is_none()) {
+                return Err(CertificateAuthError::NotRegistered.into());
+            }
+            let subject = RegisteredSubject::parse(tls)?;
+            let trusted = trust
+                .current()
+                .verify(presented.certificate(), &presented.intermediates(), now)
+                .map_err(|e| chain_rejected(&e))?;
+            subject.check(trusted.certificate().certificate())?;
+        }
+    }
+    registry
+        .add_certificate(id, thumbprint, now)
+        .await
+        .map_err(|e| match e {
+            RegisterError::CertificateTaken => ClientAuthError::ConflictingClientIds,
+            RegisterError::Revoked => CertificateAuthError::TppRevoked.into(),
+            RegisterError::NotRegistered => CertificateAuthError::NotRegistered.into(),
+            RegisterError::Store(e) => ClientAuthError::Store(e),
+        })
 }
 
 /// [`ensure_registered_certificate`] on a [`Standing`] the caller read

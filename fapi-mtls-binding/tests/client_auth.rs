@@ -45,6 +45,10 @@ struct Pki {
     /// Subject C / O / organizationIdentifier / OU / CN (X.501 order), with
     /// the SANs of the SAN tests.
     tpp_a: Vec<u8>,
+    /// Another certificate for the same subject (a rotation), same CA.
+    tpp_a_rotated: Vec<u8>,
+    /// A certificate of the scheme CA for another subject.
+    other_subject: Vec<u8>,
     other_ca_leaf: Vec<u8>,
     self_signed: Vec<u8>,
     self_signed_key: PublicKeyMaterial,
@@ -98,6 +102,8 @@ fn pki() -> &'static Pki {
         let crl = common::crl(&root, (2027, 6, 1), &[]);
         Pki {
             tpp_a: sign(&root),
+            tpp_a_rotated: sign(&root),
+            other_subject: common::leaf("tpp-b", 11, &root),
             other_ca_leaf: sign(&other),
             self_signed,
             self_signed_key,
@@ -916,4 +922,191 @@ fn a_standing_read_by_the_caller_is_decided_like_one_the_check_reads() {
         assert_eq!(decided, checked, "{case}");
         assert_eq!(decided.is_ok(), passes, "{case}");
     }
+}
+
+// ---- a certificate the registration admits (a rotation) ----
+
+use fapi_mtls_binding::directory::{ensure_client_certificate, TppDirectory};
+use fapi_mtls_binding::registry::TppRegistry;
+
+fn private_key_jwt_client(m: Option<TlsClientAuthMetadata>) -> ClientMetadata {
+    let c = ClientMetadata::new(
+        ClientId::try_from("tpp-a").unwrap(),
+        AuthMethod::PrivateKeyJwt,
+        vec![RedirectUri::try_from("https://tpp-a.example/cb").unwrap()],
+        JwkSet::default(),
+        &*default_provider(),
+        Profile::Fapi2Security,
+    )
+    .unwrap();
+    match m {
+        Some(m) => c.with_tls_client_auth(m),
+        None => c,
+    }
+}
+
+/// A registry where `client` is registered with the `tpp_a` certificate.
+fn registered(client: &ClientMetadata) -> InMemoryTppDirectory {
+    let dir = InMemoryTppDirectory::new();
+    let first = PresentedCertificate::from_verified_tls_peer(&pki().tpp_a).unwrap();
+    block_on(dir.register_client(
+        client.client_id(),
+        "registration".into(),
+        first.certificate().thumbprint(),
+        now(),
+    ))
+    .unwrap();
+    dir
+}
+
+fn admit(
+    der: &[u8],
+    client: &ClientMetadata,
+    dir: &InMemoryTppDirectory,
+) -> Result<(), ClientAuthError> {
+    let presented = PresentedCertificate::from_verified_tls_peer(der).unwrap();
+    block_on(ensure_client_certificate(
+        &presented,
+        client,
+        &store(),
+        dir,
+        now(),
+    ))
+}
+
+fn owner(der: &[u8], dir: &InMemoryTppDirectory) -> Option<ClientId> {
+    let presented = PresentedCertificate::from_verified_tls_peer(der).unwrap();
+    block_on(dir.certificate_owner(presented.certificate().thumbprint())).unwrap()
+}
+
+/// `tls_client_auth` and `private_key_jwt` with a registered subject: a new
+/// certificate of the scheme CA with the registered subject is admitted,
+/// recorded as the client's, and the first one keeps working.
+#[test]
+fn a_rotated_certificate_with_the_registered_subject_is_admitted_and_held() {
+    for client in [
+        tls_client("tpp-a", TlsClientAuthMetadata::subject_dn(DN)),
+        private_key_jwt_client(Some(TlsClientAuthMetadata::subject_dn(DN))),
+        private_key_jwt_client(Some(TlsClientAuthMetadata::san_dns("tpp-a.example"))),
+    ] {
+        let dir = registered(&client);
+        assert_eq!(owner(&pki().tpp_a_rotated, &dir), None);
+        admit(&pki().tpp_a_rotated, &client, &dir).unwrap();
+        assert_eq!(
+            owner(&pki().tpp_a_rotated, &dir).as_ref(),
+            Some(client.client_id())
+        );
+        admit(&pki().tpp_a, &client, &dir).unwrap();
+        admit(&pki().tpp_a_rotated, &client, &dir).unwrap();
+        assert_eq!(owner(&pki().tpp_a, &dir).as_ref(), Some(client.client_id()));
+    }
+}
+
+/// `private_key_jwt` without a `tls_client_auth_*` value admits nothing:
+/// only the certificate it was registered with works.
+#[test]
+fn a_registration_without_a_subject_admits_no_other_certificate() {
+    let client = private_key_jwt_client(None);
+    let dir = registered(&client);
+    admit(&pki().tpp_a, &client, &dir).unwrap();
+    assert_eq!(
+        admit(&pki().tpp_a_rotated, &client, &dir).unwrap_err(),
+        ClientAuthError::Certificate(CertificateAuthError::NotRegistered)
+    );
+    assert_eq!(owner(&pki().tpp_a_rotated, &dir), None);
+}
+
+#[test]
+fn a_certificate_with_another_subject_is_not_admitted() {
+    let client = tls_client("tpp-a", TlsClientAuthMetadata::subject_dn(DN));
+    let dir = registered(&client);
+    assert!(matches!(
+        admit(&pki().other_subject, &client, &dir).unwrap_err(),
+        ClientAuthError::Certificate(CertificateAuthError::SubjectDnMismatch { .. })
+    ));
+    assert_eq!(owner(&pki().other_subject, &dir), None);
+}
+
+#[test]
+fn the_registered_subject_from_another_ca_is_not_admitted() {
+    let client = private_key_jwt_client(Some(TlsClientAuthMetadata::subject_dn(DN)));
+    let dir = registered(&client);
+    assert_eq!(
+        admit(&pki().other_ca_leaf, &client, &dir).unwrap_err(),
+        ClientAuthError::Certificate(CertificateAuthError::ChainRejected {
+            reason: "the certificate is not issued by a trusted scheme CA"
+        })
+    );
+    assert_eq!(owner(&pki().other_ca_leaf, &dir), None);
+}
+
+/// Another client holds the certificate: refused as a second identity,
+/// even though its subject is the one this client registered.
+#[test]
+fn a_certificate_another_client_holds_is_not_admitted() {
+    let client = tls_client("tpp-a", TlsClientAuthMetadata::subject_dn(DN));
+    let dir = registered(&client);
+    let b = ClientId::try_from("tpp-b").unwrap();
+    let rotated = PresentedCertificate::from_verified_tls_peer(&pki().tpp_a_rotated).unwrap();
+    block_on(dir.register_client(&b, "b".into(), rotated.certificate().thumbprint(), now()))
+        .unwrap();
+    assert_eq!(
+        admit(&pki().tpp_a_rotated, &client, &dir).unwrap_err(),
+        ClientAuthError::ConflictingClientIds
+    );
+    assert_eq!(owner(&pki().tpp_a_rotated, &dir), Some(b));
+}
+
+/// The directory still revokes one certificate: a revoked certificate is
+/// never admitted, and revoking the admitted one leaves the first working.
+#[test]
+fn the_directory_revokes_an_admitted_certificate_on_its_own() {
+    let client = tls_client("tpp-a", TlsClientAuthMetadata::subject_dn(DN));
+    let dir = registered(&client);
+    let rotated = PresentedCertificate::from_verified_tls_peer(&pki().tpp_a_rotated).unwrap();
+    dir.revoke_certificate(rotated.certificate().thumbprint());
+    assert_eq!(
+        admit(&pki().tpp_a_rotated, &client, &dir).unwrap_err(),
+        ClientAuthError::Certificate(CertificateAuthError::CertificateRevoked)
+    );
+
+    let dir = registered(&client);
+    admit(&pki().tpp_a_rotated, &client, &dir).unwrap();
+    dir.revoke_certificate(rotated.certificate().thumbprint());
+    assert_eq!(
+        admit(&pki().tpp_a_rotated, &client, &dir).unwrap_err(),
+        ClientAuthError::Certificate(CertificateAuthError::CertificateRevoked)
+    );
+    admit(&pki().tpp_a, &client, &dir).unwrap();
+}
+
+#[test]
+fn a_revoked_tpp_has_no_certificate_admitted() {
+    let client = tls_client("tpp-a", TlsClientAuthMetadata::subject_dn(DN));
+    let dir = registered(&client);
+    block_on(TppRegistry::revoke_client(&dir, client.client_id())).unwrap();
+    assert_eq!(
+        admit(&pki().tpp_a_rotated, &client, &dir).unwrap_err(),
+        ClientAuthError::Certificate(CertificateAuthError::TppRevoked)
+    );
+    assert_eq!(owner(&pki().tpp_a_rotated, &dir), None);
+}
+
+/// `self_signed_tls_client_auth`: a certificate whose key is registered is
+/// admitted; one with another key is not.
+#[test]
+fn a_self_signed_certificate_is_admitted_by_its_registered_key() {
+    let client = self_signed_client(pki().self_signed_key.clone());
+    let dir = registered(&client);
+    admit(&pki().self_signed, &client, &dir).unwrap();
+    let other = default_provider()
+        .generate_signing_key(fapi_core::crypto::Algorithm::Es256)
+        .unwrap();
+    let client = self_signed_client(other.public_key().clone());
+    let dir = registered(&client);
+    assert_eq!(
+        admit(&pki().self_signed, &client, &dir).unwrap_err(),
+        ClientAuthError::Certificate(CertificateAuthError::KeyNotRegistered)
+    );
+    assert_eq!(owner(&pki().self_signed, &dir), None);
 }
