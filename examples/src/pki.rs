@@ -231,6 +231,7 @@ impl DevPki {
                 redirect_uris: vec![format!("https://{client_id}.example/cb")],
                 jwks: jwks.to_json(),
                 token_endpoint_auth_method: "private_key_jwt".into(),
+                certificate_subject: Default::default(),
                 software_roles: vec!["AISP".into(), "PISP".into()],
                 software_id: Some(format!("{client_id}-software")),
                 org_id: Some(format!("{client_id}-org")),

@@ -14,17 +14,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use fapi_core::claims::TimeRules;
-use fapi_core::client::{AuthMethod, ClientMetadata};
+use fapi_core::client::{AuthMethod, ClientMetadata, TlsClientAuthMetadata};
 use fapi_core::crypto::{CryptoProvider, SigningKey};
 use fapi_core::jose::{sign_compact, ExpectedType, JwsPolicy, UnverifiedJws};
 use fapi_core::jwk::{JwkSet, KeySet};
 use fapi_core::store::{BoxFuture, StoreError};
-use fapi_core::Profile;
 use fapi_core::UnixTime;
+use fapi_core::{AuthenticatedClient, Profile};
 use fapi_core::{CertificateThumbprint, ClientId, RedirectUri};
+use fapi_mtls_binding::client_auth::{RegisteredSubject, SelfSignedTlsClientAuth};
+use fapi_mtls_binding::dn::DistinguishedName;
 use fapi_mtls_binding::registry::{RegisterError, TppRegistry};
 use fapi_mtls_binding::trust::TrustStore;
-use fapi_mtls_binding::ClientCertificate;
+use fapi_mtls_binding::{ClientCertificate, PresentedCertificate};
 use fapi_par::CurrentRegistration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -67,8 +69,17 @@ pub struct Registration {
     pub redirect_uris: Vec<String>,
     /// The TPP's public JWKS.
     pub jwks: Value,
-    /// Only `private_key_jwt` in this bank.
+    /// `private_key_jwt`, `tls_client_auth` or
+    /// `self_signed_tls_client_auth` (RFC 8705 §2).
     pub token_endpoint_auth_method: String,
+    /// Which certificates are this TPP's (RFC 8705 §2.1.2): a
+    /// `tls_client_auth` client authenticates with any certificate of the
+    /// scheme CA carrying it, and a `private_key_jwt` client may present
+    /// one over its connection; a new certificate with the same subject
+    /// (a rotation) works without onboarding again. Filled from the
+    /// onboarded certificate's subject DN when none is given.
+    #[serde(flatten)]
+    pub certificate_subject: CertificateSubject,
     /// Roles the directory granted (`AISP`, `PISP`).
     #[serde(default)]
     pub software_roles: Vec<String>,
@@ -78,6 +89,45 @@ pub struct Registration {
     /// The directory's organisation id.
     #[serde(default)]
     pub org_id: Option<String>,
+}
+
+/// The RFC 8705 §2.1.2 `tls_client_auth_*` values of a registration; at
+/// most one is set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateSubject {
+    /// `tls_client_auth_subject_dn` (RFC 4514).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// `tls_client_auth_san_dns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_dns: Option<String>,
+    /// `tls_client_auth_san_uri`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_uri: Option<String>,
+    /// `tls_client_auth_san_ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_ip: Option<String>,
+    /// `tls_client_auth_san_email`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_email: Option<String>,
+}
+
+impl CertificateSubject {
+    /// The values as the crates read them.
+    pub fn metadata(&self) -> TlsClientAuthMetadata {
+        let mut m = TlsClientAuthMetadata::default();
+        m.subject_dn.clone_from(&self.tls_client_auth_subject_dn);
+        m.san_dns.clone_from(&self.tls_client_auth_san_dns);
+        m.san_uri.clone_from(&self.tls_client_auth_san_uri);
+        m.san_ip.clone_from(&self.tls_client_auth_san_ip);
+        m.san_email.clone_from(&self.tls_client_auth_san_email);
+        m
+    }
+
+    /// Whether any value is set.
+    pub fn is_set(&self) -> bool {
+        *self != Self::default()
+    }
 }
 
 impl Registration {
@@ -92,10 +142,28 @@ impl Registration {
         profile: Profile,
     ) -> Result<ClientMetadata, OnboardingError> {
         let bad = |e: &dyn std::fmt::Display| OnboardingError::Registration(e.to_string());
-        if self.token_endpoint_auth_method != "private_key_jwt" {
-            return Err(OnboardingError::Registration(
-                "token_endpoint_auth_method must be private_key_jwt".into(),
-            ));
+        let method = AuthMethod::from_name(&self.token_endpoint_auth_method).ok_or_else(|| {
+            OnboardingError::Registration(
+                "token_endpoint_auth_method must be private_key_jwt, tls_client_auth or \
+                 self_signed_tls_client_auth"
+                    .into(),
+            )
+        })?;
+        let tls = self.certificate_subject.metadata();
+        match method {
+            AuthMethod::SelfSignedTlsClientAuth if self.certificate_subject.is_set() => {
+                return Err(OnboardingError::Registration(
+                    "a self_signed_tls_client_auth client is recognised by its registered keys; \
+                     tls_client_auth_* values do not apply"
+                        .into(),
+                ))
+            }
+            AuthMethod::SelfSignedTlsClientAuth => {}
+            // tls_client_auth needs exactly one; private_key_jwt may have one
+            _ if method == AuthMethod::TlsClientAuth || self.certificate_subject.is_set() => {
+                RegisteredSubject::parse(&tls).map_err(|e| bad(&e))?;
+            }
+            _ => {}
         }
         let id = ClientId::try_from(self.client_id.as_str()).map_err(|e| bad(&e))?;
         let redirects = self
@@ -109,15 +177,17 @@ impl Registration {
             ));
         }
         let jwks = JwkSet::from_json(self.jwks.to_string().as_bytes()).map_err(|e| bad(&e))?;
-        ClientMetadata::new(
-            id,
-            AuthMethod::PrivateKeyJwt,
-            redirects,
-            jwks,
-            provider,
-            profile,
+        Ok(
+            ClientMetadata::new(id, method, redirects, jwks, provider, profile)
+                .map_err(|e| bad(&e))?
+                .with_tls_client_auth(tls),
         )
-        .map_err(|e| bad(&e))
+    }
+
+    /// The registered authentication method (`None` for one this bank
+    /// does not offer).
+    pub fn auth_method(&self) -> Option<AuthMethod> {
+        AuthMethod::from_name(&self.token_endpoint_auth_method)
     }
 
     /// The `http://openbanking.org.uk/iss` the TPP's `x-jws-signature`s
@@ -200,6 +270,7 @@ pub fn verify_software_statement(
                 OnboardingError::SoftwareStatement("software_jwks must be a JWKS object".into())
             })?,
         token_endpoint_auth_method: "private_key_jwt".into(),
+        certificate_subject: CertificateSubject::default(),
         software_roles: string_list("software_roles")?,
         software_id: Some(
             claims
@@ -317,9 +388,17 @@ impl MetadataCache {
     }
 }
 
-/// Onboards a TPP: the transport certificate must chain to the scheme CA
-/// (clientAuth) at `now` and the registration must be usable; then both are
-/// stored (replacing an earlier registration of the same client).
+/// Onboards a TPP with its transport certificate and stores both
+/// (replacing an earlier registration of the same client):
+/// - `self_signed_tls_client_auth`: the certificate's key must be one of the
+///   registered JWKs;
+/// - otherwise the certificate must chain to the scheme CA (clientAuth) at
+///   `now` and carry the registration's `tls_client_auth_*` subject; a
+///   `private_key_jwt` registration without one is given the certificate's
+///   subject DN, so a later certificate with the same subject (a rotation)
+///   is the TPP's without onboarding again.
+///
+/// Returns the registration as stored.
 ///
 /// # Errors
 /// [`OnboardingError`].
@@ -331,14 +410,44 @@ pub async fn onboard(
     provider: &dyn CryptoProvider,
     profile: Profile,
     now: UnixTime,
-) -> Result<ClientMetadata, OnboardingError> {
-    let metadata = registration.metadata(provider, profile)?;
-    trust
-        .current()
-        .verify(certificate, &[], now)
-        .map_err(|e| OnboardingError::Certificate(e.to_string()))?;
+) -> Result<Registration, OnboardingError> {
+    let mut registration = registration.clone();
+    let certificate_refused =
+        |e: &dyn std::fmt::Display| OnboardingError::Certificate(e.to_string());
+    if registration.auth_method() == Some(AuthMethod::SelfSignedTlsClientAuth) {
+        let metadata = Arc::new(registration.metadata(provider, profile)?);
+        let presented = PresentedCertificate::from_verified_tls_peer(certificate.der())
+            .map_err(|e| certificate_refused(&e))?;
+        AuthenticatedClient::from_certificate(&metadata, &SelfSignedTlsClientAuth(&presented))
+            .map_err(|e| certificate_refused(&e))?;
+    } else {
+        let trusted = trust
+            .current()
+            .verify(certificate, &[], now)
+            .map_err(|e| certificate_refused(&e))?;
+        if !registration.certificate_subject.is_set() {
+            let dn = DistinguishedName::of_subject(trusted.certificate().certificate());
+            // a subject that cannot be matched (no text values) pins the
+            // certificate instead
+            if dn
+                .rdns()
+                .iter()
+                .flat_map(|r| r.attributes())
+                .all(|a| a.is_matchable())
+            {
+                registration.certificate_subject.tls_client_auth_subject_dn = Some(dn.to_string());
+            }
+        }
+        let metadata = registration.metadata(provider, profile)?;
+        if registration.certificate_subject.is_set() {
+            RegisteredSubject::parse(metadata.tls_client_auth())
+                .map_err(|e| OnboardingError::Registration(e.to_string()))?
+                .check(trusted.certificate().certificate())
+                .map_err(|e| certificate_refused(&e))?;
+        }
+    }
     registry
-        .register(registration, certificate.thumbprint(), now)
+        .register(&registration, certificate.thumbprint(), now)
         .await
         .map_err(|e| match e {
             RegisterError::Revoked => OnboardingError::Revoked(registration.client_id.clone()),
@@ -349,7 +458,7 @@ pub async fn onboard(
             RegisterError::Store(e) => OnboardingError::Store(e),
             e => OnboardingError::Store(unavailable(e)),
         })?;
-    Ok(metadata)
+    Ok(registration)
 }
 
 /// The bank's TPP registry: [`Registration`]s kept by a [`TppRegistry`]
@@ -386,6 +495,11 @@ impl Registry {
         self.registry
             .register_client(&id, body, certificate, now)
             .await
+    }
+
+    /// The store's registry, as the crates' checks take it.
+    pub fn tpp_registry(&self) -> &dyn TppRegistry {
+        &*self.registry
     }
 
     /// Makes a revoked client active again (the directory reinstated it);

@@ -839,6 +839,18 @@ async fn a_new_crl_refuses_the_revoked_certificate_on_its_next_call_and_handshak
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outside_tpp_with_its_own_keys_onboards_from_a_metadata_file() {
+    outside_tpp(fapi_core::client::AuthMethod::PrivateKeyJwt).await;
+}
+
+/// The same outside TPP registered for `tls_client_auth` (RFC 8705 §2.1):
+/// over real TLS, PAR, the token exchange and introspection authenticate
+/// it by its certificate alone, no assertion sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outside_tpp_authenticating_by_tls_client_auth_completes_the_flow() {
+    outside_tpp(fapi_core::client::AuthMethod::TlsClientAuth).await;
+}
+
+async fn outside_tpp(method: fapi_core::client::AuthMethod) {
     use std::os::unix::fs::PermissionsExt;
     let dir = TempDir::new("e2e-outside");
     let p = start(&dir).await;
@@ -860,7 +872,7 @@ async fn an_outside_tpp_with_its_own_keys_onboards_from_a_metadata_file() {
         "client_name": "Outside TPP Ltd",
         "redirect_uris": ["https://tpp-x.example/cb"],
         "jwks": fapi_core::jwk::JwkSet::new(vec![fapi_core::jwk::Jwk::from_public_key(key.public_key().clone(), Some("tpp-x-es256".into()))]).to_json(),
-        "token_endpoint_auth_method": "private_key_jwt",
+        "token_endpoint_auth_method": method.name(),
         "software_roles": ["AISP"],
     });
     let registration: fapi_examples::registry::Registration =
@@ -892,6 +904,7 @@ async fn an_outside_tpp_with_its_own_keys_onboards_from_a_metadata_file() {
             redirect_uri: "https://tpp-x.example/cb".into(),
             signing_issuer: "tpp-x/tpp-x".into(),
             profile,
+            auth_method: method,
         },
         &fapi_examples::pki::FileKeySource::new(&dir.0, provider.clone()),
         provider.clone(),
@@ -905,6 +918,9 @@ async fn an_outside_tpp_with_its_own_keys_onboards_from_a_metadata_file() {
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let introspected = x.introspect(&tokens.access_token).await.unwrap();
+    assert_eq!(introspected["active"], true, "{introspected}");
+    assert_eq!(introspected["client_id"], "tpp-x", "{introspected}");
     // its roles are what it registered: no payments
     let e = x.client_credentials("payments").await.unwrap_err();
     assert_eq!(e.error_code().as_deref(), Some("invalid_scope"));

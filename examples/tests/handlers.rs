@@ -550,12 +550,12 @@ async fn discovery_advertises_the_fapi_metadata() {
     }
     assert_eq!(
         d["introspection_endpoint_auth_methods_supported"],
-        json!(["private_key_jwt"])
+        json!(["private_key_jwt", "tls_client_auth"])
     );
     assert_eq!(d["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(
         d["token_endpoint_auth_methods_supported"],
-        json!(["private_key_jwt"])
+        json!(["private_key_jwt", "tls_client_auth"])
     );
     assert!(d["response_modes_supported"]
         .as_array()

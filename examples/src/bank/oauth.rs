@@ -2,9 +2,11 @@
 //! `/token`; `/introspect` and `/revoke` in [`super::tokens`]) and the
 //! public ones (discovery, `/jwks`).
 //!
-//! Client authentication is `private_key_jwt` (fapi-core) over the mTLS
-//! connection, whose certificate must be the one the directory registers
-//! to that client (fapi-mtls-binding). Tokens are bound to that certificate.
+//! Client authentication is `private_key_jwt` (fapi-core) or
+//! `tls_client_auth` / `self_signed_tls_client_auth` (fapi-mtls-binding),
+//! by the registration, always over the mTLS connection, whose certificate
+//! must be one the client holds or its registration admits (see
+//! [`authenticate`]). Tokens are bound to that certificate.
 
 use std::sync::Arc;
 
@@ -14,12 +16,13 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use fapi_core::access_token::AccessTokenClaims;
+use fapi_core::client::AuthMethod;
 use fapi_core::client_auth::{AssertionContext, Endpoint, UnverifiedClientAssertion};
 use fapi_core::id_token::{IdTokenContent, IdTokenIssuer};
 use fapi_core::AuthenticatedClient;
 use fapi_core::ErrorCode;
 use fapi_core::{ClientId, CodeVerifier, Scope};
-use fapi_mtls_binding::directory::ensure_registered_certificate;
+use fapi_mtls_binding::directory::{authenticate_by_certificate, ensure_client_certificate};
 use fapi_mtls_binding::PresentedCertificate;
 use fapi_par::PushedRequestForm;
 use serde_json::{json, Value};
@@ -32,6 +35,10 @@ use crate::registry::Registration;
 use fapi_core::code::{AuthorizationCode, RedeemError, Redemption};
 use fapi_core::form::{FormLimits, StrictForm};
 use fapi_core::refresh::{RefreshError, RefreshGrant, RefreshToken};
+
+/// The client authentication methods of every authenticated endpoint
+/// (see [`authenticate`]).
+const AUTH_METHODS: [&str; 2] = ["private_key_jwt", "tls_client_auth"];
 
 /// Largest token request body.
 pub(crate) const MAX_TOKEN_BODY: usize = 16 * 1024;
@@ -78,19 +85,25 @@ pub(crate) struct Caller {
     pub(crate) certificate: PresentedCertificate,
 }
 
-/// `private_key_jwt` over the connection's certificate: the assertion is
-/// verified against the registration (fapi-core), its `jti` recorded, and
-/// the certificate must be the one registered to this client, neither
-/// revoked (fapi-mtls-binding).
+/// Client authentication at `/par`, `/token`, `/introspect` and
+/// `/revoke`, by the registration's `token_endpoint_auth_method`, always
+/// over the mTLS connection:
+/// - `private_key_jwt`: the assertion is verified against the registration
+///   (fapi-core) and its `jti` recorded;
+/// - `tls_client_auth` / `self_signed_tls_client_auth` (RFC 8705 §2): the
+///   request names `client_id` and carries no assertion; the connection's
+///   certificate is checked against the registration (chain and subject,
+///   or registered key) and the directory (fapi-mtls-binding).
+///
+/// Either way the certificate must be one the client holds, or one its
+/// registration admits (a rotated certificate with the registered
+/// subject), then recorded as held; neither it nor the TPP revoked.
 pub(crate) async fn authenticate<'f>(
     state: &BankState,
     info: &ConnectionInfo,
     param: impl Fn(&str) -> Option<&'f str>,
     endpoint: Endpoint<'_>,
 ) -> Result<Caller, OAuthFailure> {
-    let client_assertion_type = param("client_assertion_type");
-    let client_assertion = param("client_assertion");
-    let client_id = param("client_id");
     let certificate = presented(info).ok_or_else(|| {
         auth_failure("no_client_certificate");
         OAuthFailure::new(
@@ -105,25 +118,105 @@ pub(crate) async fn authenticate<'f>(
             format!("client certificate is no longer trusted: {e}"),
         )
     })?;
-    let (Some(kind), Some(assertion)) = (client_assertion_type, client_assertion) else {
-        auth_failure("no_client_assertion");
-        return Err(OAuthFailure::new(
-            ErrorCode::InvalidClient,
-            "client authentication by private_key_jwt is required",
-        ));
-    };
     let fail = |reason: &'static str| {
         move |e: fapi_core::client_auth::ClientAuthError| {
             auth_failure(reason);
             OAuthFailure::from_error(&e)
         }
     };
-    let unverified = UnverifiedClientAssertion::parse(kind, assertion, client_id)
-        .map_err(fail("client_assertion"))?;
-    let id = unverified.unverified_client_id().clone();
+    let now = state.now();
+    let (client, registration) = match (param("client_assertion_type"), param("client_assertion")) {
+        (Some(kind), Some(assertion)) => {
+            let unverified = UnverifiedClientAssertion::parse(kind, assertion, param("client_id"))
+                .map_err(fail("client_assertion"))?;
+            let (registration, metadata) =
+                registered(state, unverified.unverified_client_id()).await?;
+            let ctx = AssertionContext::new(state.profile, &state.issuer, endpoint);
+            let pending = unverified
+                .verify(&metadata, &ctx, now)
+                .map_err(fail("client_assertion"))?;
+            // the client id is verified now: the assertion's signature is
+            // by this client's key
+            ensure_client_certificate(
+                certificate,
+                &metadata,
+                &state.trust,
+                state.registry.tpp_registry(),
+                now,
+            )
+            .await
+            .map_err(fail("certificate_not_registered"))?;
+            let client = pending
+                .record_jti(&*state.replay, now)
+                .await
+                .map_err(fail("client_assertion_replay"))?;
+            (client, registration)
+        }
+        (None, None) => {
+            let id = param("client_id")
+                .and_then(|id| ClientId::try_from(id).ok())
+                .ok_or_else(|| {
+                    auth_failure("no_client_authentication");
+                    OAuthFailure::new(
+                        ErrorCode::InvalidClient,
+                        "client authentication is required: client_assertion (private_key_jwt), \
+                         or client_id with the client's certificate (tls_client_auth, \
+                         self_signed_tls_client_auth)",
+                    )
+                })?;
+            let (registration, metadata) = registered(state, &id).await?;
+            if metadata.auth_method() == AuthMethod::PrivateKeyJwt {
+                auth_failure("no_client_assertion");
+                return Err(OAuthFailure::new(
+                    ErrorCode::InvalidClient,
+                    "this client is registered for private_key_jwt: send client_assertion_type \
+                     and client_assertion",
+                ));
+            }
+            let client = authenticate_by_certificate(
+                certificate,
+                &metadata,
+                &state.trust,
+                &*state.directory,
+                now,
+            )
+            .await
+            .map_err(fail("client_certificate"))?;
+            ensure_client_certificate(
+                certificate,
+                &metadata,
+                &state.trust,
+                state.registry.tpp_registry(),
+                now,
+            )
+            .await
+            .map_err(fail("certificate_not_registered"))?;
+            (client, registration)
+        }
+        _ => {
+            auth_failure("client_assertion");
+            return Err(OAuthFailure::new(
+                ErrorCode::InvalidClient,
+                "client_assertion_type and client_assertion are sent together",
+            ));
+        }
+    };
+    tracing::Span::current().record("client_id", client.client_id().as_str());
+    Ok(Caller {
+        client,
+        registration,
+        certificate: certificate.clone(),
+    })
+}
+
+/// The client's registration (read now) and its metadata.
+async fn registered(
+    state: &BankState,
+    id: &ClientId,
+) -> Result<(Registration, Arc<fapi_core::client::ClientMetadata>), OAuthFailure> {
     let registered = state
         .registry
-        .client(&id)
+        .client(id)
         .await
         .map_err(|_| OAuthFailure::new(ErrorCode::ServerError, "client registry unavailable"))?
         .ok_or_else(|| {
@@ -134,29 +227,7 @@ pub(crate) async fn authenticate<'f>(
         .clients
         .metadata(&registered.registration)
         .map_err(|_| OAuthFailure::new(ErrorCode::ServerError, "client registration unusable"))?;
-    let ctx = AssertionContext::new(state.profile, &state.issuer, endpoint);
-    let now = state.now();
-    let pending = unverified
-        .verify(&metadata, &ctx, now)
-        .map_err(fail("client_assertion"))?;
-    // `id` is verified now: the assertion's signature is by this client's key
-    ensure_registered_certificate(
-        &id,
-        certificate.certificate().thumbprint(),
-        &*state.directory,
-    )
-    .await
-    .map_err(fail("certificate_not_registered"))?;
-    let client = pending
-        .record_jti(&*state.replay, now)
-        .await
-        .map_err(fail("client_assertion_replay"))?;
-    tracing::Span::current().record("client_id", client.client_id().as_str());
-    Ok(Caller {
-        client,
-        registration: registered.registration,
-        certificate: certificate.clone(),
-    })
+    Ok((registered.registration, metadata))
 }
 
 pub(crate) fn no_store(mut r: Response) -> Response {
@@ -636,12 +707,12 @@ pub(crate) async fn discovery(State(state): State<Arc<BankState>>) -> Response {
         "response_modes_supported": ["jwt", "query.jwt", "fragment.jwt", "form_post.jwt"],
         "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": algs,
-        "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "introspection_endpoint_auth_signing_alg_values_supported": algs,
         "introspection_signing_alg_values_supported": algs,
-        "revocation_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_signing_alg_values_supported": algs,
         "request_object_signing_alg_values_supported": algs,
         "authorization_signing_alg_values_supported": algs,

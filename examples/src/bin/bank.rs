@@ -458,7 +458,7 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
                     .ok_or("--certificate is required")?,
             )?)?;
             let trust = config.scheme_trust(now)?;
-            b(onboard(
+            let registration = b(onboard(
                 &registry,
                 &registration,
                 &cert,
@@ -468,11 +468,18 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
                 now,
             ))?;
             println!(
-                "onboarded {} ({}), certificate x5t#S256 {}",
+                "onboarded {} ({}, {}), certificate x5t#S256 {}",
                 registration.client_id,
                 registration.client_name,
+                registration.token_endpoint_auth_method,
                 cert.thumbprint().to_b64url()
             );
+            let subject = &registration.certificate_subject;
+            if let Some(dn) = &subject.tls_client_auth_subject_dn {
+                println!("  its transport certificates: the scheme CA's with subject {dn}");
+            } else if subject.is_set() {
+                println!("  its transport certificates: the scheme CA's with its registered subjectAltName");
+            }
             println!(
                 "  its x-jws-signature http://openbanking.org.uk/iss: {}",
                 registration.signing_issuer()

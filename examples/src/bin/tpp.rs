@@ -4,6 +4,7 @@
 //! tpp --discovery URL --server-ca FILE --client-id ID --certificate FILE --key-dir DIR
 //!     [--certificate-key NAME] [--signing-key NAME] [--redirect-uri URI]
 //!     [--signing-issuer ORG/SOFTWARE] [--profile NAME] [--mode uk-ob|fapi2] [--scope SCOPE]
+//!     [--auth-method private_key_jwt|tls_client_auth|self_signed_tls_client_auth]
 //!     accounts [--customer USER --password PASS] [--account ID]...
 //!     pay --amount 10.00 --creditor NAME --creditor-account SORTCODEACCOUNT
 //!         [--reference TEXT] [--customer USER --password PASS] [--account ID]
@@ -25,12 +26,18 @@
 //! the redirect URL the browser ends on is read from standard input, which
 //! works against any FAPI authorization server.
 //!
+//! `--auth-method` is the client's registered `token_endpoint_auth_method`
+//! (default `private_key_jwt`); with `tls_client_auth` or
+//! `self_signed_tls_client_auth` the transport certificate authenticates
+//! the client and no assertion is sent.
+//!
 //! Keys come from `--key-dir` (`<name>.key.pem`, owner-only).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use fapi_core::client::AuthMethod;
 use fapi_core::crypto::default_provider;
 use fapi_core::SystemClock;
 
@@ -43,10 +50,12 @@ const USAGE: &str =
     "usage: tpp --discovery URL --server-ca FILE --client-id ID --certificate FILE --key-dir DIR
            [--certificate-key NAME] [--signing-key NAME] [--redirect-uri URI]
            [--signing-issuer ORG/SOFTWARE] [--profile NAME] [--mode uk-ob|fapi2] [--scope SCOPE]
+           [--auth-method private_key_jwt|tls_client_auth|self_signed_tls_client_auth]
            (accounts | pay --amount A --creditor NAME --creditor-account ID [--reference R])
            [--customer USER --password PASS] [--account ID]...";
 
-const COMMON: [&str; 16] = [
+const COMMON: [&str; 17] = [
+    "auth-method",
     "mode",
     "scope",
     "discovery",
@@ -88,6 +97,11 @@ async fn connect(flags: &Flags) -> Res<Tpp> {
         if let Some(v) = flags.get(flag) {
             *field = v.to_owned();
         }
+    }
+    if let Some(method) = flags.get("auth-method") {
+        config.auth_method = AuthMethod::from_name(method).ok_or_else(|| {
+            format!("--auth-method {method:?} is not private_key_jwt, tls_client_auth or self_signed_tls_client_auth")
+        })?;
     }
     let provider = default_provider();
     let keys = FileKeySource::new(&PathBuf::from(need("key-dir")?), provider.clone());

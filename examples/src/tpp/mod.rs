@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fapi_core::client::AuthMethod;
 use fapi_core::crypto::{Algorithm, CryptoProvider, SigningKey};
 use fapi_core::jose::detached::{DetachedJwsError, ObJwsSigner, ObJwsVerifier};
 use fapi_core::jose::sign_compact;
@@ -110,6 +111,12 @@ pub struct TppConfig {
     pub signing_issuer: String,
     /// The profile (algorithms, lifetimes).
     pub profile: Profile,
+    /// How it authenticates at the token, PAR, introspection and
+    /// revocation endpoints (its registration's
+    /// `token_endpoint_auth_method`): `private_key_jwt` sends an assertion;
+    /// `tls_client_auth` and `self_signed_tls_client_auth` send `client_id`
+    /// and let the transport certificate authenticate.
+    pub auth_method: AuthMethod,
 }
 
 impl TppConfig {
@@ -135,6 +142,7 @@ impl TppConfig {
             redirect_uri: format!("https://{client_id}.example/cb"),
             signing_issuer: format!("{client_id}-org/{client_id}-software"),
             profile,
+            auth_method: AuthMethod::PrivateKeyJwt,
         }
     }
 }
@@ -435,24 +443,30 @@ impl Tpp {
         Ok(self.post_form_as(url, params, None).await?.ok()?.json())
     }
 
-    /// A form POST authenticated by `private_key_jwt`, with `accept` as
-    /// its `Accept` header when given; the answer as it came.
+    /// A form POST authenticated by the configured method, with `accept`
+    /// as its `Accept` header when given; the answer as it came.
     async fn post_form_as(
         &self,
         url: &str,
         params: &[(&str, &str)],
         accept: Option<&str>,
     ) -> Result<ApiResponse, TppError> {
-        let assertion = self.client_assertion()?;
+        let assertion = match self.config.auth_method {
+            AuthMethod::PrivateKeyJwt => Some(self.client_assertion()?),
+            // RFC 8705 §2: the certificate authenticates; client_id names it
+            _ => None,
+        };
         // built before any await: the serializer is not Send
         let body = {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
-            form.append_pair("client_id", self.id.as_str())
-                .append_pair(
+            form.append_pair("client_id", self.id.as_str());
+            if let Some(assertion) = &assertion {
+                form.append_pair(
                     "client_assertion_type",
                     fapi_core::client_auth::JWT_BEARER_ASSERTION_TYPE,
                 )
-                .append_pair("client_assertion", &assertion);
+                .append_pair("client_assertion", assertion);
+            }
             for (k, v) in params {
                 form.append_pair(k, v);
             }

@@ -67,6 +67,7 @@ pub fn registration(id: &str, key: &dyn SigningKey) -> Registration {
         )])
         .to_json(),
         token_endpoint_auth_method: "private_key_jwt".into(),
+        certificate_subject: Default::default(),
         software_roles: vec!["AISP".into()],
         software_id: None,
         org_id: None,
