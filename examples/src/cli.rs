@@ -21,7 +21,7 @@ pub fn profile_named(name: &str) -> Option<fapi_core::Profile> {
 const REPEATABLE: [&str; 2] = ["tpp", "account"];
 
 /// Flags that take no value.
-const SWITCHES: [&str; 1] = ["force"];
+const SWITCHES: [&str; 2] = ["force", "self-signed-clients"];
 
 /// Parsed `--name value` pairs; each name at most once unless listed as
 /// repeatable.

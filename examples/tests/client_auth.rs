@@ -470,3 +470,145 @@ async fn a_registration_without_a_subject_pins_its_certificate() {
     assert_invalid_client(status, &v, "not registered");
     assert_eq!(f.token_a(&f.tpp_a).await.0, 200);
 }
+
+// ---- self_signed_tls_client_auth (RFC 8705 §2.2) ----
+
+/// A self-signed certificate of `key`, with the development PKI's subject
+/// for `name` (so it looks like that TPP's scheme certificate).
+fn self_signed(key: &dyn SigningKey, name: &str) -> Vec<u8> {
+    let pem = fapi_core::crypto::signing_key_to_pkcs8_pem(key).unwrap();
+    let pair = rcgen::KeyPair::from_pem(&pem).unwrap();
+    let mut p = rcgen::CertificateParams::new(vec![format!("{name}.example")]).unwrap();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(rcgen::DnType::CountryName, "GB");
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationName, format!("{name} Ltd"));
+    p.distinguished_name.push(
+        rcgen::DnType::CustomDnType(vec![2, 5, 4, 97]),
+        format!("PSDGB-FCA-{name}"),
+    );
+    p.distinguished_name.push(rcgen::DnType::CommonName, name);
+    p.self_signed(&pair).unwrap().der().to_vec()
+}
+
+fn es256() -> Arc<dyn SigningKey> {
+    default_provider()
+        .generate_signing_key(Algorithm::Es256)
+        .unwrap()
+}
+
+/// tpp-s, registered for `self_signed_tls_client_auth` with `key`, onboarded
+/// with `certificate`.
+async fn onboard_self_signed(
+    f: &Fixture,
+    key: &dyn SigningKey,
+    certificate: &[u8],
+) -> Result<Registration, fapi_examples::registry::OnboardingError> {
+    let registration: Registration = serde_json::from_value(json!({
+        "client_id": "tpp-s",
+        "client_name": "Self-signed TPP Ltd",
+        "redirect_uris": ["https://tpp-s.example/cb"],
+        "jwks": JwkSet::new(vec![Jwk::from_public_key(key.public_key().clone(), Some("tpp-s".into()))]).to_json(),
+        "token_endpoint_auth_method": "self_signed_tls_client_auth",
+        "software_roles": ["AISP"],
+    }))
+    .unwrap();
+    let config = BankConfig::development(&f.dir.0);
+    onboard(
+        &f.apps.registry(),
+        &registration,
+        &ClientCertificate::from_der(certificate).unwrap(),
+        &f.apps.trust,
+        &*default_provider(),
+        config.profile().unwrap(),
+        SystemClock.now(),
+    )
+    .await
+}
+
+async fn token_as(f: &Fixture, client: &str, cert: &[u8]) -> (StatusCode, Value) {
+    let form = form(&[
+        ("client_id", client),
+        ("grant_type", "client_credentials"),
+        ("scope", "accounts"),
+    ]);
+    f.post("/token", form, cert).await
+}
+
+/// A `self_signed_tls_client_auth` client is known by the key its JWKS
+/// registers: its certificate needs no chain, a new certificate of the same
+/// key works, one of another key does not.
+#[tokio::test]
+async fn a_self_signed_client_is_known_by_its_registered_key() {
+    let f = fixture();
+    let key = es256();
+    let first = self_signed(&*key, "tpp-s");
+    let stored = onboard_self_signed(&f, &*key, &first).await.unwrap();
+    assert!(!stored.certificate_subject.is_set());
+    let (status, v) = token_as(&f, "tpp-s", &first).await;
+    assert_eq!(status, 200, "{v}");
+    let token = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(f.create_consent(&token, &first).await, 201);
+    // a new certificate of the registered key: admitted and bound
+    let renewed = self_signed(&*key, "tpp-s-renewed");
+    let (status, v) = token_as(&f, "tpp-s", &renewed).await;
+    assert_eq!(status, 200, "{v}");
+    let renewed_token = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(f.create_consent(&renewed_token, &renewed).await, 201);
+    assert_eq!(f.create_consent(&renewed_token, &first).await, 401);
+    // another key, even with the same subject
+    let (status, v) = token_as(&f, "tpp-s", &self_signed(&*es256(), "tpp-s")).await;
+    assert_invalid_client(status, &v, "registered keys");
+}
+
+/// A self-signed certificate never stands in for a scheme certificate:
+/// refused to a `tls_client_auth` client whose subject it copies, to a
+/// `private_key_jwt` client whose subject it copies, and to one that
+/// presents the self-signed client's certificate.
+#[tokio::test]
+async fn a_self_signed_certificate_does_not_authenticate_a_scheme_client() {
+    let f = fixture();
+    let key = es256();
+    let tpp_s = self_signed(&*key, "tpp-s");
+    onboard_self_signed(&f, &*key, &tpp_s).await.unwrap();
+    let (status, v) = f.token_t(&self_signed(&*es256(), "tpp-t")).await;
+    assert_invalid_client(status, &v, "self-signed");
+    let (status, v) = f.token_a(&self_signed(&*es256(), "tpp-a")).await;
+    assert_invalid_client(status, &v, "self-signed");
+    let (status, v) = f.token_a(&tpp_s).await;
+    assert_invalid_client(status, &v, "two different clients");
+    // the twins
+    assert_eq!(f.token_t(&f.tpp_t).await.0, 200);
+    assert_eq!(f.token_a(&f.tpp_a).await.0, 200);
+    assert_eq!(token_as(&f, "tpp-s", &tpp_s).await.0, 200);
+}
+
+/// Onboarding a self-signed client checks the certificate's key against
+/// the registered JWKS; `tls_client_auth_*` values do not apply to it.
+#[tokio::test]
+async fn onboarding_a_self_signed_client_checks_its_key() {
+    let f = fixture();
+    let key = es256();
+    let e = onboard_self_signed(&f, &*key, &self_signed(&*es256(), "tpp-s"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("registered keys"), "{e}");
+    let id = fapi_core::ClientId::try_from("tpp-s").unwrap();
+    assert!(f.apps.registry().client(&id).await.unwrap().is_none());
+    let mut registration: Registration = serde_json::from_value(json!({
+        "client_id": "tpp-s",
+        "client_name": "Self-signed TPP Ltd",
+        "redirect_uris": ["https://tpp-s.example/cb"],
+        "jwks": JwkSet::new(vec![Jwk::from_public_key(key.public_key().clone(), Some("tpp-s".into()))]).to_json(),
+        "token_endpoint_auth_method": "self_signed_tls_client_auth",
+    }))
+    .unwrap();
+    registration.certificate_subject.tls_client_auth_san_dns = Some("tpp-s.example".into());
+    let e = registration
+        .metadata(&*default_provider(), fapi_core::Profile::Fapi2Security)
+        .unwrap_err();
+    assert!(e.to_string().contains("do not apply"), "{e}");
+    onboard_self_signed(&f, &*key, &self_signed(&*key, "tpp-s"))
+        .await
+        .unwrap();
+}

@@ -850,10 +850,75 @@ async fn an_outside_tpp_authenticating_by_tls_client_auth_completes_the_flow() {
     outside_tpp(fapi_core::client::AuthMethod::TlsClientAuth).await;
 }
 
+/// The same outside TPP registered for `self_signed_tls_client_auth`
+/// (RFC 8705 §2.2), at a bank whose handshake takes self-signed
+/// certificates: its certificate is its own, signed by the key its JWKS
+/// registers, and the whole flow runs over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outside_tpp_with_a_self_signed_certificate_completes_the_flow() {
+    outside_tpp(fapi_core::client::AuthMethod::SelfSignedTlsClientAuth).await;
+}
+
+/// Writes `<id>.pem`, a self-signed certificate of `key`, and
+/// `<id>.key.pem`, the key (0600), over what `dir` held for `id`.
+fn write_self_signed(dir: &TempDir, id: &str, key: &dyn fapi_core::crypto::SigningKey) {
+    use std::os::unix::fs::PermissionsExt;
+    let pem = fapi_core::crypto::signing_key_to_pkcs8_pem(key).unwrap();
+    let pair = rcgen::KeyPair::from_pem(&pem).unwrap();
+    let cert = rcgen::CertificateParams::new(vec![format!("{id}.example")])
+        .unwrap()
+        .self_signed(&pair)
+        .unwrap();
+    std::fs::write(dir.0.join(format!("{id}.pem")), cert.pem()).unwrap();
+    let tls_key = dir.0.join(format!("{id}.key.pem"));
+    std::fs::write(&tls_key, &*pem).unwrap();
+    std::fs::set_permissions(&tls_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Without `self_signed_clients` the TPP API's handshake refuses a
+/// self-signed certificate: the call never reaches the bank.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_certificate_is_refused_in_the_handshake_by_default() {
+    let dir = TempDir::new("e2e-self-signed-refused");
+    let p = start(&dir).await;
+    let provider = p.provider();
+    let key = provider
+        .generate_signing_key(fapi_core::crypto::Algorithm::Es256)
+        .unwrap();
+    write_self_signed(&dir, "tpp-a", &*key);
+    let mut config = p.tpps[0].config().clone();
+    config.certificate = dir.0.join("tpp-a.pem");
+    let tpp = Tpp::connect(
+        config,
+        &fapi_examples::pki::FileKeySource::new(&dir.0, provider.clone()),
+        provider.clone(),
+        p.clock.clone(),
+    )
+    .await
+    .unwrap();
+    let e = tpp.client_credentials("accounts").await.unwrap_err();
+    assert!(
+        matches!(e, fapi_examples::tpp::TppError::Transport(_)),
+        "{e:?}"
+    );
+    // the twin: tpp-a's scheme certificate is served
+    p.tpps[0].client_credentials("accounts").await.unwrap();
+}
+
 async fn outside_tpp(method: fapi_core::client::AuthMethod) {
+    use fapi_core::client::AuthMethod;
     use std::os::unix::fs::PermissionsExt;
     let dir = TempDir::new("e2e-outside");
-    let p = start(&dir).await;
+    let self_signed = method == AuthMethod::SelfSignedTlsClientAuth;
+    let p = start_with(&dir, |c| c.self_signed_clients = self_signed).await;
+    let discovered = p.tpps[0].discovery();
+    assert_eq!(
+        discovered
+            .token_endpoint_auth_methods_supported
+            .iter()
+            .any(|m| m == "self_signed_tls_client_auth"),
+        self_signed
+    );
     // its transport certificate from the scheme CA, its own ES256 signing key
     fapi_examples::pki::DevPki::issue_client_certificate(&dir.0, "tpp-x").unwrap();
     let provider = p.provider();
@@ -867,6 +932,11 @@ async fn outside_tpp(method: fapi_core::client::AuthMethod) {
     )
     .unwrap();
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    if self_signed {
+        // its transport certificate is its own: self-signed with its
+        // registered key, which is also its TLS key
+        write_self_signed(&dir, "tpp-x", &*key);
+    }
     let metadata = json!({
         "client_id": "tpp-x",
         "client_name": "Outside TPP Ltd",

@@ -197,6 +197,24 @@ impl ClientCertificate {
         &self.cert
     }
 
+    /// Whether the issuer is the subject (a self-signed certificate, as
+    /// RFC 8705 §2.2 `self_signed_tls_client_auth` clients present). The
+    /// signature is not checked: such a certificate proves nothing but
+    /// possession of its key, which the TLS handshake does.
+    pub fn is_self_issued(&self) -> bool {
+        self.cert.tbs_certificate.issuer == self.cert.tbs_certificate.subject
+    }
+
+    /// Whether `now` is within the certificate's validity period.
+    pub fn is_valid_at(&self, now: fapi_core::UnixTime) -> bool {
+        let seconds = |t: &x509_cert::time::Time| {
+            i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
+        };
+        let validity = &self.cert.tbs_certificate.validity;
+        seconds(&validity.not_before) <= now.as_secs()
+            && now.as_secs() <= seconds(&validity.not_after)
+    }
+
     /// `x5t#S256`: SHA-256 over the DER bytes (never over PEM text),
     /// [RFC 8705 §3.1](https://www.rfc-editor.org/rfc/rfc8705#section-3.1).
     pub fn thumbprint(&self) -> &CertificateThumbprint {

@@ -93,6 +93,7 @@ pub trait LiveState<C>: Send + Sync {
 pub struct CertificateConnection {
     presented: Option<PresentedCertificate>,
     verified_bundle: AtomicU64,
+    self_signed: bool,
 }
 
 impl fmt::Debug for CertificateConnection {
@@ -110,7 +111,33 @@ impl CertificateConnection {
         Self {
             presented,
             verified_bundle: AtomicU64::new(0),
+            self_signed: false,
         }
+    }
+
+    /// A connection whose TLS layer accepted `presented` as a self-signed
+    /// certificate outside the scheme
+    /// ([`TrustStoreClientVerifier::allow_self_signed`](crate::tls::TrustStoreClientVerifier::allow_self_signed)).
+    /// [`ResourceChain::authorize`] does not chain-check it: it is trusted
+    /// only as a certificate the directory says the token's client holds
+    /// (which, for a `self_signed_tls_client_auth` client, only a key in
+    /// its registered JWKS makes it; see
+    /// [`ensure_client_certificate`](crate::directory::ensure_client_certificate)).
+    /// Mark a connection so only when its certificate is self-issued and
+    /// sent alone: anything else must chain.
+    pub fn self_signed(presented: PresentedCertificate) -> Self {
+        let self_signed =
+            presented.certificate().is_self_issued() && presented.intermediates().is_empty();
+        Self {
+            presented: Some(presented),
+            verified_bundle: AtomicU64::new(0),
+            self_signed,
+        }
+    }
+
+    /// Whether the TLS layer accepted the certificate as self-signed.
+    pub fn is_self_signed(&self) -> bool {
+        self.self_signed
     }
 
     /// The certificate, as the proof of possession the calls present.
@@ -211,9 +238,13 @@ impl<'a> ResourceChain<'a> {
         if read.revoked {
             return Err(CallError::Revoked);
         }
-        connection
-            .check_trust(self.trust, now)
-            .map_err(CallError::Untrusted)?;
+        // a self-signed connection has no chain: the standing below (the
+        // token's client holds this certificate) is what trusts it
+        if !connection.is_self_signed() {
+            connection
+                .check_trust(self.trust, now)
+                .map_err(CallError::Untrusted)?;
+        }
         let bound = verified.bind(certificate)?;
         ensure_registered_standing(bound.client_id(), read.standing)
             .map_err(CallError::Directory)?;

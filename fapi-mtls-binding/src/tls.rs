@@ -86,6 +86,7 @@ pub struct TrustStoreClientVerifier {
     trust: Arc<TrustStore>,
     algorithms: WebPkiSupportedAlgorithms,
     on_refusal: Option<RefusalHook>,
+    self_signed: bool,
 }
 
 impl fmt::Debug for TrustStoreClientVerifier {
@@ -104,7 +105,23 @@ impl TrustStoreClientVerifier {
             trust,
             algorithms,
             on_refusal: None,
+            self_signed: false,
         }
+    }
+
+    /// Also accepts a self-signed certificate sent alone (issuer = subject,
+    /// within its validity period) that does not chain to the bundle, for
+    /// `self_signed_tls_client_auth` clients (RFC 8705 §2.2). Such a
+    /// certificate authenticates no one by itself: mark the connection
+    /// [`CertificateConnection::self_signed`](crate::resource::CertificateConnection::self_signed)
+    /// and let the application match its key against a registration
+    /// ([`ensure_client_certificate`](crate::directory::ensure_client_certificate)).
+    /// Off by default: without it the handshake refuses every certificate
+    /// outside the scheme.
+    #[must_use]
+    pub fn allow_self_signed(mut self) -> Self {
+        self.self_signed = true;
+        self
     }
 
     /// Calls `hook` with the reason of each refused certificate.
@@ -134,17 +151,24 @@ impl ClientCertVerifier for TrustStoreClientVerifier {
             .ok_or(rustls::Error::InvalidCertificate(
                 CertificateError::ApplicationVerificationFailure,
             ))?;
-        let intermediates: Vec<&[u8]> = intermediates.iter().map(|c| c.as_ref()).collect();
-        self.trust
-            .current()
-            .verify(&cert, &intermediates, now)
-            .map_err(|e| {
+        let chain: Vec<&[u8]> = intermediates.iter().map(|c| c.as_ref()).collect();
+        match self.trust.current().verify(&cert, &chain, now) {
+            Ok(_) => Ok(ClientCertVerified::assertion()),
+            Err(_)
+                if self.self_signed
+                    && intermediates.is_empty()
+                    && cert.is_self_issued()
+                    && cert.is_valid_at(now) =>
+            {
+                Ok(ClientCertVerified::assertion())
+            }
+            Err(e) => {
                 if let Some(hook) = &self.on_refusal {
                     hook(&e);
                 }
-                rustls::Error::InvalidCertificate(certificate_error(&e))
-            })?;
-        Ok(ClientCertVerified::assertion())
+                Err(rustls::Error::InvalidCertificate(certificate_error(&e)))
+            }
+        }
     }
 
     fn verify_tls12_signature(

@@ -254,3 +254,44 @@ fn a_bundle_rotated_under_an_open_connection_applies_to_its_next_call() {
         CallError::Untrusted(TrustError::UnknownIssuer)
     );
 }
+
+/// A connection the TLS layer accepted as self-signed is not chain-checked:
+/// the directory's standing (the token's client holds the certificate)
+/// decides. The same certificate on an ordinary connection is untrusted,
+/// and a self-signed connection whose certificate the client does not hold
+/// is refused.
+#[test]
+fn a_self_signed_connection_is_trusted_only_as_a_certificate_the_client_holds() {
+    let trust = TrustStore::new(bundle(1, &pki().ca));
+    let key = rcgen::KeyPair::generate().unwrap();
+    let der = common::leaf_params("tpp-a", 9)
+        .self_signed(&key)
+        .unwrap()
+        .der()
+        .to_vec();
+    let presented = || PresentedCertificate::from_verified_tls_peer(&der).unwrap();
+    let conn = CertificateConnection::self_signed(presented());
+    assert!(conn.is_self_signed());
+    let header = token(presented().confirmation());
+    let (bound, _) = call(&header, &conn, &trust, &GOOD).unwrap();
+    assert_eq!(bound.client_id().as_str(), "tpp-a");
+
+    let ordinary = CertificateConnection::new(Some(presented()));
+    assert!(matches!(
+        call(&header, &ordinary, &trust, &GOOD).unwrap_err(),
+        CallError::Untrusted(_)
+    ));
+    let unregistered = Live {
+        owner: None,
+        ..GOOD
+    };
+    assert!(matches!(
+        call(&header, &conn, &trust, &unregistered).unwrap_err(),
+        CallError::Directory(_)
+    ));
+    // a scheme certificate is never marked self-signed: it is chain-checked
+    let scheme = CertificateConnection::self_signed(
+        PresentedCertificate::from_verified_tls_peer(&pki().tpp_b).unwrap(),
+    );
+    assert!(!scheme.is_self_signed());
+}

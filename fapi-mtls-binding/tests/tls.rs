@@ -109,3 +109,65 @@ fn the_provider_keeps_tls13_and_only_the_fapi_tls12_suites() {
         );
     }
 }
+
+/// `self_signed_tls_client_auth` (RFC 8705 §2.2): only a verifier told so
+/// accepts a self-signed certificate sent alone; it still refuses a
+/// certificate of another CA, a self-signed one with intermediates and an
+/// expired one.
+#[test]
+fn a_self_signed_certificate_passes_the_handshake_only_when_allowed() {
+    let ca = root("Scheme CA");
+    let bundle = TrustBundle::builder(1)
+        .anchors(&[&ca.der])
+        .crls(&[&crl(&ca, (2028, 1, 1), &[])])
+        .build(now())
+        .unwrap();
+    let trust = Arc::new(TrustStore::new(bundle));
+    let strict =
+        TrustStoreClientVerifier::new(trust.clone(), provider().signature_verification_algorithms);
+    let allowing =
+        TrustStoreClientVerifier::new(trust, provider().signature_verification_algorithms)
+            .allow_self_signed();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let self_signed = common::leaf_params("tpp-c", 7)
+        .self_signed(&key)
+        .unwrap()
+        .der()
+        .to_vec();
+    let der = |d: &[u8]| CertificateDer::from(d.to_vec());
+
+    assert!(allowing
+        .verify_client_cert(&der(&self_signed), &[], handshake_time())
+        .is_ok());
+    assert!(strict
+        .verify_client_cert(&der(&self_signed), &[], handshake_time())
+        .is_err());
+    // a scheme certificate passes both
+    let scheme = leaf("tpp-a", 1, &ca);
+    assert!(strict
+        .verify_client_cert(&der(&scheme), &[], handshake_time())
+        .is_ok());
+    assert!(allowing
+        .verify_client_cert(&der(&scheme), &[], handshake_time())
+        .is_ok());
+    // issued by another CA: not self-signed, refused
+    let other = root("Look-alike CA");
+    assert_eq!(
+        allowing
+            .verify_client_cert(&der(&leaf("tpp-a", 1, &other)), &[], handshake_time())
+            .unwrap_err(),
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+    );
+    // self-signed but sent with an intermediate
+    assert!(allowing
+        .verify_client_cert(&der(&self_signed), &[der(&other.der)], handshake_time())
+        .is_err());
+    // self-signed and expired
+    let mut old = common::leaf_params("tpp-c", 8);
+    old.not_before = rcgen::date_time_ymd(2001, 1, 1);
+    old.not_after = rcgen::date_time_ymd(2002, 1, 1);
+    let expired = old.self_signed(&key).unwrap().der().to_vec();
+    assert!(allowing
+        .verify_client_cert(&der(&expired), &[], handshake_time())
+        .is_err());
+}

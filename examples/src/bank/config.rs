@@ -179,6 +179,15 @@ pub struct BankConfig {
     /// is asked for (`bank serve --consent-model` sets it too).
     #[serde(default)]
     pub consent_model: ConsentModel,
+    /// Whether the TPP API's handshake also accepts a self-signed client
+    /// certificate sent alone, for clients registered with
+    /// `self_signed_tls_client_auth` (RFC 8705 §2.2; `bank serve
+    /// --self-signed-clients` sets it too). Such a certificate is the
+    /// client's only when its key is in the client's registered JWKS;
+    /// off, every certificate outside the scheme CA is refused in the
+    /// handshake.
+    #[serde(default)]
+    pub self_signed_clients: bool,
 }
 
 /// What an authorization request must carry to say what the customer is
@@ -414,6 +423,7 @@ impl BankConfig {
             customer_rate_limit_per_second: default_customer_rate(),
             verified_token_cache: default_token_cache(),
             consent_model: ConsentModel::default(),
+            self_signed_clients: false,
             listeners: crate::bank::listener::ListenersConfig::default(),
             bulkheads: BulkheadConfig::default(),
             signing_keys: crate::bank::keys::SigningKeysConfig::default(),

@@ -114,6 +114,9 @@ pub(crate) struct BankState {
     pub(crate) profile: Profile,
     /// What an authorization request must carry (intent, scopes, either).
     pub(crate) consent_model: config::ConsentModel,
+    /// Whether self-signed client certificates pass the handshake
+    /// (`self_signed_tls_client_auth` offered).
+    pub(crate) self_signed_clients: bool,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) issuer: Issuer,
     /// Base URL of the TPP API listener (`aud` of access tokens).
@@ -645,6 +648,7 @@ pub(crate) fn build_with_core(
     let state = Arc::new(BankState {
         profile,
         consent_model: config.consent_model,
+        self_signed_clients: config.self_signed_clients,
         clock,
         issuer: issuer.clone(),
         api_base: api_base.clone(),
@@ -696,9 +700,13 @@ pub(crate) fn build_with_core(
     let server_key = FileKeySource::new(dir, provider.clone())
         .tls_private_key(&config.server_key)
         .map_err(config_err)?;
-    let api_tls =
-        tls::api_server_config(server_certs.clone(), server_key.clone_key(), trust.clone())
-            .map_err(config_err)?;
+    let api_tls = tls::api_server_config(
+        server_certs.clone(),
+        server_key.clone_key(),
+        trust.clone(),
+        config.self_signed_clients,
+    )
+    .map_err(config_err)?;
     let customer_tls = tls::customer_server_config(server_certs, server_key).map_err(config_err)?;
 
     Ok(BankApps {

@@ -37,8 +37,15 @@ use fapi_core::form::{FormLimits, StrictForm};
 use fapi_core::refresh::{RefreshError, RefreshGrant, RefreshToken};
 
 /// The client authentication methods of every authenticated endpoint
-/// (see [`authenticate`]).
-const AUTH_METHODS: [&str; 2] = ["private_key_jwt", "tls_client_auth"];
+/// (see [`authenticate`]): `self_signed_tls_client_auth` only where the
+/// listener lets self-signed certificates through its handshake.
+fn auth_methods(state: &BankState) -> Vec<&'static str> {
+    let mut methods = vec!["private_key_jwt", "tls_client_auth"];
+    if state.self_signed_clients {
+        methods.push("self_signed_tls_client_auth");
+    }
+    methods
+}
 
 /// Largest token request body.
 pub(crate) const MAX_TOKEN_BODY: usize = 16 * 1024;
@@ -111,13 +118,18 @@ pub(crate) async fn authenticate<'f>(
             "a client certificate is required on this endpoint",
         )
     })?;
-    info.check_trust(&state.trust, state.now()).map_err(|e| {
-        auth_failure("certificate_untrusted");
-        OAuthFailure::new(
-            ErrorCode::InvalidClient,
-            format!("client certificate is no longer trusted: {e}"),
-        )
-    })?;
+    // a self-signed certificate has no chain: the method's own check below
+    // decides (its key in a self_signed_tls_client_auth registration; any
+    // other method verifies the chain and refuses it)
+    if !info.certificate().is_self_signed() {
+        info.check_trust(&state.trust, state.now()).map_err(|e| {
+            auth_failure("certificate_untrusted");
+            OAuthFailure::new(
+                ErrorCode::InvalidClient,
+                format!("client certificate is no longer trusted: {e}"),
+            )
+        })?;
+    }
     let fail = |reason: &'static str| {
         move |e: fapi_core::client_auth::ClientAuthError| {
             auth_failure(reason);
@@ -707,12 +719,12 @@ pub(crate) async fn discovery(State(state): State<Arc<BankState>>) -> Response {
         "response_modes_supported": ["jwt", "query.jwt", "fragment.jwt", "form_post.jwt"],
         "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_methods_supported": auth_methods(&state),
         "token_endpoint_auth_signing_alg_values_supported": algs,
-        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": auth_methods(&state),
         "introspection_endpoint_auth_signing_alg_values_supported": algs,
         "introspection_signing_alg_values_supported": algs,
-        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": auth_methods(&state),
         "revocation_endpoint_auth_signing_alg_values_supported": algs,
         "request_object_signing_alg_values_supported": algs,
         "authorization_signing_alg_values_supported": algs,

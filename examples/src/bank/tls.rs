@@ -64,7 +64,13 @@ impl ConnectionInfo {
 
     /// A connection from `remote` that presented `peer_certificate` and,
     /// after it in the handshake, `intermediates` (kept so the chain is
-    /// re-validated the same way when the trust bundle changes).
+    /// re-validated the same way when the trust bundle changes). A
+    /// self-issued certificate sent alone is marked self-signed
+    /// ([`CertificateConnection::self_signed`]): it is not chain-checked,
+    /// and is the client's only as one the directory says it holds (for a
+    /// `self_signed_tls_client_auth` client, after its key matched the
+    /// registered JWKS). Only a listener that allows self-signed
+    /// certificates lets one through the handshake.
     pub fn with_intermediates(
         peer_certificate: Option<Arc<Vec<u8>>>,
         intermediates: &[&[u8]],
@@ -73,9 +79,15 @@ impl ConnectionInfo {
         let presented = peer_certificate.as_deref().and_then(|der| {
             PresentedCertificate::from_verified_tls_peer_chain(der, intermediates).ok()
         });
+        let certificate = match presented {
+            Some(p) if p.certificate().is_self_issued() && intermediates.is_empty() => {
+                CertificateConnection::self_signed(p)
+            }
+            p => CertificateConnection::new(p),
+        };
         Self {
             peer_certificate,
-            certificate: Arc::new(CertificateConnection::new(presented)),
+            certificate: Arc::new(certificate),
             remote,
             label: Arc::default(),
         }
@@ -125,7 +137,9 @@ fn server_builder(
 }
 
 /// The TPP listener's TLS: client certificate required, verified against
-/// `trust`.
+/// `trust`; with `self_signed`, a self-signed certificate sent alone passes
+/// too (for `self_signed_tls_client_auth` clients; the connection is
+/// marked so, see [`ConnectionInfo::with_intermediates`]).
 ///
 /// # Errors
 /// A rustls configuration error (e.g. the key does not match).
@@ -133,14 +147,18 @@ pub fn api_server_config(
     chain: Vec<Vec<u8>>,
     key: PrivateKeyDer<'static>,
     trust: Arc<TrustStore>,
+    self_signed: bool,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
-    let verifier = TrustStoreClientVerifier::new(
+    let mut verifier = TrustStoreClientVerifier::new(
         trust,
         fapi_crypto_provider().signature_verification_algorithms,
     )
     .on_refusal(Arc::new(|e| {
         tracing::info!(reason = %e, "client certificate refused in the handshake");
     }));
+    if self_signed {
+        verifier = verifier.allow_self_signed();
+    }
     let mut config = server_builder()?
         .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(chain.into_iter().map(CertificateDer::from).collect(), key)?;

@@ -23,7 +23,9 @@
 //! `--otlp-endpoint URL` (OpenTelemetry traces, see `bank::telemetry`),
 //! `--core-fault-control` (`PUT /core/faults` on the admin listener),
 //! `--consent-model any|openbanking-intent|scopes` (what an authorization
-//! request must carry; see `bank::config::ConsentModel`). Without `--config`, the
+//! request must carry; see `bank::config::ConsentModel`),
+//! `--self-signed-clients` (the TPP API's handshake also takes self-signed
+//! certificates, for `self_signed_tls_client_auth` clients). Without `--config`, the
 //! development configuration for `--data-dir` is used. Logs go to stderr
 //! (`RUST_LOG` filters); keys are never logged.
 
@@ -49,7 +51,7 @@ const USAGE: &str = "usage:
                      [--admin-listen ADDR] [--public-host HOST] [--profile NAME]
                      [--core-latency-ms N] [--core-fail-rate F] [--core-timeout-ms N] [--rate-limit N]
                      [--customer-rate-limit N] [--otlp-endpoint URL] [--core-fault-control]
-                     [--consent-model any|openbanking-intent|scopes]
+                     [--consent-model any|openbanking-intent|scopes] [--self-signed-clients]
   bank verify-audit  [--config FILE] [--data-dir DIR] [--database URL [--database-ca FILE]]
   bank prefill       [--config FILE] [--data-dir DIR] [--database URL] --flows N [--client ID] [--workers N]
   bank tpp onboard   [--config FILE] [--data-dir DIR] (--software-statement FILE | --metadata FILE) --certificate FILE
@@ -324,10 +326,14 @@ async fn serve(flags: &Flags) -> Res<()> {
         "customer-rate-limit",
         "otlp-endpoint",
         "consent-model",
+        "self-signed-clients",
     ])?;
     let mut config = config(flags)?;
     if let Some(m) = flags.parsed("consent-model")? {
         config.consent_model = m;
+    }
+    if flags.switch("self-signed-clients") {
+        config.self_signed_clients = true;
     }
     if let Some(endpoint) = flags.get("otlp-endpoint") {
         let mut otlp = config.otlp.take().unwrap_or(bank::telemetry::OtlpConfig {

@@ -231,6 +231,8 @@ pub struct Discovery {
     /// `consent_models_supported` (the example bank's: `openbanking_intent`,
     /// `scopes`), if advertised.
     pub consent_models: Option<Vec<String>>,
+    /// `token_endpoint_auth_methods_supported` (empty when not advertised).
+    pub token_endpoint_auth_methods_supported: Vec<String>,
 }
 
 impl Discovery {
@@ -267,6 +269,16 @@ pub struct Tpp {
 /// unknown `kid`, so a stream of forged `kid`s cannot make the TPP hammer
 /// the server.
 pub const JWKS_REFETCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The strings of the array `name`, if it is one.
+fn strings(v: &Value, name: &str) -> Option<Vec<String>> {
+    v.get(name).and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    })
+}
 
 fn string(v: &Value, name: &str) -> Result<String, TppError> {
     v.get(name)
@@ -337,15 +349,12 @@ impl Tpp {
             introspection_endpoint: endpoint("introspection_endpoint").ok(),
             revocation_endpoint: endpoint("revocation_endpoint").ok(),
             userinfo_endpoint: endpoint("userinfo_endpoint").ok(),
-            consent_models: meta
-                .get("consent_models_supported")
-                .and_then(Value::as_array)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                }),
+            consent_models: strings(&meta, "consent_models_supported"),
+            token_endpoint_auth_methods_supported: strings(
+                &meta,
+                "token_endpoint_auth_methods_supported",
+            )
+            .unwrap_or_default(),
         };
         let jwks_uri = string(&meta, "jwks_uri")?;
         let server_keys = fetch_jwks(&public, &jwks_uri, &*provider, &config).await?;
@@ -409,6 +418,11 @@ impl Tpp {
     /// The server's metadata.
     pub fn discovery(&self) -> &Discovery {
         &self.discovery
+    }
+
+    /// What it was connected with.
+    pub fn config(&self) -> &TppConfig {
+        &self.config
     }
 
     /// This TPP's client id.
