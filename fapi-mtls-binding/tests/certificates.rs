@@ -215,7 +215,10 @@ fn plain_base64_der_from_azure_or_haproxy() {
     let unpadded = base64(der).trim_end_matches('=').to_owned();
     for bad in [
         format!("{}\n{}", &base64(der)[..40], &base64(der)[40..]),
-        base64(der).replace('+', "-"),
+        // the URL-safe alphabet (placed where it always lands: a random
+        // certificate's text need not hold a '+' to replace)
+        format!("{}-{}", &base64(der)[..10], &base64(der)[11..]),
+        format!("{}_{}", &base64(der)[..10], &base64(der)[11..]),
         "!!!!".to_owned(),
     ] {
         assert_eq!(
