@@ -211,48 +211,14 @@ impl DevPki {
 
         let mut files = Vec::new();
         for client_id in tpps {
-            let (certificate, certificate_key) = client_certificate(dir, &issuer, client_id)?;
-
-            let signing = provider
-                .generate_signing_key(Algorithm::Ps256)
-                .map_err(gen)?;
-            let signing_name = format!("{client_id}-signing");
-            let pem = signing_key_to_pkcs8_pem(&*signing).map_err(gen)?;
-            write_private(&dir.join(format!("{signing_name}.key.pem")), pem.as_bytes())?;
-            let jwks = JwkSet::new(vec![Jwk::from_public_key(
-                signing.public_key().clone(),
-                Some(signing_name.clone()),
-            )]);
-            let jwks_path = dir.join(format!("{client_id}.jwks.json"));
-            write_public(&jwks_path, jwks.to_json().to_string().as_bytes())?;
-            let registration = crate::registry::Registration {
-                client_id: (*client_id).to_owned(),
-                client_name: format!("{client_id} Ltd"),
-                redirect_uris: vec![format!("https://{client_id}.example/cb")],
-                jwks: jwks.to_json(),
-                token_endpoint_auth_method: "private_key_jwt".into(),
-                certificate_subject: Default::default(),
-                software_roles: vec!["AISP".into(), "PISP".into()],
-                software_id: Some(format!("{client_id}-software")),
-                org_id: Some(format!("{client_id}-org")),
-            };
-            let statement = crate::registry::sign_software_statement(
+            files.push(tpp_files(
+                dir,
+                &issuer,
                 &*directory_key,
-                "directory-signing",
-                &registration,
+                provider,
+                client_id,
                 now,
-            )
-            .map_err(gen)?;
-            let software_statement = dir.join(format!("{client_id}.ssa.jwt"));
-            write_public(&software_statement, statement.as_bytes())?;
-            files.push(TppFiles {
-                software_statement,
-                client_id: (*client_id).to_owned(),
-                certificate,
-                certificate_key,
-                signing_key: signing_name,
-                jwks: jwks_path,
-            });
+            )?);
         }
         Ok(Self {
             dir: dir.to_owned(),
@@ -275,10 +241,12 @@ fn client_certificate(
 ) -> Result<(PathBuf, PathBuf), PkiError> {
     let key = KeyPair::generate().map_err(gen)?;
     let mut p = CertificateParams::new(vec![format!("{client_id}.example")]).map_err(gen)?;
-    // X.501 order, most significant first: the RFC 4514 string is
-    // CN=<id>,organizationIdentifier=PSDGB-FCA-<id>,O=<id> Ltd,C=GB
-    // (a fresh name: CertificateParams::new starts with a placeholder CN
-    // that would otherwise keep the first place)
+    // the UK OB shape, X.501 order, most significant first: the RFC 4514
+    // string is CN=<software id>,OU=<org id>,
+    // organizationIdentifier=PSDGB-FCA-<id>,O=<id> Ltd,C=GB, with the
+    // statement's ids (<id>-software, <id>-org), which dynamic registration
+    // matches (a fresh name: CertificateParams::new starts with a
+    // placeholder CN that would otherwise keep the first place)
     p.distinguished_name = rcgen::DistinguishedName::new();
     p.distinguished_name.push(DnType::CountryName, "GB");
     p.distinguished_name
@@ -287,7 +255,10 @@ fn client_certificate(
         DnType::CustomDnType(vec![2, 5, 4, 97]),
         format!("PSDGB-FCA-{client_id}"),
     );
-    p.distinguished_name.push(DnType::CommonName, client_id);
+    p.distinguished_name
+        .push(DnType::OrganizationalUnitName, format!("{client_id}-org"));
+    p.distinguished_name
+        .push(DnType::CommonName, format!("{client_id}-software"));
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     let cert = p.signed_by(&key, issuer).map_err(gen)?;
@@ -296,6 +267,62 @@ fn client_certificate(
     write_public(&certificate, cert.pem().as_bytes())?;
     write_private(&certificate_key, key.serialize_pem().as_bytes())?;
     Ok((certificate, certificate_key))
+}
+
+/// One TPP's files as the development scheme issues them: its transport
+/// certificate from the scheme CA, its PS256 signing key and public JWKS,
+/// and its software statement signed by the directory.
+fn tpp_files(
+    dir: &Path,
+    issuer: &Issuer<'_, KeyPair>,
+    directory_key: &dyn SigningKey,
+    provider: &dyn CryptoProvider,
+    client_id: &str,
+    now: fapi_core::UnixTime,
+) -> Result<TppFiles, PkiError> {
+    let (certificate, certificate_key) = client_certificate(dir, issuer, client_id)?;
+    let signing = provider
+        .generate_signing_key(Algorithm::Ps256)
+        .map_err(gen)?;
+    let signing_name = format!("{client_id}-signing");
+    let pem = signing_key_to_pkcs8_pem(&*signing).map_err(gen)?;
+    write_private(&dir.join(format!("{signing_name}.key.pem")), pem.as_bytes())?;
+    let jwks = JwkSet::new(vec![Jwk::from_public_key(
+        signing.public_key().clone(),
+        Some(signing_name.clone()),
+    )]);
+    let jwks_path = dir.join(format!("{client_id}.jwks.json"));
+    write_public(&jwks_path, jwks.to_json().to_string().as_bytes())?;
+    let registration = crate::registry::Registration {
+        client_id: client_id.to_owned(),
+        client_name: format!("{client_id} Ltd"),
+        redirect_uris: vec![format!("https://{client_id}.example/cb")],
+        jwks: jwks.to_json(),
+        token_endpoint_auth_method: "private_key_jwt".into(),
+        certificate_subject: Default::default(),
+        software_roles: vec!["AISP".into(), "PISP".into()],
+        software_id: Some(format!("{client_id}-software")),
+        org_id: Some(format!("{client_id}-org")),
+        registration_access_token_sha256: None,
+        signing_algorithms: Vec::new(),
+    };
+    let statement = crate::registry::sign_software_statement(
+        directory_key,
+        "directory-signing",
+        &registration,
+        now,
+    )
+    .map_err(gen)?;
+    let software_statement = dir.join(format!("{client_id}.ssa.jwt"));
+    write_public(&software_statement, statement.as_bytes())?;
+    Ok(TppFiles {
+        software_statement,
+        client_id: client_id.to_owned(),
+        certificate,
+        certificate_key,
+        signing_key: signing_name,
+        jwks: jwks_path,
+    })
 }
 
 /// The development scheme CA of a generated PKI in `dir`, as an issuer.
@@ -319,6 +346,33 @@ impl DevPki {
         client_id: &str,
     ) -> Result<(PathBuf, PathBuf), PkiError> {
         client_certificate(dir, &scheme_issuer(dir)?, client_id)
+    }
+
+    /// Issues one more TPP from the development scheme in `dir` (what
+    /// [`DevPki::generate`] does for each of its TPPs): a transport
+    /// certificate, a signing key and JWKS, and a software statement signed
+    /// by the development directory. The TPP is not onboarded: it registers
+    /// itself (`POST /register`) or the operator onboards it.
+    ///
+    /// # Errors
+    /// [`PkiError`].
+    pub fn issue_tpp(
+        dir: &Path,
+        client_id: &str,
+        provider: Arc<dyn CryptoProvider>,
+        now: fapi_core::UnixTime,
+    ) -> Result<TppFiles, PkiError> {
+        let directory_key = FileKeySource::new(dir, provider.clone())
+            .signing_key("directory-signing")
+            .map_err(gen)?;
+        tpp_files(
+            dir,
+            &scheme_issuer(dir)?,
+            &*directory_key,
+            &*provider,
+            client_id,
+            now,
+        )
     }
 
     /// Writes `dir/<name>` (PEM): a CRL of the development scheme CA,

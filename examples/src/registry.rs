@@ -89,6 +89,17 @@ pub struct Registration {
     /// The directory's organisation id.
     #[serde(default)]
     pub org_id: Option<String>,
+    /// SHA-256 (base64url) of the RFC 7592 registration access token, for
+    /// a client registered dynamically (`POST /register`); none for one the
+    /// operator onboarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_access_token_sha256: Option<String>,
+    /// The algorithms the client registered for its JWTs
+    /// (`token_endpoint_auth_signing_alg`, `request_object_signing_alg`):
+    /// its assertions and request objects are refused in any other. Empty:
+    /// every algorithm of the profile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signing_algorithms: Vec<String>,
 }
 
 /// The RFC 8705 §2.1.2 `tls_client_auth_*` values of a registration; at
@@ -177,11 +188,29 @@ impl Registration {
             ));
         }
         let jwks = JwkSet::from_json(self.jwks.to_string().as_bytes()).map_err(|e| bad(&e))?;
-        Ok(
-            ClientMetadata::new(id, method, redirects, jwks, provider, profile)
-                .map_err(|e| bad(&e))?
-                .with_tls_client_auth(tls),
-        )
+        let metadata = ClientMetadata::new(id, method, redirects, jwks, provider, profile)
+            .map_err(|e| bad(&e))?
+            .with_tls_client_auth(tls);
+        if self.signing_algorithms.is_empty() {
+            return Ok(metadata);
+        }
+        let algorithms = self
+            .signing_algorithms
+            .iter()
+            .map(|name| {
+                profile
+                    .algorithms()
+                    .iter()
+                    .copied()
+                    .find(|a| a.jose_name() == name)
+                    .ok_or_else(|| {
+                        OnboardingError::Registration(format!(
+                            "signing algorithm {name:?} is not one the profile allows"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(metadata.with_allowed_algorithms(algorithms))
     }
 
     /// The registered authentication method (`None` for one this bank
@@ -271,6 +300,8 @@ pub fn verify_software_statement(
             })?,
         token_endpoint_auth_method: "private_key_jwt".into(),
         certificate_subject: CertificateSubject::default(),
+        registration_access_token_sha256: None,
+        signing_algorithms: Vec::new(),
         software_roles: string_list("software_roles")?,
         software_id: Some(
             claims

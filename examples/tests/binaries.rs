@@ -557,3 +557,48 @@ fn tpp_runs_plain_fapi2_where_discovery_offers_no_uk_ob_intents() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// An outside TPP's onboarding without the operator: the development
+/// scheme issues it (`bank tpp issue`), it registers itself (`tpp
+/// register`, RFC 7591) and runs a flow; registering twice is refused.
+#[test]
+fn a_tpp_issued_by_the_scheme_registers_itself_from_the_command_line() {
+    let tmp = TempDir::new("binaries-dcr");
+    let dir = tmp.0.to_str().unwrap().to_owned();
+    let config = init_bank(&dir, None, &["tpp-a"]);
+    let out = ok(&bank(&[
+        "tpp", "issue", "--config", &config, "--client", "tpp-c",
+    ]));
+    assert!(out.contains("tpp-c.ssa.jwt"), "{out}");
+    let (mut child, discovery, _lines) = serve(&config, &[]);
+    let not_yet = tpp(&dir, &discovery, "tpp-c", &["accounts"]);
+    assert!(!not_yet.status.success());
+    let statement = format!("{dir}/tpp-c.ssa.jwt");
+    let out = ok(&tpp(
+        &dir,
+        &discovery,
+        "tpp-c",
+        &["register", "--software-statement", &statement],
+    ));
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["client_id"], "tpp-c", "{out}");
+    assert!(answer["registration_access_token"].is_string(), "{out}");
+    let out = ok(&tpp(
+        &dir,
+        &discovery,
+        "tpp-c",
+        &["accounts", "--account", "acc-1"],
+    ));
+    assert!(out.contains("acc-1"), "{out}");
+    let again = tpp(
+        &dir,
+        &discovery,
+        "tpp-c",
+        &["register", "--software-statement", &statement],
+    );
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("already registered"), "{err}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

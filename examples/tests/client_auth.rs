@@ -89,7 +89,7 @@ fn fixture() -> Fixture {
                 .as_deref(),
             Some(
                 format!(
-                    "CN={0},organizationIdentifier=PSDGB-FCA-{0},O={0} Ltd,C=GB",
+                    "CN={0}-software,OU={0}-org,organizationIdentifier=PSDGB-FCA-{0},O={0} Ltd,C=GB",
                     files.client_id
                 )
                 .as_str()
@@ -105,7 +105,7 @@ fn fixture() -> Fixture {
         "redirect_uris": ["https://tpp-t.example/cb"],
         "jwks": JwkSet::new(vec![Jwk::from_public_key(tpp_t_key.public_key().clone(), Some("tpp-t-es256".into()))]).to_json(),
         "token_endpoint_auth_method": "tls_client_auth",
-        "tls_client_auth_subject_dn": "CN=tpp-t,organizationIdentifier=PSDGB-FCA-tpp-t,O=tpp-t Ltd,C=GB",
+        "tls_client_auth_subject_dn": "CN=tpp-t-software,OU=tpp-t-org,organizationIdentifier=PSDGB-FCA-tpp-t,O=tpp-t Ltd,C=GB",
         "software_roles": ["AISP"],
     }))
     .unwrap();
@@ -487,7 +487,10 @@ fn self_signed(key: &dyn SigningKey, name: &str) -> Vec<u8> {
         rcgen::DnType::CustomDnType(vec![2, 5, 4, 97]),
         format!("PSDGB-FCA-{name}"),
     );
-    p.distinguished_name.push(rcgen::DnType::CommonName, name);
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationalUnitName, format!("{name}-org"));
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name}-software"));
     p.self_signed(&pair).unwrap().der().to_vec()
 }
 

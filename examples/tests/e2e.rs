@@ -859,6 +859,55 @@ async fn an_outside_tpp_with_a_self_signed_certificate_completes_the_flow() {
     outside_tpp(fapi_core::client::AuthMethod::SelfSignedTlsClientAuth).await;
 }
 
+/// A TPP the operator never onboarded registers itself over real TLS
+/// (RFC 7591, UK OB DCR: its statement from the scheme directory, its
+/// request signed with its own key), completes the flow, and deletes its
+/// registration (RFC 7592), after which it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tpp_registers_itself_completes_the_flow_and_deletes_its_registration() {
+    let dir = TempDir::new("e2e-dcr");
+    let p = start(&dir).await;
+    let provider = p.provider();
+    let files = fapi_examples::pki::DevPki::issue_tpp(
+        &dir.0,
+        "tpp-c",
+        provider.clone(),
+        fapi_core::Clock::now(&*p.clock),
+    )
+    .unwrap();
+    let tpp = Tpp::connect(
+        fapi_examples::platform::tpp_config(&p.bank, &p.pki, &files, p.config.profile().unwrap()),
+        &fapi_examples::pki::FileKeySource::new(&dir.0, provider.clone()),
+        provider.clone(),
+        p.clock.clone(),
+    )
+    .await
+    .unwrap();
+    let e = tpp.client_credentials("accounts").await.unwrap_err();
+    assert_eq!(e.error_code().as_deref(), Some("invalid_client"));
+    let statement = std::fs::read_to_string(&files.software_statement).unwrap();
+    let registered = tpp.register(&statement).await.unwrap();
+    assert_eq!(registered["client_id"], "tpp-c", "{registered}");
+    let (_, tokens) = account_tokens(&p, &tpp).await;
+    let r = tpp
+        .get(&url(&p, &format!("{AISP}/accounts")), &tokens.access_token)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let uri = registered["registration_client_uri"].as_str().unwrap();
+    let token = registered["registration_access_token"].as_str().unwrap();
+    let read = tpp.read_registration(uri, token).await.unwrap();
+    assert_eq!(read.status, 200);
+    tpp.delete_registration(uri, token).await.unwrap();
+    let e = tpp.client_credentials("accounts").await.unwrap_err();
+    assert_eq!(e.error_code().as_deref(), Some("invalid_client"));
+    let r = tpp
+        .get(&url(&p, &format!("{AISP}/accounts")), &tokens.access_token)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
+}
+
 /// Writes `<id>.pem`, a self-signed certificate of `key`, and
 /// `<id>.key.pem`, the key (0600), over what `dir` held for `id`.
 fn write_self_signed(dir: &TempDir, id: &str, key: &dyn fapi_core::crypto::SigningKey) {

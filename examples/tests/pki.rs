@@ -94,7 +94,7 @@ fn tpp_certificates_authenticate_against_the_scheme_ca() {
     for tpp in &pki.tpps {
         let trusted = bundle.verify(&cert(&tpp.certificate), &[], now).unwrap();
         let dn = format!(
-            "CN={0},organizationIdentifier=PSDGB-FCA-{0},O={0} Ltd,C=GB",
+            "CN={0}-software,OU={0}-org,organizationIdentifier=PSDGB-FCA-{0},O={0} Ltd,C=GB",
             tpp.client_id
         );
         let registration = ClientMetadata::new(
@@ -115,7 +115,7 @@ fn tpp_certificates_authenticate_against_the_scheme_ca() {
         assert_eq!(client.client_id().as_str(), tpp.client_id);
         // the same DN in OpenSSL's one-line order is another subject
         let openssl_order = format!(
-            "C=GB, O={0} Ltd, organizationIdentifier=PSDGB-FCA-{0}, CN={0}",
+            "C=GB, O={0} Ltd, organizationIdentifier=PSDGB-FCA-{0}, OU={0}-org, CN={0}-software",
             tpp.client_id
         );
         let reversed = registration

@@ -48,6 +48,19 @@ pub enum ErrorCode {
     /// `server_error`: a store or provider failed; nothing about the request
     /// was wrong.
     ServerError,
+    /// `invalid_redirect_uri` ([RFC 7591 §3.2.2]): a registered redirect URI
+    /// is refused.
+    ///
+    /// [RFC 7591 §3.2.2]: https://www.rfc-editor.org/rfc/rfc7591#section-3.2.2
+    InvalidRedirectUri,
+    /// `invalid_client_metadata` (RFC 7591 §3.2.2).
+    InvalidClientMetadata,
+    /// `invalid_software_statement` (RFC 7591 §3.2.2): the statement does
+    /// not verify.
+    InvalidSoftwareStatement,
+    /// `unapproved_software_statement` (RFC 7591 §3.2.2): the statement is
+    /// not from a directory this server accepts.
+    UnapprovedSoftwareStatement,
 }
 
 impl ErrorCode {
@@ -68,6 +81,10 @@ impl ErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::ServerError => "server_error",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::InvalidSoftwareStatement => "invalid_software_statement",
+            Self::UnapprovedSoftwareStatement => "unapproved_software_statement",
         }
     }
 
@@ -155,5 +172,19 @@ mod tests {
         assert_eq!(ErrorCode::InvalidClient.http_status(), 401);
         assert_eq!(ErrorCode::AccessDenied.http_status(), 403);
         assert_eq!(ErrorCode::InvalidRequestUri.http_status(), 400);
+        for (code, wire) in [
+            (ErrorCode::InvalidRedirectUri, "invalid_redirect_uri"),
+            (ErrorCode::InvalidClientMetadata, "invalid_client_metadata"),
+            (
+                ErrorCode::InvalidSoftwareStatement,
+                "invalid_software_statement",
+            ),
+            (
+                ErrorCode::UnapprovedSoftwareStatement,
+                "unapproved_software_statement",
+            ),
+        ] {
+            assert_eq!((code.as_str(), code.http_status()), (wire, 400));
+        }
     }
 }

@@ -261,7 +261,10 @@ fn keep_headers(from: &Response, to: &mut Response) {
 /// Whether `path` is one of the OAuth endpoints on the TPP listener, whose
 /// errors are RFC 6749 §5.2 bodies rather than `OBErrorResponse1`.
 pub(crate) fn is_oauth_endpoint(path: &str) -> bool {
-    matches!(path, "/par" | "/token" | "/introspect" | "/revoke")
+    matches!(
+        path,
+        "/par" | "/token" | "/introspect" | "/revoke" | "/register"
+    ) || path.starts_with("/register/")
 }
 
 /// The TPP API's shaper: RFC 6749 bodies on the OAuth endpoints

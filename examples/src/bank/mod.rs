@@ -26,6 +26,7 @@ mod observe;
 mod payment_model;
 mod pipeline;
 pub mod prefill;
+mod register;
 mod resources;
 mod scopes;
 pub mod tables;
@@ -117,6 +118,9 @@ pub(crate) struct BankState {
     /// Whether self-signed client certificates pass the handshake
     /// (`self_signed_tls_client_auth` offered).
     pub(crate) self_signed_clients: bool,
+    /// The scheme directory's keys and issuer name: what dynamic
+    /// registration verifies software statements with.
+    pub(crate) scheme_directory: register::Directory,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) issuer: Issuer,
     /// Base URL of the TPP API listener (`aud` of access tokens).
@@ -649,6 +653,11 @@ pub(crate) fn build_with_core(
         profile,
         consent_model: config.consent_model,
         self_signed_clients: config.self_signed_clients,
+        scheme_directory: register::Directory {
+            keys: Arc::new(config.directory_keys(&*provider)?),
+            issuer: config.directory_issuer.clone(),
+            provider: provider.clone(),
+        },
         clock,
         issuer: issuer.clone(),
         api_base: api_base.clone(),

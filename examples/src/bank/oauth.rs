@@ -703,12 +703,14 @@ pub(crate) async fn discovery(State(state): State<Arc<BankState>>) -> Response {
         "introspection_endpoint": state.endpoint("/introspect"),
         "revocation_endpoint": state.endpoint("/revoke"),
         "userinfo_endpoint": state.endpoint("/userinfo"),
+        "registration_endpoint": state.endpoint("/register"),
         "mtls_endpoint_aliases": {
             "token_endpoint": state.endpoint("/token"),
             "pushed_authorization_request_endpoint": state.endpoint("/par"),
             "introspection_endpoint": state.endpoint("/introspect"),
             "revocation_endpoint": state.endpoint("/revoke"),
             "userinfo_endpoint": state.endpoint("/userinfo"),
+            "registration_endpoint": state.endpoint("/register"),
         },
         "scopes_supported": scopes,
         // what an authorization request may carry to say what the customer

@@ -58,6 +58,7 @@ const USAGE: &str = "usage:
   bank tpp revoke    [--config FILE] [--data-dir DIR] (--client ID | --certificate FILE)
   bank tpp reinstate [--config FILE] [--data-dir DIR] --client ID
   bank tpp list      [--config FILE] [--data-dir DIR]
+  bank tpp issue     [--config FILE] [--data-dir DIR] --client ID
   bank keys rotate   [--config FILE] [--data-dir DIR] [--alg PS256|ES256|EdDSA] [--publish-delay SECS]
   bank keys list     [--config FILE] [--data-dir DIR]
 (tpp and keys take --database URL [--database-ca FILE] too: the database of the instances they manage;
@@ -415,6 +416,32 @@ async fn stop_signal() -> Res<&'static str> {
     })
 }
 
+/// `bank tpp issue`: the development scheme (its CA and directory, in the
+/// data directory) issues a TPP what a real scheme would: a transport
+/// certificate, a signing key and JWKS, a software statement. The TPP is not
+/// onboarded: it registers itself (`tpp register`) or the operator runs
+/// `bank tpp onboard`.
+fn issue_tpp(flags: &Flags) -> Res<()> {
+    flags.only(&["config", "data-dir", "client"])?;
+    let config = config(&flags.subset(&["config", "data-dir"]))?;
+    let id = flags.get("client").ok_or("--client is required")?;
+    fapi_core::ClientId::try_from(id)?;
+    let files = fapi_examples::pki::DevPki::issue_tpp(
+        &config.data_dir,
+        id,
+        default_provider(),
+        SystemClock.now(),
+    )?;
+    println!("issued {id} by the development scheme:");
+    println!("  transport certificate {}", files.certificate.display());
+    println!("  signing key           {}", files.signing_key);
+    println!(
+        "  software statement    {}",
+        files.software_statement.display()
+    );
+    Ok(())
+}
+
 async fn verify(flags: &Flags) -> Res<()> {
     flags.only(&["config", "data-dir", "database", "database-ca"])?;
     let (entries, checkpoints) = audit::verify_audit(&config(flags)?).await?;
@@ -423,6 +450,9 @@ async fn verify(flags: &Flags) -> Res<()> {
 }
 
 fn tpp(sub: &str, flags: &Flags) -> Res<()> {
+    if sub == "issue" {
+        return issue_tpp(flags);
+    }
     let config = {
         let f = flags.subset(&["config", "data-dir", "database", "database-ca"]);
         config(&f)?

@@ -228,6 +228,8 @@ pub struct Discovery {
     pub revocation_endpoint: Option<String>,
     /// `userinfo_endpoint` (mTLS alias when given), if advertised.
     pub userinfo_endpoint: Option<String>,
+    /// `registration_endpoint` (mTLS alias when given), if advertised.
+    pub registration_endpoint: Option<String>,
     /// `consent_models_supported` (the example bank's: `openbanking_intent`,
     /// `scopes`), if advertised.
     pub consent_models: Option<Vec<String>>,
@@ -349,6 +351,7 @@ impl Tpp {
             introspection_endpoint: endpoint("introspection_endpoint").ok(),
             revocation_endpoint: endpoint("revocation_endpoint").ok(),
             userinfo_endpoint: endpoint("userinfo_endpoint").ok(),
+            registration_endpoint: endpoint("registration_endpoint").ok(),
             consent_models: strings(&meta, "consent_models_supported"),
             token_endpoint_auth_methods_supported: strings(
                 &meta,
@@ -602,6 +605,123 @@ impl Tpp {
     pub async fn userinfo(&self, token: &str) -> Result<ApiResponse, TppError> {
         let url = self.advertised(&self.discovery.userinfo_endpoint, "userinfo_endpoint")?;
         self.get(url, token).await
+    }
+
+    /// Registers this TPP with the server (RFC 7591, UK OB DCR): a request
+    /// JWT signed with its signing key, carrying `software_statement` (the
+    /// directory-signed statement), its redirect URI and auth method, sent
+    /// over its transport certificate. The answer's JSON (it holds
+    /// `registration_access_token` and `registration_client_uri`).
+    ///
+    /// # Errors
+    /// [`TppError`] (`Status` with the server's error body).
+    pub async fn register(&self, software_statement: &str) -> Result<Value, TppError> {
+        let url = self.advertised(
+            &self.discovery.registration_endpoint,
+            "registration_endpoint",
+        )?;
+        let body = self.registration_request(software_statement)?;
+        self.send_registration(self.mtls.post(url), body).await
+    }
+
+    /// Updates the registration at `uri` (RFC 7592 §2.2) with a new signed
+    /// request, authorized by `token`.
+    ///
+    /// # Errors
+    /// [`TppError`].
+    pub async fn update_registration(
+        &self,
+        uri: &str,
+        token: &str,
+        software_statement: &str,
+    ) -> Result<Value, TppError> {
+        let body = self.registration_request(software_statement)?;
+        self.send_registration(self.mtls.put(uri).bearer_auth(token), body)
+            .await
+    }
+
+    /// The signed registration request for `software_statement`.
+    ///
+    /// # Errors
+    /// [`TppError::Local`].
+    pub fn registration_request(&self, software_statement: &str) -> Result<String, TppError> {
+        use fapi_core::jose::UnverifiedJws;
+        // the TPP's own statement: it names the software id the request is from
+        let statement = UnverifiedJws::parse(software_statement.trim())
+            .and_then(|s| s.unverified_claims())
+            .map_err(local)?;
+        let software_id = statement
+            .required_string("software_id")
+            .map_err(local)?
+            .to_owned();
+        let now = self.now().as_secs();
+        let alg = self.signing.algorithm().jose_name();
+        let claims = json!({
+            "iss": software_id,
+            "aud": self.discovery.issuer.as_str(),
+            "iat": now,
+            "exp": now + 300,
+            "jti": random::token(16).map_err(local)?,
+            "software_statement": software_statement.trim(),
+            "redirect_uris": [self.config.redirect_uri],
+            "token_endpoint_auth_method": self.config.auth_method.name(),
+            "token_endpoint_auth_signing_alg": alg,
+            "request_object_signing_alg": alg,
+            "grant_types": ["authorization_code", "client_credentials", "refresh_token"],
+            "response_types": ["code"],
+            "application_type": "web",
+        });
+        sign_compact(
+            &*self.signing,
+            Some(&self.config.signing_key),
+            Some("JWT"),
+            claims.as_object().ok_or_else(|| local("claims"))?,
+        )
+        .map_err(local)
+    }
+
+    async fn send_registration(
+        &self,
+        request: reqwest::RequestBuilder,
+        body: String,
+    ) -> Result<Value, TppError> {
+        let resp = request
+            .header("content-type", "application/jwt")
+            .body(body)
+            .send()
+            .await
+            .map_err(transport)?;
+        Ok(read(resp).await?.ok()?.json())
+    }
+
+    /// The registration at `uri` (RFC 7592 §2.1), read with `token`.
+    ///
+    /// # Errors
+    /// [`TppError::Transport`].
+    pub async fn read_registration(&self, uri: &str, token: &str) -> Result<ApiResponse, TppError> {
+        let resp = self
+            .mtls
+            .get(uri)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(transport)?;
+        read(resp).await
+    }
+
+    /// Deletes the registration at `uri` (RFC 7592 §2.3) with `token`.
+    ///
+    /// # Errors
+    /// [`TppError`].
+    pub async fn delete_registration(&self, uri: &str, token: &str) -> Result<(), TppError> {
+        let resp = self
+            .mtls
+            .delete(uri)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(transport)?;
+        read(resp).await?.ok().map(|_| ())
     }
 
     /// A client-credentials token for `scope` (consent creation).

@@ -68,6 +68,8 @@ pub fn registration(id: &str, key: &dyn SigningKey) -> Registration {
         .to_json(),
         token_endpoint_auth_method: "private_key_jwt".into(),
         certificate_subject: Default::default(),
+        registration_access_token_sha256: None,
+        signing_algorithms: Vec::new(),
         software_roles: vec!["AISP".into()],
         software_id: None,
         org_id: None,

@@ -119,6 +119,21 @@ pub(crate) fn api_router(state: Arc<BankState>, request_timeout: std::time::Dura
         .route("/introspect", post(super::tokens::introspect))
         .route("/revoke", post(super::tokens::revoke))
         .route(
+            "/register",
+            post(super::register::register).layer(axum::extract::DefaultBodyLimit::max(
+                super::register::MAX_REGISTRATION_BODY,
+            )),
+        )
+        .route(
+            "/register/{client_id}",
+            get(super::register::read)
+                .put(super::register::update)
+                .delete(super::register::delete)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    super::register::MAX_REGISTRATION_BODY,
+                )),
+        )
+        .route(
             "/userinfo",
             get(super::tokens::userinfo).post(super::tokens::userinfo),
         )
