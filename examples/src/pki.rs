@@ -304,6 +304,7 @@ fn tpp_files(
         software_id: Some(format!("{client_id}-software")),
         org_id: Some(format!("{client_id}-org")),
         registration_access_token_sha256: None,
+        software_jwks_endpoint: None,
         signing_algorithms: Vec::new(),
     };
     let statement = crate::registry::sign_software_statement(

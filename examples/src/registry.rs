@@ -67,8 +67,15 @@ pub struct Registration {
     pub client_name: String,
     /// Registered redirect URIs (exact match).
     pub redirect_uris: Vec<String>,
-    /// The TPP's public JWKS.
+    /// The TPP's public JWKS (`null` until fetched, for a statement that
+    /// names its keys by `software_jwks_endpoint`).
     pub jwks: Value,
+    /// Where the directory publishes the TPP's keys, for a statement that
+    /// names them so (UK OB `software_jwks_endpoint`); dynamic registration
+    /// fetches them from an allow-listed directory host
+    /// ([`JwksEndpoints`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_jwks_endpoint: Option<String>,
     /// `private_key_jwt`, `tls_client_auth` or
     /// `self_signed_tls_client_auth` (RFC 8705 §2).
     pub token_endpoint_auth_method: String,
@@ -187,6 +194,14 @@ impl Registration {
                 "at least one redirect URI is required".into(),
             ));
         }
+        if self.jwks.is_null() && self.software_jwks_endpoint.is_some() {
+            return Err(OnboardingError::Registration(
+                "the statement names the TPP's keys by software_jwks_endpoint: the TPP registers \
+                 itself (POST /register, which fetches them from an allow-listed directory host), \
+                 or the operator onboards it with --metadata giving them by value"
+                    .into(),
+            ));
+        }
         let jwks = JwkSet::from_json(self.jwks.to_string().as_bytes()).map_err(|e| bad(&e))?;
         let metadata = ClientMetadata::new(id, method, redirects, jwks, provider, profile)
             .map_err(|e| bad(&e))?
@@ -281,6 +296,21 @@ pub fn verify_software_statement(
             })
             .collect()
     };
+    // the TPP's keys: by value, or where the directory publishes them
+    let (jwks, endpoint) = match (
+        claims.get("software_jwks"),
+        claims.get("software_jwks_endpoint"),
+    ) {
+        (Some(v), None) if v.is_object() => (v.clone(), None),
+        (None, Some(Value::String(url))) => (Value::Null, Some(url.clone())),
+        _ => {
+            return Err(OnboardingError::SoftwareStatement(
+                "the TPP's keys must be given by value (software_jwks, a JWKS object) or by \
+                 software_jwks_endpoint, one of the two"
+                    .into(),
+            ))
+        }
+    };
     Ok(Registration {
         client_id: claims
             .required_string("software_client_id")
@@ -291,13 +321,8 @@ pub fn verify_software_statement(
             .map_err(|e| bad(&e))?
             .to_owned(),
         redirect_uris: string_list("software_redirect_uris")?,
-        jwks: claims
-            .get("software_jwks")
-            .filter(|v| v.is_object())
-            .cloned()
-            .ok_or_else(|| {
-                OnboardingError::SoftwareStatement("software_jwks must be a JWKS object".into())
-            })?,
+        jwks: jwks.clone(),
+        software_jwks_endpoint: endpoint,
         token_endpoint_auth_method: "private_key_jwt".into(),
         certificate_subject: CertificateSubject::default(),
         registration_access_token_sha256: None,
@@ -342,8 +367,114 @@ pub fn sign_software_statement(
         "software_jwks": registration.jwks,
         "org_id": registration.org_id.clone().unwrap_or_else(|| registration.client_id.clone()),
     });
+    let mut claims = claims;
+    if let (Some(map), Some(endpoint)) = (
+        claims.as_object_mut(),
+        registration.software_jwks_endpoint.as_ref(),
+    ) {
+        map.remove("software_jwks");
+        map.insert("software_jwks_endpoint".into(), json!(endpoint));
+    }
     let map = claims.as_object().ok_or("claims are an object")?;
     sign_compact(directory_key, Some(kid), Some("JWT"), map).map_err(|e| e.to_string())
+}
+
+/// Largest JWKS fetched from a directory.
+const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+/// Fetches a TPP's keys from where its statement says the directory
+/// publishes them (`software_jwks_endpoint`), only from the allow-listed
+/// directory hosts, over HTTPS with the configured trust anchors: a
+/// statement cannot make the bank fetch from anywhere else.
+#[derive(Clone, Debug)]
+pub struct JwksEndpoints {
+    hosts: Vec<String>,
+    client: Option<reqwest::Client>,
+}
+
+impl JwksEndpoints {
+    /// No host allowed: only statements carrying their keys by value.
+    pub fn none() -> Self {
+        Self {
+            hosts: Vec::new(),
+            client: None,
+        }
+    }
+
+    /// `hosts` (exact host names, compared without case) reached over
+    /// HTTPS trusting the CA certificates in `ca_pem`.
+    ///
+    /// # Errors
+    /// The CA bundle does not parse.
+    pub fn new(hosts: Vec<String>, ca_pem: &str) -> Result<Self, crate::tpp::TppError> {
+        Ok(Self {
+            hosts,
+            client: Some(crate::tpp::browser_client(ca_pem)?),
+        })
+    }
+
+    /// Fills `registration.jwks` from its `software_jwks_endpoint` when the
+    /// statement gave no keys by value (a no-op otherwise).
+    ///
+    /// # Errors
+    /// [`OnboardingError::SoftwareStatement`]: the endpoint is not HTTPS on
+    /// an allow-listed host, or does not answer a JWKS.
+    pub async fn resolve(&self, registration: &mut Registration) -> Result<(), OnboardingError> {
+        if !registration.jwks.is_null() {
+            return Ok(());
+        }
+        let refused = |why: &str| {
+            OnboardingError::SoftwareStatement(format!("software_jwks_endpoint: {why}"))
+        };
+        let endpoint = registration
+            .software_jwks_endpoint
+            .as_deref()
+            .ok_or_else(|| refused("missing"))?;
+        let url = url::Url::parse(endpoint).map_err(|_| refused("not a URL"))?;
+        let allowed = url.scheme() == "https"
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url
+                .host_str()
+                .is_some_and(|h| self.hosts.iter().any(|a| a.eq_ignore_ascii_case(h)));
+        let client = self
+            .client
+            .as_ref()
+            .filter(|_| allowed)
+            .ok_or_else(|| refused("not an https URL on an allow-listed directory host"))?;
+        let response = client
+            .get(url)
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|_| refused("the directory did not answer"))?;
+        if !response.status().is_success() {
+            return Err(refused(&format!(
+                "the directory answered {}",
+                response.status().as_u16()
+            )));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+        {
+            return Err(refused("the JWKS is too large"));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|_| refused("the directory's answer was cut"))?;
+        if body.len() > MAX_JWKS_BYTES {
+            return Err(refused("the JWKS is too large"));
+        }
+        let jwks: Value =
+            serde_json::from_slice(&body).map_err(|_| refused("the answer is not JSON"))?;
+        if !jwks.get("keys").is_some_and(Value::is_array) {
+            return Err(refused("the answer is not a JWKS"));
+        }
+        registration.jwks = jwks;
+        Ok(())
+    }
 }
 
 /// A registered TPP as read from the registry.

@@ -32,10 +32,15 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(|_| {})
+}
+
+fn fixture_with(adjust: impl FnOnce(&mut BankConfig)) -> Fixture {
     let dir = TempDir::new("register");
     let provider = default_provider();
     let pki = DevPki::generate(&dir.0, &*provider, &["tpp-a", "tpp-b"], SystemClock.now()).unwrap();
-    let config = BankConfig::development(&dir.0);
+    let mut config = BankConfig::development(&dir.0);
+    adjust(&mut config);
     let clock = Arc::new(fapi_examples::bank::OffsetClock::default());
     let apps = build(&config, clock, ISSUER, ISSUER).unwrap();
     Fixture {
@@ -466,4 +471,134 @@ async fn the_registration_access_token_is_its_clients_alone() {
     // the registration is as it was
     let still = f.manage("GET", "tpp-a", &token, None, &f.cert(0)).await;
     assert_eq!(still.1["client_id"], "tpp-a");
+}
+
+/// A directory host serving tpp-a's JWKS over HTTPS (the development
+/// server certificate, for localhost, from the scheme CA) at `/tpp-a.jwks`
+/// and nothing elsewhere; its port.
+async fn directory_host(f: &Fixture) -> (u16, tokio::sync::watch::Sender<bool>) {
+    use rustls_pki_types::pem::PemObject;
+    let jwks = std::fs::read_to_string(&f.pki.tpps[0].jwks).unwrap();
+    let app = axum::Router::new().route(
+        "/tpp-a.jwks",
+        axum::routing::get(move || async move { jwks }),
+    );
+    let chain = fapi_examples::bank::pem_certificates(
+        &std::fs::read_to_string(&f.pki.server_certificate).unwrap(),
+    )
+    .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&f.pki.server_key).unwrap();
+    let tls = fapi_examples::bank::tls::customer_server_config(chain, key).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(fapi_examples::bank::tls::serve(
+        listener,
+        Some(tls),
+        app,
+        fapi_examples::bank::listener::ListenersConfig::default().customer,
+        "directory",
+        std::time::Duration::from_secs(1),
+        stopped,
+    ));
+    (port, stop)
+}
+
+/// tpp-a's statement naming its keys by `software_jwks_endpoint`, signed by
+/// the directory.
+fn statement_with_endpoint(f: &Fixture, endpoint: &str) -> String {
+    let mut registration: Registration = fapi_examples::registry::verify_software_statement(
+        &f.statement(0),
+        &BankConfig::development(&f.pki.dir)
+            .directory_keys(&*default_provider())
+            .unwrap(),
+        DEV_DIRECTORY_ISSUER,
+        fapi_core::Profile::Fapi2MessageSigning,
+        SystemClock.now(),
+    )
+    .unwrap();
+    registration.jwks = Value::Null;
+    registration.software_jwks_endpoint = Some(endpoint.to_owned());
+    let directory = f.keys.signing_key("directory-signing").unwrap();
+    sign_software_statement(
+        &*directory,
+        "directory-signing",
+        &registration,
+        SystemClock.now(),
+    )
+    .unwrap()
+}
+
+/// A statement that names the TPP's keys by `software_jwks_endpoint`: the
+/// bank fetches them from an allow-listed directory host only, over HTTPS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_named_by_endpoint_are_fetched_from_an_allow_listed_directory_host_only() {
+    let f = fixture_with(|c| c.directory_jwks_hosts = vec!["localhost".into()]);
+    let (port, _stop) = directory_host(&f).await;
+    let a = f.cert(0);
+    for (endpoint, says) in [
+        // a host the bank was not told about (the same server by address)
+        (
+            format!("https://127.0.0.1:{port}/tpp-a.jwks"),
+            "allow-listed",
+        ),
+        // not HTTPS
+        (
+            format!("http://localhost:{port}/tpp-a.jwks"),
+            "allow-listed",
+        ),
+        // credentials in the URL
+        (
+            format!("https://user:pw@localhost:{port}/tpp-a.jwks"),
+            "allow-listed",
+        ),
+        // nothing there
+        (
+            format!("https://localhost:{port}/tpp-z.jwks"),
+            "answered 404",
+        ),
+    ] {
+        let statement = statement_with_endpoint(&f, &endpoint);
+        let got = f.post(f.request(&statement, |_| {}), Some(&a)).await;
+        assert_error(&got, 400, "invalid_software_statement", says);
+    }
+    let statement = statement_with_endpoint(&f, &format!("https://localhost:{port}/tpp-a.jwks"));
+    let got = f.post(f.request(&statement, |_| {}), Some(&a)).await;
+    assert_eq!(got.0, 201, "{}", got.1);
+    assert_eq!(
+        got.1["jwks"]["keys"][0]["kid"], "tpp-a-signing",
+        "{}",
+        got.1
+    );
+    assert_eq!(
+        f.token_a().await,
+        200,
+        "the fetched keys verify its assertions"
+    );
+}
+
+/// Without `directory_jwks_hosts`, a statement with keys by endpoint is
+/// refused; the operator's onboarding says how to proceed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_by_endpoint_need_an_allow_listed_host() {
+    let f = fixture();
+    let (port, _stop) = directory_host(&f).await;
+    let statement = statement_with_endpoint(&f, &format!("https://localhost:{port}/tpp-a.jwks"));
+    let got = f
+        .post(f.request(&statement, |_| {}), Some(&f.cert(0)))
+        .await;
+    assert_error(&got, 400, "invalid_software_statement", "allow-listed");
+    let config = BankConfig::development(&f.pki.dir);
+    let registration = fapi_examples::registry::verify_software_statement(
+        &statement,
+        &config.directory_keys(&*default_provider()).unwrap(),
+        DEV_DIRECTORY_ISSUER,
+        config.profile().unwrap(),
+        SystemClock.now(),
+    )
+    .unwrap();
+    let e = registration
+        .metadata(&*default_provider(), config.profile().unwrap())
+        .unwrap_err();
+    assert!(e.to_string().contains("POST /register"), "{e}");
 }

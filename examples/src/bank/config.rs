@@ -136,6 +136,16 @@ pub struct BankConfig {
     pub directory_jwks: PathBuf,
     /// The directory's issuer name in software statements.
     pub directory_issuer: String,
+    /// Hosts of the directory that publish TPPs' keys, for statements that
+    /// name their keys by `software_jwks_endpoint` (UK OB): dynamic
+    /// registration fetches from these only (HTTPS, exact host names).
+    /// Empty: statements must carry their keys by value.
+    #[serde(default)]
+    pub directory_jwks_hosts: Vec<String>,
+    /// The CA certificates (PEM) those hosts' TLS certificates chain to;
+    /// absent: `scheme_ca`.
+    #[serde(default)]
+    pub directory_jwks_ca: Option<PathBuf>,
     /// `fapi1-advanced`, `fapi2-security` or `fapi2-message-signing`.
     pub profile: String,
     /// Test customers.
@@ -388,6 +398,8 @@ impl BankConfig {
             signing_key: "bank-signing".into(),
             directory_jwks: "directory.jwks.json".into(),
             directory_issuer: crate::registry::DEV_DIRECTORY_ISSUER.into(),
+            directory_jwks_hosts: Vec::new(),
+            directory_jwks_ca: None,
             profile: "fapi2-message-signing".into(),
             customers: vec![
                 CustomerConfig {

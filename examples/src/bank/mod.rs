@@ -657,6 +657,7 @@ pub(crate) fn build_with_core(
             keys: Arc::new(config.directory_keys(&*provider)?),
             issuer: config.directory_issuer.clone(),
             provider: provider.clone(),
+            jwks_endpoints: Arc::new(config.jwks_endpoints()?),
         },
         clock,
         issuer: issuer.clone(),
@@ -766,6 +767,21 @@ impl BankConfig {
                 .build(now)
                 .map_err(config_err)?,
         ))
+    }
+
+    /// Where dynamic registration may fetch TPPs' keys from
+    /// (`directory_jwks_hosts`, trusting `directory_jwks_ca` or the scheme
+    /// CA).
+    ///
+    /// # Errors
+    /// [`StartError::Config`].
+    pub fn jwks_endpoints(&self) -> Result<crate::registry::JwksEndpoints, StartError> {
+        if self.directory_jwks_hosts.is_empty() {
+            return Ok(crate::registry::JwksEndpoints::none());
+        }
+        let ca = self.read(self.directory_jwks_ca.as_ref().unwrap_or(&self.scheme_ca))?;
+        crate::registry::JwksEndpoints::new(self.directory_jwks_hosts.clone(), &ca)
+            .map_err(config_err)
     }
 
     /// The directory's keys, which sign software statements.

@@ -16,7 +16,9 @@
 //! - `token_endpoint_auth_method` is `private_key_jwt` or
 //!   `tls_client_auth` (with `tls_client_auth_subject_dn`, or the
 //!   certificate's own subject), the signing algorithms are the profile's;
-//! - the client's keys are the statement's `software_jwks` (by value).
+//! - the client's keys are the statement's: `software_jwks` by value, or
+//!   fetched from its `software_jwks_endpoint` on an allow-listed directory
+//!   host (`directory_jwks_hosts`; see [`crate::registry::JwksEndpoints`]).
 //!
 //! The registration is then onboarded exactly as `bank tpp onboard` does it
 //! ([`crate::registry::onboard`]). The response carries a registration
@@ -69,6 +71,9 @@ pub(crate) struct Directory {
     pub(crate) issuer: String,
     /// The provider every key is parsed with.
     pub(crate) provider: Arc<dyn CryptoProvider>,
+    /// Where the TPPs' keys may be fetched from, for statements that name
+    /// them by `software_jwks_endpoint`.
+    pub(crate) jwks_endpoints: Arc<crate::registry::JwksEndpoints>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -224,6 +229,11 @@ async fn verified_request(
         now,
     )
     .map_err(|e| statement_error(e.to_string()))?;
+    directory
+        .jwks_endpoints
+        .resolve(&mut registration)
+        .await
+        .map_err(|e| statement_error(e.to_string()))?;
     let software_id = registration.software_id.clone().unwrap_or_default();
     let org_id = registration.org_id.clone().unwrap_or_default();
 

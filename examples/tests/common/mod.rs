@@ -69,6 +69,7 @@ pub fn registration(id: &str, key: &dyn SigningKey) -> Registration {
         token_endpoint_auth_method: "private_key_jwt".into(),
         certificate_subject: Default::default(),
         registration_access_token_sha256: None,
+        software_jwks_endpoint: None,
         signing_algorithms: Vec::new(),
         software_roles: vec!["AISP".into()],
         software_id: None,
