@@ -185,13 +185,18 @@ impl Fixture {
 
     /// A `client_credentials` token for tpp-a over `cert`.
     async fn token_a(&self, cert: &[u8]) -> (StatusCode, Value) {
+        self.token_a_with(&self.assertion(), cert).await
+    }
+
+    /// The same, with `assertion`.
+    async fn token_a_with(&self, assertion: &str, cert: &[u8]) -> (StatusCode, Value) {
         let form = form(&[
             ("client_id", "tpp-a"),
             (
                 "client_assertion_type",
                 fapi_core::client_auth::JWT_BEARER_ASSERTION_TYPE,
             ),
-            ("client_assertion", &self.assertion()),
+            ("client_assertion", assertion),
             ("grant_type", "client_credentials"),
             ("scope", "accounts"),
         ]);
@@ -358,6 +363,34 @@ async fn a_tls_client_auth_client_is_refused_without_its_own_certificate() {
     assert_invalid_client(status, &v, "together");
     // the happy twin, after all of that
     assert_eq!(f.token_t(&f.tpp_t).await.0, 200);
+}
+
+/// A replayed assertion admits no certificate: the rotation happens only
+/// once the client is fully authenticated.
+#[tokio::test]
+async fn a_replayed_assertion_admits_no_rotated_certificate() {
+    let f = fixture();
+    let assertion = f.assertion();
+    assert_eq!(f.token_a_with(&assertion, &f.tpp_a).await.0, 200);
+    let rotated = f.issue("tpp-a");
+    let (status, v) = f.token_a_with(&assertion, &rotated).await;
+    assert_eq!(
+        (status, &v["error"]),
+        (StatusCode::UNAUTHORIZED, &json!("invalid_client")),
+        "{v}"
+    );
+    let owner = f
+        .apps
+        .registry()
+        .client_id_by_certificate(ClientCertificate::from_der(&rotated).unwrap().thumbprint())
+        .await
+        .unwrap();
+    assert_eq!(owner, None);
+    assert_eq!(
+        f.token_a(&rotated).await.0,
+        200,
+        "the twin with a fresh assertion"
+    );
 }
 
 /// A `private_key_jwt` client must send its assertion: its certificate
@@ -579,7 +612,7 @@ async fn a_self_signed_certificate_does_not_authenticate_a_scheme_client() {
     let (status, v) = f.token_a(&self_signed(&*es256(), "tpp-a")).await;
     assert_invalid_client(status, &v, "self-signed");
     let (status, v) = f.token_a(&tpp_s).await;
-    assert_invalid_client(status, &v, "two different clients");
+    assert_invalid_client(status, &v, "self-signed");
     // the twins
     assert_eq!(f.token_t(&f.tpp_t).await.0, 200);
     assert_eq!(f.token_a(&f.tpp_a).await.0, 200);

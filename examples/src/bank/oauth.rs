@@ -147,8 +147,14 @@ pub(crate) async fn authenticate<'f>(
             let pending = unverified
                 .verify(&metadata, &ctx, now)
                 .map_err(fail("client_assertion"))?;
-            // the client id is verified now: the assertion's signature is
-            // by this client's key
+            self_signed_only_for_its_method(info, &metadata)?;
+            // the client id is verified now (the assertion's signature is by
+            // this client's key) and the assertion used up: only then may
+            // the registration admit a new certificate
+            let client = pending
+                .record_jti(&*state.replay, now)
+                .await
+                .map_err(fail("client_assertion_replay"))?;
             ensure_client_certificate(
                 certificate,
                 &metadata,
@@ -158,10 +164,6 @@ pub(crate) async fn authenticate<'f>(
             )
             .await
             .map_err(fail("certificate_not_registered"))?;
-            let client = pending
-                .record_jti(&*state.replay, now)
-                .await
-                .map_err(fail("client_assertion_replay"))?;
             (client, registration)
         }
         (None, None) => {
@@ -185,6 +187,7 @@ pub(crate) async fn authenticate<'f>(
                      and client_assertion",
                 ));
             }
+            self_signed_only_for_its_method(info, &metadata)?;
             let client = authenticate_by_certificate(
                 certificate,
                 &metadata,
@@ -219,6 +222,26 @@ pub(crate) async fn authenticate<'f>(
         registration,
         certificate: certificate.clone(),
     })
+}
+
+/// A self-signed certificate (no chain) authenticates only a
+/// `self_signed_tls_client_auth` client: refused to any other method here,
+/// before its own checks, whatever the registry holds.
+fn self_signed_only_for_its_method(
+    info: &ConnectionInfo,
+    metadata: &fapi_core::client::ClientMetadata,
+) -> Result<(), OAuthFailure> {
+    if info.certificate().is_self_signed()
+        && metadata.auth_method() != AuthMethod::SelfSignedTlsClientAuth
+    {
+        auth_failure("certificate_untrusted");
+        return Err(OAuthFailure::new(
+            ErrorCode::InvalidClient,
+            "client certificate is self-signed: this client is registered for a certificate of \
+             the scheme CA",
+        ));
+    }
+    Ok(())
 }
 
 /// The client's registration (read now) and its metadata.
