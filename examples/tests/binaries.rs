@@ -319,6 +319,36 @@ fn a_revoked_tpp_is_reinstated_only_explicitly() {
     ])
     .status
     .success());
+    // every change the operator made is in the audit trail, in order (the
+    // refused ones are not changes), and the trail still verifies
+    let conn = rusqlite::Connection::open(format!("{dir}/bank.db")).unwrap();
+    let changes: Vec<String> = conn
+        .prepare("SELECT event FROM audit ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .filter_map(|e| {
+            let v: serde_json::Value = serde_json::from_str(&e).unwrap();
+            (v["action"]["type"] == "registration_changed").then(|| {
+                format!(
+                    "{} {}",
+                    v["action"]["change"].as_str().unwrap(),
+                    v["client_id"].as_str().unwrap()
+                )
+            })
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "onboarded tpp-b",
+            "revoked tpp-b",
+            "reinstated tpp-b",
+            "onboarded tpp-b"
+        ]
+    );
+    ok(&bank(&["verify-audit", "--config", &config]));
 }
 
 /// `bank init` always wrote ports 8443/8444/9090.

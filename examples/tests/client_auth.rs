@@ -431,7 +431,8 @@ async fn a_rotated_certificate_works_without_onboarding_and_is_revoked_on_its_ow
     // each token stays bound to its own certificate
     assert_eq!(f.create_consent(&first_token, &f.tpp_a).await, 201);
     assert_eq!(f.create_consent(&rotated_token, &f.tpp_a).await, 401);
-    // the registry now names tpp-a the rotated certificate's owner
+    // the registry now names tpp-a the rotated certificate's owner, and
+    // the audit trail says when it became tpp-a's (once)
     let owner = f
         .apps
         .registry()
@@ -439,6 +440,26 @@ async fn a_rotated_certificate_works_without_onboarding_and_is_revoked_on_its_ow
         .await
         .unwrap();
     assert_eq!(owner.as_ref().map(|c| c.as_str()), Some("tpp-a"));
+    assert_eq!(f.token_a(&rotated).await.0, 200);
+    let added: Vec<(String, Option<String>)> = f
+        .apps
+        .stores
+        .audit
+        .entries(1, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.event.action {
+            fapi_consent::audit::AuditAction::CertificateAdded { thumbprint } => {
+                Some((thumbprint, e.event.client_id.map(|c| c.as_str().to_owned())))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        added,
+        vec![(thumbprint(&rotated), Some("tpp-a".to_owned()))]
+    );
 
     // revoked in the directory: the rotated certificate is refused at once,
     // the first one is not

@@ -248,6 +248,35 @@ async fn a_tpp_registers_itself_and_manages_its_registration() {
     let gone = f.manage("GET", "tpp-a", &token, None, &f.cert(0)).await;
     assert_error(&gone, 401, "invalid_token", "not valid");
     assert_eq!(f.token_a().await, 401, "deleted: its calls are refused");
+
+    // each change is in the audit trail, with the hash of the request that
+    // made it (the refused ones are not changes)
+    let changes: Vec<(String, Option<String>, bool)> = f
+        .apps
+        .stores
+        .audit
+        .entries(1, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.event.action {
+            fapi_consent::audit::AuditAction::RegistrationChanged { change } => Some((
+                change,
+                e.event.client_id.map(|c| c.as_str().to_owned()),
+                e.event.request_sha256.is_some(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let a = Some("tpp-a".to_owned());
+    assert_eq!(
+        changes,
+        vec![
+            ("registered".into(), a.clone(), true),
+            ("updated".into(), a.clone(), true),
+            ("deleted".into(), a, false),
+        ]
+    );
 }
 
 /// Each rule of the request, the statement and the certificate, refused

@@ -57,6 +57,20 @@ pub enum AuditAction {
         /// token itself.
         token_id: String,
     },
+    /// A TPP's registration changed: `registered`, `updated` or `deleted`
+    /// by the TPP itself (dynamic client registration, RFC 7591/7592), or
+    /// `onboarded`, `revoked`, `reinstated` or `certificate revoked` by the
+    /// operator.
+    RegistrationChanged {
+        /// What changed (one of the words above).
+        change: String,
+    },
+    /// A transport certificate was recorded as the TPP's: a new certificate
+    /// its registration admits (a rotation), at its first use.
+    CertificateAdded {
+        /// The certificate's `x5t#S256`.
+        thumbprint: String,
+    },
     /// A resource was read.
     ResourceAccessed,
     /// A payment was initiated.

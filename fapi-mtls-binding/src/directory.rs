@@ -296,6 +296,17 @@ pub async fn ensure_registered_certificate(
     }
 }
 
+/// How [`ensure_client_certificate`] found the certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Holding {
+    /// The client held it already.
+    Held,
+    /// The registration admitted it and it is now recorded as the client's
+    /// (worth an audit event).
+    Added,
+}
+
 /// For a client authenticated by any method over a connection with
 /// `presented`: the certificate must be one the client holds in
 /// `registry`, or one its registration admits, which is then recorded as
@@ -312,7 +323,8 @@ pub async fn ensure_registered_certificate(
 /// revoked, and a certificate another client holds is refused, whatever
 /// the registration says. A `private_key_jwt` registration without a
 /// `tls_client_auth_*` value admits nothing: only the certificate it was
-/// registered with works.
+/// registered with works. Returns whether the certificate was held or has
+/// just been added.
 ///
 /// # Errors
 /// [`ClientAuthError::Certificate`] (revoked, chain refused, subject or
@@ -326,11 +338,11 @@ pub async fn ensure_client_certificate(
     trust: &TrustStore,
     registry: &dyn crate::registry::TppRegistry,
     now: UnixTime,
-) -> Result<(), ClientAuthError> {
+) -> Result<Holding, ClientAuthError> {
     let id = client.client_id();
     let thumbprint = presented.certificate().thumbprint();
     if check_directory(id, thumbprint, registry).await?.is_some() {
-        return Ok(());
+        return Ok(Holding::Held);
     }
     match client.auth_method() {
         fapi_core::client::AuthMethod::SelfSignedTlsClientAuth => {
@@ -367,7 +379,8 @@ pub async fn ensure_client_certificate(
             RegisterError::Revoked => CertificateAuthError::TppRevoked.into(),
             RegisterError::NotRegistered => CertificateAuthError::NotRegistered.into(),
             RegisterError::Store(e) => ClientAuthError::Store(e),
-        })
+        })?;
+    Ok(Holding::Added)
 }
 
 /// [`ensure_registered_certificate`] on a [`Standing`] the caller read

@@ -926,7 +926,7 @@ fn a_standing_read_by_the_caller_is_decided_like_one_the_check_reads() {
 
 // ---- a certificate the registration admits (a rotation) ----
 
-use fapi_mtls_binding::directory::{ensure_client_certificate, TppDirectory};
+use fapi_mtls_binding::directory::{ensure_client_certificate, Holding, TppDirectory};
 use fapi_mtls_binding::registry::TppRegistry;
 
 fn private_key_jwt_client(m: Option<TlsClientAuthMetadata>) -> ClientMetadata {
@@ -963,7 +963,7 @@ fn admit(
     der: &[u8],
     client: &ClientMetadata,
     dir: &InMemoryTppDirectory,
-) -> Result<(), ClientAuthError> {
+) -> Result<Holding, ClientAuthError> {
     let presented = PresentedCertificate::from_verified_tls_peer(der).unwrap();
     block_on(ensure_client_certificate(
         &presented,
@@ -991,13 +991,19 @@ fn a_rotated_certificate_with_the_registered_subject_is_admitted_and_held() {
     ] {
         let dir = registered(&client);
         assert_eq!(owner(&pki().tpp_a_rotated, &dir), None);
-        admit(&pki().tpp_a_rotated, &client, &dir).unwrap();
+        assert_eq!(
+            admit(&pki().tpp_a_rotated, &client, &dir),
+            Ok(Holding::Added)
+        );
         assert_eq!(
             owner(&pki().tpp_a_rotated, &dir).as_ref(),
             Some(client.client_id())
         );
-        admit(&pki().tpp_a, &client, &dir).unwrap();
-        admit(&pki().tpp_a_rotated, &client, &dir).unwrap();
+        assert_eq!(admit(&pki().tpp_a, &client, &dir), Ok(Holding::Held));
+        assert_eq!(
+            admit(&pki().tpp_a_rotated, &client, &dir),
+            Ok(Holding::Held)
+        );
         assert_eq!(owner(&pki().tpp_a, &dir).as_ref(), Some(client.client_id()));
     }
 }

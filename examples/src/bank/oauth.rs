@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use fapi_consent::audit::{AuditAction, AuditEvent};
 use fapi_core::access_token::AccessTokenClaims;
 use fapi_core::client::AuthMethod;
 use fapi_core::client_auth::{AssertionContext, Endpoint, UnverifiedClientAssertion};
@@ -22,7 +23,9 @@ use fapi_core::id_token::{IdTokenContent, IdTokenIssuer};
 use fapi_core::AuthenticatedClient;
 use fapi_core::ErrorCode;
 use fapi_core::{ClientId, CodeVerifier, Scope};
-use fapi_mtls_binding::directory::{authenticate_by_certificate, ensure_client_certificate};
+use fapi_mtls_binding::directory::{
+    authenticate_by_certificate, ensure_client_certificate, Holding,
+};
 use fapi_mtls_binding::PresentedCertificate;
 use fapi_par::PushedRequestForm;
 use serde_json::{json, Value};
@@ -155,7 +158,7 @@ pub(crate) async fn authenticate<'f>(
                 .record_jti(&*state.replay, now)
                 .await
                 .map_err(fail("client_assertion_replay"))?;
-            ensure_client_certificate(
+            let holding = ensure_client_certificate(
                 certificate,
                 &metadata,
                 &state.trust,
@@ -164,6 +167,7 @@ pub(crate) async fn authenticate<'f>(
             )
             .await
             .map_err(fail("certificate_not_registered"))?;
+            audit_holding(state, client.client_id(), certificate, holding).await?;
             (client, registration)
         }
         (None, None) => {
@@ -197,7 +201,7 @@ pub(crate) async fn authenticate<'f>(
             )
             .await
             .map_err(fail("client_certificate"))?;
-            ensure_client_certificate(
+            let holding = ensure_client_certificate(
                 certificate,
                 &metadata,
                 &state.trust,
@@ -206,6 +210,7 @@ pub(crate) async fn authenticate<'f>(
             )
             .await
             .map_err(fail("certificate_not_registered"))?;
+            audit_holding(state, client.client_id(), certificate, holding).await?;
             (client, registration)
         }
         _ => {
@@ -222,6 +227,35 @@ pub(crate) async fn authenticate<'f>(
         registration,
         certificate: certificate.clone(),
     })
+}
+
+/// Records a certificate the client's registration just admitted (a
+/// rotation) in the audit trail. If the record fails, the request fails
+/// (`server_error`) though the certificate stays the client's: the
+/// certificate's first successful use is then not in the trail, which says
+/// so by its absence rather than by a false entry.
+pub(crate) async fn audit_holding(
+    state: &BankState,
+    client: &ClientId,
+    certificate: &PresentedCertificate,
+    holding: Holding,
+) -> Result<(), OAuthFailure> {
+    if holding != Holding::Added {
+        return Ok(());
+    }
+    let mut event = AuditEvent::new(
+        AuditAction::CertificateAdded {
+            thumbprint: certificate.certificate().thumbprint().to_b64url(),
+        },
+        state.now(),
+    );
+    event.client_id = Some(client.clone());
+    state
+        .audit
+        .append(event)
+        .await
+        .map(|_| ())
+        .map_err(|_| OAuthFailure::new(ErrorCode::ServerError, "audit trail unavailable"))
 }
 
 /// A self-signed certificate (no chain) authenticates only a

@@ -36,6 +36,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use fapi_consent::audit::{AuditAction, AuditEvent};
 use fapi_core::claims::{Claims, TimeRules};
 use fapi_core::client::AuthMethod;
 use fapi_core::crypto::CryptoProvider;
@@ -433,6 +434,31 @@ fn client_information(state: &BankState, r: &Registration, token: Option<&str>) 
     v
 }
 
+/// Records a registration change the TPP made, with the hash of the
+/// request that made it. The change has taken effect: if it cannot be
+/// recorded, the TPP is told to retry (`server_error`).
+async fn audit_change(
+    state: &BankState,
+    client: &ClientId,
+    change: &str,
+    request: Option<&[u8]>,
+) -> Result<(), OAuthFailure> {
+    let mut event = AuditEvent::new(
+        AuditAction::RegistrationChanged {
+            change: change.to_owned(),
+        },
+        state.now(),
+    );
+    event.client_id = Some(client.clone());
+    event.request_sha256 = request.map(|r| fapi_core::encoding::b64url_encode(&Sha256::digest(r)));
+    state
+        .audit
+        .append(event)
+        .await
+        .map(|_| ())
+        .map_err(|_| OAuthFailure::new(ErrorCode::ServerError, "audit trail unavailable"))
+}
+
 fn onboarding_failed(e: OnboardingError) -> OAuthFailure {
     match e {
         OnboardingError::Store(_) => store_failed(),
@@ -480,6 +506,7 @@ pub(crate) async fn register(
     .await
     .map_err(onboarding_failed)?;
     tracing::info!(client_id = %stored.client_id, "client registered dynamically");
+    audit_change(&state, &id, "registered", Some(&body)).await?;
     let mut body = client_information(&state, &stored, Some(&token));
     if let Some(obj) = body.as_object_mut() {
         obj.insert("client_id_issued_at".into(), json!(state.now().as_secs()));
@@ -535,7 +562,7 @@ async fn managed(
         .clients
         .metadata(&registered.registration)
         .map_err(|_| store_failed())?;
-    ensure_client_certificate(
+    let holding = ensure_client_certificate(
         certificate,
         &metadata,
         &state.trust,
@@ -547,6 +574,7 @@ async fn managed(
         auth_failure("registration_certificate");
         OAuthFailure::from_error(&e)
     })?;
+    super::oauth::audit_holding(state, metadata.client_id(), certificate, holding).await?;
     Ok(registered.registration)
 }
 
@@ -593,6 +621,8 @@ pub(crate) async fn update(
     .await
     .map_err(onboarding_failed)?;
     tracing::info!(client_id = %stored.client_id, "client registration updated");
+    let id = ClientId::try_from(stored.client_id.as_str()).map_err(|_| store_failed())?;
+    audit_change(&state, &id, "updated", Some(&body)).await?;
     Ok(answer(
         StatusCode::OK,
         client_information(&state, &stored, None),
@@ -614,6 +644,7 @@ pub(crate) async fn delete(
         .await
         .map_err(|_| store_failed())?;
     tracing::info!(client_id = %id.as_str(), "client deleted its registration");
+    audit_change(&state, &id, "deleted", None).await?;
     Ok(super::oauth::no_store(
         StatusCode::NO_CONTENT.into_response(),
     ))

@@ -465,6 +465,19 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
     let profile = config.profile()?;
     let now = SystemClock.now();
     let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"));
+    // each change the operator makes is in the audit trail beside the
+    // TPPs' own (dynamic registration)
+    let audit = |client: Option<ClientId>, change: &str| -> Res<()> {
+        let mut event = fapi_consent::audit::AuditEvent::new(
+            fapi_consent::audit::AuditAction::RegistrationChanged {
+                change: change.to_owned(),
+            },
+            now,
+        );
+        event.client_id = client;
+        b(stores.audit.append(event))?;
+        Ok(())
+    };
     match sub {
         "onboard" => {
             flags.only(&[
@@ -503,6 +516,10 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
                 profile,
                 now,
             ))?;
+            audit(
+                Some(ClientId::try_from(registration.client_id.as_str())?),
+                "onboarded",
+            )?;
             println!(
                 "onboarded {} ({}, {}), certificate x5t#S256 {}",
                 registration.client_id,
@@ -524,9 +541,11 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
         "reinstate" => {
             flags.only(&["config", "data-dir", "database", "database-ca", "client"])?;
             let id = flags.get("client").ok_or("--client is required")?;
-            if !b(registry.reinstate_client(&ClientId::try_from(id)?))? {
+            let client = ClientId::try_from(id)?;
+            if !b(registry.reinstate_client(&client))? {
                 return Err(format!("{id} is not registered").into());
             }
+            audit(Some(client), "reinstated")?;
             println!("reinstated {id}: its calls are served again");
         }
         "revoke" => {
@@ -540,14 +559,18 @@ fn tpp(sub: &str, flags: &Flags) -> Res<()> {
             ])?;
             match (flags.get("client"), flags.get("certificate")) {
                 (Some(id), None) => {
-                    if !b(registry.revoke_client(&ClientId::try_from(id)?))? {
+                    let client = ClientId::try_from(id)?;
+                    if !b(registry.revoke_client(&client))? {
                         return Err(format!("{id} is not registered").into());
                     }
+                    audit(Some(client), "revoked")?;
                     println!("revoked {id}: its next call is refused");
                 }
                 (None, Some(path)) => {
                     let cert = ClientCertificate::from_pem(&read(path)?)?;
                     b(registry.revoke_certificate(cert.thumbprint(), now))?;
+                    let owner = b(registry.client_id_by_certificate(cert.thumbprint()))?;
+                    audit(owner, "certificate revoked")?;
                     println!(
                         "revoked certificate {}: its next call is refused",
                         cert.thumbprint().to_b64url()
