@@ -61,6 +61,12 @@ pub enum ErrorCode {
     /// `unapproved_software_statement` (RFC 7591 §3.2.2): the statement is
     /// not from a directory this server accepts.
     UnapprovedSoftwareStatement,
+    /// `invalid_dpop_proof` ([RFC 9449 §7.1]): the DPoP proof is refused.
+    ///
+    /// [RFC 9449 §7.1]: https://www.rfc-editor.org/rfc/rfc9449#section-7.1
+    InvalidDpopProof,
+    /// `use_dpop_nonce` (RFC 9449 §8): retry with the server's nonce.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -85,6 +91,8 @@ impl ErrorCode {
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::InvalidSoftwareStatement => "invalid_software_statement",
             Self::UnapprovedSoftwareStatement => "unapproved_software_statement",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 

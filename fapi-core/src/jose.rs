@@ -43,6 +43,7 @@ pub use framing::{UnverifiedJws, VerifiedJws};
 pub use header::{ExpectedType, Header, JwsPolicy};
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use reference::header_readers_agree;
+pub(crate) use signing::sign_dpop;
 pub use signing::{sign_compact, sign_compact_async};
 #[cfg(feature = "testing")]
 pub(crate) use signing::{sign_raw_parts, sign_with_header};

@@ -8,6 +8,7 @@ pub mod client;
 pub mod client_auth;
 pub mod code;
 pub mod crypto;
+pub mod dpop;
 pub mod encoding;
 mod error;
 pub mod form;

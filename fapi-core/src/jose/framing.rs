@@ -30,6 +30,17 @@ impl<'a> UnverifiedJws<'a> {
     /// # Errors
     /// [`JoseError`] for any framing or header rule.
     pub fn parse(token: &'a str) -> Result<Self, JoseError> {
+        Self::parse_with(token, header::EmbeddedKey::Refused)
+    }
+
+    /// [`UnverifiedJws::parse`] for a DPoP proof: its header may carry
+    /// `jwk` (and nothing else may). Only the DPoP verifier calls it, and it
+    /// verifies the signature with that key alone.
+    pub(crate) fn parse_dpop(token: &'a str) -> Result<Self, JoseError> {
+        Self::parse_with(token, header::EmbeddedKey::JwkAllowed)
+    }
+
+    fn parse_with(token: &'a str, embedded: header::EmbeddedKey) -> Result<Self, JoseError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(JoseError::TooLarge { max: MAX_TOKEN_LEN });
         }
@@ -41,7 +52,7 @@ impl<'a> UnverifiedJws<'a> {
         };
         let header_bytes =
             b64url_decode_public(h, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Header))?;
-        let header = Header::parse(header_bytes)?;
+        let header = Header::parse_with(header_bytes, embedded)?;
         let payload =
             b64url_decode_public(p, MAX_TOKEN_LEN).map_err(JoseError::b64(Part::Payload))?;
         let signature =

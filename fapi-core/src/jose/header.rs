@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// Whether a header may carry its signing key as `jwk`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EmbeddedKey {
+    /// Never (every token but a DPoP proof).
+    Refused,
+    /// `jwk` only: the DPoP proof's own key (RFC 9449 §4.2).
+    JwkAllowed,
+}
+
 /// The `typ` a kind of token must carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExpectedType {
@@ -139,9 +148,19 @@ impl Header {
     /// Reads the header in one strict pass (the rules of `parse_object`,
     /// without building the object), then applies the header rules.
     pub(crate) fn parse(bytes: Vec<u8>) -> Result<Self, JoseError> {
+        Self::parse_with(bytes, EmbeddedKey::Refused)
+    }
+
+    /// [`Header::parse`], with `jwk` allowed when `embedded` says so (a
+    /// DPoP proof carries the key that signs it; `jku`, `x5u` and `x5c`
+    /// stay refused everywhere).
+    pub(crate) fn parse_with(bytes: Vec<u8>, embedded: EmbeddedKey) -> Result<Self, JoseError> {
         let h: HeaderMembers<'_> =
             json::read_object(&bytes).map_err(JoseError::json(Part::Header))?;
-        if let Some(name) = KEY_SOURCE_HEADERS.iter().find(|n| h.names.contains(n)) {
+        if let Some(name) = KEY_SOURCE_HEADERS
+            .iter()
+            .find(|n| h.names.contains(n) && !(embedded == EmbeddedKey::JwkAllowed && **n == "jwk"))
+        {
             return Err(JoseError::EmbeddedKeySource(name));
         }
         let alg = header_string(&h.alg, "alg")?.ok_or(JoseError::MissingAlgorithm)?;

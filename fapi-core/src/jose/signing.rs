@@ -58,6 +58,27 @@ fn compact_signing_input(
     Ok(out)
 }
 
+/// Signs `claims` as a DPoP proof: header `typ` `dpop+jwt`, `alg` of the
+/// key, and `jwk` the key's public JWK (RFC 9449 §4.2).
+pub(crate) fn sign_dpop(
+    key: &dyn SigningKey,
+    claims: &Map<String, Value>,
+) -> Result<String, SigningError> {
+    let mut header = Map::new();
+    header.insert("typ".into(), Value::String("dpop+jwt".into()));
+    header.insert(
+        "alg".into(),
+        Value::String(key.algorithm().jose_name().into()),
+    );
+    let jwk = crate::jwk::Jwk::from_public_key(key.public_key().clone(), None).to_json();
+    header.insert("jwk".into(), jwk);
+    let h = serde_json::to_vec(&header).map_err(|_| SigningError)?;
+    let p = serde_json::to_vec(claims).map_err(|_| SigningError)?;
+    let input = format!("{}.{}", b64url_encode(&h), b64url_encode(&p));
+    let sig = key.sign(input.as_bytes())?;
+    Ok(compact_with_signature(input, &sig))
+}
+
 /// The signing input with its signature appended.
 fn compact_with_signature(mut input: String, sig: &[u8]) -> String {
     input.push('.');
