@@ -1,6 +1,6 @@
 //! Compact JWT verification (framing + policy + signature + claims) against
-//! the provider's raw signature verify, for PS256, ES256 and EdDSA, for both
-//! providers. Run with:
+//! the provider's raw signature verify, and a DPoP proof's verification,
+//! for PS256, ES256 and EdDSA, for both providers. Run with:
 //!
 //! ```sh
 //! cargo bench -p fapi-core --all-features --bench jws_verify
@@ -112,6 +112,22 @@ fn bench(c: &mut Criterion) {
             let header = format!("Bearer {token}");
             g.bench_function("access_token_verify", |b| {
                 b.iter(|| verifier.verify(black_box(&header), now).unwrap())
+            });
+            // a DPoP proof at a resource (its key parsed from the header,
+            // the signature, htm/htu/iat/ath), next to the token it proves
+            let url = "https://api.bank.example/accounts";
+            let proof =
+                fapi_core::dpop::sign_dpop_proof(&*key, "GET", url, Some(&token), None, now)
+                    .unwrap();
+            let dpop = fapi_core::dpop::DpopVerifier::new(provider.clone(), Profile::Fapi2Security);
+            let request = fapi_core::dpop::DpopRequest {
+                method: "GET",
+                url,
+                access_token: Some(&token),
+                nonces: None,
+            };
+            g.bench_function("dpop_proof_verify", |b| {
+                b.iter(|| dpop.verify(black_box(&proof), &request, now).unwrap())
             });
             g.bench_function("parts/parse_only", |b| {
                 b.iter(|| UnverifiedJws::parse(black_box(&token)).unwrap())
