@@ -77,7 +77,8 @@ impl TokenAuthority {
         ))
     }
 
-    /// A token for `claims`, issued and verified.
+    /// A token for `claims`, issued and verified as it is presented: with
+    /// the `DPoP` scheme when bound to a DPoP key, `Bearer` otherwise.
     ///
     /// # Errors
     /// A description of the step that failed.
@@ -86,10 +87,19 @@ impl TokenAuthority {
         claims: &crate::AccessTokenClaims,
         now: UnixTime,
     ) -> Result<crate::VerifiedAccessToken, String> {
-        let header = self.bearer(claims, now).await.map_err(|e| e.to_string())?;
-        self.verifier
-            .verify(&header, now)
-            .map_err(|e| e.to_string())
+        let token = self
+            .issuer
+            .issue(claims, now)
+            .await
+            .map_err(|e| e.to_string())?
+            .token;
+        match claims.confirmation {
+            crate::Confirmation::JwkThumbprint(_) => {
+                self.verifier.verify_dpop(&format!("DPoP {token}"), now)
+            }
+            _ => self.verifier.verify(&format!("Bearer {token}"), now),
+        }
+        .map_err(|e| e.to_string())
     }
 
     /// The issuer.

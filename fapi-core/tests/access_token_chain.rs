@@ -135,18 +135,46 @@ fn bind_rejects_token_without_cnf_no_bearer_fallback() {
 fn bind_rejects_other_proof_method() {
     let jkt = keys().es256.public_key().thumbprint();
     let dpop_bound = issue(Confirmation::JwkThumbprint(jkt));
-    let v = verifier().verify(&bearer(&dpop_bound), now()).unwrap();
+    // RFC 9449 §7.2: a DPoP-bound token is never accepted as a bearer one
     assert_eq!(
-        v.clone().bind(&tpp_a_cert()).unwrap_err(),
-        BindingError::MethodMismatch
+        verifier().verify(&bearer(&dpop_bound), now()).unwrap_err(),
+        AccessTokenError::DpopBoundAsBearer
     );
-    assert!(v.bind(&Dpop(jkt)).is_ok());
+    // the DPoP scheme, compared without case
+    for scheme in ["DPoP", "dpop", "DPOP"] {
+        let v = verifier()
+            .verify_dpop(&format!("{scheme} {dpop_bound}"), now())
+            .unwrap();
+        assert_eq!(
+            v.clone().bind(&tpp_a_cert()).unwrap_err(),
+            BindingError::MethodMismatch
+        );
+        assert!(v.bind(&Dpop(jkt)).is_ok());
+    }
     let cert_bound = issue(Confirmation::CertificateThumbprint(tpp_a_cert().0));
     let v = verifier().verify(&bearer(&cert_bound), now()).unwrap();
     assert_eq!(
         v.bind(&Dpop(jkt)).unwrap_err(),
         BindingError::MethodMismatch
     );
+    // and the reverse: a certificate-bound token is not sent as DPoP
+    assert_eq!(
+        verifier()
+            .verify_dpop(&format!("DPoP {cert_bound}"), now())
+            .unwrap_err(),
+        AccessTokenError::NotDpopBound
+    );
+    for malformed in [
+        format!("Bearer {dpop_bound}"),
+        format!("DPoP{dpop_bound}"),
+        "DPoP ".to_owned(),
+        format!("DPoP {dpop_bound} x"),
+    ] {
+        assert!(
+            verifier().verify_dpop(&malformed, now()).is_err(),
+            "{malformed}"
+        );
+    }
 }
 
 #[test]

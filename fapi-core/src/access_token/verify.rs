@@ -26,6 +26,17 @@ pub enum AccessTokenError {
     /// A claim value is not a valid protocol value.
     #[error("access token claim `{0}` is invalid")]
     InvalidClaim(&'static str),
+    /// A token bound to a DPoP key (`cnf.jkt`) sent with the `Bearer`
+    /// scheme (RFC 9449 §7.2).
+    #[error("this access token is DPoP-bound: send it with the DPoP scheme and a DPoP proof")]
+    DpopBoundAsBearer,
+    /// A token sent with the `DPoP` scheme that is not bound to a DPoP key.
+    #[error("this access token is not DPoP-bound: send it with the Bearer scheme")]
+    NotDpopBound,
+    /// The `Authorization` header is not `DPoP <token>` (the scheme compared
+    /// without case, RFC 9449 §7.1).
+    #[error("authorization header must be `DPoP` followed by one space and the token")]
+    MalformedDpopAuthorization,
 }
 
 impl OAuthError for AccessTokenError {
@@ -203,12 +214,47 @@ impl AccessTokenVerifier {
     ///
     /// # Errors
     /// [`AccessTokenError`]; all map to `invalid_token`.
+    ///
+    /// A token bound to a DPoP key is refused here
+    /// ([`AccessTokenError::DpopBoundAsBearer`]): it comes with the `DPoP`
+    /// scheme ([`Self::verify_dpop`]).
     pub fn verify(
         &self,
         authorization: &str,
         now: UnixTime,
     ) -> Result<VerifiedAccessToken, AccessTokenError> {
-        self.verify_value(bearer_token(authorization)?, now)
+        let token = self.verify_value(bearer_token(authorization)?, now)?;
+        if matches!(token.confirmation, Some(Confirmation::JwkThumbprint(_))) {
+            return Err(AccessTokenError::DpopBoundAsBearer);
+        }
+        Ok(token)
+    }
+
+    /// Verifies the value of an `Authorization` header with the `DPoP`
+    /// scheme (RFC 9449 §7.1; the scheme compared without case): the
+    /// token must be bound to a DPoP key (`cnf.jkt`), which the request's
+    /// proof then proves ([`VerifiedAccessToken::bind`] with a
+    /// `fapi_core::dpop::DpopProof`).
+    ///
+    /// # Errors
+    /// [`AccessTokenError`] ([`AccessTokenError::NotDpopBound`] for a token
+    /// bound otherwise, or not at all); all map to `invalid_token`.
+    pub fn verify_dpop(
+        &self,
+        authorization: &str,
+        now: UnixTime,
+    ) -> Result<VerifiedAccessToken, AccessTokenError> {
+        let (scheme, token) = authorization
+            .split_once(' ')
+            .ok_or(AccessTokenError::MalformedDpopAuthorization)?;
+        if !scheme.eq_ignore_ascii_case("dpop") {
+            return Err(AccessTokenError::MalformedDpopAuthorization);
+        }
+        let token = self.verify_value(b64token(token)?, now)?;
+        if !matches!(token.confirmation, Some(Confirmation::JwkThumbprint(_))) {
+            return Err(AccessTokenError::NotDpopBound);
+        }
+        Ok(token)
     }
 
     /// Verifies a bare access token (no `Bearer ` scheme): what the
@@ -346,7 +392,16 @@ fn bearer_token(authorization: &str) -> Result<&str, AccessTokenError> {
     let (scheme, token) = authorization
         .split_once(' ')
         .ok_or(AccessTokenError::MalformedAuthorization)?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AccessTokenError::MalformedAuthorization);
+    }
+    b64token(token)
+}
+
+/// The token after the scheme: an RFC 6750 `b64token` (a JWS uses only its
+/// base64url subset and '.').
+fn b64token(token: &str) -> Result<&str, AccessTokenError> {
+    if token.is_empty() {
         return Err(AccessTokenError::MalformedAuthorization);
     }
     // b64token (RFC 6750 §2.1); a JWS uses only its base64url subset and '.'
