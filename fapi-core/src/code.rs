@@ -14,6 +14,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::JwkThumbprint;
 use crate::pkce::{verify_pkce, PkceError};
 use crate::store::{ready, BoxFuture, StoreError};
 use crate::time::UnixTime;
@@ -55,6 +56,11 @@ pub struct CodeGrant {
     pub nonce: Option<Nonce>,
     /// When the code stops working.
     pub expires_at: UnixTime,
+    /// The DPoP key the authorization request bound the code to
+    /// (`dpop_jkt`, RFC 9449 §10): the code is redeemed only with a proof
+    /// by that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<JwkThumbprint>,
 }
 
 /// Why a code was not redeemed. All are `invalid_grant`.
@@ -76,6 +82,12 @@ pub enum RedeemError {
     /// PKCE failed (nothing consumed).
     #[error(transparent)]
     Pkce(#[from] PkceError),
+    /// The code is bound to a DPoP key (`dpop_jkt`) and the token request
+    /// proved another key, or none (nothing consumed).
+    #[error(
+        "authorization code is bound to another DPoP key (dpop_jkt): send a DPoP proof by that key"
+    )]
+    DpopKeyMismatch,
     /// The code was redeemed before: revoke these tokens.
     #[error("authorization code has already been used")]
     Replayed {
@@ -107,6 +119,9 @@ pub struct Redemption<'a> {
     pub redirect_uri: &'a str,
     /// The `code_verifier` parameter.
     pub code_verifier: Option<&'a CodeVerifier>,
+    /// The key of the token request's verified DPoP proof, if it carried
+    /// one.
+    pub dpop_jkt: Option<&'a JwkThumbprint>,
     /// Now.
     pub now: UnixTime,
 }
@@ -144,6 +159,17 @@ pub fn decide(
         return Err(RedeemError::WrongRedirectUri);
     }
     verify_pkce(Some(&stored.grant.code_challenge), r.code_verifier)?;
+    if let Some(bound) = &stored.grant.dpop_jkt {
+        let proved = r.dpop_jkt.is_some_and(|p| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(
+                &p.as_bytes()[..],
+                &bound.as_bytes()[..],
+            ))
+        });
+        if !proved {
+            return Err(RedeemError::DpopKeyMismatch);
+        }
+    }
     let grant = stored.grant.clone();
     Ok((
         grant,

@@ -266,9 +266,33 @@ impl JwkThumbprint {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+    /// A thumbprint as `cnf.jkt` and `dpop_jkt` carry it: unpadded base64url
+    /// of exactly 32 bytes (43 characters), nothing else accepted.
+    pub fn from_b64url(s: &str) -> Option<Self> {
+        if s.len() != 43 {
+            return None;
+        }
+        let bytes = crate::encoding::b64url_decode_public(s, 43).ok()?;
+        bytes.try_into().ok().map(Self)
+    }
     /// base64url without padding, as in `cnf.jkt`.
     pub fn to_b64url(&self) -> String {
         b64url_encode(&self.0)
+    }
+}
+
+/// Serialized as its base64url text (how a store keeps a `dpop_jkt`).
+impl serde::Serialize for JwkThumbprint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_b64url())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JwkThumbprint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::from_b64url(&text)
+            .ok_or_else(|| serde::de::Error::custom("not a base64url SHA-256 JWK thumbprint"))
     }
 }
 

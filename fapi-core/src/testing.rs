@@ -214,11 +214,33 @@ async fn redeem_with<'a>(
     code_verifier: Option<&'a crate::types::CodeVerifier>,
     now: UnixTime,
 ) -> Result<crate::code::CodeGrant, crate::code::RedeemError> {
+    redeem_proving(
+        store,
+        code,
+        client_id,
+        redirect_uri,
+        code_verifier,
+        None,
+        now,
+    )
+    .await
+}
+
+async fn redeem_proving<'a>(
+    store: &'a dyn crate::code::AuthorizationCodeStore,
+    code: &'a crate::code::AuthorizationCode,
+    client_id: &'a crate::types::ClientId,
+    redirect_uri: &'a str,
+    code_verifier: Option<&'a crate::types::CodeVerifier>,
+    dpop_jkt: Option<&'a crate::crypto::JwkThumbprint>,
+    now: UnixTime,
+) -> Result<crate::code::CodeGrant, crate::code::RedeemError> {
     let r = crate::code::Redemption {
         code,
         client_id,
         redirect_uri,
         code_verifier,
+        dpop_jkt,
         now,
     };
     store.redeem(&r).await
@@ -226,7 +248,8 @@ async fn redeem_with<'a>(
 
 /// Runs every [`AuthorizationCodeStore`](crate::code::AuthorizationCodeStore)
 /// guarantee against `store`: a failed check consumes nothing (wrong
-/// client, redirect URI, missing or wrong PKCE verifier), the happy
+/// client, redirect URI, missing or wrong PKCE verifier, a DPoP-bound code
+/// without a proof by its key), the happy
 /// redemption one second before expiry, a replay refused naming the
 /// tokens recorded for the code, expiry exactly at `expires_at`, an
 /// unknown code, and [`RACERS`] concurrent redemptions of one code of
@@ -259,6 +282,7 @@ pub async fn authorization_code_store_conformance(
         scope: None,
         nonce: None,
         expires_at: at(60),
+        dpop_jkt: None,
     };
     let new_code = || AuthorizationCode::generate().map_err(|e| setup(&e));
     let expect =
@@ -335,6 +359,58 @@ pub async fn authorization_code_store_conformance(
         redeem_with(store, &new_code()?, &client_a, redirect, Some(&v), at(1)).await,
         RedeemError::Unknown,
     )?;
+
+    // a code bound to a DPoP key (dpop_jkt): only a proof by that key
+    // redeems it, and a refusal consumes nothing
+    let key = |b: u8| crate::crypto::JwkThumbprint([b; 32]);
+    let (bound_key, other_key) = (key(1), key(2));
+    let bound_grant = CodeGrant {
+        dpop_jkt: Some(bound_key),
+        ..grant.clone()
+    };
+    let bound = new_code()?;
+    store
+        .issue(&bound, bound_grant.clone())
+        .await
+        .map_err(|e| fail("issue", e.to_string()))?;
+    expect(
+        "a DPoP-bound code without a proof is refused and consumes nothing",
+        redeem_proving(store, &bound, &client_a, redirect, Some(&v), None, at(1)).await,
+        RedeemError::DpopKeyMismatch,
+    )?;
+    expect(
+        "a DPoP-bound code with another key's proof is refused and consumes nothing",
+        redeem_proving(
+            store,
+            &bound,
+            &client_a,
+            redirect,
+            Some(&v),
+            Some(&other_key),
+            at(1),
+        )
+        .await,
+        RedeemError::DpopKeyMismatch,
+    )?;
+    match redeem_proving(
+        store,
+        &bound,
+        &client_a,
+        redirect,
+        Some(&v),
+        Some(&bound_key),
+        at(1),
+    )
+    .await
+    {
+        Ok(g) if g == bound_grant => {}
+        other => {
+            return Err(fail(
+                "a DPoP-bound code is redeemed with a proof by its key and keeps the binding",
+                format!("{other:?}"),
+            ))
+        }
+    }
 
     let raced = new_code()?;
     store

@@ -145,6 +145,7 @@ mod threads {
             scope: None,
             nonce: None,
             expires_at: at(60),
+            dpop_jkt: None,
         }
     }
 
@@ -162,6 +163,7 @@ mod threads {
             client_id: &client,
             redirect_uri: redirect,
             code_verifier: v,
+            dpop_jkt: None,
             now,
         };
         b(store.redeem(&r))

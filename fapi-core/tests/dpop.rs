@@ -542,3 +542,35 @@ fn an_oversized_proof_is_refused_before_parsing() {
         Err(DpopError::Jose(JoseError::TooLarge { max: 8192 }))
     ));
 }
+
+/// `dpop_jkt` / `cnf.jkt` text: exactly 43 base64url characters of a
+/// SHA-256 digest; a store reads back what it wrote.
+#[test]
+fn jwk_thumbprints_read_back_strictly() {
+    let jkt = key(Algorithm::Es256).public_key().thumbprint();
+    let text = jkt.to_b64url();
+    assert_eq!(
+        fapi_core::crypto::JwkThumbprint::from_b64url(&text),
+        Some(jkt)
+    );
+    let json = serde_json::to_value(jkt).unwrap();
+    assert_eq!(json, json!(text));
+    assert_eq!(
+        serde_json::from_value::<fapi_core::crypto::JwkThumbprint>(json).unwrap(),
+        jkt
+    );
+    for bad in [
+        format!("{text}="),
+        text[..42].to_owned(),
+        format!("{text}A"),
+        text.replace(|c: char| c.is_ascii_alphabetic(), "+"),
+        String::new(),
+    ] {
+        assert_eq!(
+            fapi_core::crypto::JwkThumbprint::from_b64url(&bad),
+            None,
+            "{bad}"
+        );
+        assert!(serde_json::from_value::<fapi_core::crypto::JwkThumbprint>(json!(bad)).is_err());
+    }
+}

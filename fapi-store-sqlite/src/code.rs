@@ -54,6 +54,7 @@ struct OwnedRedemption {
     client_id: ClientId,
     redirect_uri: String,
     code_verifier: Option<CodeVerifier>,
+    dpop_jkt: Option<fapi_core::crypto::JwkThumbprint>,
     now: fapi_core::UnixTime,
 }
 
@@ -68,6 +69,7 @@ impl OwnedRedemption {
                 .map(|v| CodeVerifier::try_from(v.secret().to_owned()))
                 .transpose()
                 .map_err(unavailable)?,
+            dpop_jkt: r.dpop_jkt.copied(),
             now: r.now,
         })
     }
@@ -78,6 +80,7 @@ impl OwnedRedemption {
             client_id: &self.client_id,
             redirect_uri: &self.redirect_uri,
             code_verifier: self.code_verifier.as_ref(),
+            dpop_jkt: self.dpop_jkt.as_ref(),
             now: self.now,
         }
     }

@@ -31,6 +31,7 @@ fn grant(verifier: &CodeVerifier) -> CodeGrant {
         scope: None,
         nonce: None,
         expires_at: at(60),
+        dpop_jkt: None,
     }
 }
 
@@ -48,6 +49,7 @@ fn redeem(
         client_id: &client,
         redirect_uri: redirect,
         code_verifier: v,
+        dpop_jkt: None,
         now,
     };
     b(store.redeem(&r))

@@ -498,6 +498,8 @@ async fn authorization_code(
         client_id: caller.client.client_id(),
         redirect_uri: form.require("redirect_uri")?,
         code_verifier: verifier.as_ref(),
+        // the bank binds tokens by mTLS (DPoP at the bank is still to come)
+        dpop_jkt: None,
         now,
     };
     let grant = match state.codes.redeem(&redemption).await {

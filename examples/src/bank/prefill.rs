@@ -150,6 +150,7 @@ impl Plan<'_> {
             scope: Some(self.scope.clone()),
             nonce: None,
             expires_at: live_until,
+            dpop_jkt: None,
         };
         stores.codes.issue(&code, grant).await?;
         for _ in 0..3 {
