@@ -1156,6 +1156,35 @@ async fn par_requires_an_intent_awaiting_authorisation() {
         .as_str()
         .unwrap()
         .to_owned();
+    // a request binding the code to a DPoP key: this bank binds by mTLS
+    let mut claims = fapi_core::jose::UnverifiedJws::parse(&f.request_object(Some(&consent)))
+        .unwrap()
+        .unverified_claims()
+        .unwrap()
+        .as_map()
+        .clone();
+    claims.insert(
+        "dpop_jkt".into(),
+        json!("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"),
+    );
+    let with_jkt = sign_compact(
+        &*f.keys.signing_key("tpp-a-signing").unwrap(),
+        Some("tpp-a-signing"),
+        Some("oauth-authz-req+jwt"),
+        &claims,
+    )
+    .unwrap();
+    let (status, _, body) = f.api(push(with_jkt), true).await;
+    assert_eq!(status, 400);
+    let v = json_of(&body);
+    assert_eq!(v["error"], "invalid_request", "{v}");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("dpop_jkt"),
+        "{v}"
+    );
     let (status, _, body) = f.api(push(f.request_object(Some(&consent))), true).await;
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
     // the default model takes the request without an intent by its scopes

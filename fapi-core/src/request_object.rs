@@ -233,6 +233,7 @@ pub struct ValidatedAuthorizationRequest {
     code_challenge: CodeChallenge,
     claims: Option<Value>,
     authorization_details: Option<Value>,
+    dpop_jkt: Option<crate::crypto::JwkThumbprint>,
     request_object_sha256: Option<[u8; 32]>,
     request_object_expires_at: Option<UnixTime>,
 }
@@ -277,6 +278,11 @@ impl ValidatedAuthorizationRequest {
     /// The OIDC `claims` request parameter.
     pub fn claims(&self) -> Option<&Value> {
         self.claims.as_ref()
+    }
+    /// RFC 9449 §10 `dpop_jkt`: the DPoP key the code is to be bound to
+    /// (the code is then redeemed only with a proof by it).
+    pub fn dpop_jkt(&self) -> Option<&crate::crypto::JwkThumbprint> {
+        self.dpop_jkt.as_ref()
     }
     /// RFC 9396 `authorization_details`.
     pub fn authorization_details(&self) -> Option<&Value> {
@@ -332,7 +338,8 @@ impl Params<'_> {
     }
 }
 
-const KNOWN_PARAMETERS: [&str; 14] = [
+const KNOWN_PARAMETERS: [&str; 15] = [
+    "dpop_jkt",
     "response_type",
     "client_id",
     "redirect_uri",
@@ -559,6 +566,12 @@ fn validate_parameters(
     {
         return Err(RequestRule::Invalid("authorization_details"));
     }
+    let dpop_jkt = p
+        .string("dpop_jkt")?
+        .map(|t| {
+            crate::crypto::JwkThumbprint::from_b64url(t).ok_or(RequestRule::Invalid("dpop_jkt"))
+        })
+        .transpose()?;
     Ok(ValidatedAuthorizationRequest {
         profile,
         client_id: client.client_id().clone(),
@@ -571,6 +584,7 @@ fn validate_parameters(
         code_challenge,
         claims,
         authorization_details,
+        dpop_jkt,
         request_object_sha256: None,
         request_object_expires_at: None,
     })

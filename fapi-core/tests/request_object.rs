@@ -628,3 +628,40 @@ fn plain_parameters_follow_the_same_rules() {
         &RequestRule::NestedRequestReference
     );
 }
+
+/// RFC 9449 §10: `dpop_jkt` binds the code to a DPoP key; it is read
+/// strictly (a base64url SHA-256 thumbprint), signed values win over outer
+/// ones only if equal, and an outer-only one is ignored like any other.
+#[test]
+fn dpop_jkt_is_read_strictly_and_signed() {
+    let p = Profile::Fapi2MessageSigning;
+    let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    let v = validate(with(ro_claims(p), "dpop_jkt", json!(jkt)), p).unwrap();
+    assert_eq!(v.dpop_jkt().map(|t| t.to_b64url()).as_deref(), Some(jkt));
+    assert!(validate(ro_claims(p), p).unwrap().dpop_jkt().is_none());
+    for bad in [
+        json!(format!("{jkt}=")),
+        json!(&jkt[..42]),
+        json!("not-a-thumbprint"),
+        json!(""),
+    ] {
+        assert_eq!(
+            rule(with(ro_claims(p), "dpop_jkt", bad.clone()), p),
+            RequestRule::Invalid("dpop_jkt"),
+            "{bad}"
+        );
+    }
+    assert!(validate(with(ro_claims(p), "dpop_jkt", json!(7)), p).is_err());
+    // an outer dpop_jkt that differs from the signed one
+    let t = ro(with(ro_claims(p), "dpop_jkt", json!(jkt)));
+    let other = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let e = validate_at(&t, &[("client_id", CLIENT), ("dpop_jkt", other)], p, now()).unwrap_err();
+    assert_eq!(
+        e.rule(),
+        &RequestRule::ConflictingOuterParameter("dpop_jkt")
+    );
+    // outer-only: ignored
+    let t = ro(ro_claims(p));
+    let v = validate_at(&t, &[("client_id", CLIENT), ("dpop_jkt", other)], p, now()).unwrap();
+    assert!(v.dpop_jkt().is_none());
+}

@@ -893,7 +893,7 @@ async fn decision(
             scope: taken.request.scope().cloned(),
             nonce: taken.request.nonce().cloned(),
             expires_at: now.saturating_add(state.profile.authorization_code_lifetime_secs()),
-            dpop_jkt: None,
+            dpop_jkt: taken.request.dpop_jkt().copied(),
         };
         if state.codes.issue(&code, grant).await.is_err() {
             return error_page(StatusCode::SERVICE_UNAVAILABLE, "try again");

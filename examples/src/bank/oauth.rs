@@ -366,6 +366,15 @@ pub(crate) async fn par(
         .par_config
         .validate(&form, &caller.client, state.now())
         .map_err(refused)?;
+    if validated.request().dpop_jkt().is_some() {
+        // a code bound to a DPoP key could never be redeemed here: say so
+        // now rather than at the token endpoint
+        auth_failure("pushed_request");
+        return Err(OAuthFailure::new(
+            ErrorCode::InvalidRequest,
+            "this server issues certificate-bound tokens (mTLS); it does not take dpop_jkt",
+        ));
+    }
     // what the customer is asked for must be something the bank can
     // grant: refused here rather than after the customer has logged in
     consent_can_be_asked(&state, &caller, validated.request()).await?;
