@@ -422,24 +422,28 @@ impl DpopNonces {
         now.as_secs().div_euclid(self.period_secs)
     }
 
-    fn mac(&self, period: i64) -> [u8; 32] {
+    /// The HMAC of `period`; `None` if the MAC cannot be built (it always
+    /// can: HMAC takes a key of any length), and then nothing is accepted.
+    fn mac(&self, period: i64) -> Option<[u8; 32]> {
         use hmac::Mac;
-        // a key of any length is accepted by HMAC
-        let mut mac = match <HmacSha256 as Mac>::new_from_slice(&*self.secret) {
-            Ok(m) => m,
-            Err(_) => return [0; 32],
-        };
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&*self.secret).ok()?;
         mac.update(b"fapi dpop nonce");
         mac.update(&period.to_be_bytes());
-        mac.finalize().into_bytes().into()
+        Some(mac.finalize().into_bytes().into())
     }
 
-    /// The nonce of the current period.
+    /// The nonce of the current period (if the MAC could not be built, a
+    /// random string no instance accepts).
     pub fn issue(&self, now: UnixTime) -> String {
         let period = self.period(now);
-        let mut bytes = period.to_be_bytes().to_vec();
-        bytes.extend_from_slice(&self.mac(period));
-        b64url_encode(&bytes)
+        match self.mac(period) {
+            Some(mac) => {
+                let mut bytes = period.to_be_bytes().to_vec();
+                bytes.extend_from_slice(&mac);
+                b64url_encode(&bytes)
+            }
+            None => crate::random::token(32).unwrap_or_default(),
+        }
     }
 
     /// Whether `nonce` was issued in the current or the previous period
@@ -458,6 +462,7 @@ impl DpopNonces {
         if period != current && period != current.saturating_sub(1) {
             return false;
         }
-        bool::from(self.mac(period).ct_eq(mac))
+        self.mac(period)
+            .is_some_and(|expected| bool::from(expected.ct_eq(mac)))
     }
 }
