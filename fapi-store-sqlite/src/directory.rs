@@ -136,6 +136,31 @@ impl TppDirectory for SqliteDirectory {
     }
 }
 
+/// The client's `revoked` flag (`None`: not registered) and the client
+/// holding `cert` (`None`: nobody), read in the caller's transaction.
+fn client_and_owner(
+    tx: &rusqlite::Transaction<'_>,
+    client: &str,
+    cert: &[u8; 32],
+) -> Result<(Option<i64>, Option<String>), StoreError> {
+    tx.prepare_cached(
+        "SELECT (SELECT revoked FROM clients WHERE client_id = ?1), \
+                (SELECT client_id FROM client_certificates WHERE thumbprint = ?2)",
+    )
+    .map_err(unavailable)?
+    .query_row(params![client, &cert[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+    .map_err(unavailable)
+}
+
+/// A write refused by a `UNIQUE` or primary-key constraint is a
+/// certificate another client holds; anything else is the store failing.
+fn taken_or_unavailable(e: rusqlite::Error) -> RegisterError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => RegisterError::CertificateTaken,
+        _ => unavailable(e).into(),
+    }
+}
+
 /// Registration checks and writes in one `IMMEDIATE` transaction (the
 /// file's write lock): two processes registering the same certificate are
 /// serialised, and the column's `UNIQUE` constraint backs the check.
@@ -149,14 +174,7 @@ fn register_in(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(unavailable)?;
-    let (revoked, owner): (Option<i64>, Option<String>) = tx
-        .prepare_cached(
-            "SELECT (SELECT revoked FROM clients WHERE client_id = ?1), \
-                    (SELECT client_id FROM client_certificates WHERE thumbprint = ?2)",
-        )
-        .map_err(unavailable)?
-        .query_row(params![client, &cert[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(unavailable)?;
+    let (revoked, owner) = client_and_owner(&tx, client, cert)?;
     if revoked.is_some_and(|r| r != 0) {
         return Err(RegisterError::Revoked);
     }
@@ -169,10 +187,7 @@ fn register_in(
          ON CONFLICT (client_id) DO UPDATE SET registration = ?2, certificate = ?3",
         params![client, registration, &cert[..], now.as_secs()],
     )
-    .map_err(|e| match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::ConstraintViolation) => RegisterError::CertificateTaken,
-        _ => unavailable(e).into(),
-    })?;
+    .map_err(taken_or_unavailable)?;
     // the registration replaces every certificate the client held
     tx.execute(
         "DELETE FROM client_certificates WHERE client_id = ?1",
@@ -183,10 +198,7 @@ fn register_in(
         "INSERT INTO client_certificates (thumbprint, client_id, added_at) VALUES (?1, ?2, ?3)",
         params![&cert[..], client, now.as_secs()],
     )
-    .map_err(|e| match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::ConstraintViolation) => RegisterError::CertificateTaken,
-        _ => unavailable(e).into(),
-    })?;
+    .map_err(taken_or_unavailable)?;
     tx.commit().map_err(unavailable)?;
     Ok(())
 }
@@ -203,14 +215,7 @@ fn add_certificate_in(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(unavailable)?;
-    let (revoked, owner): (Option<i64>, Option<String>) = tx
-        .prepare_cached(
-            "SELECT (SELECT revoked FROM clients WHERE client_id = ?1), \
-                    (SELECT client_id FROM client_certificates WHERE thumbprint = ?2)",
-        )
-        .map_err(unavailable)?
-        .query_row(params![client, &cert[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(unavailable)?;
+    let (revoked, owner) = client_and_owner(&tx, client, cert)?;
     match (revoked, owner) {
         (None, _) => return Err(RegisterError::NotRegistered),
         (Some(r), _) if r != 0 => return Err(RegisterError::Revoked),
@@ -222,10 +227,7 @@ fn add_certificate_in(
         "INSERT INTO client_certificates (thumbprint, client_id, added_at) VALUES (?1, ?2, ?3)",
         params![&cert[..], client, now.as_secs()],
     )
-    .map_err(|e| match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::ConstraintViolation) => RegisterError::CertificateTaken,
-        _ => unavailable(e).into(),
-    })?;
+    .map_err(taken_or_unavailable)?;
     tx.commit().map_err(unavailable)?;
     Ok(())
 }

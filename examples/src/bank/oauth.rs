@@ -22,6 +22,7 @@ use fapi_core::client_auth::{AssertionContext, Endpoint, UnverifiedClientAsserti
 use fapi_core::id_token::{IdTokenContent, IdTokenIssuer};
 use fapi_core::AuthenticatedClient;
 use fapi_core::ErrorCode;
+use fapi_core::UnixTime;
 use fapi_core::{ClientId, CodeVerifier, Scope};
 use fapi_mtls_binding::directory::{
     authenticate_by_certificate, ensure_client_certificate, Holding,
@@ -158,16 +159,14 @@ pub(crate) async fn authenticate<'f>(
                 .record_jti(&*state.replay, now)
                 .await
                 .map_err(fail("client_assertion_replay"))?;
-            let holding = ensure_client_certificate(
+            hold_certificate(
+                state,
                 certificate,
                 &metadata,
-                &state.trust,
-                state.registry.tpp_registry(),
+                "certificate_not_registered",
                 now,
             )
-            .await
-            .map_err(fail("certificate_not_registered"))?;
-            audit_holding(state, client.client_id(), certificate, holding).await?;
+            .await?;
             (client, registration)
         }
         (None, None) => {
@@ -201,16 +200,14 @@ pub(crate) async fn authenticate<'f>(
             )
             .await
             .map_err(fail("client_certificate"))?;
-            let holding = ensure_client_certificate(
+            hold_certificate(
+                state,
                 certificate,
                 &metadata,
-                &state.trust,
-                state.registry.tpp_registry(),
+                "certificate_not_registered",
                 now,
             )
-            .await
-            .map_err(fail("certificate_not_registered"))?;
-            audit_holding(state, client.client_id(), certificate, holding).await?;
+            .await?;
             (client, registration)
         }
         _ => {
@@ -229,17 +226,33 @@ pub(crate) async fn authenticate<'f>(
     })
 }
 
-/// Records a certificate the client's registration just admitted (a
-/// rotation) in the audit trail. If the record fails, the request fails
-/// (`server_error`) though the certificate stays the client's: the
-/// certificate's first successful use is then not in the trail, which says
-/// so by its absence rather than by a false entry.
-pub(crate) async fn audit_holding(
+/// The connection's certificate must be one the client holds or one its
+/// registration admits ([`ensure_client_certificate`], which records an
+/// admitted one); an admission (a rotation) is audited. A refusal is
+/// counted under `reason`.
+///
+/// If the audit record fails, the request fails (`server_error`) though
+/// the certificate stays the client's: its first use is then missing from
+/// the trail, which says so by its absence rather than by a false entry.
+pub(crate) async fn hold_certificate(
     state: &BankState,
-    client: &ClientId,
     certificate: &PresentedCertificate,
-    holding: Holding,
+    metadata: &fapi_core::client::ClientMetadata,
+    reason: &'static str,
+    now: UnixTime,
 ) -> Result<(), OAuthFailure> {
+    let holding = ensure_client_certificate(
+        certificate,
+        metadata,
+        &state.trust,
+        state.registry.tpp_registry(),
+        now,
+    )
+    .await
+    .map_err(|e| {
+        auth_failure(reason);
+        OAuthFailure::from_error(&e)
+    })?;
     if holding != Holding::Added {
         return Ok(());
     }
@@ -247,9 +260,15 @@ pub(crate) async fn audit_holding(
         AuditAction::CertificateAdded {
             thumbprint: certificate.certificate().thumbprint().to_b64url(),
         },
-        state.now(),
+        now,
     );
-    event.client_id = Some(client.clone());
+    event.client_id = Some(metadata.client_id().clone());
+    append_audit(state, event).await
+}
+
+/// Appends `event` for a change that has taken effect; if it cannot be
+/// recorded the client is told to retry (`server_error`).
+pub(crate) async fn append_audit(state: &BankState, event: AuditEvent) -> Result<(), OAuthFailure> {
     state
         .audit
         .append(event)

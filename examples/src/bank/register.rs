@@ -43,7 +43,6 @@ use fapi_core::crypto::CryptoProvider;
 use fapi_core::jose::{ExpectedType, JwsPolicy, UnverifiedJws};
 use fapi_core::jwk::{JwkSet, KeySet};
 use fapi_core::{ClientId, ErrorCode};
-use fapi_mtls_binding::directory::ensure_client_certificate;
 use fapi_mtls_binding::dn::{AttributeValue, DistinguishedName};
 use fapi_mtls_binding::{ClientCertificate, PresentedCertificate};
 use serde_json::{json, Value};
@@ -451,12 +450,34 @@ async fn audit_change(
     );
     event.client_id = Some(client.clone());
     event.request_sha256 = request.map(|r| fapi_core::encoding::b64url_encode(&Sha256::digest(r)));
-    state
-        .audit
-        .append(event)
-        .await
-        .map(|_| ())
-        .map_err(|_| OAuthFailure::new(ErrorCode::ServerError, "audit trail unavailable"))
+    super::oauth::append_audit(state, event).await
+}
+
+/// Onboards a verified registration as `bank tpp onboard` does, and
+/// audits it as `change` (`registered` or `updated`) with the hash of the
+/// request `body` that made it; the registration as stored.
+async fn store(
+    state: &BankState,
+    registration: &Registration,
+    certificate: &ClientCertificate,
+    change: &str,
+    body: &[u8],
+) -> Result<Registration, OAuthFailure> {
+    let stored = onboard(
+        &state.registry,
+        registration,
+        certificate,
+        &state.trust,
+        &*state.scheme_directory.provider,
+        state.profile,
+        state.now(),
+    )
+    .await
+    .map_err(onboarding_failed)?;
+    tracing::info!(client_id = %stored.client_id, change, "client registration changed");
+    let id = ClientId::try_from(stored.client_id.as_str()).map_err(|_| store_failed())?;
+    audit_change(state, &id, change, Some(body)).await?;
+    Ok(stored)
 }
 
 fn onboarding_failed(e: OnboardingError) -> OAuthFailure {
@@ -494,19 +515,7 @@ pub(crate) async fn register(
     }
     let token = fapi_core::random::token(32).map_err(|_| store_failed())?;
     registration.registration_access_token_sha256 = Some(token_hash(&token));
-    let stored = onboard(
-        &state.registry,
-        &registration,
-        &certificate,
-        &state.trust,
-        &*state.scheme_directory.provider,
-        state.profile,
-        state.now(),
-    )
-    .await
-    .map_err(onboarding_failed)?;
-    tracing::info!(client_id = %stored.client_id, "client registered dynamically");
-    audit_change(&state, &id, "registered", Some(&body)).await?;
+    let stored = store(&state, &registration, &certificate, "registered", &body).await?;
     let mut body = client_information(&state, &stored, Some(&token));
     if let Some(obj) = body.as_object_mut() {
         obj.insert("client_id_issued_at".into(), json!(state.now().as_secs()));
@@ -562,19 +571,14 @@ async fn managed(
         .clients
         .metadata(&registered.registration)
         .map_err(|_| store_failed())?;
-    let holding = ensure_client_certificate(
+    super::oauth::hold_certificate(
+        state,
         certificate,
         &metadata,
-        &state.trust,
-        state.registry.tpp_registry(),
+        "registration_certificate",
         state.now(),
     )
-    .await
-    .map_err(|e| {
-        auth_failure("registration_certificate");
-        OAuthFailure::from_error(&e)
-    })?;
-    super::oauth::audit_holding(state, metadata.client_id(), certificate, holding).await?;
+    .await?;
     Ok(registered.registration)
 }
 
@@ -609,20 +613,7 @@ pub(crate) async fn update(
         ));
     }
     registration.registration_access_token_sha256 = current.registration_access_token_sha256;
-    let stored = onboard(
-        &state.registry,
-        &registration,
-        &certificate,
-        &state.trust,
-        &*state.scheme_directory.provider,
-        state.profile,
-        state.now(),
-    )
-    .await
-    .map_err(onboarding_failed)?;
-    tracing::info!(client_id = %stored.client_id, "client registration updated");
-    let id = ClientId::try_from(stored.client_id.as_str()).map_err(|_| store_failed())?;
-    audit_change(&state, &id, "updated", Some(&body)).await?;
+    let stored = store(&state, &registration, &certificate, "updated", &body).await?;
     Ok(answer(
         StatusCode::OK,
         client_information(&state, &stored, None),
